@@ -1,0 +1,14 @@
+package io.strata.core.chunk;
+
+import java.io.IOException;
+
+/** A chunk's bytes do not match its digest, or do not decompress: the read that needs it fails. */
+public final class ChunkCorruptedException extends IOException {
+    public ChunkCorruptedException(String message) {
+        super(message);
+    }
+
+    public ChunkCorruptedException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

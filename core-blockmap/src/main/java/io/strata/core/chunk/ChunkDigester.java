@@ -1,0 +1,37 @@
+package io.strata.core.chunk;
+
+import io.strata.core.image.DigestAlgorithm;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import org.bouncycastle.crypto.digests.Blake3Digest;
+
+/** Computes a chunk's digest (blake3 or sha256 over the uncompressed bytes). One per thread. */
+final class ChunkDigester {
+    private final Blake3Digest blake3 = new Blake3Digest(256);
+    private final MessageDigest sha256;
+    private final byte[] out = new byte[32];
+
+    ChunkDigester() {
+        try {
+            sha256 = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK lacks SHA-256", e);
+        }
+    }
+
+    /** True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. */
+    boolean matches(DigestAlgorithm algorithm, byte[] data, int length, byte[] expected, int at) {
+        if (algorithm == DigestAlgorithm.BLAKE3) {
+            blake3.update(data, 0, length);
+            blake3.doFinal(out, 0);
+        } else {
+            sha256.update(data, 0, length);
+            try {
+                sha256.digest(out, 0, 32);
+            } catch (java.security.DigestException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return java.util.Arrays.equals(out, 0, 32, expected, at, at + 32);
+    }
+}

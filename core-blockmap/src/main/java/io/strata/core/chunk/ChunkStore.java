@@ -1,0 +1,239 @@
+package io.strata.core.chunk;
+
+import io.strata.core.blob.Blob;
+import io.strata.core.blob.BlobSource;
+import io.strata.core.blob.MissingBlobsException;
+import io.strata.core.buffer.NativeBuffer;
+import io.strata.core.image.BlobTableEntry;
+import io.strata.core.image.Compression;
+import io.strata.core.image.DigestAlgorithm;
+import io.strata.core.image.RafsImage;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLongArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The chunks of an image's blobs: where each one is, how to decompress and verify it, and the cache
+ * that holds it uncompressed. A chunk's digest is checked the first time it is loaded; a mismatch
+ * fails only the reads that need that chunk.
+ */
+public final class ChunkStore implements Closeable {
+    private static final Logger LOG = LoggerFactory.getLogger(ChunkStore.class);
+
+    private final ChunkTable[] tables;
+    private final Blob[] blobs;
+    /** Each blob's local file, or null when the blob is not a local file; looked up once. */
+    private final FileChannel[] files;
+    private final Compression[] compression;
+    private final DigestAlgorithm[] digest;
+    /** Stored chunks whose digest has been checked, one bit per chunk: they may then go zero-copy. */
+    private final AtomicLongArray[] verifiedStored;
+    private final ChunkCache cache;
+    private final int stagingSize;
+    private final ThreadLocal<Workspace> workspace;
+    private final ConcurrentLinkedQueue<Workspace> workspaces = new ConcurrentLinkedQueue<>();
+    private final ChunkCache.Loader loader = this::loadChunk;
+
+    private ChunkStore(ChunkTable[] tables, Blob[] blobs, Compression[] compression, DigestAlgorithm[] digest,
+                       long cacheBytes, int slotSize) {
+        this.tables = tables;
+        this.blobs = blobs;
+        this.files = new FileChannel[blobs.length];
+        for (int b = 0; b < blobs.length; b++) {
+            files[b] = blobs[b].fileChannel().orElse(null);
+        }
+        this.compression = compression;
+        this.digest = digest;
+        this.verifiedStored = new AtomicLongArray[tables.length];
+        int[] counts = new int[tables.length];
+        int staging = 4096;
+        for (int b = 0; b < tables.length; b++) {
+            counts[b] = tables[b].size();
+            verifiedStored[b] = new AtomicLongArray((tables[b].size() + 63) / 64);
+            staging = Math.max(staging, tables[b].maxCompressedSize());
+        }
+        this.stagingSize = staging;
+        this.cache = new ChunkCache(cacheBytes, slotSize, counts);
+        this.workspace = ThreadLocal.withInitial(this::newWorkspace);
+    }
+
+    /**
+     * Opens every blob the image names. Fails with the full list of missing blob ids, or with the
+     * first blob that is shorter than its chunks need.
+     */
+    public static ChunkStore open(RafsImage image, BlobSource source, long cacheBytes) throws IOException {
+        List<BlobTableEntry> entries = image.blobs();
+        List<String> missing = new ArrayList<>();
+        for (BlobTableEntry e : entries) {
+            if (!source.exists(e.blobId())) {
+                missing.add(e.blobId());
+            }
+        }
+        if (!missing.isEmpty()) {
+            throw new MissingBlobsException(source.describe(), missing);
+        }
+        int n = entries.size();
+        ChunkTable[] tables = new ChunkTable[n];
+        Blob[] blobs = new Blob[n];
+        Compression[] compression = new Compression[n];
+        DigestAlgorithm[] digest = new DigestAlgorithm[n];
+        int slotSize = 4096;
+        try {
+            for (int b = 0; b < n; b++) {
+                BlobTableEntry e = entries.get(b);
+                tables[b] = ChunkTable.build(image, b);
+                compression[b] = e.compression();
+                digest[b] = e.digest();
+                slotSize = (int) Math.max(slotSize, e.chunkSize());
+                blobs[b] = source.open(e.blobId());
+                long need = tables[b].compressedEnd();
+                if (blobs[b].size() < need) {
+                    throw new IOException("blob " + e.blobId() + " in " + source.describe() + " is truncated: "
+                            + blobs[b].size() + " bytes, its chunks need " + need);
+                }
+            }
+        } catch (IOException | RuntimeException ex) {
+            for (Blob blob : blobs) {
+                if (blob != null) {
+                    try {
+                        blob.close();
+                    } catch (IOException suppressed) {
+                        ex.addSuppressed(suppressed);
+                    }
+                }
+            }
+            throw ex;
+        }
+        return new ChunkStore(tables, blobs, compression, digest, cacheBytes, slotSize);
+    }
+
+    public int blobCount() {
+        return tables.length;
+    }
+
+    public ChunkTable table(int blob) {
+        return tables[blob];
+    }
+
+    /** The local file of a blob, for zero-copy transfer of stored chunks; null if it has none. */
+    public FileChannel fileOf(int blob) {
+        return files[blob];
+    }
+
+    /** True for a stored (uncompressed) chunk whose digest was already checked. */
+    public boolean isVerifiedStored(int blob, int chunk) {
+        return (verifiedStored[blob].get(chunk >>> 6) & (1L << chunk)) != 0;
+    }
+
+    /** The chunk, uncompressed and verified, pinned in the cache until {@link #release}. */
+    public ChunkCache.Entry acquire(int blob, int chunk) throws IOException {
+        return cache.acquire(blob, chunk, loader);
+    }
+
+    public void release(ChunkCache.Entry entry) {
+        cache.release(entry);
+    }
+
+    public CacheStats stats() {
+        return cache.stats();
+    }
+
+    public ChunkCache cache() {
+        return cache;
+    }
+
+    private int loadChunk(int blob, int chunk, NativeBuffer slot) throws IOException {
+        ChunkTable t = tables[blob];
+        Workspace ws = workspace.get();
+        int csize = t.compressedSize(chunk);
+        int usize = t.uncompressedSize(chunk);
+        ByteBuffer staging = ws.staging.view();
+        staging.clear().limit(csize);
+        blobs[blob].readFully(staging, t.compressedOffset(chunk));
+        Compression algo = t.isCompressed(chunk) ? compression[blob] : Compression.NONE;
+        int produced;
+        try {
+            produced = ws.decompressor(algo).decompress(staging, csize, slot.view(), slot.capacity());
+        } catch (IOException e) {
+            throw corrupted(t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
+        }
+        if (produced != usize) {
+            throw corrupted(t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
+        }
+        slot.view().get(0, ws.digestInput, 0, usize);
+        if (!ws.digester.matches(digest[blob], ws.digestInput, usize, t.digests(), t.digestOffset(chunk))) {
+            throw corrupted(t, chunk, digest[blob].cliName() + " digest mismatch", null);
+        }
+        if (algo == Compression.NONE) {
+            verifiedStored[blob].getAndUpdate(chunk >>> 6, w -> w | (1L << chunk));
+        }
+        return usize;
+    }
+
+    private static ChunkCorruptedException corrupted(ChunkTable t, int chunk, String why, Throwable cause) {
+        String msg = "blob " + t.blobId() + " chunk " + chunk + " (uncompressed offset 0x"
+                + Long.toHexString(t.uncompressedOffset(chunk)) + ", compressed offset 0x"
+                + Long.toHexString(t.compressedOffset(chunk)) + "): " + why;
+        LOG.error("corrupt chunk: {}", msg);
+        return new ChunkCorruptedException(msg, cause);
+    }
+
+    private Workspace newWorkspace() {
+        Workspace ws = new Workspace(NativeBuffer.allocate(stagingSize), new byte[cache.slotSize()]);
+        workspaces.add(ws);
+        return ws;
+    }
+
+    /** Per-thread scratch state for loading chunks: allocated once per thread, reused for every miss. */
+    private static final class Workspace {
+        final NativeBuffer staging;
+        final byte[] digestInput;
+        final ChunkDigester digester = new ChunkDigester();
+        final Map<Compression, Decompressor> decompressors = new EnumMap<>(Compression.class);
+
+        Workspace(NativeBuffer staging, byte[] digestInput) {
+            this.staging = staging;
+            this.digestInput = digestInput;
+        }
+
+        Decompressor decompressor(Compression c) {
+            Decompressor d = decompressors.get(c);
+            if (d == null) {
+                d = Decompressor.forAlgorithm(c);
+                decompressors.put(c, d);
+            }
+            return d;
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        IOException first = null;
+        for (Blob b : blobs) {
+            try {
+                b.close();
+            } catch (IOException e) {
+                if (first == null) {
+                    first = e;
+                }
+            }
+        }
+        cache.close();
+        Workspace ws;
+        while ((ws = workspaces.poll()) != null) {
+            ws.staging.close();
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+}

@@ -1,0 +1,87 @@
+package io.strata.core.device;
+
+import io.strata.core.chunk.CacheStats;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import io.strata.core.buffer.NativeBuffer;
+
+/** A read-only block device as the transports see it: a size and a way to resolve byte ranges. */
+public interface BlockDevice extends Closeable {
+    /** Size in bytes. */
+    long size();
+
+    /** The block size the device prefers (4096 for every Strata device). */
+    default int blockSize() {
+        return 4096;
+    }
+
+    /**
+     * Resolves {@code [offset, offset+length)} into segments, handed to {@code sink} in order.
+     *
+     * @throws OutOfRangeException when the range is not inside the device
+     * @throws IOException when a chunk the range needs cannot be read or fails its digest check
+     */
+    void resolve(long offset, long length, SegmentSink sink) throws IOException;
+
+    /** Reads {@code dst.remaining()} bytes from {@code offset} into {@code dst}, advancing it. */
+    default void read(long offset, ByteBuffer dst) throws IOException {
+        resolve(offset, dst.remaining(), new CopyingSink(dst));
+    }
+
+    /** Counters of the chunk cache behind this device, if it has one. */
+    default CacheStats cacheStats() {
+        return CacheStats.NONE;
+    }
+
+    /** One line naming what the device serves, for logs. */
+    String describe();
+
+    /** Throws when the range is not inside a device of {@code size} bytes. */
+    static void checkRange(long offset, long length, long size) throws OutOfRangeException {
+        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+            throw new OutOfRangeException(offset, length, size);
+        }
+    }
+
+    /** The sink behind {@link #read}: copies every segment into a ByteBuffer. */
+    final class CopyingSink implements SegmentSink {
+        private final ByteBuffer dst;
+
+        public CopyingSink(ByteBuffer dst) {
+            this.dst = dst;
+        }
+
+        @Override
+        public void file(FileChannel file, long position, long length) throws IOException {
+            int end = dst.position() + (int) length;
+            int oldLimit = dst.limit();
+            dst.limit(end);
+            long pos = position;
+            while (dst.hasRemaining()) {
+                int n = file.read(dst, pos);
+                if (n < 0) {
+                    throw new IOException("file ends at " + pos + " inside a segment");
+                }
+                pos += n;
+            }
+            dst.limit(oldLimit);
+        }
+
+        @Override
+        public void memory(NativeBuffer buffer, int offset, int length) {
+            buffer.copyTo(offset, dst, length);
+        }
+
+        @Override
+        public void zeros(long length) {
+            int n = (int) length;
+            int at = dst.position();
+            for (int i = 0; i < n; i++) {
+                dst.put(at + i, (byte) 0);
+            }
+            dst.position(at + n);
+        }
+    }
+}
