@@ -1,0 +1,73 @@
+package io.strata.cli;
+
+import java.io.PrintStream;
+
+/**
+ * Progress for long work: a redrawn bar on a terminal, a plain line every few seconds otherwise
+ * (logs and CI), and always a final line.
+ */
+final class ProgressBar implements AutoCloseable {
+    private static final long LINE_INTERVAL_NANOS = 5_000_000_000L;
+    private static final long REDRAW_INTERVAL_NANOS = 100_000_000L;
+    private final String label;
+    private final PrintStream err;
+    private final boolean terminal;
+    private long lastPrint;
+    private long lastDone;
+    private long lastTotal;
+    private final long start = System.nanoTime();
+
+    private ProgressBar(String label, PrintStream err, boolean terminal) {
+        this.label = label;
+        this.err = err;
+        this.terminal = terminal;
+        this.lastPrint = start;
+    }
+
+    static ProgressBar forStderr(String label) {
+        return new ProgressBar(label, System.err, System.console() != null);
+    }
+
+    void update(long done, long total) {
+        lastDone = done;
+        lastTotal = total;
+        long now = System.nanoTime();
+        if (now - lastPrint < (terminal ? REDRAW_INTERVAL_NANOS : LINE_INTERVAL_NANOS)) {
+            return;
+        }
+        lastPrint = now;
+        if (terminal) {
+            err.print("\r" + render(done, total));
+        } else {
+            err.println(label + ": " + percent(done, total) + "% (" + mib(done) + " of " + mib(total) + " MiB)");
+        }
+        err.flush();
+    }
+
+    private String render(long done, long total) {
+        int width = 40;
+        int filled = total == 0 ? width : (int) (width * done / total);
+        return label + " [" + "#".repeat(filled) + " ".repeat(width - filled) + "] " + percent(done, total) + "% "
+                + mib(done) + "/" + mib(total) + " MiB";
+    }
+
+    private static long percent(long done, long total) {
+        return total == 0 ? 100 : 100 * done / total;
+    }
+
+    private static String mib(long bytes) {
+        return String.format("%.1f", bytes / 1048576.0);
+    }
+
+    @Override
+    public void close() {
+        double secs = (System.nanoTime() - start) / 1e9;
+        String summary = label + ": " + percent(lastDone, lastTotal) + "% (" + mib(lastDone) + " MiB in "
+                + String.format("%.2f", secs) + " s)";
+        if (terminal) {
+            err.print("\r" + render(lastDone, lastTotal) + "\n");
+        }
+        err.println(summary);
+        err.flush();
+    }
+}

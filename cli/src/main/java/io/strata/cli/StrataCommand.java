@@ -1,0 +1,29 @@
+package io.strata.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code strata} command: one subcommand per job, each in its own class. */
+@Command(name = "strata",
+        mixinStandardHelpOptions = true,
+        versionProvider = StrataCommand.Version.class,
+        description = "Serve container images (Nydus RAFS v6 / EROFS) as flat block devices.",
+        subcommands = {InspectCommand.class, ExportCommand.class, CommandLine.HelpCommand.class})
+public final class StrataCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
+    }
+
+    /** Reports the version from the jar manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = StrataCommand.class.getPackage().getImplementationVersion();
+            return new String[] {"strata " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

@@ -1,0 +1,131 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.strata.core.testing.Fixtures;
+import io.strata.core.testing.HostTools;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Runs the real launcher, bin/strata, as a user would, on the JDK the build runs on. */
+class CliIT {
+    @TempDir
+    Path tmp;
+
+    record Run(int code, String out, String err) {
+    }
+
+    static Path home() {
+        String h = System.getenv("STRATA_HOME");
+        return h != null ? Paths.get(h) : Paths.get("..").toAbsolutePath().normalize();
+    }
+
+    Run strata(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(home().resolve("bin/strata").toString());
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        Path out = tmp.resolve("stdout");
+        Path err = tmp.resolve("stderr");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+        Process p = pb.start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata " + String.join(" ", args) + " timed out");
+        return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void helpForEveryCommand() throws Exception {
+        Run top = strata("--help");
+        assertEquals(0, top.code());
+        assertTrue(top.out().contains("inspect") && top.out().contains("export"), top.out());
+        for (String c : List.of("inspect", "export")) {
+            Run r = strata(c, "--help");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().startsWith("Usage: strata " + c), r.out());
+        }
+    }
+
+    @Test
+    void inspectJsonDescribesTheFixture() throws Exception {
+        Run r = strata("inspect", Fixtures.nydusBootstrap().toString(), "--json");
+        assertEquals(0, r.code(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertEquals(0x209, j.get("flat_device_blocks").asLong());
+        JsonNode blob = j.get("blobs").get(0);
+        assertEquals(Fixtures.NYDUS_BLOB_ID, blob.get("id").asText());
+        assertEquals(512, blob.get("mapped_blkaddr").asLong());
+        assertEquals("zstd", blob.get("compression").asText());
+        assertEquals(2, j.get("chunks").get("unique").asLong());
+    }
+
+    @Test
+    void exportWithNydusVerityMatchesNydus() throws Exception {
+        Path out = tmp.resolve("disk.raw");
+        Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString(),
+                "-o", out.toString(), "--verity");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("root hash: "), r.out());
+        assertTrue(r.err().contains("export: 100%"), "progress is reported: " + r.err());
+        String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out)));
+        assertEquals(Fixtures.NYDUS_VERITY_EXPORT_SHA256, sha);
+    }
+
+    @Test
+    void exportVeritysetupPrintsACommandThatVerifies() throws Exception {
+        HostTools.requireTool("veritysetup", "cryptsetup-bin");
+        Path out = tmp.resolve("v.raw");
+        Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-o", out.toString(), "--verity=veritysetup");
+        assertEquals(0, r.code(), r.err());
+        String line = r.out().lines().filter(l -> l.startsWith("verify with: ")).findFirst().orElseThrow();
+        HostTools.run(List.of(line.substring("verify with: ".length()).split(" ")));
+    }
+
+    @Test
+    void badArgumentsPrintOneLineAndExit2() throws Exception {
+        for (String[] args : List.of(
+                new String[] {"export", Fixtures.nydusBootstrap().toString()},
+                new String[] {"export", "/does/not/exist", "-o", tmp.resolve("o").toString()},
+                new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("o").toString(), "--verity=md5"},
+                new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("o").toString(), "--cache-size", "lots"},
+                new String[] {"inspect"},
+                new String[] {"frobnicate"})) {
+            Run r = strata(args);
+            assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+            assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+            assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        }
+    }
+
+    @Test
+    void brokenImagesFailWithOneLineAndExit1() throws Exception {
+        Path blobs = Files.createDirectories(tmp.resolve("empty-blobs"));
+        Run missing = strata("export", Fixtures.nydusBootstrap().toString(), "-D", blobs.toString(), "-o", tmp.resolve("o").toString());
+        assertEquals(1, missing.code(), missing.err());
+        assertTrue(missing.err().contains("missing 1 blob(s)") && missing.err().contains(Fixtures.NYDUS_BLOB_ID), missing.err());
+        assertEquals(1, missing.err().strip().lines().count(), missing.err());
+        assertFalse(Files.exists(tmp.resolve("o")), "no output left behind");
+
+        Path bad = tmp.resolve("bad.boot");
+        byte[] b = Files.readAllBytes(Fixtures.nydusBootstrap());
+        b[1024] = 0;
+        Files.write(bad, b);
+        Run r = strata("inspect", bad.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("superblock.magic"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+    }
+}
