@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the host tools Strata's tests and demo use (Debian bookworm). Idempotent; needs root.
+# Java 17 and Maven come with the machine; this adds the real peers the tests check against.
+set -euo pipefail
+
+packages=(
+  cryptsetup-bin   # veritysetup: checks exported dm-verity trees
+  erofs-utils      # mkfs.erofs: plain EROFS images for --raw sources
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# The mount tests need EROFS and loop devices in the running kernel.
+grep -qw erofs /proc/filesystems || modprobe erofs 2>/dev/null || true
+[ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true
