@@ -30,6 +30,17 @@ public interface BlockDevice extends Closeable {
         resolve(offset, dst.remaining(), new CopyingSink(dst));
     }
 
+    /**
+     * Maps {@code [offset, offset+length)} into data and hole runs without reading any data (for
+     * NBD's {@code base:allocation}). A device that cannot tell reports everything as data.
+     */
+    default void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
+        checkRange(offset, length, size());
+        if (length > 0) {
+            sink.run(length, false);
+        }
+    }
+
     /** Counters of the chunk cache behind this device, if it has one. */
     default CacheStats cacheStats() {
         return CacheStats.NONE;

@@ -180,6 +180,49 @@ public final class FlatDevice implements BlockDevice {
         }
     }
 
+    /**
+     * Holes are the gaps between the bootstrap and the blobs and the unmapped parts of a blob's space;
+     * a chunk, its 4 KiB padding included, is data.
+     */
+    @Override
+    public void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
+        BlockDevice.checkRange(offset, length, size);
+        long pos = offset;
+        long end = offset + length;
+        int e = firstExtentEndingAfter(pos);
+        while (pos < end) {
+            long runEnd;
+            boolean hole;
+            if (e >= extentStart.length || pos < extentStart[e]) {
+                runEnd = e < extentStart.length ? Math.min(extentStart[e], end) : end;
+                hole = true;
+            } else if (extentBlob[e] == BOOTSTRAP) {
+                runEnd = Math.min(extentEnd[e], end);
+                hole = false;
+            } else {
+                ChunkTable t = chunks.table(extentBlob[e]);
+                long local = pos - extentStart[e];
+                int c = t.find(local);
+                long localEnd;
+                if (c >= 0) {
+                    localEnd = t.uncompressedOffset(c) + ((t.uncompressedSize(c) + BLOCK - 1) & -BLOCK);
+                    hole = false;
+                } else {
+                    localEnd = t.nextChunkStart(local);
+                    hole = true;
+                }
+                runEnd = Math.min(Math.min(extentEnd[e], end), localEnd == Long.MAX_VALUE ? Long.MAX_VALUE : extentStart[e] + localEnd);
+            }
+            if (!sink.run(runEnd - pos, hole)) {
+                return;
+            }
+            pos = runEnd;
+            if (e < extentEnd.length && pos >= extentEnd[e]) {
+                e++;
+            }
+        }
+    }
+
     @Override
     public CacheStats cacheStats() {
         return chunks.stats();

@@ -139,6 +139,42 @@ class FlatDeviceTest {
     }
 
     @Test
+    void allocationMapAgreesWithTheBytes() throws IOException {
+        byte[] expected = img.expectedDevice();
+        try (FlatDevice dev = open(1 << 20)) {
+            List<long[]> runs = new ArrayList<>();
+            dev.mapAllocation(0, dev.size(), (len, hole) -> {
+                runs.add(new long[] {len, hole ? 1 : 0});
+                return true;
+            });
+            long pos = 0;
+            int holes = 0;
+            for (long[] r : runs) {
+                assertTrue(r[0] > 0);
+                if (r[1] == 1) {
+                    holes++;
+                    for (long i = pos; i < pos + r[0]; i++) {
+                        assertEquals(0, expected[(int) i], "hole byte at " + i);
+                    }
+                }
+                pos += r[0];
+            }
+            assertEquals(dev.size(), pos);
+            // The gap after the bootstrap, the gap between the blobs, and the two holes between chunks.
+            assertEquals(4, holes, "holes: " + runs.stream().map(java.util.Arrays::toString).toList());
+            // A sub-range starting inside a hole reports it first.
+            long holeStart = img.blobOffsets().get(0) + img.chunks().get(0).get(1).uncompressedOffset() - 4096;
+            List<Boolean> first = new ArrayList<>();
+            dev.mapAllocation(holeStart, 8192, (len, hole) -> {
+                first.add(hole);
+                assertEquals(4096, len);
+                return first.size() < 2;
+            });
+            assertEquals(List.of(true, false), first);
+        }
+    }
+
+    @Test
     void cacheCountsHitsAndMissesAndStaysBounded() throws IOException {
         // 8 slots hold all 6 chunks that go through the cache (4 compressed, 2 stored on first touch).
         try (FlatDevice dev = open(8 * 65536)) {
