@@ -1,0 +1,36 @@
+package io.strata.nbd;
+
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The exports one server offers, by name. The default export answers the empty name, as nbdkit's
+ * and qemu-nbd's do, so {@code nbd://host} and {@code nbd+unix:///?socket=...} need no name.
+ */
+public final class ExportRegistry {
+    private final Map<String, Export> byName = new LinkedHashMap<>();
+    private Export defaultExport;
+
+    public synchronized void add(Export e, boolean isDefault) {
+        if (byName.containsKey(e.name())) {
+            throw new IllegalArgumentException("export '" + e.name() + "' is defined twice");
+        }
+        byName.put(e.name(), e);
+        if (isDefault || defaultExport == null) {
+            defaultExport = e;
+        }
+    }
+
+    /** The export for a client's name; the empty name means the default export. Null if none. */
+    public synchronized Export find(String name) {
+        if (name.isEmpty()) {
+            return defaultExport;
+        }
+        return byName.get(name);
+    }
+
+    public synchronized Collection<Export> all() {
+        return java.util.List.copyOf(byName.values());
+    }
+}

@@ -1,0 +1,250 @@
+package io.strata.nbd;
+
+import static io.strata.nbd.NbdProtocol.*;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * The fixed-newstyle negotiation phase for one connection: greeting, then options until the client
+ * enters transmission (GO or EXPORT_NAME) or leaves (ABORT). Unknown options are answered
+ * NBD_REP_ERR_UNSUP; malformed ones NBD_REP_ERR_INVALID; an option too long to be real ends the
+ * connection after NBD_REP_ERR_TOO_BIG (reading 4 GiB of garbage to resynchronise is not worth it).
+ */
+final class Handshake {
+    /** Transmission flags every Strata export has: read-only, and safe for many connections. */
+    static final int TRANSMISSION_FLAGS = TFLAG_HAS_FLAGS | TFLAG_READ_ONLY | TFLAG_SEND_FLUSH
+            | TFLAG_CAN_MULTI_CONN | TFLAG_SEND_CACHE;
+    private static final int OPTION_HEADER = 16;
+
+    private final ByteChannel ch;
+    private final ExportRegistry exports;
+    private final ByteBuffer small = ByteBuffer.allocate(256);
+    private boolean noZeroes;
+    private boolean structured;
+    private boolean allocation;
+    /** The export the last SET_META_CONTEXT named; contexts apply only to that export. */
+    private String metaExport;
+
+    Handshake(ByteChannel ch, ExportRegistry exports) {
+        this.ch = ch;
+        this.exports = exports;
+    }
+
+    /** Runs the negotiation; returns null when the client aborted cleanly. */
+    Negotiated run() throws IOException {
+        ByteBuffer greet = ByteBuffer.allocate(18);
+        greet.putLong(NBDMAGIC).putLong(IHAVEOPT).putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip();
+        Wire.writeFully(ch, greet);
+        ByteBuffer cflags = ByteBuffer.allocate(4);
+        Wire.readFully(ch, cflags);
+        int clientFlags = cflags.getInt(0);
+        if ((clientFlags & ~(CLIENT_FLAG_FIXED_NEWSTYLE | CLIENT_FLAG_NO_ZEROES)) != 0) {
+            throw new NbdProtocolException("client flags 0x" + Integer.toHexString(clientFlags) + " include unknown bits");
+        }
+        noZeroes = (clientFlags & CLIENT_FLAG_NO_ZEROES) != 0;
+        ByteBuffer header = ByteBuffer.allocate(OPTION_HEADER);
+        for (;;) {
+            header.clear();
+            Wire.readFully(ch, header);
+            long magic = header.getLong(0);
+            int option = header.getInt(8);
+            long length = Integer.toUnsignedLong(header.getInt(12));
+            if (magic != IHAVEOPT) {
+                throw new NbdProtocolException("option magic 0x" + Long.toHexString(magic) + " is not IHAVEOPT");
+            }
+            if (length > MAX_OPTION_LENGTH) {
+                if (option != OPT_EXPORT_NAME) {
+                    reply(option, REP_ERR_TOO_BIG, ByteBuffer.allocate(0));
+                }
+                throw new NbdProtocolException(optionName(option) + " length " + length + " exceeds " + MAX_OPTION_LENGTH);
+            }
+            ByteBuffer data = ByteBuffer.allocate((int) length);
+            Wire.readFully(ch, data);
+            data.flip();
+            Negotiated done = handle(option, data);
+            if (done != null) {
+                return done == ABORTED ? null : done;
+            }
+        }
+    }
+
+    private static final Negotiated ABORTED = new Negotiated(null, false, false);
+
+    private Negotiated handle(int option, ByteBuffer data) throws IOException {
+        switch (option) {
+            case OPT_EXPORT_NAME: {
+                String name = StandardCharsets.UTF_8.decode(data).toString();
+                Export e = exports.find(name);
+                if (e == null) {
+                    // EXPORT_NAME has no error reply: the spec says to close the connection.
+                    throw new NbdProtocolException("EXPORT_NAME for unknown export '" + name + "'");
+                }
+                ByteBuffer out = ByteBuffer.allocate(10 + (noZeroes ? 0 : 124));
+                out.putLong(e.device().size()).putShort((short) TRANSMISSION_FLAGS).position(out.capacity()).flip();
+                Wire.writeFully(ch, out);
+                return new Negotiated(e, structured, allocation && name.equals(metaExport));
+            }
+            case OPT_ABORT:
+                reply(option, REP_ACK, ByteBuffer.allocate(0));
+                return ABORTED;
+            case OPT_LIST:
+                if (data.hasRemaining()) {
+                    return invalid(option, "LIST carries no data");
+                }
+                for (Export e : exports.all()) {
+                    byte[] name = e.name().getBytes(StandardCharsets.UTF_8);
+                    byte[] desc = e.description().getBytes(StandardCharsets.UTF_8);
+                    ByteBuffer b = ByteBuffer.allocate(4 + name.length + desc.length);
+                    b.putInt(name.length).put(name).put(desc).flip();
+                    reply(option, REP_SERVER, b);
+                }
+                reply(option, REP_ACK, ByteBuffer.allocate(0));
+                return null;
+            case OPT_INFO:
+            case OPT_GO:
+                return infoOrGo(option, data);
+            case OPT_STRUCTURED_REPLY:
+                if (data.hasRemaining()) {
+                    return invalid(option, "STRUCTURED_REPLY carries no data");
+                }
+                structured = true;
+                reply(option, REP_ACK, ByteBuffer.allocate(0));
+                return null;
+            case OPT_LIST_META_CONTEXT:
+            case OPT_SET_META_CONTEXT:
+                return metaContext(option, data);
+            default:
+                // STARTTLS included: Strata serves no TLS; a client requiring it stops here.
+                reply(option, REP_ERR_UNSUP, ByteBuffer.allocate(0));
+                return null;
+        }
+    }
+
+    private Negotiated infoOrGo(int option, ByteBuffer data) throws IOException {
+        if (data.remaining() < 6) {
+            return invalid(option, "too short");
+        }
+        int nameLen = data.getInt();
+        if (nameLen < 0 || nameLen > data.remaining() - 2) {
+            return invalid(option, "name length " + nameLen + " exceeds the option");
+        }
+        String name = utf8(data, nameLen);
+        int requests = Short.toUnsignedInt(data.getShort());
+        if (data.remaining() != requests * 2) {
+            return invalid(option, requests + " info requests do not match the option length");
+        }
+        boolean wantName = false;
+        boolean wantDescription = false;
+        for (int i = 0; i < requests; i++) {
+            int t = Short.toUnsignedInt(data.getShort());
+            wantName |= t == INFO_NAME;
+            wantDescription |= t == INFO_DESCRIPTION;
+        }
+        Export e = exports.find(name);
+        if (e == null) {
+            reply(option, REP_ERR_UNKNOWN, text("no export named '" + name + "'"));
+            return null;
+        }
+        ByteBuffer info = ByteBuffer.allocate(12);
+        info.putShort((short) INFO_EXPORT).putLong(e.device().size()).putShort((short) TRANSMISSION_FLAGS).flip();
+        reply(option, REP_INFO, info);
+        ByteBuffer bs = ByteBuffer.allocate(14);
+        bs.putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK).putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip();
+        reply(option, REP_INFO, bs);
+        if (wantName) {
+            byte[] n = e.name().getBytes(StandardCharsets.UTF_8);
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + n.length).putShort((short) INFO_NAME).put(n).flip());
+        }
+        if (wantDescription) {
+            byte[] d = e.description().getBytes(StandardCharsets.UTF_8);
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + d.length).putShort((short) INFO_DESCRIPTION).put(d).flip());
+        }
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+        if (option == OPT_GO) {
+            return new Negotiated(e, structured, allocation && name.equals(metaExport));
+        }
+        return null;
+    }
+
+    private Negotiated metaContext(int option, ByteBuffer data) throws IOException {
+        if (option == OPT_SET_META_CONTEXT && !structured) {
+            return invalid(option, "SET_META_CONTEXT before STRUCTURED_REPLY");
+        }
+        if (data.remaining() < 8) {
+            return invalid(option, "too short");
+        }
+        int nameLen = data.getInt();
+        if (nameLen < 0 || nameLen > data.remaining() - 4) {
+            return invalid(option, "export name length " + nameLen + " exceeds the option");
+        }
+        String name = utf8(data, nameLen);
+        int queries = data.getInt();
+        String[] q = new String[Math.max(0, Math.min(queries, 1024))];
+        if (queries < 0 || queries > q.length) {
+            return invalid(option, queries + " queries");
+        }
+        for (int i = 0; i < queries; i++) {
+            if (data.remaining() < 4) {
+                return invalid(option, "query " + i + " is cut off");
+            }
+            int len = data.getInt();
+            if (len < 0 || len > data.remaining()) {
+                return invalid(option, "query " + i + " length " + len + " exceeds the option");
+            }
+            q[i] = utf8(data, len);
+        }
+        if (data.hasRemaining()) {
+            return invalid(option, "trailing bytes after the queries");
+        }
+        if (exports.find(name) == null) {
+            reply(option, REP_ERR_UNKNOWN, text("no export named '" + name + "'"));
+            return null;
+        }
+        boolean matched = false;
+        if (queries == 0 && option == OPT_LIST_META_CONTEXT) {
+            matched = true;
+        }
+        for (String s : q) {
+            if (s.equals(BASE_ALLOCATION) || (option == OPT_LIST_META_CONTEXT && s.equals("base:"))) {
+                matched = true;
+            }
+        }
+        if (matched) {
+            byte[] n = BASE_ALLOCATION.getBytes(StandardCharsets.US_ASCII);
+            reply(option, REP_META_CONTEXT,
+                    ByteBuffer.allocate(4 + n.length).putInt(Negotiated.ALLOCATION_CONTEXT_ID).put(n).flip());
+        }
+        if (option == OPT_SET_META_CONTEXT) {
+            allocation = matched;
+            metaExport = name;
+        }
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+        return null;
+    }
+
+    private Negotiated invalid(int option, String why) throws IOException {
+        reply(option, REP_ERR_INVALID, text(optionName(option) + ": " + why));
+        return null;
+    }
+
+    private static String utf8(ByteBuffer data, int len) {
+        byte[] b = new byte[len];
+        data.get(b);
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    private static ByteBuffer text(String s) {
+        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** An option reply: magic u64, option u32, reply type u32, length u32, data. */
+    private void reply(int option, int type, ByteBuffer data) throws IOException {
+        small.clear();
+        small.putLong(OPTION_REPLY_MAGIC).putInt(option).putInt(type).putInt(data.remaining()).flip();
+        Wire.writeFully(ch, small);
+        Wire.writeFully(ch, data);
+    }
+}

@@ -1,0 +1,154 @@
+package io.strata.nbd;
+
+import static io.strata.nbd.NbdProtocol.*;
+
+import io.strata.core.buffer.NativeBuffer;
+import io.strata.core.device.SegmentSink;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.SocketChannel;
+
+/**
+ * Moves a resolved read onto a socket: file regions with {@code transferTo} (sendfile), cached chunk
+ * bytes copied through a direct buffer, zeros from a shared zero page (or as OFFSET_HOLE chunks when
+ * structured replies are on). One per worker thread, reused for every request it serves.
+ */
+final class ReplyWriter implements SegmentSink {
+    private static final int COPY_BUFFER = 256 << 10;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+
+    private final ByteBuffer header = ByteBuffer.allocateDirect(64);
+    private final ByteBuffer copy = ByteBuffer.allocateDirect(COPY_BUFFER);
+    private final ByteBuffer zeros = ZEROS.duplicate();
+    private SocketChannel socket;
+    private boolean structured;
+    private long cookie;
+    /** Device offset of the next segment (for OFFSET_DATA / OFFSET_HOLE chunks). */
+    private long offset;
+    long bytesSent;
+
+    private static final ThreadLocal<ReplyWriter> PER_THREAD = ThreadLocal.withInitial(ReplyWriter::new);
+
+    static ReplyWriter forThisThread() {
+        return PER_THREAD.get();
+    }
+
+    /** Prepares to stream a read reply; the caller holds the connection's write lock. */
+    void beginRead(SocketChannel socket, boolean structured, long cookie, long offset) throws IOException {
+        this.socket = socket;
+        this.structured = structured;
+        this.cookie = cookie;
+        this.offset = offset;
+        if (!structured) {
+            header.clear();
+            ReplyHeaders.simple(header, 0, cookie);
+            send(header.flip());
+        }
+    }
+
+    void endRead() throws IOException {
+        if (structured) {
+            done(0);
+        }
+    }
+
+    /** A reply with no payload: simple (error or success) or a final structured NONE / ERROR chunk. */
+    void status(SocketChannel socket, boolean structured, long cookie, int error) throws IOException {
+        this.socket = socket;
+        this.cookie = cookie;
+        if (!structured) {
+            header.clear();
+            ReplyHeaders.simple(header, error, cookie);
+            send(header.flip());
+        } else {
+            done(error);
+        }
+    }
+
+    private void done(int error) throws IOException {
+        header.clear();
+        if (error == 0) {
+            ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_NONE, cookie, 0);
+        } else {
+            ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, cookie, 6);
+            header.putInt(error).putShort((short) 0);
+        }
+        send(header.flip());
+    }
+
+    /** The base:allocation reply: one BLOCK_STATUS chunk with DONE, descriptors already in {@code payload}. */
+    void blockStatus(SocketChannel socket, long cookie, ByteBuffer descriptors) throws IOException {
+        this.socket = socket;
+        header.clear();
+        ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, cookie, 4 + descriptors.remaining());
+        header.putInt(Negotiated.ALLOCATION_CONTEXT_ID);
+        send(header.flip());
+        send(descriptors);
+    }
+
+    private void dataChunkHeader(long length) throws IOException {
+        if (structured) {
+            header.clear();
+            ReplyHeaders.structured(header, 0, REPLY_TYPE_OFFSET_DATA, cookie, (int) (8 + length));
+            header.putLong(offset);
+            send(header.flip());
+        }
+        offset += length;
+    }
+
+    @Override
+    public void file(FileChannel file, long position, long length) throws IOException {
+        dataChunkHeader(length);
+        long pos = position;
+        long end = position + length;
+        while (pos < end) {
+            long n = file.transferTo(pos, end - pos, socket);
+            if (n <= 0) {
+                throw new IOException("transferTo moved nothing at " + pos + " (file shorter than its segment?)");
+            }
+            pos += n;
+        }
+        bytesSent += length;
+    }
+
+    @Override
+    public void memory(NativeBuffer buffer, int off, int length) throws IOException {
+        dataChunkHeader(length);
+        int done = 0;
+        while (done < length) {
+            int n = Math.min(copy.capacity(), length - done);
+            copy.clear();
+            buffer.copyTo(off + done, copy, n);
+            send(copy.flip());
+            done += n;
+        }
+        bytesSent += length;
+    }
+
+    @Override
+    public void zeros(long length) throws IOException {
+        if (structured) {
+            header.clear();
+            ReplyHeaders.structured(header, 0, REPLY_TYPE_OFFSET_HOLE, cookie, 12);
+            header.putLong(offset).putInt((int) length);
+            send(header.flip());
+            offset += length;
+            return;
+        }
+        long left = length;
+        while (left > 0) {
+            int n = (int) Math.min(zeros.capacity(), left);
+            zeros.clear().limit(n);
+            send(zeros);
+            left -= n;
+        }
+        bytesSent += length;
+    }
+
+    private void send(ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            socket.write(b);
+        }
+    }
+}
