@@ -1,0 +1,64 @@
+package io.strata.nbd;
+
+import io.strata.core.blob.LocalBlobDirectory;
+import io.strata.core.device.BlockDevice;
+import io.strata.core.device.FlatDevice;
+import io.strata.core.device.FlatDeviceOptions;
+import io.strata.core.export.DeviceExporter;
+import io.strata.core.testing.Fixtures;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** An in-process server over the Nydus fixture (and optional extra exports), on a unix socket and TCP. */
+final class ServerFixture implements AutoCloseable {
+    final Path dir;
+    final Path socket;
+    final NbdServer server;
+    final InetSocketAddress tcp;
+    final FlatDevice fixture;
+    final Path fixtureExport;
+    private final List<BlockDevice> devices = new ArrayList<>();
+
+    ServerFixture(Path dir, List<Export> extra) throws IOException {
+        this.dir = dir;
+        this.socket = dir.resolve("nbd.sock");
+        this.fixture = FlatDevice.open(Fixtures.nydusBootstrap(), new LocalBlobDirectory(Fixtures.nydusDir()),
+                FlatDeviceOptions.defaults());
+        devices.add(fixture);
+        this.fixtureExport = dir.resolve("fixture.raw");
+        DeviceExporter.export(fixture, fixtureExport, null, (d, t) -> { });
+        ExportRegistry registry = new ExportRegistry();
+        registry.add(new Export("", fixture, fixture.describe()), true);
+        for (Export e : extra) {
+            registry.add(e, false);
+            devices.add(e.device());
+        }
+        server = new NbdServer(registry, NbdServer.Options.defaults());
+        server.listenUnix(socket);
+        tcp = server.listenTcp("127.0.0.1", 0);
+    }
+
+    String unixUri(String export) {
+        return "nbd+unix:///" + export + "?socket=" + socket;
+    }
+
+    String tcpUri(String export) {
+        return "nbd://127.0.0.1:" + tcp.getPort() + "/" + export;
+    }
+
+    UnixDomainSocketAddress unixAddress() {
+        return UnixDomainSocketAddress.of(socket);
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.close();
+        for (BlockDevice d : devices) {
+            d.close();
+        }
+    }
+}
