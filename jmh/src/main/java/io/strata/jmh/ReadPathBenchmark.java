@@ -57,7 +57,7 @@ public class ReadPathBenchmark extends JvmSettings {
 
         /** The chunks in order, round-robin. */
         long nextChunkOffset() {
-            return image.chunkOffset(next++ % CHUNKS);
+            return image.chunkOffset(Math.floorMod(next++, CHUNKS)); // floorMod: next may wrap
         }
 
         /** A random 4 KiB block anywhere in the blob. */
