@@ -82,6 +82,7 @@ public final class ChunkCache implements AutoCloseable {
     private final AtomicReferenceArray<Entry>[] index;
 
     private final LongAdder hits = new LongAdder();
+    private final LongAdder waits = new LongAdder();
     private final LongAdder misses = new LongAdder();
     private final LongAdder evictions = new LongAdder();
     private final LongAdder bytesLoaded = new LongAdder();
@@ -121,11 +122,13 @@ public final class ChunkCache implements AutoCloseable {
                 if (e.tryPin()) {
                     if (e.state != READY) {
                         awaitLoad(e);
+                        waits.increment(); // shared another reader's load: neither a hit nor a load
+                    } else {
+                        hits.increment();
                     }
                     if (!e.referenced) {
                         e.referenced = true;
                     }
-                    hits.increment();
                     return e;
                 }
                 table.compareAndSet(chunk, e, null); // evicted: help unlink it, then look again
@@ -188,6 +191,19 @@ public final class ChunkCache implements AutoCloseable {
                 e.notifyAll();
             }
             throw ex;
+        }
+    }
+
+    /**
+     * Unpins a chunk and, if nobody else uses it, frees its slot at once: for chunks that will not be
+     * read from the cache again (a stored chunk, once verified, is served from its file).
+     */
+    public void releaseAndDiscard(Entry e) {
+        if (e.pins.compareAndSet(1, -1)) {
+            index[e.blob].compareAndSet(e.chunk, e, null);
+            returnSlot(e.slot);
+        } else {
+            release(e);
         }
     }
 
@@ -284,7 +300,7 @@ public final class ChunkCache implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        return new CacheStats(hits.sum(), misses.sum(), evictions.sum(), bytesLoaded.sum(),
+        return new CacheStats(hits.sum(), misses.sum(), waits.sum(), evictions.sum(), bytesLoaded.sum(),
                 (long) resident * slotSize, capacityBytes());
     }
 

@@ -19,13 +19,19 @@ final class ChunkDigester {
         }
     }
 
-    /** True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. */
-    boolean matches(DigestAlgorithm algorithm, byte[] data, int length, byte[] expected, int at) {
+    /**
+     * True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. BLAKE3
+     * (BouncyCastle) takes only arrays, so its input is first copied into {@code heapScratch}; the
+     * JDK's SHA-256 reads the direct buffer itself.
+     */
+    boolean matches(DigestAlgorithm algorithm, java.nio.ByteBuffer data, int length, byte[] heapScratch,
+                    byte[] expected, int at) {
         if (algorithm == DigestAlgorithm.BLAKE3) {
-            blake3.update(data, 0, length);
+            data.get(0, heapScratch, 0, length);
+            blake3.update(heapScratch, 0, length);
             blake3.doFinal(out, 0);
         } else {
-            sha256.update(data, 0, length);
+            sha256.update(data.duplicate().position(0).limit(length));
             try {
                 sha256.digest(out, 0, 32);
             } catch (java.security.DigestException e) {

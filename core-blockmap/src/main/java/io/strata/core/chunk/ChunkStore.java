@@ -143,6 +143,11 @@ public final class ChunkStore implements Closeable {
         cache.release(entry);
     }
 
+    /** Releases a chunk that later reads will not take from the cache (a verified stored chunk). */
+    public void releaseAndDiscard(ChunkCache.Entry entry) {
+        cache.releaseAndDiscard(entry);
+    }
+
     public CacheStats stats() {
         return cache.stats();
     }
@@ -169,8 +174,7 @@ public final class ChunkStore implements Closeable {
         if (produced != usize) {
             throw corrupted(t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
         }
-        slot.view().get(0, ws.digestInput, 0, usize);
-        if (!ws.digester.matches(digest[blob], ws.digestInput, usize, t.digests(), t.digestOffset(chunk))) {
+        if (!ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk))) {
             throw corrupted(t, chunk, digest[blob].cliName() + " digest mismatch", null);
         }
         if (algo == Compression.NONE) {

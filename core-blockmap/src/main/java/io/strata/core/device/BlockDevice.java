@@ -85,14 +85,16 @@ public interface BlockDevice extends Closeable {
             buffer.copyTo(offset, dst, length);
         }
 
+        private static final byte[] ZERO = new byte[64 << 10];
+
         @Override
         public void zeros(long length) {
-            int n = (int) length;
-            int at = dst.position();
-            for (int i = 0; i < n; i++) {
-                dst.put(at + i, (byte) 0);
+            long left = length;
+            while (left > 0) {
+                int n = (int) Math.min(ZERO.length, left);
+                dst.put(ZERO, 0, n);
+                left -= n;
             }
-            dst.position(at + n);
         }
     }
 }

@@ -166,7 +166,11 @@ public final class FlatDevice implements BlockDevice {
                     try {
                         sink.memory(entry.buffer(), (int) (p - start), (int) n);
                     } finally {
-                        chunks.release(entry);
+                        if (file != null && !t.isCompressed(c)) {
+                            chunks.releaseAndDiscard(entry); // verified now: later reads go to the file
+                        } else {
+                            chunks.release(entry);
+                        }
                     }
                 }
                 p += n;
