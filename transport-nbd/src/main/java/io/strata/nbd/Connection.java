@@ -8,7 +8,6 @@ import io.strata.core.device.OutOfRangeException;
 import io.strata.core.device.SegmentSink;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -150,10 +149,11 @@ final class Connection {
         public void run() {
             try {
                 answer();
-            } catch (ClosedChannelException e) {
-                fail(e);
             } catch (IOException e) {
                 fail(e);
+            } catch (RuntimeException | Error e) {
+                LOG.error("nbd {}: request type {} failed", peer, req.type, e);
+                fail(new IOException(e.toString(), e));
             } finally {
                 freeSlots.add(this);
             }
@@ -207,8 +207,12 @@ final class Connection {
                 return 0;
             } catch (OutOfRangeException e) {
                 return EINVAL;
-            } catch (IOException | RuntimeException e) {
+            } catch (IOException e) {
                 return EIO; // the core logged the chunk; this request fails, the connection stays
+            } catch (RuntimeException | LinkageError e) {
+                // A bug or a missing native library (zstd-jni, lz4): still answer, and say why once per request.
+                LOG.error("nbd {}: read {}+{} failed", peer, req.offset, req.length, e);
+                return EIO;
             }
         }
 

@@ -179,10 +179,11 @@ public final class ChunkCache implements AutoCloseable {
                 e.state = READY;
                 e.notifyAll();
             }
-        } catch (IOException | RuntimeException ex) {
+        } catch (IOException | RuntimeException | Error ex) {
+            // Errors too (a native library that fails to load): waiters must never wait forever.
             index[e.blob].compareAndSet(e.chunk, e, null);
             e.pins.set(-1);
-            e.failure = ex;
+            e.failure = ex instanceof Error ? new IOException("loading the chunk failed: " + ex, ex) : (Exception) ex;
             if (e.slot >= 0) {
                 returnSlot(e.slot);
             }

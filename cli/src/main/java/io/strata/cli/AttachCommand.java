@@ -1,0 +1,100 @@
+package io.strata.cli;
+
+import io.strata.core.device.BlockDevice;
+import io.strata.nbd.Export;
+import io.strata.nbd.ExportRegistry;
+import io.strata.nbd.KernelAttach;
+import io.strata.nbd.NbdServer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "attach", mixinStandardHelpOptions = true,
+        description = {"Serve an image as /dev/nbdN through the kernel's nbd driver (ioctls, no handshake).",
+                "Runs in the foreground; SIGTERM or SIGINT disconnects cleanly and frees the device."})
+final class AttachCommand implements Callable<Integer> {
+    private static final Logger LOG = LoggerFactory.getLogger("strata.attach");
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "DEVICE", description = "The nbd device, e.g. /dev/nbd0 (modprobe nbd first).")
+    Path nbdDevice;
+
+    @Parameters(index = "1", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
+    Path bootstrap;
+
+    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file instead of a RAFS image.")
+    Path raw;
+
+    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: the bootstrap's directory).")
+    Path blobDir;
+
+    @Option(names = "--connections", paramLabel = "N", defaultValue = "1", description = "Sockets the kernel spreads requests over (default: ${DEFAULT-VALUE}).")
+    int connections;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30", description = "Kernel request timeout (default: ${DEFAULT-VALUE}).")
+    int timeout;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
+            description = "Decompressed-chunk cache (default: ${DEFAULT-VALUE}).")
+    long cacheSize;
+
+    @Option(names = "--legacy-kernel", description = "Rewritten bootstrap for kernels 5.15-6.3.")
+    boolean legacyKernel;
+
+    @Override
+    public Integer call() throws Exception {
+        CommandLine cmd = spec.commandLine();
+        if ((bootstrap == null) == (raw == null)) {
+            throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE (one of them)");
+        }
+        if (connections < 1 || connections > 64) {
+            throw new CommandLine.ParameterException(cmd, "--connections must be 1..64");
+        }
+        if (timeout < 1) {
+            throw new CommandLine.ParameterException(cmd, "--timeout must be at least 1 second");
+        }
+        if (!Files.exists(nbdDevice)) {
+            throw new CommandLine.ParameterException(cmd, nbdDevice + " does not exist (is the nbd module loaded? modprobe nbd)");
+        }
+        BlockDevice device = DeviceSpec.open(cmd, bootstrap != null ? bootstrap : raw, raw != null, blobDir, cacheSize, legacyKernel);
+        ExportRegistry registry = new ExportRegistry();
+        Export export = new Export("", device, device.describe());
+        registry.add(export, true);
+        NbdServer server = new NbdServer(registry, NbdServer.Options.defaults());
+        KernelAttach attached;
+        try {
+            attached = KernelAttach.attach(nbdDevice, export, server, connections, timeout);
+        } catch (Exception e) {
+            server.close();
+            device.close();
+            throw e;
+        }
+        Thread hook = new Thread(() -> {
+            LOG.info("detaching {} on signal", nbdDevice);
+            try {
+                attached.close();
+            } catch (Exception e) {
+                LOG.warn("detach: {}", e.getMessage());
+            }
+            server.close();
+            try {
+                device.close();
+            } catch (Exception ignored) {
+                // exiting anyway
+            }
+        }, "strata-detach");
+        Runtime.getRuntime().addShutdownHook(hook);
+        System.out.println("attached " + nbdDevice + ": " + device.describe());
+        System.out.flush();
+        attached.awaitDisconnect();
+        return 0;
+    }
+}

@@ -1,0 +1,124 @@
+package io.strata.qemu;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.strata.core.testing.HostTools;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * One boot of the test guest under QEMU (TCG): the kit's kernel and initramfs plus a per-test
+ * {@code /test.sh}, extra QEMU arguments (disks, vhost-user devices), and a hard timeout that fails
+ * with the console log instead of hanging. The guest's /init prints the script's output between
+ * STRATA-TEST-BEGIN and STRATA-TEST-END rc=N, then powers off.
+ */
+final class Guest {
+    private final GuestKit kit;
+    private final Path workDir;
+    private final String script;
+    private final List<String> qemuArgs = new ArrayList<>();
+    private int memoryMiB = 1024;
+    private int cpus = 2;
+    private long timeoutSeconds = 300;
+    private boolean sharedMemory;
+
+    Guest(GuestKit kit, Path workDir, String script) {
+        this.kit = kit;
+        this.workDir = workDir;
+        this.script = script;
+    }
+
+    Guest memory(int mib) {
+        this.memoryMiB = mib;
+        return this;
+    }
+
+    Guest cpus(int n) {
+        this.cpus = n;
+        return this;
+    }
+
+    Guest timeout(long seconds) {
+        this.timeoutSeconds = seconds;
+        return this;
+    }
+
+    /** Backs guest RAM with a shared memfd: vhost-user back-ends map it (else the guest just hangs). */
+    Guest sharedMemory() {
+        this.sharedMemory = true;
+        return this;
+    }
+
+    Guest args(String... args) {
+        qemuArgs.addAll(List.of(args));
+        return this;
+    }
+
+    /** A read-only raw virtio disk (appears as /dev/vdX in attach order). */
+    Guest disk(Path image) {
+        return args("-drive", "file=" + image + ",if=virtio,format=raw,readonly=on");
+    }
+
+    /** The result of a boot: the script's exit code and output, and the whole console. */
+    record Result(int exitCode, String output, String console) {
+    }
+
+    Result boot() throws IOException, InterruptedException {
+        Path initrd = workDir.resolve("initrd.img");
+        Path extra = Files.createDirectories(workDir.resolve("initrd-extra"));
+        Path test = extra.resolve("test.sh");
+        Files.writeString(test, "#!/bin/sh\n" + script);
+        Files.setPosixFilePermissions(test, PosixFilePermissions.fromString("rwxr-xr-x"));
+        // Linux unpacks concatenated cpio archives in order: base image, then this test's files.
+        Path cpio = workDir.resolve("extra.cpio");
+        HostTools.run(List.of("sh", "-c", "cd '" + extra + "' && find . | cpio -o -H newc --quiet > '" + cpio + "'"));
+        byte[] base = Files.readAllBytes(kit.initramfs);
+        byte[] add = Files.readAllBytes(cpio);
+        byte[] both = new byte[base.length + add.length];
+        System.arraycopy(base, 0, both, 0, base.length);
+        System.arraycopy(add, 0, both, base.length, add.length);
+        Files.write(initrd, both);
+
+        List<String> cmd = new ArrayList<>(List.of(kit.qemu.toString(), "-accel", "tcg", "-machine", "q35",
+                "-cpu", "max", "-smp", String.valueOf(cpus), "-m", memoryMiB + "M",
+                "-kernel", kit.kernel.toString(), "-initrd", initrd.toString(),
+                "-append", "console=ttyS0 panic=-1 loglevel=4",
+                "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"));
+        if (sharedMemory) {
+            cmd.addAll(List.of("-object", "memory-backend-memfd,id=mem,size=" + memoryMiB + "M,share=on",
+                    "-numa", "node,memdev=mem"));
+        }
+        cmd.addAll(qemuArgs);
+        Path console = workDir.resolve("console.log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(console.toFile())
+                .redirectInput(ProcessBuilder.Redirect.PIPE).start();
+        boolean done = p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
+        if (!done) {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+        }
+        String log = Files.readString(console, StandardCharsets.ISO_8859_1);
+        if (!done) {
+            fail("guest timed out after " + timeoutSeconds + " s; console:\n" + tail(log));
+        }
+        Matcher end = Pattern.compile("STRATA-TEST-END rc=(\\d+)").matcher(log);
+        if (!end.find()) {
+            fail("guest stopped without finishing its test (QEMU exit " + p.exitValue() + "); console:\n" + tail(log));
+        }
+        int begin = log.indexOf("STRATA-TEST-BEGIN");
+        String out = begin < 0 ? "" : log.substring(begin + "STRATA-TEST-BEGIN".length(), end.start());
+        return new Result(Integer.parseInt(end.group(1)), out.replace("\r", ""), log);
+    }
+
+    static String tail(String log) {
+        return log.length() > 6000 ? "..." + log.substring(log.length() - 6000) : log;
+    }
+}

@@ -1,0 +1,50 @@
+package io.strata.qemu;
+
+import io.strata.core.testing.HostTools;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.HashMap;
+import java.util.Map;
+
+/** The cached guest kit built by scripts/guest-kit.sh: QEMU 10, the 6.12 kernel, the base initramfs. */
+final class GuestKit {
+    final Path qemu;
+    final Path kernel;
+    final Path initramfs;
+    final Path cacheDir;
+
+    private GuestKit(Path qemu, Path kernel, Path initramfs, Path cacheDir) {
+        this.qemu = qemu;
+        this.kernel = kernel;
+        this.initramfs = initramfs;
+        this.cacheDir = cacheDir;
+    }
+
+    static Path cacheRoot() {
+        return Paths.get(System.getenv().getOrDefault("STRATA_CACHE", "/var/cache/strata"));
+    }
+
+    /** The kit, or a test failure under CI / a skip elsewhere when it has not been built. */
+    static GuestKit require() throws IOException {
+        Path env = cacheRoot().resolve("guest-kit/kit.env");
+        HostTools.require(Files.isRegularFile(env), "no guest kit at " + env + ": run scripts/guest-kit.sh (as root)");
+        Map<String, String> kv = new HashMap<>();
+        for (String line : Files.readAllLines(env)) {
+            int eq = line.indexOf('=');
+            if (eq > 0) {
+                kv.put(line.substring(0, eq), line.substring(eq + 1));
+            }
+        }
+        GuestKit kit = new GuestKit(Paths.get(kv.get("qemu")), Paths.get(kv.get("kernel")), Paths.get(kv.get("initramfs")),
+                cacheRoot());
+        HostTools.require(Files.isExecutable(kit.qemu), "QEMU missing at " + kit.qemu + ": run scripts/guest-kit.sh");
+        return kit;
+    }
+
+    static Path strataHome() {
+        String h = System.getenv("STRATA_HOME");
+        return h != null ? Paths.get(h) : Paths.get("..").toAbsolutePath().normalize();
+    }
+}
