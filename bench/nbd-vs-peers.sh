@@ -55,11 +55,14 @@ run() { # server, workload -> "value cpu_seconds gib"
   esac
   local before; before=$(cpu_ticks "$s")
   fio --name=b --ioengine=nbd --uri="nbd+unix:///?socket=$work/$s.sock" $args --runtime="$secs" --time_based \
-      --output-format=json > "$work/fio.json" 2>/dev/null
+      --output-format=json > "$work/fio.json" 2>"$work/fio.err" || { cat "$work/fio.err" >&2; return 1; }
   local after; after=$(cpu_ticks "$s")
   python3 - "$work/fio.json" "$w" "$before" "$after" "$hz" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[1]))["jobs"][0]["read"]
+text = open(sys.argv[1]).read()
+if "{" not in text:
+    sys.exit("fio printed no JSON: " + text[:500])
+j = json.loads(text[text.index("{"):])["jobs"][0]["read"]
 w, before, after, hz = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 gib = j["io_bytes"] / 2**30
 value = j["iops"] if w == "rand4k" else j["bw_bytes"] / 2**20

@@ -92,6 +92,7 @@ class NbdKernelAttachGuestTest {
                 "attach_check nbd1 4 /disk/data/tree.md5 --raw /disk/data/tree.erofs || exit $?",
                 "exit 0");
         Guest.Result r = new Guest(kit, tmp, script).memory(1536).timeout(900).disk(diskImage).boot();
+        System.out.println("guest output:" + r.output());
         assertEquals(0, r.exitCode(), "guest script failed:\n" + r.output() + "\nconsole:\n" + Guest.tail(r.console()));
         assertTrue(r.output().contains("nbd0: 2 files OK"), r.output());
         assertTrue(r.output().contains("nbd1: 600 files OK"), r.output());

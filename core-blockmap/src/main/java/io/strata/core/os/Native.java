@@ -30,6 +30,26 @@ public final class Native {
         return l;
     }
 
+    private static volatile java.lang.reflect.Field bufferAddress;
+
+    /** The native address of a direct ByteBuffer's byte 0 (for passing it to libc). */
+    public static long addressOf(java.nio.ByteBuffer direct) {
+        if (!direct.isDirect()) {
+            throw new IllegalArgumentException("not a direct buffer");
+        }
+        try {
+            java.lang.reflect.Field f = bufferAddress;
+            if (f == null) {
+                f = java.nio.Buffer.class.getDeclaredField("address");
+                f.setAccessible(true);
+                bufferAddress = f;
+            }
+            return f.getLong(direct);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IllegalStateException("cannot read a direct buffer's address (needs --add-opens java.base/java.nio=ALL-UNNAMED)", e);
+        }
+    }
+
     public static int errno() {
         return Runtime.getRuntime(libc()).getLastError();
     }
@@ -49,21 +69,28 @@ public final class Native {
      */
     public static int fdOf(Channel channel) throws IOException {
         try {
-            Method m = channel.getClass().getMethod("getFDVal");
-            m.setAccessible(true);
-            return (Integer) m.invoke(channel);
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            try {
-                Method m = channel.getClass().getMethod("getFD");
-                m.setAccessible(true);
-                FileDescriptor fd = (FileDescriptor) m.invoke(channel);
-                java.lang.reflect.Field f = FileDescriptor.class.getDeclaredField("fd");
-                f.setAccessible(true);
-                return f.getInt(fd);
-            } catch (ReflectiveOperationException | RuntimeException e2) {
-                throw new IOException("cannot read the file descriptor of " + channel.getClass().getName()
-                        + " (run with --add-opens java.base/sun.nio.ch=ALL-UNNAMED)", e2);
+            // Socket channels implement sun.nio.ch.SelChImpl.getFDVal(); FileChannelImpl keeps a field.
+            for (Class<?> c = channel.getClass(); c != null; c = c.getSuperclass()) {
+                for (Method m : c.getDeclaredMethods()) {
+                    if (m.getName().equals("getFDVal") && m.getParameterCount() == 0) {
+                        m.setAccessible(true);
+                        return (Integer) m.invoke(channel);
+                    }
+                }
+                for (java.lang.reflect.Field f : c.getDeclaredFields()) {
+                    if (f.getType() == FileDescriptor.class && f.getName().equals("fd")) {
+                        f.setAccessible(true);
+                        FileDescriptor fd = (FileDescriptor) f.get(channel);
+                        java.lang.reflect.Field raw = FileDescriptor.class.getDeclaredField("fd");
+                        raw.setAccessible(true);
+                        return raw.getInt(fd);
+                    }
+                }
             }
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IOException("cannot read the file descriptor of " + channel.getClass().getName()
+                    + " (run with --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.io=ALL-UNNAMED)", e);
         }
+        throw new IOException("no file descriptor found in " + channel.getClass().getName());
     }
 }

@@ -1,0 +1,81 @@
+package io.strata.cli;
+
+import io.strata.core.device.BlockDevice;
+import io.strata.vhost.VhostUserServer;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "vhost-user", mixinStandardHelpOptions = true,
+        description = {"Serve an image as a read-only vhost-user-blk back-end for QEMU:",
+                "  -chardev socket,id=c0,path=SOCK -device vhost-user-blk-pci,chardev=c0,num-queues=N",
+                "(guest memory must be shared: -object memory-backend-memfd,id=mem,size=...,share=on -numa node,memdev=mem)."})
+final class ServeVhostUserCommand implements Callable<Integer> {
+    private static final Logger LOG = LoggerFactory.getLogger("strata.serve");
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
+    Path bootstrap;
+
+    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file instead of a RAFS image.")
+    Path raw;
+
+    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: the bootstrap's directory).")
+    Path blobDir;
+
+    @Option(names = "--socket", paramLabel = "PATH", required = true, description = "The unix socket QEMU connects to.")
+    Path socket;
+
+    @Option(names = "--queues", paramLabel = "N", defaultValue = "16",
+            description = "Queues offered (GET_QUEUE_NUM); QEMU's num-queues must not exceed it, and defaults to the guest's vCPU count (default: ${DEFAULT-VALUE}).")
+    int queues;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
+            description = "Decompressed-chunk cache (default: ${DEFAULT-VALUE}).")
+    long cacheSize;
+
+    @Option(names = "--legacy-kernel", description = "Rewritten bootstrap for guest kernels 5.15-6.3.")
+    boolean legacyKernel;
+
+    @Override
+    public Integer call() throws Exception {
+        CommandLine cmd = spec.commandLine();
+        if ((bootstrap == null) == (raw == null)) {
+            throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE (one of them)");
+        }
+        if (queues < 1 || queues > 255) {
+            throw new CommandLine.ParameterException(cmd, "--queues must be 1..255");
+        }
+        BlockDevice device = DeviceSpec.open(cmd, bootstrap != null ? bootstrap : raw, raw != null, blobDir, cacheSize, legacyKernel);
+        VhostUserServer server;
+        try {
+            server = new VhostUserServer(socket, device, queues);
+        } catch (Exception e) {
+            device.close();
+            throw e;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            LOG.info("stopping on signal");
+            try {
+                server.close();
+                device.close();
+            } catch (Exception e) {
+                LOG.warn("stop: {}", e.getMessage());
+            }
+            stopped.countDown();
+        }, "strata-shutdown"));
+        LOG.info("vhost-user: serving {}", device.describe());
+        server.start();
+        stopped.await();
+        return 0;
+    }
+}

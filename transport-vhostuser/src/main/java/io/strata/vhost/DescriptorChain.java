@@ -1,0 +1,131 @@
+package io.strata.vhost;
+
+import io.strata.core.buffer.NativeMemory;
+
+/**
+ * One request's descriptor chain, followed (including an indirect table) and translated to host
+ * addresses: device-readable segments first, then device-writable ones, each inside one memory
+ * region. Reused for every request of a queue; the chain is a byte stream, not a fixed layout.
+ */
+final class DescriptorChain {
+    private final int capacity;
+    final long[] addr;
+    final int[] len;
+    final boolean[] writable;
+    int count;
+    long readableBytes;
+    long writableBytes;
+    int head;
+
+    DescriptorChain(int capacity) {
+        this.capacity = capacity;
+        this.addr = new long[capacity];
+        this.len = new int[capacity];
+        this.writable = new boolean[capacity];
+    }
+
+    /** Follows the chain starting at {@code head}. */
+    void load(Virtqueue q, MemoryTable memory, int head) throws BadChainException {
+        this.head = head;
+        count = 0;
+        readableBytes = 0;
+        writableBytes = 0;
+        long table = q.desc;
+        int tableSize = q.size;
+        boolean indirect = false;
+        int i = head;
+        int visited = 0;
+        for (;;) {
+            if (++visited > tableSize) {
+                throw new BadChainException("chain from head " + head + " is longer than its table of " + tableSize
+                        + " (a loop?)");
+            }
+            long d = table + (long) Virtqueue.DESC_SIZE * i;
+            long gpa = NativeMemory.getLong(d + Virtqueue.DESC_ADDR);
+            long length = Integer.toUnsignedLong(NativeMemory.getInt(d + Virtqueue.DESC_LEN));
+            int flags = NativeMemory.getU16(d + Virtqueue.DESC_FLAGS);
+            int next = NativeMemory.getU16(d + Virtqueue.DESC_NEXT);
+            if ((flags & Virtqueue.F_INDIRECT) != 0) {
+                if (indirect) {
+                    throw new BadChainException("nested indirect table in chain " + head);
+                }
+                if ((flags & Virtqueue.F_NEXT) != 0) {
+                    throw new BadChainException("indirect descriptor with NEXT in chain " + head);
+                }
+                if (length == 0 || length % Virtqueue.DESC_SIZE != 0) {
+                    throw new BadChainException("indirect table of " + length + " bytes in chain " + head);
+                }
+                long host = memory.guestToHost(gpa, length);
+                if (host == 0) {
+                    throw new BadChainException("indirect table at guest 0x" + Long.toHexString(gpa) + "+" + length
+                            + " is outside guest memory");
+                }
+                table = host;
+                tableSize = (int) Math.min(Integer.MAX_VALUE, length / Virtqueue.DESC_SIZE);
+                indirect = true;
+                visited = 0;
+                i = 0;
+                continue;
+            }
+            add(memory, gpa, length, (flags & Virtqueue.F_WRITE) != 0);
+            if ((flags & Virtqueue.F_NEXT) == 0) {
+                return;
+            }
+            if (next >= tableSize) {
+                throw new BadChainException("descriptor " + i + " points to " + next + " past its table of " + tableSize);
+            }
+            i = next;
+        }
+    }
+
+    private void add(MemoryTable memory, long gpa, long length, boolean write) throws BadChainException {
+        if (!write && writableBytes > 0) {
+            throw new BadChainException("device-readable descriptor after a writable one in chain " + head);
+        }
+        long at = gpa;
+        long left = length;
+        while (left > 0) {
+            long n = Math.min(left, memory.contiguousFrom(at));
+            long host = n > 0 ? memory.guestToHost(at, n) : 0;
+            if (host == 0) {
+                throw new BadChainException("buffer at guest 0x" + Long.toHexString(at) + "+" + left
+                        + " is outside guest memory (chain " + head + ")");
+            }
+            if (count == capacity) {
+                throw new BadChainException("chain " + head + " has more than " + capacity + " segments");
+            }
+            n = Math.min(n, Integer.MAX_VALUE);
+            addr[count] = host;
+            len[count] = (int) n;
+            writable[count] = write;
+            count++;
+            if (write) {
+                writableBytes += n;
+            } else {
+                readableBytes += n;
+            }
+            at += n;
+            left -= n;
+        }
+    }
+
+    /** Copies the first {@code n} device-readable bytes (a request header) to {@code target}. */
+    void copyReadable(long target, int n) {
+        int done = 0;
+        for (int s = 0; s < count && done < n && !writable[s]; s++) {
+            int take = Math.min(len[s], n - done);
+            NativeMemory.copy(addr[s], target + done, take);
+            done += take;
+        }
+    }
+
+    /** Host address of the last writable byte (the virtio-blk status), or 0 when nothing is writable. */
+    long lastWritableByte() {
+        for (int s = count - 1; s >= 0; s--) {
+            if (writable[s] && len[s] > 0) {
+                return addr[s] + len[s] - 1;
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,99 @@
+package io.strata.vhost;
+
+import io.strata.core.device.BlockDevice;
+import io.strata.core.os.Native;
+import java.io.Closeable;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A vhost-user-blk back-end on a unix socket. One front-end (QEMU) at a time; when it goes, the next
+ * connection gets a fresh session, which is how QEMU reconnects ({@code reconnect-ms}).
+ */
+public final class VhostUserServer implements Closeable {
+    private static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+
+    private final Path socketPath;
+    private final BlockDevice device;
+    private final int maxQueues;
+    private final byte[] serial;
+    private final ServerSocketChannel listener;
+    private final AtomicInteger sessions = new AtomicInteger();
+    private volatile SocketChannel current;
+    private volatile boolean closed;
+    private Thread acceptor;
+
+    public VhostUserServer(Path socketPath, BlockDevice device, int maxQueues) throws IOException {
+        if (maxQueues < 1 || maxQueues > 255) {
+            throw new IllegalArgumentException("queues must be 1..255");
+        }
+        this.socketPath = socketPath;
+        this.device = device;
+        this.maxQueues = maxQueues;
+        this.serial = VirtioBlk.serialOf(device);
+        Files.deleteIfExists(socketPath);
+        this.listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        listener.bind(UnixDomainSocketAddress.of(socketPath));
+    }
+
+    /** Serves sessions on a background thread until {@link #close}. */
+    public void start() {
+        acceptor = new Thread(this::acceptLoop, "vhost-user-accept");
+        acceptor.setDaemon(true);
+        acceptor.start();
+        LOG.info("vhost-user: listening on {} ({} queue(s) max, {} bytes, serial {})", socketPath, maxQueues, device.size(),
+                new String(serial, java.nio.charset.StandardCharsets.US_ASCII));
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            try (SocketChannel ch = listener.accept()) {
+                current = ch;
+                String name = "vhost-user session #" + sessions.incrementAndGet();
+                LOG.info("{}: front-end connected", name);
+                String why = new Session(name, Native.fdOf(ch), device, serial, maxQueues).run();
+                LOG.info("{}: closed: {}", name, why);
+            } catch (IOException e) {
+                if (!closed) {
+                    LOG.error("vhost-user: accept on {} failed: {}", socketPath, e.getMessage());
+                }
+            } catch (RuntimeException | Error e) {
+                // A bug must not take the listener down: log it and accept the next front-end.
+                LOG.error("vhost-user: session failed", e);
+            } finally {
+                current = null;
+            }
+        }
+    }
+
+    public int sessionCount() {
+        return sessions.get();
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        listener.close();
+        SocketChannel c = current;
+        if (c != null) {
+            c.shutdownInput(); // the session's recvmsg returns 0: it releases everything and ends
+        }
+        if (acceptor != null) {
+            try {
+                acceptor.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        Files.deleteIfExists(socketPath);
+        LOG.info("vhost-user: stopped after {} session(s)", sessions.get());
+    }
+}
