@@ -29,6 +29,8 @@ final class Guest {
     private int cpus = 2;
     private long timeoutSeconds = 300;
     private boolean sharedMemory;
+    private final java.util.Map<String, String> files = new java.util.LinkedHashMap<>();
+    private java.util.function.Consumer<Path> whileRunning;
 
     Guest(GuestKit kit, Path workDir, String script) {
         this.kit = kit;
@@ -57,6 +59,18 @@ final class Guest {
         return this;
     }
 
+    /** An extra file in the guest's root (e.g. an md5 list for md5sum -c). */
+    Guest file(String name, String content) {
+        files.put(name, content);
+        return this;
+    }
+
+    /** Runs on a separate thread while the guest runs, given the console log's path (to react to markers). */
+    Guest whileRunning(java.util.function.Consumer<Path> action) {
+        this.whileRunning = action;
+        return this;
+    }
+
     Guest args(String... args) {
         qemuArgs.addAll(List.of(args));
         return this;
@@ -77,6 +91,9 @@ final class Guest {
         Path test = extra.resolve("test.sh");
         Files.writeString(test, "#!/bin/sh\n" + script);
         Files.setPosixFilePermissions(test, PosixFilePermissions.fromString("rwxr-xr-x"));
+        for (var f : files.entrySet()) {
+            Files.writeString(extra.resolve(f.getKey()), f.getValue());
+        }
         // Linux unpacks concatenated cpio archives in order: base image, then this test's files.
         Path cpio = workDir.resolve("extra.cpio");
         HostTools.run(List.of("sh", "-c", "cd '" + extra + "' && find . | cpio -o -H newc --quiet > '" + cpio + "'"));
@@ -100,7 +117,16 @@ final class Guest {
         Path console = workDir.resolve("console.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(console.toFile())
                 .redirectInput(ProcessBuilder.Redirect.PIPE).start();
+        Thread side = null;
+        if (whileRunning != null) {
+            side = new Thread(() -> whileRunning.accept(console), "guest-side");
+            side.setDaemon(true);
+            side.start();
+        }
         boolean done = p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
+        if (side != null) {
+            side.join(30_000);
+        }
         if (!done) {
             p.destroyForcibly();
             p.waitFor(10, TimeUnit.SECONDS);

@@ -28,9 +28,11 @@ final class QueueWorker implements Runnable {
     private final NativeBuffer scratch = NativeBuffer.allocate(8);
     private final Thread thread;
     private volatile boolean stopping;
-    long requests;
+    private final java.util.concurrent.atomic.AtomicLongArray requestCounters;
 
-    QueueWorker(Virtqueue queue, MemoryTable memory, VirtioBlk blk, InflightRegion inflight, String name) throws IOException {
+    QueueWorker(Virtqueue queue, MemoryTable memory, VirtioBlk blk, InflightRegion inflight, String name,
+                java.util.concurrent.atomic.AtomicLongArray requestCounters) throws IOException {
+        this.requestCounters = requestCounters;
         this.queue = queue;
         this.memory = memory;
         this.blk = blk;
@@ -113,7 +115,9 @@ final class QueueWorker implements Runnable {
                     inflight.end(queue.index, head, queue.usedIdx);
                 }
                 handled++;
-                requests++;
+            }
+            if (handled > 0) {
+                requestCounters.addAndGet(queue.index, handled);
             }
             if (queue.eventIdx) {
                 queue.setAvailEvent();

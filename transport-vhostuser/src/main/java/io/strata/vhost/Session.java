@@ -38,7 +38,11 @@ final class Session {
     private MemoryTable memory = MemoryTable.empty();
     private InflightRegion inflight;
 
-    Session(String name, int socketFd, BlockDevice device, byte[] serial, int maxQueues) {
+    private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
+
+    Session(String name, int socketFd, BlockDevice device, byte[] serial, int maxQueues,
+            java.util.concurrent.atomic.AtomicLongArray requestsPerQueue) {
+        this.requestsPerQueue = requestsPerQueue;
         this.name = name;
         this.channel = new MessageChannel(socketFd);
         this.device = device;
@@ -337,7 +341,7 @@ final class Session {
         }
         q.syncUsedIndex();
         QueueWorker w = new QueueWorker(q, memory, new VirtioBlk(device, serial, name + " queue " + q.index), inflight,
-                name + "-q" + q.index);
+                name + "-q" + q.index, requestsPerQueue);
         workers[q.index] = w;
         w.start();
         LOG.info("{}: queue {} started (size {}, avail {}, used {}{})", name, q.index, q.size, q.lastAvail, q.usedIdx,

@@ -27,6 +27,7 @@ public final class VhostUserServer implements Closeable {
     private final byte[] serial;
     private final ServerSocketChannel listener;
     private final AtomicInteger sessions = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
     private volatile SocketChannel current;
     private volatile boolean closed;
     private Thread acceptor;
@@ -39,6 +40,7 @@ public final class VhostUserServer implements Closeable {
         this.device = device;
         this.maxQueues = maxQueues;
         this.serial = VirtioBlk.serialOf(device);
+        this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
         Files.deleteIfExists(socketPath);
         this.listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         listener.bind(UnixDomainSocketAddress.of(socketPath));
@@ -59,7 +61,7 @@ public final class VhostUserServer implements Closeable {
                 current = ch;
                 String name = "vhost-user session #" + sessions.incrementAndGet();
                 LOG.info("{}: front-end connected", name);
-                String why = new Session(name, Native.fdOf(ch), device, serial, maxQueues).run();
+                String why = new Session(name, Native.fdOf(ch), device, serial, maxQueues, requestsPerQueue).run();
                 LOG.info("{}: closed: {}", name, why);
             } catch (IOException e) {
                 if (!closed) {
@@ -72,6 +74,11 @@ public final class VhostUserServer implements Closeable {
                 current = null;
             }
         }
+    }
+
+    /** Requests completed on queue {@code q}, over all sessions. */
+    public long requestsServed(int q) {
+        return requestsPerQueue.get(q);
     }
 
     public int sessionCount() {

@@ -1,0 +1,284 @@
+package io.strata.vhost;
+
+import static io.strata.vhost.VhostUserProtocol.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.buffer.NativeMemory;
+import io.strata.core.device.RawImageDevice;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The back-end driven by a test front-end (memfd guest memory, eventfds): good requests, every kind
+ * of bad chain and bad message. After each bad case the back-end must still serve, in the same
+ * session (a bad request) or in the next one (a bad message closes only its session).
+ */
+class VhostUserBackEndTest {
+    @TempDir
+    Path tmp;
+    byte[] image;
+    RawImageDevice device;
+    VhostUserServer server;
+    Path socket;
+
+    @BeforeEach
+    void start() throws IOException {
+        image = new byte[1 << 20];
+        new Random(3).nextBytes(image);
+        Path file = tmp.resolve("disk.img");
+        Files.write(file, image);
+        device = RawImageDevice.open(file);
+        socket = tmp.resolve("vhost.sock");
+        server = new VhostUserServer(socket, device, 2);
+        server.start();
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        // Whatever happened, a fresh front-end gets a working session.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            assertReads(fe, 8, 4096);
+        }
+        server.close();
+        device.close();
+    }
+
+    void assertReads(TestFrontEnd fe, long sector, int len) throws Exception {
+        fe.submit(fe.request(VirtioBlk.T_IN, sector, len));
+        int[] used = fe.awaitUsed(5000);
+        assertNotNull(used, "no completion");
+        assertEquals(0, used[0]);
+        assertEquals(len + 1, used[1]);
+        assertEquals(VirtioBlk.S_OK, fe.status());
+        int off = (int) (sector * 512);
+        assertArrayEquals(Arrays.copyOfRange(image, off, off + len), fe.data(len));
+    }
+
+    @Test
+    void readsGetIdFlushWriteAndUnknownTypes() throws Exception {
+        for (boolean eventIdx : new boolean[] {true, false}) {
+            try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+                fe.setUp(eventIdx);
+                assertReads(fe, 0, 512);
+                assertReads(fe, 1, 65536);
+                assertReads(fe, 2040, 4096); // the last 4 KiB
+                fe.submit(fe.request(VirtioBlk.T_GET_ID, 0, 20));
+                assertEquals(21, fe.awaitUsed(5000)[1]);
+                assertTrue(new String(fe.data(20)).startsWith("strata-"));
+                fe.submit(fe.request(VirtioBlk.T_FLUSH, 0, 0));
+                assertEquals(VirtioBlk.S_OK, fe.awaitUsed(5000)[1] == 1 ? fe.status() : -1);
+                fe.submit(fe.request(VirtioBlk.T_OUT, 0, 512));
+                fe.awaitUsed(5000);
+                assertEquals(VirtioBlk.S_IOERR, fe.status());
+                fe.submit(fe.request(77, 0, 512));
+                fe.awaitUsed(5000);
+                assertEquals(VirtioBlk.S_UNSUPP, fe.status());
+                fe.submit(fe.request(VirtioBlk.T_IN, 2047, 1024)); // past the end
+                fe.awaitUsed(5000);
+                assertEquals(VirtioBlk.S_IOERR, fe.status());
+                assertReads(fe, 3, 512);
+            }
+        }
+    }
+
+    @Test
+    void indirectDescriptorsAndAHeaderSplitAcrossDescriptors() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            long table = TestFrontEnd.DATA + 0x8000;
+            long hdr = TestFrontEnd.DATA;
+            fe.blkHeader(hdr, VirtioBlk.T_IN, 5);
+            // The indirect table: the header in two pieces (7 + 9 bytes), data, status.
+            long t = fe.host(table);
+            putDesc(t, 0, hdr, 7, Virtqueue.F_NEXT, 1);
+            putDesc(t, 1, hdr + 7, 9, Virtqueue.F_NEXT, 2);
+            putDesc(t, 2, TestFrontEnd.DATA + 0x1000, 2048, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 3);
+            putDesc(t, 3, TestFrontEnd.DATA + 0x800, 1, Virtqueue.F_WRITE, 0);
+            fe.desc(0, table, 4 * 16, Virtqueue.F_INDIRECT, 0);
+            fe.submit(0);
+            int[] used = fe.awaitUsed(5000);
+            assertEquals(2049, used[1]);
+            assertEquals(VirtioBlk.S_OK, fe.status());
+            assertArrayEquals(Arrays.copyOfRange(image, 5 * 512, 5 * 512 + 2048), fe.data(2048));
+        }
+    }
+
+    static void putDesc(long table, int i, long gpa, int len, int flags, int next) {
+        long d = table + 16L * i;
+        NativeMemory.putLong(d, gpa);
+        NativeMemory.putInt(d + 8, len);
+        NativeMemory.putU16(d + 12, flags);
+        NativeMemory.putU16(d + 14, next);
+    }
+
+    /** A bad chain gets used.len 0 (nothing written), and the queue goes on serving. */
+    void rejected(TestFrontEnd fe) throws Exception {
+        fe.submit(0);
+        int[] used = fe.awaitUsed(5000);
+        assertNotNull(used, "a bad chain must still complete");
+        assertEquals(0, used[1]);
+        assertReads(fe, 9, 512);
+    }
+
+    @Test
+    void badChainsFailThatRequestOnly() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            // A data buffer outside every memory region.
+            fe.request(VirtioBlk.T_IN, 0, 512);
+            fe.desc(1, 0xdead0000000L, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 2);
+            rejected(fe);
+            // A loop: 0 -> 1 -> 0.
+            fe.request(VirtioBlk.T_IN, 0, 512);
+            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 0);
+            rejected(fe);
+            // No writable status byte: everything device-readable.
+            fe.request(VirtioBlk.T_IN, 0, 512);
+            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT, 2);
+            fe.desc(2, TestFrontEnd.DATA + 0x800, 1, 0, 0);
+            rejected(fe);
+            // A readable descriptor after a writable one.
+            fe.request(VirtioBlk.T_IN, 0, 512);
+            fe.desc(2, TestFrontEnd.DATA + 0x800, 1, 0, 0);
+            rejected(fe);
+            // An indirect table whose chain is longer than the table (a loop inside it).
+            long table = TestFrontEnd.DATA + 0x8000;
+            putDesc(fe.host(table), 0, TestFrontEnd.DATA, 16, Virtqueue.F_NEXT, 1);
+            putDesc(fe.host(table), 1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 0);
+            fe.desc(0, table, 2 * 16, Virtqueue.F_INDIRECT, 0);
+            rejected(fe);
+            // A next index past the queue.
+            fe.request(VirtioBlk.T_IN, 0, 512);
+            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 200);
+            rejected(fe);
+        }
+    }
+
+    /** The session is closed by the back-end: our next read sees EOF. */
+    static void assertSessionClosed(TestFrontEnd fe) {
+        assertThrows(IOException.class, () -> {
+            fe.send(GET_FEATURES, 0, null);
+            fe.reply(GET_FEATURES);
+        });
+    }
+
+    @Test
+    void aSecondSetOwnerClosesTheSession() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.send(SET_OWNER, 0, null);
+            fe.send(SET_OWNER, 0, null);
+            assertSessionClosed(fe);
+        }
+    }
+
+    @Test
+    void queueIndexOutOfRangeClosesTheSession() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.send(SET_OWNER, 0, null);
+            fe.send(SET_VRING_NUM, 0, TestFrontEnd.state(7, 8));
+            assertSessionClosed(fe);
+        }
+    }
+
+    @Test
+    void unknownRequestsClosesTheSession() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.send(99, 0, null);
+            assertSessionClosed(fe);
+        }
+    }
+
+    @Test
+    void malformedAndTruncatedMessages() throws Exception {
+        // A payload size far over the limit.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            ByteBuffer h = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(GET_FEATURES).putInt(1).putInt(1 << 30).flip();
+            fe.channel.write(h);
+            assertSessionClosed(fe);
+        }
+        // A bad version.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            ByteBuffer h = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(GET_FEATURES).putInt(2).putInt(0).flip();
+            fe.channel.write(h);
+            assertSessionClosed(fe);
+        }
+        // A payload shorter than the request needs.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.send(SET_FEATURES, 0, ByteBuffer.allocate(3));
+            assertSessionClosed(fe);
+        }
+        // A message cut off in its payload, then the front-end leaves.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            ByteBuffer h = ByteBuffer.allocate(14).order(ByteOrder.LITTLE_ENDIAN).putInt(SET_FEATURES).putInt(1).putInt(8)
+                    .putShort((short) 1).flip();
+            fe.channel.write(h);
+        }
+        // SET_MEM_TABLE with more regions than fds.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            ByteBuffer table = ByteBuffer.allocate(8 + 64).order(ByteOrder.LITTLE_ENDIAN);
+            table.putInt(2).putInt(0).putLong(0).putLong(4096).putLong(0).putLong(0).putLong(8192).putLong(4096).putLong(0).putLong(0).flip();
+            fe.send(SET_MEM_TABLE, 0, table, fe.memFd);
+            assertSessionClosed(fe);
+        }
+        // Rings outside the memory table.
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            ByteBuffer addr = ByteBuffer.allocate(40).order(ByteOrder.LITTLE_ENDIAN);
+            addr.putInt(0).putInt(0).putLong(0x1000).putLong(0x2000).putLong(0x3000).putLong(0).flip();
+            fe.send(SET_VRING_ADDR, 0, addr);
+            assertSessionClosed(fe);
+        }
+    }
+
+    @Test
+    void reconnectingFrontEndsLeakNoThreadsMappingsOrFds() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) { // warm up: classes, the first session
+            fe.setUp(true);
+            assertReads(fe, 0, 4096);
+        }
+        Thread.sleep(200);
+        long fds = countFds();
+        long maps = countMaps();
+        long threads = countWorkerThreads();
+        for (int i = 0; i < 10; i++) {
+            try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+                fe.setUp(i % 2 == 0);
+                assertReads(fe, i, 4096);
+            }
+        }
+        Thread.sleep(500);
+        assertEquals(threads, countWorkerThreads(), "queue worker threads");
+        assertTrue(countFds() <= fds + 1, "fds before " + fds + ", after " + countFds());
+        assertTrue(countMaps() <= maps + 1, "mappings before " + maps + ", after " + countMaps());
+        assertEquals(12, server.sessionCount());
+    }
+
+    static long countFds() throws IOException {
+        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    static long countMaps() throws IOException {
+        return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("test-guest")).count();
+    }
+
+    static long countWorkerThreads() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().contains("-q")).count();
+    }
+}
