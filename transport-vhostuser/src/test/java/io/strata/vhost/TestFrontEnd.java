@@ -64,7 +64,7 @@ final class TestFrontEnd implements AutoCloseable {
         ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
         int size = payload == null ? 0 : payload.remaining();
         h.putInt(request).putInt(VERSION | flags).putInt(size).flip();
-        ByteBuffer whole = ByteBuffer.allocate(HEADER_SIZE + size);
+        ByteBuffer whole = ByteBuffer.allocateDirect(HEADER_SIZE + size);
         whole.put(h);
         if (payload != null) {
             whole.put(payload.duplicate());
@@ -84,7 +84,7 @@ final class TestFrontEnd implements AutoCloseable {
         }
         int n = POSIX_API.sendmsg(sock, msg, 0);
         if (n != whole.limit()) {
-            throw new IOException("sendmsg sent " + n);
+            throw new IOException("sendmsg sent " + n + " (errno " + POSIX_API.errno() + ")");
         }
     }
 
