@@ -53,10 +53,8 @@ final class ServeNbdCommand implements Callable<Integer> {
     @Option(names = "--legacy-kernel", description = "Serve RAFS exports with a rewritten bootstrap for kernels 5.15-6.3.")
     boolean legacyKernel;
 
-    @Option(names = "--workers", paramLabel = "N", description = "Worker threads answering requests (default: 2 x CPUs, at least 4).")
-    Integer workers;
-
-    @Option(names = "--max-inflight", paramLabel = "N", defaultValue = "64", description = "Requests in flight per connection (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--max-inflight", paramLabel = "N", defaultValue = "16",
+            description = "Requests served at once per connection, each by a thread of the connection (default: ${DEFAULT-VALUE}).")
     int maxInflight;
 
     @Option(names = "--metrics-interval", paramLabel = "SECONDS", defaultValue = "60", description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")
@@ -74,8 +72,8 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (bootstrap == null && raw == null && exports.isEmpty()) {
             throw new CommandLine.ParameterException(cmd, "nothing to serve: give BOOTSTRAP, --raw IMAGE or --export NAME=BOOTSTRAP");
         }
-        if (maxInflight < 1 || maxInflight > 1024) {
-            throw new CommandLine.ParameterException(cmd, "--max-inflight must be 1..1024");
+        if (maxInflight < 1 || maxInflight > 256) {
+            throw new CommandLine.ParameterException(cmd, "--max-inflight must be 1..256");
         }
         String host = null;
         int port = 10809;
@@ -120,9 +118,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
             }
-            NbdServer.Options defaults = NbdServer.Options.defaults();
-            NbdServer server = new NbdServer(registry,
-                    new NbdServer.Options(workers != null ? workers : defaults.workers(), maxInflight));
+            NbdServer server = new NbdServer(registry, new NbdServer.Options(maxInflight));
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 LOG.info("stopping on signal");

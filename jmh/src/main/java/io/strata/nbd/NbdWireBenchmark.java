@@ -121,7 +121,7 @@ public class NbdWireBenchmark extends JvmSettings {
 
     private long reply(io.strata.core.device.BlockDevice device, long offset, int length) throws IOException {
         ReplyWriter w = ReplyWriter.forThisThread();
-        w.beginRead(out, false, cookie, offset);
+        w.beginRead(out, false, cookie, offset, length);
         device.resolve(offset, length, w);
         w.endRead();
         return w.bytesSent;

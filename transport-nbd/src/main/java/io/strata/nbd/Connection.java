@@ -10,18 +10,16 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.Executor;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection. This thread reads requests; each goes to a worker from
- * a shared pool, so requests of one connection run concurrently and are answered as they finish, in
- * any order (the kernel and libnbd match replies by cookie). A fixed set of reusable request slots
- * bounds the requests in flight per connection; replies are written whole under one lock.
+ * The transmission phase of one connection, served by a few threads of its own (leader/follower, as
+ * nbdkit does): a thread takes the read lock, reads one request, lets go, answers it and writes the
+ * reply under the write lock. Requests of one connection therefore run concurrently and are answered
+ * in any order (the kernel and libnbd match replies by cookie), without handing requests from a
+ * reader thread to a pool. The thread count is the connection's in-flight limit.
  */
 final class Connection {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
@@ -30,12 +28,14 @@ final class Connection {
     private final String peer;
     private final Negotiated session;
     private final BlockDevice device;
-    private final Executor workers;
     private final ServerMetrics metrics;
+    private final int threads;
     private final ReentrantLock writeLock = new ReentrantLock();
-    private final ArrayBlockingQueue<Slot> freeSlots;
-    private final int maxInflight;
+    private final Object readLock = new Object();
+    private final ByteBuffer head = ByteBuffer.allocateDirect(NbdRequest.SIZE);
+    private final ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
     private volatile IOException failure;
+    private String endReason;
     private long requests;
 
     /** Warms the cache and checks every chunk before a reply starts: errors must precede data. */
@@ -53,71 +53,78 @@ final class Connection {
         }
     };
 
-    Connection(SocketChannel socket, String peer, Negotiated session, Executor workers, int maxInflight, ServerMetrics metrics) {
+    Connection(SocketChannel socket, String peer, Negotiated session, int threads, ServerMetrics metrics) {
         this.socket = socket;
         this.peer = peer;
         this.session = session;
         this.device = session.export().device();
-        this.workers = workers;
         this.metrics = metrics;
-        this.maxInflight = maxInflight;
-        this.freeSlots = new ArrayBlockingQueue<>(maxInflight);
-        for (int i = 0; i < maxInflight; i++) {
-            freeSlots.add(new Slot());
-        }
+        this.threads = threads;
     }
 
     /** Serves requests until the client disconnects or breaks the protocol; returns why it ended. */
     String serve() {
-        ByteBuffer head = ByteBuffer.allocateDirect(NbdRequest.SIZE);
-        ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
-        NbdRequest probe = new NbdRequest();
-        String reason;
-        try {
-            for (;;) {
-                head.clear();
-                Wire.readFully(socket, head);
-                if (!probe.decode(head)) {
-                    reason = "bad request magic 0x" + Integer.toHexString(head.getInt(0));
-                    break;
-                }
-                requests++;
-                if (probe.type == CMD_DISC) {
-                    reason = "client disconnected (NBD_CMD_DISC)";
-                    break;
-                }
-                if (probe.type == CMD_WRITE) {
-                    // The payload follows the header whatever the answer; consume it to stay in sync.
-                    if (probe.length > MAX_PAYLOAD) {
-                        reason = "write payload of " + probe.length + " bytes exceeds " + MAX_PAYLOAD;
-                        break;
-                    }
-                    Wire.skip(socket, probe.length, scratch);
-                }
-                Slot slot = freeSlots.take(); // blocks at the in-flight limit
-                slot.copyFrom(probe);
-                workers.execute(slot);
-            }
-        } catch (IOException e) {
-            reason = failure != null ? "reply failed: " + failure.getMessage() : "connection lost: " + e.getMessage();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            reason = "server shutting down";
+        Thread[] helpers = new Thread[threads - 1];
+        for (int i = 0; i < helpers.length; i++) {
+            helpers[i] = new Thread(this::work, Thread.currentThread().getName() + "-" + (i + 1));
+            helpers[i].setDaemon(true);
+            helpers[i].start();
         }
-        drain();
-        return reason + "; " + requests + " request(s)";
-    }
-
-    /** Waits for in-flight requests to finish (their replies go out before the socket closes). */
-    private void drain() {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (freeSlots.size() < maxInflight && System.nanoTime() < deadline && failure == null) {
+        work();
+        for (Thread t : helpers) {
             try {
-                Thread.sleep(1);
+                t.join();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return;
             }
+        }
+        synchronized (readLock) {
+            return endReason + "; " + requests + " request(s)";
+        }
+    }
+
+    /** One thread's loop: read a request (alone), answer it (alongside the others). */
+    private void work() {
+        Slot slot = new Slot();
+        for (;;) {
+            synchronized (readLock) {
+                if (endReason != null) {
+                    return;
+                }
+                String why = readRequest(slot.req);
+                if (why != null) {
+                    // The others finish the requests they hold and then see endReason; NbdServer
+                    // closes the socket once serve() returns, so DISC never cuts a reply short.
+                    endReason = why;
+                    return;
+                }
+                requests++;
+            }
+            slot.run();
+        }
+    }
+
+    /** Reads the next request into {@code req}; returns why the connection ends, or null. */
+    private String readRequest(NbdRequest req) {
+        try {
+            head.clear();
+            Wire.readFully(socket, head);
+            if (!req.decode(head)) {
+                return "bad request magic 0x" + Integer.toHexString(head.getInt(0));
+            }
+            if (req.type == CMD_DISC) {
+                return "client disconnected (NBD_CMD_DISC)";
+            }
+            if (req.type == CMD_WRITE) {
+                // The payload follows the header whatever the answer; consume it to stay in sync.
+                if (req.length > MAX_PAYLOAD) {
+                    return "write payload of " + req.length + " bytes exceeds " + MAX_PAYLOAD;
+                }
+                Wire.skip(socket, req.length, scratch);
+            }
+            return null;
+        } catch (IOException e) {
+            return failure != null ? "reply failed: " + failure.getMessage() : "connection lost: " + e.getMessage();
         }
     }
 
@@ -133,20 +140,11 @@ final class Connection {
         }
     }
 
-    /** One reusable in-flight request: decoded fields plus the code that answers it. */
-    private final class Slot implements Runnable {
+    /** One thread's reusable request: decoded fields plus the code that answers it. */
+    private final class Slot {
         private final NbdRequest req = new NbdRequest();
 
-        void copyFrom(NbdRequest r) {
-            req.flags = r.flags;
-            req.type = r.type;
-            req.cookie = r.cookie;
-            req.offset = r.offset;
-            req.length = r.length;
-        }
-
-        @Override
-        public void run() {
+        void run() {
             try {
                 answer();
             } catch (IOException e) {
@@ -154,8 +152,6 @@ final class Connection {
             } catch (RuntimeException | Error e) {
                 LOG.error("nbd {}: request type {} failed", peer, req.type, e);
                 fail(new IOException(e.toString(), e));
-            } finally {
-                freeSlots.add(this);
             }
         }
 
@@ -225,7 +221,7 @@ final class Connection {
             ReplyWriter w = ReplyWriter.forThisThread();
             writeLock.lock();
             try {
-                w.beginRead(socket, session.structuredReplies(), req.cookie, req.offset);
+                w.beginRead(socket, session.structuredReplies(), req.cookie, req.offset, req.length);
                 device.resolve(req.offset, req.length, w);
                 w.endRead();
             } finally {

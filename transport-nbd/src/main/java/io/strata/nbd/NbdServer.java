@@ -11,33 +11,31 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The NBD server: listeners on unix sockets and TCP, one reader thread per connection, and a shared
- * pool of workers that answer requests. Unix sockets use the JDK's own support (Java 16+), whose
+ * The NBD server: listeners on unix sockets and TCP, and per connection a few threads that read,
+ * answer and reply (see {@link Connection}). Unix sockets use the JDK's own support (Java 16+), whose
  * channels {@code FileChannel.transferTo} feeds with sendfile.
  */
 public final class NbdServer implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
 
-    /** Tuning knobs; defaults suit a 2-core host. */
-    public record Options(int workers, int maxInflightPerConnection) {
+    /** Tuning: requests in flight per connection (each served by a thread of the connection's own). */
+    public record Options(int maxInflightPerConnection) {
+        public static final int DEFAULT_INFLIGHT = 16;
+
         public static Options defaults() {
-            return new Options(Math.max(4, 2 * Runtime.getRuntime().availableProcessors()), 64);
+            return new Options(DEFAULT_INFLIGHT);
         }
     }
 
     private final ExportRegistry exports;
     private final Options options;
-    private final ThreadPoolExecutor workers;
     private final ServerMetrics metrics = new ServerMetrics();
     private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
@@ -48,14 +46,9 @@ public final class NbdServer implements Closeable {
     public NbdServer(ExportRegistry exports, Options options) {
         this.exports = exports;
         this.options = options;
-        AtomicInteger n = new AtomicInteger();
-        // A bounded array queue (no per-task allocation); when full the reader answers the request itself.
-        this.workers = new ThreadPoolExecutor(options.workers(), options.workers(), 60, TimeUnit.SECONDS,
-                new ArrayBlockingQueue<>(16384), r -> {
-                    Thread t = new Thread(r, "nbd-worker-" + n.incrementAndGet());
-                    t.setDaemon(true);
-                    return t;
-                }, new ThreadPoolExecutor.CallerRunsPolicy());
+        if (options.maxInflightPerConnection() < 1) {
+            throw new IllegalArgumentException("in-flight limit must be at least 1");
+        }
     }
 
     public ServerMetrics metrics() {
@@ -134,8 +127,10 @@ public final class NbdServer implements Closeable {
         metrics.connectionsTotal.increment();
         try {
             if (ch.getLocalAddress() instanceof InetSocketAddress) {
-                ch.socket().setTcpNoDelay(true);
+                ch.setOption(java.net.StandardSocketOptions.TCP_NODELAY, true);
             }
+            // A larger send buffer lets one sendfile/write move a whole 1 MiB reply at once.
+            ch.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
             Negotiated n = new Handshake(ch, exports).run();
             if (n == null) {
                 LOG.info("nbd {}: aborted the handshake", peer);
@@ -154,7 +149,7 @@ public final class NbdServer implements Closeable {
     private void serveNegotiated(SocketChannel ch, String peer, Negotiated n) {
         LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}", peer, n.export().name(), n.export().device().size(),
                 n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "");
-        String why = new Connection(ch, peer, n, workers, options.maxInflightPerConnection(), metrics).serve();
+        String why = new Connection(ch, peer, n, options.maxInflightPerConnection(), metrics).serve();
         LOG.info("nbd {}: closed: {}", peer, why);
     }
 
@@ -198,12 +193,6 @@ public final class NbdServer implements Closeable {
             } catch (IOException ignored) {
                 // best effort
             }
-        }
-        workers.shutdown();
-        try {
-            workers.awaitTermination(5, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
         LOG.info("nbd: stopped; {}", metrics.snapshot());
     }

@@ -16,6 +16,11 @@ import java.nio.channels.SocketChannel;
  */
 final class ReplyWriter implements SegmentSink {
     private static final int COPY_BUFFER = 256 << 10;
+    /**
+     * Reads up to this size are gathered, header and data, into one buffer and sent with one write:
+     * for small replies a pread + write beats write + sendfile (fewer syscalls, no sendfile setup).
+     */
+    static final int GATHER_LIMIT = 128 << 10;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
@@ -26,6 +31,8 @@ final class ReplyWriter implements SegmentSink {
     private long cookie;
     /** Device offset of the next segment (for OFFSET_DATA / OFFSET_HOLE chunks). */
     private long offset;
+    /** True while a small reply is being assembled in {@link #copy} rather than sent piece by piece. */
+    private boolean gathering;
     long bytesSent;
 
     private static final ThreadLocal<ReplyWriter> PER_THREAD = ThreadLocal.withInitial(ReplyWriter::new);
@@ -34,12 +41,14 @@ final class ReplyWriter implements SegmentSink {
         return PER_THREAD.get();
     }
 
-    /** Prepares to stream a read reply; the caller holds the connection's write lock. */
-    void beginRead(SocketChannel socket, boolean structured, long cookie, long offset) throws IOException {
+    /** Prepares to stream a read reply of {@code length} bytes; the caller holds the connection's write lock. */
+    void beginRead(SocketChannel socket, boolean structured, long cookie, long offset, long length) throws IOException {
         this.socket = socket;
         this.structured = structured;
         this.cookie = cookie;
         this.offset = offset;
+        this.gathering = length <= GATHER_LIMIT;
+        copy.clear();
         if (!structured) {
             header.clear();
             ReplyHeaders.simple(header, 0, cookie);
@@ -50,6 +59,13 @@ final class ReplyWriter implements SegmentSink {
     void endRead() throws IOException {
         if (structured) {
             done(0);
+        }
+        if (gathering) {
+            gathering = false;
+            copy.flip();
+            while (copy.hasRemaining()) {
+                socket.write(copy);
+            }
         }
     }
 
@@ -100,6 +116,21 @@ final class ReplyWriter implements SegmentSink {
     @Override
     public void file(FileChannel file, long position, long length) throws IOException {
         dataChunkHeader(length);
+        if (gathering) {
+            int end = copy.position() + (int) length;
+            copy.limit(end);
+            long pos = position;
+            while (copy.hasRemaining()) {
+                int n = file.read(copy, pos);
+                if (n < 0) {
+                    throw new IOException("file ends at " + pos + " inside its segment");
+                }
+                pos += n;
+            }
+            copy.limit(copy.capacity());
+            bytesSent += length;
+            return;
+        }
         long pos = position;
         long end = position + length;
         while (pos < end) {
@@ -115,6 +146,11 @@ final class ReplyWriter implements SegmentSink {
     @Override
     public void memory(NativeBuffer buffer, int off, int length) throws IOException {
         dataChunkHeader(length);
+        if (gathering) {
+            buffer.copyTo(off, copy, length);
+            bytesSent += length;
+            return;
+        }
         int done = 0;
         while (done < length) {
             int n = Math.min(copy.capacity(), length - done);
@@ -147,6 +183,10 @@ final class ReplyWriter implements SegmentSink {
     }
 
     private void send(ByteBuffer b) throws IOException {
+        if (gathering) {
+            copy.put(b);
+            return;
+        }
         while (b.hasRemaining()) {
             socket.write(b);
         }
