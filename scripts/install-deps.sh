@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs the host tools Strata's tests and demo use (Debian bookworm). Idempotent; needs root.
+# Installs the host tools Strata's tests and demo use (Debian bookworm) and builds the guest kit.
+# Idempotent; needs root.
 # Java 17 and Maven come with the machine; this adds the real peers the tests check against.
 set -euo pipefail
 
 packages=(
   cryptsetup-bin   # veritysetup: checks exported dm-verity trees
   erofs-utils      # mkfs.erofs: plain EROFS images for --raw sources
+  libnbd-bin       # nbdinfo, nbdcopy: NBD clients the tests talk to
+  nbdkit           # the NBD peer in bench/nbd-vs-peers.sh
+  qemu-utils       # qemu-img (NBD client), qemu-nbd (benchmark peer)
+  fio              # fio --ioengine=nbd
+  cpio             # per-test guest initramfs
+  busybox-static   # the guest's userland
 )
 
 missing=()
@@ -21,6 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+# The guest kit (QEMU 10 from bookworm-backports, the 6.12 kernel, the initramfs), cached.
+"$(dirname "$0")/guest-kit.sh"
 # The mount tests need EROFS and loop devices in the running kernel.
 grep -qw erofs /proc/filesystems || modprobe erofs 2>/dev/null || true
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true

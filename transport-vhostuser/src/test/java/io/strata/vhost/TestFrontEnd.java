@@ -21,7 +21,7 @@ import jnr.posix.POSIXFactory;
  * here too, one split queue of 8 descriptors, kick and call eventfds. It lets tests build exactly the
  * malformed chains and messages a real QEMU never sends.
  */
-final class TestFrontEnd implements AutoCloseable {
+public final class TestFrontEnd implements AutoCloseable {
     static final long MEM_SIZE = 16 << 20;
     static final long GPA_BASE = 0x100000;
     /** The "front-end virtual address" of guest memory; the back-end only uses it to translate rings. */
@@ -171,9 +171,21 @@ final class TestFrontEnd implements AutoCloseable {
         availIdx = (availIdx + 1) & 0xffff;
         NativeMemory.putU16Release(host(AVAIL) + 2, availIdx);
         NativeMemory.fullFence();
-        long v = io.strata.core.buffer.NativeBuffer.allocate(8).address();
-        NativeMemory.putLong(v, 1);
-        libc.write(kick, v, 8);
+        NativeMemory.putLong(kickValue.address(), 1);
+        libc.write(kick, kickValue.address(), 8);
+    }
+
+    private final io.strata.core.buffer.NativeBuffer kickValue = io.strata.core.buffer.NativeBuffer.allocate(8);
+
+    /** Spins until the next used entry appears (for benchmarks); returns its length. */
+    int spinUsed() {
+        int used;
+        while ((used = NativeMemory.getU16Acquire(host(USED) + 2)) == seenUsed) {
+            Thread.onSpinWait();
+        }
+        long e = host(USED) + 4 + 8L * (seenUsed % QSIZE);
+        seenUsed = used & 0xffff;
+        return NativeMemory.getInt(e + 4);
     }
 
     /** Waits for the next used entry; returns {head, len}. */
