@@ -71,7 +71,7 @@ class NbdKernelAttachGuestTest {
                 "mount -t erofs -o ro /dev/vda /disk || exit 10",
                 "attach_check() { # dev connections md5file args...",
                 "  dev=$1; n=$2; sums=$3; shift 3",
-                "  " + strata + " attach /dev/$dev \"$@\" --connections $n > /tmp/$dev.log 2>&1 &",
+                "  " + strata + " attach /dev/$dev \"$@\" --connections $n --timeout 120 > /tmp/$dev.log 2>&1 &",
                 "  pid=$!; i=0",
                 "  while [ \"$(cat /sys/block/$dev/size)\" = 0 ]; do",
                 "    sleep 1; i=$((i+1))",
