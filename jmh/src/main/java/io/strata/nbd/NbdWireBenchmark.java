@@ -121,9 +121,11 @@ public class NbdWireBenchmark extends JvmSettings {
 
     private long reply(io.strata.core.device.BlockDevice device, long offset, int length) throws IOException {
         ReplyWriter w = ReplyWriter.forThisThread();
-        w.beginRead(out, false, cookie, offset, length);
+        w.beginBatch(out, false);
+        w.beginRead(cookie, offset, length);
         device.resolve(offset, length, w);
         w.endRead();
+        w.endBatch();
         return w.bytesSent;
     }
 }

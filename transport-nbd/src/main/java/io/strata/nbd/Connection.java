@@ -15,11 +15,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection, served by a few threads of its own (leader/follower, as
- * nbdkit does): a thread takes the read lock, reads one request, lets go, answers it and writes the
- * reply under the write lock. Requests of one connection therefore run concurrently and are answered
- * in any order (the kernel and libnbd match replies by cookie), without handing requests from a
- * reader thread to a pool. The thread count is the connection's in-flight limit.
+ * The transmission phase of one connection, served by a few threads of its own (leader/follower): a
+ * thread takes the read lock, takes every request already waiting (one read syscall for many at
+ * queue depth), lets go, checks them, and writes all their replies under the write lock, gathered
+ * into as few writes as fit. Requests of one connection run concurrently and are answered in any
+ * order (the kernel and libnbd match replies by cookie), with no hand-off to a pool. The in-flight
+ * limit per connection is threads x {@link #MAX_BATCH}.
  */
 final class Connection {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
@@ -32,7 +33,8 @@ final class Connection {
     private final int threads;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final Object readLock = new Object();
-    private final ByteBuffer head = ByteBuffer.allocateDirect(NbdRequest.SIZE);
+    /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
+    private final ByteBuffer in = ByteBuffer.allocateDirect(64 << 10);
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
     private volatile IOException failure;
     private String endReason;
@@ -62,8 +64,12 @@ final class Connection {
         this.threads = threads;
     }
 
+    /** Requests one thread takes from the socket at a time: they arrive together at queue depth. */
+    static final int MAX_BATCH = 16;
+
     /** Serves requests until the client disconnects or breaks the protocol; returns why it ended. */
     String serve() {
+        in.limit(0);
         Thread[] helpers = new Thread[threads - 1];
         for (int i = 0; i < helpers.length; i++) {
             helpers[i] = new Thread(this::work, Thread.currentThread().getName() + "-" + (i + 1));
@@ -83,49 +89,180 @@ final class Connection {
         }
     }
 
-    /** One thread's loop: read a request (alone), answer it (alongside the others). */
+    /**
+     * One thread's loop: take every request already waiting on the socket (alone, under the read
+     * lock), check them (outside any lock: cache misses decompress here, in parallel with the other
+     * threads), then answer them all under the write lock with as few writes as fit.
+     */
     private void work() {
-        Slot slot = new Slot();
+        NbdRequest[] batch = new NbdRequest[MAX_BATCH];
+        int[] errors = new int[MAX_BATCH];
+        for (int i = 0; i < MAX_BATCH; i++) {
+            batch[i] = new NbdRequest();
+        }
         for (;;) {
+            int n;
             synchronized (readLock) {
                 if (endReason != null) {
                     return;
                 }
-                String why = readRequest(slot.req);
-                if (why != null) {
-                    // The others finish the requests they hold and then see endReason; NbdServer
-                    // closes the socket once serve() returns, so DISC never cuts a reply short.
-                    endReason = why;
-                    return;
-                }
-                requests++;
+                n = readBatch(batch);
+                requests += n;
             }
-            slot.run();
+            if (n == 0) {
+                return;
+            }
+            for (int i = 0; i < n; i++) {
+                errors[i] = prepare(batch[i]);
+            }
+            ReplyWriter w = ReplyWriter.forThisThread();
+            writeLock.lock();
+            try {
+                w.beginBatch(socket, session.structuredReplies());
+                for (int i = 0; i < n; i++) {
+                    answer(batch[i], errors[i], w);
+                }
+                w.endBatch();
+            } catch (IOException e) {
+                fail(e);
+                return;
+            } catch (RuntimeException | Error e) {
+                LOG.error("nbd {}: answering failed", peer, e);
+                fail(new IOException(e.toString(), e));
+                return;
+            } finally {
+                writeLock.unlock();
+            }
         }
     }
 
-    /** Reads the next request into {@code req}; returns why the connection ends, or null. */
-    private String readRequest(NbdRequest req) {
+    /**
+     * Parses the requests waiting in the input buffer (reading the socket only when none is), up to
+     * {@link #MAX_BATCH}. Sets {@link #endReason} when the connection ends; requests parsed before
+     * that (say, before a DISC) are still returned and answered.
+     */
+    private int readBatch(NbdRequest[] batch) {
         try {
-            head.clear();
-            Wire.readFully(socket, head);
-            if (!req.decode(head)) {
-                return "bad request magic 0x" + Integer.toHexString(head.getInt(0));
-            }
-            if (req.type == CMD_DISC) {
-                return "client disconnected (NBD_CMD_DISC)";
-            }
-            if (req.type == CMD_WRITE) {
-                // The payload follows the header whatever the answer; consume it to stay in sync.
-                if (req.length > MAX_PAYLOAD) {
-                    return "write payload of " + req.length + " bytes exceeds " + MAX_PAYLOAD;
+            while (in.remaining() < NbdRequest.SIZE) {
+                in.compact();
+                int r = socket.read(in);
+                in.flip();
+                if (r < 0) {
+                    endReason = failure != null ? "reply failed: " + failure.getMessage() : "client closed the connection";
+                    return 0;
                 }
-                Wire.skip(socket, req.length, scratch);
             }
-            return null;
+            int n = 0;
+            while (n < batch.length && in.remaining() >= NbdRequest.SIZE) {
+                NbdRequest req = batch[n];
+                int at = in.position();
+                if (!req.decode(in, at)) {
+                    endReason = "bad request magic 0x" + Integer.toHexString(NbdRequest.magicAt(in, at));
+                    return n;
+                }
+                in.position(at + NbdRequest.SIZE);
+                if (req.type == CMD_DISC) {
+                    endReason = "client disconnected (NBD_CMD_DISC)";
+                    return n;
+                }
+                if (req.type == CMD_WRITE) {
+                    // The payload follows the header whatever the answer; consume it to stay in sync.
+                    if (req.length > MAX_PAYLOAD) {
+                        endReason = "write payload of " + req.length + " bytes exceeds " + MAX_PAYLOAD;
+                        return n;
+                    }
+                    int buffered = (int) Math.min(in.remaining(), req.length);
+                    in.position(in.position() + buffered);
+                    Wire.skip(socket, req.length - buffered, scratch);
+                }
+                n++;
+            }
+            return n;
         } catch (IOException e) {
-            return failure != null ? "reply failed: " + failure.getMessage() : "connection lost: " + e.getMessage();
+            endReason = failure != null ? "reply failed: " + failure.getMessage() : "connection lost: " + e.getMessage();
+            return 0;
         }
+    }
+
+    /** Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0. */
+    private int prepare(NbdRequest req) {
+        switch (req.type) {
+            case CMD_READ:
+            case CMD_CACHE:
+                return preflight(req);
+            case CMD_FLUSH:
+            case CMD_BLOCK_STATUS:
+                return 0;
+            case CMD_WRITE:
+            case CMD_TRIM:
+            case CMD_WRITE_ZEROES:
+                return EPERM; // a read-only export (advertised with NBD_FLAG_READ_ONLY)
+            default:
+                LOG.info("nbd {}: unknown command {}, answered EINVAL", peer, req.type);
+                return EINVAL;
+        }
+    }
+
+    private int preflight(NbdRequest req) {
+        if (req.length > MAX_PAYLOAD) {
+            return EINVAL;
+        }
+        try {
+            device.resolve(req.offset, req.length, PREFLIGHT);
+            return 0;
+        } catch (OutOfRangeException e) {
+            return EINVAL;
+        } catch (IOException e) {
+            return EIO; // the core logged the chunk; this request fails, the connection stays
+        } catch (RuntimeException | LinkageError e) {
+            // A bug or a missing native library (zstd-jni, lz4): still answer, and say why.
+            LOG.error("nbd {}: read {}+{} failed", peer, req.offset, req.length, e);
+            return EIO;
+        }
+    }
+
+    /** Writes one reply into the batch. */
+    private void answer(NbdRequest req, int error, ReplyWriter w) throws IOException {
+        metrics.requests.increment();
+        if (error != 0) {
+            metrics.errors.increment();
+            w.status(req.cookie, error);
+            return;
+        }
+        switch (req.type) {
+            case CMD_READ:
+                if (req.length == 0) {
+                    w.status(req.cookie, 0);
+                    return;
+                }
+                w.beginRead(req.cookie, req.offset, req.length);
+                device.resolve(req.offset, req.length, w);
+                w.endRead();
+                metrics.bytesRead.add(req.length);
+                return;
+            case CMD_BLOCK_STATUS:
+                blockStatus(req, w);
+                return;
+            default:
+                w.status(req.cookie, 0); // FLUSH, CACHE
+        }
+    }
+
+    private void blockStatus(NbdRequest req, ReplyWriter w) throws IOException {
+        if (!session.allocationContext() || req.length == 0) {
+            metrics.errors.increment();
+            w.status(req.cookie, EINVAL);
+            return;
+        }
+        ByteBuffer descriptors = StatusDescriptors.forThisThread();
+        try {
+            StatusDescriptors.fill(device, req.offset, req.length, (req.flags & CMD_FLAG_REQ_ONE) != 0, descriptors);
+        } catch (OutOfRangeException e) {
+            metrics.errors.increment();
+            w.status(req.cookie, EINVAL);
+            return;
+        }
+        w.blockStatus(req.cookie, descriptors);
     }
 
     private void fail(IOException e) {
@@ -137,121 +274,6 @@ final class Connection {
             socket.close(); // wakes the reader; other workers' writes fail fast
         } catch (IOException ignored) {
             // closing a broken socket
-        }
-    }
-
-    /** One thread's reusable request: decoded fields plus the code that answers it. */
-    private final class Slot {
-        private final NbdRequest req = new NbdRequest();
-
-        void run() {
-            try {
-                answer();
-            } catch (IOException e) {
-                fail(e);
-            } catch (RuntimeException | Error e) {
-                LOG.error("nbd {}: request type {} failed", peer, req.type, e);
-                fail(new IOException(e.toString(), e));
-            }
-        }
-
-        private void answer() throws IOException {
-            metrics.requests.increment();
-            switch (req.type) {
-                case CMD_READ:
-                    read();
-                    return;
-                case CMD_FLUSH:
-                    status(0);
-                    return;
-                case CMD_CACHE:
-                    cache();
-                    return;
-                case CMD_BLOCK_STATUS:
-                    blockStatus();
-                    return;
-                case CMD_WRITE:
-                case CMD_TRIM:
-                case CMD_WRITE_ZEROES:
-                    status(EPERM); // a read-only export (advertised with NBD_FLAG_READ_ONLY)
-                    return;
-                default:
-                    LOG.info("nbd {}: unknown command {}, answered EINVAL", peer, req.type);
-                    status(EINVAL);
-            }
-        }
-
-        private void status(int error) throws IOException {
-            if (error != 0) {
-                metrics.errors.increment();
-            }
-            writeLock.lock();
-            try {
-                ReplyWriter.forThisThread().status(socket, session.structuredReplies(), req.cookie, error);
-            } finally {
-                writeLock.unlock();
-            }
-        }
-
-        /** Checks the range and loads every chunk it touches; returns an errno, or 0. */
-        private int preflight() {
-            if (req.length > MAX_PAYLOAD) {
-                return EINVAL;
-            }
-            try {
-                device.resolve(req.offset, req.length, PREFLIGHT);
-                return 0;
-            } catch (OutOfRangeException e) {
-                return EINVAL;
-            } catch (IOException e) {
-                return EIO; // the core logged the chunk; this request fails, the connection stays
-            } catch (RuntimeException | LinkageError e) {
-                // A bug or a missing native library (zstd-jni, lz4): still answer, and say why once per request.
-                LOG.error("nbd {}: read {}+{} failed", peer, req.offset, req.length, e);
-                return EIO;
-            }
-        }
-
-        private void read() throws IOException {
-            int error = preflight();
-            if (error != 0 || req.length == 0) {
-                status(error);
-                return;
-            }
-            ReplyWriter w = ReplyWriter.forThisThread();
-            writeLock.lock();
-            try {
-                w.beginRead(socket, session.structuredReplies(), req.cookie, req.offset, req.length);
-                device.resolve(req.offset, req.length, w);
-                w.endRead();
-            } finally {
-                writeLock.unlock();
-            }
-            metrics.bytesRead.add(req.length);
-        }
-
-        private void cache() throws IOException {
-            status(preflight());
-        }
-
-        private void blockStatus() throws IOException {
-            if (!session.allocationContext() || req.length == 0) {
-                status(EINVAL);
-                return;
-            }
-            ByteBuffer descriptors = StatusDescriptors.forThisThread();
-            try {
-                StatusDescriptors.fill(device, req.offset, req.length, (req.flags & CMD_FLAG_REQ_ONE) != 0, descriptors);
-            } catch (OutOfRangeException e) {
-                status(EINVAL);
-                return;
-            }
-            writeLock.lock();
-            try {
-                ReplyWriter.forThisThread().blockStatus(socket, req.cookie, descriptors);
-            } finally {
-                writeLock.unlock();
-            }
         }
     }
 }

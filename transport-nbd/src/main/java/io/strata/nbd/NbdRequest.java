@@ -23,14 +23,24 @@ final class NbdRequest {
 
     /** Decodes from {@code buf} (big-endian, 28 bytes at index 0). Returns false on a bad magic. */
     boolean decode(ByteBuffer buf) {
-        if (buf.getInt(MAGIC_OFF) != NbdProtocol.REQUEST_MAGIC) {
+        return decode(buf, 0);
+    }
+
+    /** Decodes the 28 bytes at index {@code at} of {@code buf}. Returns false on a bad magic. */
+    boolean decode(ByteBuffer buf, int at) {
+        if (buf.getInt(at + MAGIC_OFF) != NbdProtocol.REQUEST_MAGIC) {
             return false;
         }
-        flags = Short.toUnsignedInt(buf.getShort(FLAGS_OFF));
-        type = Short.toUnsignedInt(buf.getShort(TYPE_OFF));
-        cookie = buf.getLong(COOKIE_OFF);
-        offset = buf.getLong(OFFSET_OFF);
-        length = Integer.toUnsignedLong(buf.getInt(LENGTH_OFF));
+        flags = Short.toUnsignedInt(buf.getShort(at + FLAGS_OFF));
+        type = Short.toUnsignedInt(buf.getShort(at + TYPE_OFF));
+        cookie = buf.getLong(at + COOKIE_OFF);
+        offset = buf.getLong(at + OFFSET_OFF);
+        length = Integer.toUnsignedLong(buf.getInt(at + LENGTH_OFF));
         return true;
+    }
+
+    /** The request's first bytes as found, for the log line about a bad magic. */
+    static int magicAt(ByteBuffer buf, int at) {
+        return buf.getInt(at + MAGIC_OFF);
     }
 }

@@ -10,9 +10,11 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 
 /**
- * Moves a resolved read onto a socket: file regions with {@code transferTo} (sendfile), cached chunk
- * bytes copied through a direct buffer, zeros from a shared zero page (or as OFFSET_HOLE chunks when
- * structured replies are on). One per worker thread, reused for every request it serves.
+ * Puts replies on a socket, a batch at a time: small replies (headers, statuses, reads up to
+ * {@link #GATHER_LIMIT}) are assembled in one direct buffer (pread for file regions, a copy for
+ * cached chunks) and the batch goes out in as few writes as fit; larger reads stream file regions
+ * with {@code transferTo} (sendfile). Zeros come from a shared zero page, or are OFFSET_HOLE chunks
+ * when structured replies are on. One per thread, reused for every batch it answers.
  */
 final class ReplyWriter implements SegmentSink {
     private static final int COPY_BUFFER = 256 << 10;
@@ -41,14 +43,48 @@ final class ReplyWriter implements SegmentSink {
         return PER_THREAD.get();
     }
 
-    /** Prepares to stream a read reply of {@code length} bytes; the caller holds the connection's write lock. */
-    void beginRead(SocketChannel socket, boolean structured, long cookie, long offset, long length) throws IOException {
+    /** Room kept beside a gathered read's data for its headers (structured chunks cost 20-32 bytes each). */
+    private static final int HEADER_SLACK = 8 << 10;
+
+    /** Starts a batch of replies; the caller holds the connection's write lock until {@link #endBatch}. */
+    void beginBatch(SocketChannel socket, boolean structured) {
         this.socket = socket;
         this.structured = structured;
+        this.gathering = false;
+        copy.clear();
+    }
+
+    /** Sends what the batch assembled. */
+    void endBatch() throws IOException {
+        flush();
+    }
+
+    private void flush() throws IOException {
+        copy.flip();
+        while (copy.hasRemaining()) {
+            socket.write(copy);
+        }
+        copy.clear();
+    }
+
+    /** Makes room for a small reply of about {@code bytes} in the batch buffer and gathers into it. */
+    private void gather(long bytes) throws IOException {
+        if (copy.remaining() < bytes + HEADER_SLACK) {
+            flush();
+        }
+        gathering = true;
+    }
+
+    /** Starts a read reply of {@code length} bytes (inside a batch). */
+    void beginRead(long cookie, long offset, long length) throws IOException {
         this.cookie = cookie;
         this.offset = offset;
-        this.gathering = length <= GATHER_LIMIT;
-        copy.clear();
+        if (length <= GATHER_LIMIT) {
+            gather(length);
+        } else {
+            flush();
+            gathering = false;
+        }
         if (!structured) {
             header.clear();
             ReplyHeaders.simple(header, 0, cookie);
@@ -60,19 +96,13 @@ final class ReplyWriter implements SegmentSink {
         if (structured) {
             done(0);
         }
-        if (gathering) {
-            gathering = false;
-            copy.flip();
-            while (copy.hasRemaining()) {
-                socket.write(copy);
-            }
-        }
+        gathering = false;
     }
 
-    /** A reply with no payload: simple (error or success) or a final structured NONE / ERROR chunk. */
-    void status(SocketChannel socket, boolean structured, long cookie, int error) throws IOException {
-        this.socket = socket;
+    /** A reply with no payload (inside a batch): simple, or a final structured NONE / ERROR chunk. */
+    void status(long cookie, int error) throws IOException {
         this.cookie = cookie;
+        gather(64);
         if (!structured) {
             header.clear();
             ReplyHeaders.simple(header, error, cookie);
@@ -80,6 +110,7 @@ final class ReplyWriter implements SegmentSink {
         } else {
             done(error);
         }
+        gathering = false;
     }
 
     private void done(int error) throws IOException {
@@ -93,14 +124,15 @@ final class ReplyWriter implements SegmentSink {
         send(header.flip());
     }
 
-    /** The base:allocation reply: one BLOCK_STATUS chunk with DONE, descriptors already in {@code payload}. */
-    void blockStatus(SocketChannel socket, long cookie, ByteBuffer descriptors) throws IOException {
-        this.socket = socket;
+    /** The base:allocation reply (inside a batch): one BLOCK_STATUS chunk with DONE. */
+    void blockStatus(long cookie, ByteBuffer descriptors) throws IOException {
+        gather(descriptors.remaining() + 64);
         header.clear();
         ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, cookie, 4 + descriptors.remaining());
         header.putInt(Negotiated.ALLOCATION_CONTEXT_ID);
         send(header.flip());
         send(descriptors);
+        gathering = false;
     }
 
     private void dataChunkHeader(long length) throws IOException {
@@ -159,6 +191,7 @@ final class ReplyWriter implements SegmentSink {
             send(copy.flip());
             done += n;
         }
+        copy.clear(); // the staging is sent: the batch buffer starts empty again
         bytesSent += length;
     }
 
