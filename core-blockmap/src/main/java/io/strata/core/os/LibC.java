@@ -28,6 +28,9 @@ public interface LibC {
     /** {@code pread(2)} straight into native memory (a file segment into mapped guest memory). */
     long pread(int fd, long buf, long count, long offset);
 
+    /** {@code preadv(2)}: one positional read scattered over {@code iovcnt} {base, len} pairs at {@code iov}. */
+    long preadv(int fd, long iov, int iovcnt, long offset);
+
     /** {@code poll(2)}; {@code fds} holds struct pollfd as int pairs: fd, then events | revents << 16. */
     int poll(@jnr.ffi.annotations.In @jnr.ffi.annotations.Out int[] fds, long nfds, int timeout);
 
