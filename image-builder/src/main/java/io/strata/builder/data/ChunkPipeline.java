@@ -6,6 +6,11 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.concurrent.ExecutionException;
@@ -38,6 +43,8 @@ public final class ChunkPipeline implements AutoCloseable {
     private final int maxTasks;
     private final long maxBytes;
     private final ArrayDeque<Pending> window = new ArrayDeque<>();
+    /** Files whose chunks are still being read; closed here if the build fails before they are. */
+    private final java.util.Set<FileChannel> openFiles = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private long windowBytes;
     private final Stats stats = new Stats();
 
@@ -51,11 +58,17 @@ public final class ChunkPipeline implements AutoCloseable {
         public long bytesStored;
     }
 
-    private record Pending(FileContent file, int index, byte[] data, Future<Result> result) {
+    private record Pending(FileContent file, int index, int length, Future<Result> result) {
     }
 
-    /** A worker's verdict: a hole, or a digest with compressed bytes (null: store raw or skipped). */
-    private record Result(boolean hole, DigestKey key, byte[] digest, byte[] compressed, boolean skipped) {
+    /** A worker's verdict on a chunk's bytes: a hole, or a digest with compressed bytes (null: store raw, or skipped). */
+    private record Result(byte[] data, boolean hole, DigestKey key, byte[] digest, byte[] compressed, boolean skipped) {
+    }
+
+    /** Gets a chunk's bytes, on the worker that processes it. */
+    @FunctionalInterface
+    private interface ChunkBytes {
+        byte[] read() throws IOException;
     }
 
     public ChunkPipeline(BuildOptions options, ChunkRegistry registry, BlobSet blobs) {
@@ -92,34 +105,80 @@ public final class ChunkPipeline implements AutoCloseable {
             if (n < len) {
                 throw new EOFException(what + ": data ends after " + (offset + n) + " of " + size + " bytes");
             }
-            submit(content, i, data);
+            submit(content, i, len, () -> data);
             offset += len;
         }
     }
 
-    private void submit(FileContent file, int index, byte[] data) throws IOException {
-        while (!window.isEmpty() && (window.size() >= maxTasks || windowBytes + data.length > maxBytes)) {
+    /**
+     * Stores the chunks of a file on the host. The workers read the chunks themselves, by position
+     * from one shared channel, so the calling thread only opens files and commits.
+     */
+    public void addFile(FileContent content, Path file) throws IOException {
+        if (content.chunkCount() == 0) {
+            return;
+        }
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS);
+        openFiles.add(ch);
+        AtomicInteger readers = new AtomicInteger(content.chunkCount());
+        long size = content.size();
+        try {
+            for (int i = 0; i < content.chunkCount(); i++) {
+                long pos = i * options.chunkSize();
+                int len = (int) Math.min(options.chunkSize(), size - pos);
+                submit(content, i, len, () -> {
+                    try {
+                        return readFully(ch, pos, len, size, file);
+                    } finally {
+                        if (readers.decrementAndGet() == 0) {
+                            openFiles.remove(ch);
+                            ch.close();
+                        }
+                    }
+                });
+            }
+        } catch (IOException | RuntimeException e) {
+            openFiles.remove(ch);
+            ch.close();
+            throw e;
+        }
+    }
+
+    private static byte[] readFully(FileChannel ch, long pos, int len, long size, Path file) throws IOException {
+        byte[] data = new byte[len];
+        ByteBuffer b = ByteBuffer.wrap(data);
+        while (b.hasRemaining()) {
+            if (ch.read(b, pos + b.position()) < 0) {
+                throw new EOFException(file + ": data ends after " + (pos + b.position()) + " of " + size
+                        + " bytes (the file shrank while it was read)");
+            }
+        }
+        return data;
+    }
+
+    private void submit(FileContent file, int index, int length, ChunkBytes bytes) throws IOException {
+        while (!window.isEmpty() && (window.size() >= maxTasks || windowBytes + length > maxBytes)) {
             commit(window.poll());
         }
-        Future<Result> f = workers.submit(() -> process(data));
-        window.add(new Pending(file, index, data, f));
-        windowBytes += data.length;
+        Future<Result> f = workers.submit(() -> process(bytes.read()));
+        window.add(new Pending(file, index, length, f));
+        windowBytes += length;
     }
 
     private Result process(byte[] data) {
         if (Arrays.mismatch(data, 0, data.length, zeros, 0, data.length) < 0) {
-            return new Result(true, null, null, null, false);
+            return new Result(data, true, null, null, null, false);
         }
         byte[] digest = hashers.get().digest(data, data.length);
         DigestKey key = DigestKey.of(digest);
         if (registry.contains(key)) {
-            return new Result(false, key, digest, null, true);
+            return new Result(data, false, key, digest, null, true);
         }
-        return new Result(false, key, digest, compressors.get().compress(data, data.length), false);
+        return new Result(data, false, key, digest, compressors.get().compress(data, data.length), false);
     }
 
     private void commit(Pending p) throws IOException {
-        windowBytes -= p.data().length;
+        windowBytes -= p.length();
         Result r;
         try {
             r = p.result().get();
@@ -127,10 +186,13 @@ public final class ChunkPipeline implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted while storing chunks");
         } catch (ExecutionException e) {
+            if (e.getCause() instanceof IOException io) {
+                throw io;
+            }
             throw new IOException("chunk worker failed: " + e.getCause(), e.getCause());
         }
         stats.chunks++;
-        stats.bytesIn += p.data().length;
+        stats.bytesIn += p.length();
         if (r.hole()) {
             stats.holes++;
             p.file().setChunk(p.index(), FileContent.HOLE);
@@ -146,8 +208,8 @@ public final class ChunkPipeline implements AutoCloseable {
         if (r.skipped()) {
             throw new IllegalStateException("a chunk skipped as stored was not in the registry");
         }
-        byte[] stored = r.compressed() != null ? r.compressed() : p.data();
-        StoredChunk c = blobs.writer().append(stored, stored.length, r.compressed() != null, p.data().length, r.digest());
+        byte[] stored = r.compressed() != null ? r.compressed() : r.data();
+        StoredChunk c = blobs.writer().append(stored, stored.length, r.compressed() != null, p.length(), r.digest());
         stats.stored++;
         stats.bytesStored += stored.length;
         p.file().setChunk(p.index(), registry.add(r.key(), c));
@@ -177,6 +239,14 @@ public final class ChunkPipeline implements AutoCloseable {
         }
         window.clear();
         workers.shutdownNow();
+        for (FileChannel ch : openFiles) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // the build already failed; nothing else to do with this file
+            }
+        }
+        openFiles.clear();
         blobs.abandon();
     }
 }

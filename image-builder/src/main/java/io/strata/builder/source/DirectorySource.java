@@ -9,7 +9,7 @@ import io.strata.builder.tree.FsTree;
 import io.strata.builder.tree.Name;
 import io.strata.builder.tree.Node;
 import java.io.IOException;
-import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -22,16 +22,18 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 /**
  * A directory on the host as one layer. The walk takes every entry as it is (lstat: symlinks are not
  * followed, devices, fifos and sockets are kept, files with one inode become hard links), in unsigned
- * byte order of names; then the files' data is read in the same order. Whiteout-looking names are
+ * byte order of names; then the files' data is read in the same order, by the chunk workers, while
+ * one more thread reads every entry's xattrs. Whiteout-looking names are
  * ordinary files here: a directory has no layer below it.
  */
 public final class DirectorySource implements ImageSource {
     private static final String ATTRS = "unix:mode,uid,gid,ino,dev,rdev,nlink,size,lastModifiedTime";
-
     private final Path root;
 
     public DirectorySource(Path root) {
@@ -49,37 +51,61 @@ public final class DirectorySource implements ImageSource {
     private record InodeKey(Object dev, Object ino) {
     }
 
+    /** A node whose xattrs are still to be read, and the path to read them from. */
+    private record XattrJob(Path path, Node node) {
+    }
+
     @Override
     public void addTo(BuildContext ctx) throws IOException {
         FsTree tree = ctx.tree();
         List<DataFile> files = new ArrayList<>();
+        List<XattrJob> xattrJobs = new ArrayList<>();
         Map<InodeKey, Node> linked = new HashMap<>();
-        Node rootNode = nodeFor(root, ctx, files, linked);
+        Node rootNode = nodeFor(root, ctx, files, xattrJobs, linked);
         if (!rootNode.isDirectory()) {
             throw new BuildException(root + ": not a directory");
         }
         try {
             tree.put(EntryPath.ROOT, rootNode);
-            walk(root, EntryPath.ROOT, ctx, files, linked);
+            walk(root, EntryPath.ROOT, ctx, files, xattrJobs, linked);
         } catch (EntryException e) {
             throw new BuildException(root + ": " + e.getMessage(), e);
         }
-        long total = 0;
-        for (DataFile f : files) {
-            total += f.content().size();
-        }
-        ctx.addTotal(total);
-        for (DataFile f : files) {
-            try (InputStream in = Files.newInputStream(f.path(), LinkOption.NOFOLLOW_LINKS)) {
-                ctx.pipeline().addFile(f.content(), in, f.path().toString());
+        // The root node's metadata was copied into the tree's root; its xattrs go there too.
+        xattrJobs.set(0, new XattrJob(root, tree.root()));
+        FutureTask<Void> xattrs = new FutureTask<>(() -> {
+            for (XattrJob j : xattrJobs) {
+                j.node().setXattrs(Xattrs.read(j.path()));
             }
-            ctx.addDone(f.content().size());
+            return null;
+        });
+        Thread reader = new Thread(xattrs, "strata-xattrs");
+        reader.setDaemon(true);
+        reader.start();
+        try {
+            long total = 0;
+            for (DataFile f : files) {
+                total += f.content().size();
+            }
+            ctx.addTotal(total);
+            for (DataFile f : files) {
+                ctx.pipeline().addFile(f.content(), f.path());
+                ctx.addDone(f.content().size());
+            }
+            ctx.pipeline().endLayer();
+            xattrs.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while reading xattrs");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException("reading xattrs failed: " + e.getCause(), e);
+        } finally {
+            xattrs.cancel(true);
         }
-        ctx.pipeline().endLayer();
     }
 
-    private void walk(Path dir, EntryPath at, BuildContext ctx, List<DataFile> files, Map<InodeKey, Node> linked)
-            throws IOException, EntryException {
+    private void walk(Path dir, EntryPath at, BuildContext ctx, List<DataFile> files, List<XattrJob> xattrJobs,
+                      Map<InodeKey, Node> linked) throws IOException, EntryException {
         TreeMap<Name, Path> children = new TreeMap<>();
         try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
             for (Path p : s) {
@@ -88,16 +114,17 @@ public final class DirectorySource implements ImageSource {
         }
         for (Map.Entry<Name, Path> e : children.entrySet()) {
             EntryPath childPath = at.child(e.getKey());
-            Node node = nodeFor(e.getValue(), ctx, files, linked);
+            Node node = nodeFor(e.getValue(), ctx, files, xattrJobs, linked);
             ctx.tree().put(childPath, node);
             if (node.isDirectory()) {
-                walk(e.getValue(), childPath, ctx, files, linked);
+                walk(e.getValue(), childPath, ctx, files, xattrJobs, linked);
             }
         }
     }
 
     /** The node for one path; a second name of a multiply-linked file returns the first name's node. */
-    private Node nodeFor(Path p, BuildContext ctx, List<DataFile> files, Map<InodeKey, Node> linked) throws IOException {
+    private Node nodeFor(Path p, BuildContext ctx, List<DataFile> files, List<XattrJob> xattrJobs,
+                         Map<InodeKey, Node> linked) throws IOException {
         Map<String, Object> a = Files.readAttributes(p, ATTRS, LinkOption.NOFOLLOW_LINKS);
         int mode = (Integer) a.get("mode");
         FileKind kind = kindOf(mode, p);
@@ -113,8 +140,8 @@ public final class DirectorySource implements ImageSource {
         Node n = new Node(kind)
                 .setPermissions(mode)
                 .setOwner(Integer.toUnsignedLong((Integer) a.get("uid")), Integer.toUnsignedLong((Integer) a.get("gid")))
-                .setMtime(mtime.getEpochSecond(), mtime.getNano())
-                .setXattrs(Xattrs.read(p));
+                .setMtime(mtime.getEpochSecond(), mtime.getNano());
+        xattrJobs.add(new XattrJob(p, n));
         switch (kind) {
             case REGULAR:
                 FileContent c = new FileContent((Long) a.get("size"), ctx.options().chunkSize());

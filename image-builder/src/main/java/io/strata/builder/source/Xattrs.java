@@ -5,39 +5,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.TreeMap;
-import jnr.ffi.LibraryLoader;
-import jnr.ffi.Runtime;
-import jnr.ffi.annotations.In;
-import jnr.ffi.annotations.Out;
-import jnr.ffi.annotations.SaveError;
-import jnr.ffi.types.size_t;
-import jnr.ffi.types.ssize_t;
 
 /**
  * Reads a file's extended attributes in every namespace without following symlinks, through libc's
- * {@code llistxattr}/{@code lgetxattr}: the JDK's {@code UserDefinedFileAttributeView} sees only
- * {@code user.*} and cannot read a symlink's own attributes.
+ * {@code llistxattr}/{@code lgetxattr} ({@link Libc}): the JDK's {@code UserDefinedFileAttributeView}
+ * sees only {@code user.*} and cannot read a symlink's own attributes.
  */
 final class Xattrs {
     private static final int ERANGE = 34;
     private static final int ENOTSUP = 95;
     private static final int ENODATA = 61;
-
-    /** The libc functions, bound once. */
-    public interface LibC {
-        @SaveError
-        @ssize_t
-        long llistxattr(@In byte[] path, @Out byte[] list, @size_t long size);
-
-        @SaveError
-        @ssize_t
-        long lgetxattr(@In byte[] path, @In byte[] name, @Out byte[] value, @size_t long size);
-    }
-
-    private static final class Holder {
-        static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
-        static final Runtime RUNTIME = Runtime.getRuntime(LIBC);
-    }
 
     private Xattrs() {
     }
@@ -66,9 +43,9 @@ final class Xattrs {
 
     private static byte[] listNames(Path file, byte[] path) throws IOException {
         for (int attempt = 0; attempt < 8; attempt++) {
-            long size = Holder.LIBC.llistxattr(path, null, 0);
+            long size = Libc.Holder.LIBC.llistxattr(path, null, 0);
             if (size < 0) {
-                int errno = Holder.RUNTIME.getLastError();
+                int errno = Libc.Holder.errno();
                 if (errno == ENOTSUP) {
                     return new byte[0];
                 }
@@ -78,12 +55,12 @@ final class Xattrs {
                 return new byte[0];
             }
             byte[] buf = new byte[(int) size];
-            long n = Holder.LIBC.llistxattr(path, buf, buf.length);
+            long n = Libc.Holder.LIBC.llistxattr(path, buf, buf.length);
             if (n >= 0) {
                 return java.util.Arrays.copyOf(buf, (int) n);
             }
-            if (Holder.RUNTIME.getLastError() != ERANGE) {
-                throw new IOException(file + ": llistxattr failed, errno " + Holder.RUNTIME.getLastError());
+            if (Libc.Holder.errno() != ERANGE) {
+                throw new IOException(file + ": llistxattr failed, errno " + Libc.Holder.errno());
             }
         }
         throw new IOException(file + ": xattr list keeps changing");
@@ -92,9 +69,9 @@ final class Xattrs {
     /** The value, or null if the attribute vanished meanwhile. */
     private static byte[] value(Path file, byte[] path, byte[] name) throws IOException {
         for (int attempt = 0; attempt < 8; attempt++) {
-            long size = Holder.LIBC.lgetxattr(path, name, null, 0);
+            long size = Libc.Holder.LIBC.lgetxattr(path, name, null, 0);
             if (size < 0) {
-                int errno = Holder.RUNTIME.getLastError();
+                int errno = Libc.Holder.errno();
                 if (errno == ENODATA) {
                     return null;
                 }
@@ -102,12 +79,12 @@ final class Xattrs {
                         + " failed, errno " + errno);
             }
             byte[] buf = new byte[(int) size];
-            long n = size == 0 ? 0 : Holder.LIBC.lgetxattr(path, name, buf, buf.length);
+            long n = size == 0 ? 0 : Libc.Holder.LIBC.lgetxattr(path, name, buf, buf.length);
             if (n >= 0) {
                 return java.util.Arrays.copyOf(buf, (int) n);
             }
-            if (Holder.RUNTIME.getLastError() != ERANGE) {
-                throw new IOException(file + ": lgetxattr failed, errno " + Holder.RUNTIME.getLastError());
+            if (Libc.Holder.errno() != ERANGE) {
+                throw new IOException(file + ": lgetxattr failed, errno " + Libc.Holder.errno());
             }
         }
         throw new IOException(file + ": xattr value keeps changing");
