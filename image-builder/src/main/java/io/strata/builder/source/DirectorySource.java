@@ -17,19 +17,18 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
+import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * A directory on the host as one layer. The walk takes every entry as it is (lstat: symlinks are not
  * followed, devices, fifos and sockets are kept, files with one inode become hard links), in unsigned
- * byte order of names; then the files' data is read in the same order, by the chunk workers, while
- * one more thread reads every entry's xattrs. Whiteout-looking names are
+ * byte order of names; each file's chunks go to the chunk workers, which read them, as the walk
+ * meets it, and one more thread reads every entry's xattrs. Whiteout-looking names are
  * ordinary files here: a directory has no layer below it.
  */
 public final class DirectorySource implements ImageSource {
@@ -45,9 +44,6 @@ public final class DirectorySource implements ImageSource {
         return root.toString();
     }
 
-    private record DataFile(Path path, FileContent content) {
-    }
-
     private record InodeKey(Object dev, Object ino) {
     }
 
@@ -57,55 +53,72 @@ public final class DirectorySource implements ImageSource {
 
     @Override
     public void addTo(BuildContext ctx) throws IOException {
-        FsTree tree = ctx.tree();
-        List<DataFile> files = new ArrayList<>();
-        List<XattrJob> xattrJobs = new ArrayList<>();
-        Map<InodeKey, Node> linked = new HashMap<>();
-        Node rootNode = nodeFor(root, ctx, files, xattrJobs, linked);
-        if (!rootNode.isDirectory()) {
-            throw new BuildException(root + ": not a directory");
-        }
+        XattrReader xattrs = new XattrReader();
         try {
+            Node rootNode = nodeFor(root, ctx, xattrs, new HashMap<>());
+            if (!rootNode.isDirectory()) {
+                throw new BuildException(root + ": not a directory");
+            }
+            FsTree tree = ctx.tree();
             tree.put(EntryPath.ROOT, rootNode);
-            walk(root, EntryPath.ROOT, ctx, files, xattrJobs, linked);
+            // The root node's metadata was copied into the tree's root; its xattrs go there too.
+            xattrs.add(root, tree.root());
+            walk(root, EntryPath.ROOT, ctx, xattrs, new HashMap<>());
+            ctx.pipeline().endLayer();
+            xattrs.finish();
         } catch (EntryException e) {
             throw new BuildException(root + ": " + e.getMessage(), e);
-        }
-        // The root node's metadata was copied into the tree's root; its xattrs go there too.
-        xattrJobs.set(0, new XattrJob(root, tree.root()));
-        FutureTask<Void> xattrs = new FutureTask<>(() -> {
-            for (XattrJob j : xattrJobs) {
-                j.node().setXattrs(Xattrs.read(j.path()));
-            }
-            return null;
-        });
-        Thread reader = new Thread(xattrs, "strata-xattrs");
-        reader.setDaemon(true);
-        reader.start();
-        try {
-            long total = 0;
-            for (DataFile f : files) {
-                total += f.content().size();
-            }
-            ctx.addTotal(total);
-            for (DataFile f : files) {
-                ctx.pipeline().addFile(f.content(), f.path());
-                ctx.addDone(f.content().size());
-            }
-            ctx.pipeline().endLayer();
-            xattrs.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while reading xattrs");
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof IOException io ? io : new IOException("reading xattrs failed: " + e.getCause(), e);
         } finally {
-            xattrs.cancel(true);
+            xattrs.cancel();
         }
     }
 
-    private void walk(Path dir, EntryPath at, BuildContext ctx, List<DataFile> files, List<XattrJob> xattrJobs,
-                      Map<InodeKey, Node> linked) throws IOException, EntryException {
+    /**
+     * Reads xattrs on a thread of its own, in walk order, while the walk and the chunk workers go
+     * on: binding libc through jnr-ffi costs a few hundred milliseconds on first use.
+     */
+    private static final class XattrReader {
+        private static final XattrJob END = new XattrJob(null, null);
+        private final LinkedBlockingQueue<XattrJob> queue = new LinkedBlockingQueue<>();
+        private final FutureTask<Void> task = new FutureTask<>(this::run);
+
+        XattrReader() {
+            Thread t = new Thread(task, "strata-xattrs");
+            t.setDaemon(true);
+            t.start();
+        }
+
+        void add(Path path, Node node) {
+            queue.add(new XattrJob(path, node));
+        }
+
+        private Void run() throws IOException, InterruptedException {
+            for (XattrJob j = queue.take(); j != END; j = queue.take()) {
+                j.node().setXattrs(Xattrs.read(j.path()));
+            }
+            return null;
+        }
+
+        /** Waits until every queued node has its xattrs. */
+        void finish() throws IOException {
+            queue.add(END);
+            try {
+                task.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while reading xattrs");
+            } catch (ExecutionException e) {
+                throw e.getCause() instanceof IOException io ? io : new IOException("reading xattrs failed: " + e.getCause(), e);
+            }
+        }
+
+        void cancel() {
+            task.cancel(true);
+        }
+    }
+
+    private void walk(Path dir, EntryPath at, BuildContext ctx, XattrReader xattrs, Map<InodeKey, Node> linked)
+            throws IOException, EntryException {
         TreeMap<Name, Path> children = new TreeMap<>();
         try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
             for (Path p : s) {
@@ -114,17 +127,16 @@ public final class DirectorySource implements ImageSource {
         }
         for (Map.Entry<Name, Path> e : children.entrySet()) {
             EntryPath childPath = at.child(e.getKey());
-            Node node = nodeFor(e.getValue(), ctx, files, xattrJobs, linked);
+            Node node = nodeFor(e.getValue(), ctx, xattrs, linked);
             ctx.tree().put(childPath, node);
             if (node.isDirectory()) {
-                walk(e.getValue(), childPath, ctx, files, xattrJobs, linked);
+                walk(e.getValue(), childPath, ctx, xattrs, linked);
             }
         }
     }
 
     /** The node for one path; a second name of a multiply-linked file returns the first name's node. */
-    private Node nodeFor(Path p, BuildContext ctx, List<DataFile> files, List<XattrJob> xattrJobs,
-                         Map<InodeKey, Node> linked) throws IOException {
+    private Node nodeFor(Path p, BuildContext ctx, XattrReader xattrs, Map<InodeKey, Node> linked) throws IOException {
         Map<String, Object> a = Files.readAttributes(p, ATTRS, LinkOption.NOFOLLOW_LINKS);
         int mode = (Integer) a.get("mode");
         FileKind kind = kindOf(mode, p);
@@ -141,12 +153,15 @@ public final class DirectorySource implements ImageSource {
                 .setPermissions(mode)
                 .setOwner(Integer.toUnsignedLong((Integer) a.get("uid")), Integer.toUnsignedLong((Integer) a.get("gid")))
                 .setMtime(mtime.getEpochSecond(), mtime.getNano());
-        xattrJobs.add(new XattrJob(p, n));
+        xattrs.add(p, n);
         switch (kind) {
             case REGULAR:
-                FileContent c = new FileContent((Long) a.get("size"), ctx.options().chunkSize());
+                long size = (Long) a.get("size");
+                FileContent c = new FileContent(size, ctx.options().chunkSize());
                 n.setContent(c);
-                files.add(new DataFile(p, c));
+                ctx.addTotal(size);
+                ctx.pipeline().addFile(c, p);
+                ctx.addDone(size);
                 break;
             case SYMLINK:
                 n.setSymlinkTarget(Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
