@@ -35,7 +35,7 @@ public final class ImageBuilder {
 
     public static BuildResult build(Path source, Path outDir, BuildOptions options, BuildListener listener)
             throws IOException {
-        ImageSource src = Sources.open(source);
+        ImageSource src = Sources.open(source, outDir);
         try (OutputDirectory out = OutputDirectory.open(outDir)) {
             ChunkRegistry registry = new ChunkRegistry();
             BlobSet blobs = new BlobSet(out::newTempBlob, options.compressor());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.builder.testing.OciWriter;
+import io.strata.builder.testing.RoundTrip;
 import io.strata.builder.testing.TarWriter;
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
@@ -143,6 +144,18 @@ class BadInputTest {
         assertEquals(before, files(out), "no new blob, no temporary file");
         assertTrue(java.util.Arrays.equals(bootstrap, Files.readAllBytes(first.bootstrap())));
         assertFalse(files(out).stream().anyMatch(p -> p.getFileName().toString().startsWith(".strata-partial")));
+    }
+
+    @Test
+    void outputInsideTheSourceIsLeftOut() throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("src"));
+        Files.writeString(src.resolve("a.txt"), "a");
+        RoundTrip.Warnings w = new RoundTrip.Warnings();
+        BuildResult first = ImageBuilder.build(src, src.resolve("img"), BuildOptions.defaults(0), w);
+        BuildResult again = ImageBuilder.build(src, src.resolve("img"), BuildOptions.defaults(0), w);
+        assertEquals(first.inodes(), again.inodes(), "the second build does not take in the first one's output");
+        assertEquals(2, first.inodes(), "root and a.txt");
+        assertTrue(w.messages.stream().allMatch(m -> m.contains("build's output directory")), w.messages.toString());
     }
 
     @Test

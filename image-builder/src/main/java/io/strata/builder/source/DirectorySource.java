@@ -34,9 +34,12 @@ import java.util.concurrent.LinkedBlockingQueue;
 public final class DirectorySource implements ImageSource {
     private static final String ATTRS = "unix:mode,uid,gid,ino,dev,rdev,nlink,size,lastModifiedTime";
     private final Path root;
+    private final Path exclude;
 
-    public DirectorySource(Path root) {
+    /** A source of {@code root}'s tree, leaving out {@code exclude} (the build's output directory) if it lies inside. */
+    public DirectorySource(Path root, Path exclude) {
         this.root = root;
+        this.exclude = exclude == null ? null : exclude.toAbsolutePath().normalize();
     }
 
     @Override
@@ -126,6 +129,10 @@ public final class DirectorySource implements ImageSource {
             }
         }
         for (Map.Entry<Name, Path> e : children.entrySet()) {
+            if (exclude != null && e.getValue().toAbsolutePath().normalize().equals(exclude)) {
+                ctx.warning("left out " + e.getValue() + ": it is the build's output directory");
+                continue;
+            }
             EntryPath childPath = at.child(e.getKey());
             Node node = nodeFor(e.getValue(), ctx, xattrs, linked);
             ctx.tree().put(childPath, node);

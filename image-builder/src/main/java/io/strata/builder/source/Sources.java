@@ -10,9 +10,10 @@ public final class Sources {
     private Sources() {
     }
 
-    public static ImageSource open(Path path) throws BuildException {
+    /** The source at {@code path}; a directory source leaves out {@code output} if it lies inside. */
+    public static ImageSource open(Path path, Path output) throws BuildException {
         if (Files.isDirectory(path)) {
-            return OciLayoutSource.isLayout(path) ? new OciLayoutSource(path) : new DirectorySource(path);
+            return OciLayoutSource.isLayout(path) ? new OciLayoutSource(path) : new DirectorySource(path, output);
         }
         if (Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) || Files.isRegularFile(path)) {
             return new TarSource(path);
