@@ -34,7 +34,6 @@ echo "$(java -version 2>&1 | head -n 1); mkfs.erofs $(dpkg-query -W -f='${Versio
 variants=(strata-zstd strata-lz4 strata-none mkfs-chunked mkfs-lz4hc)
 run() {
   local v=$1 out=$work/out-$1
-  rm -rf "$out"
   case $v in
     strata-zstd)  "$strata" build "$tree" -o "$out" --source-date-epoch 0 >/dev/null 2>&1 ;;
     strata-lz4)   "$strata" build "$tree" -o "$out" --source-date-epoch 0 --compressor lz4 >/dev/null 2>&1 ;;
@@ -47,6 +46,10 @@ run() {
 TIMEFORMAT='%R %U %S'
 for r in $(seq 1 "$rounds"); do
   for v in "${variants[@]}"; do
+    # Untimed: remove the last output and write back dirty pages, so that no run pays for another's
+    # writeback (strata fsyncs its files before publishing them; mkfs.erofs does not fsync).
+    rm -rf "$work/out-$v"
+    sync
     t=$( { time run "$v"; } 2>&1 )
     echo "$t" >> "$work/times-$v"
   done

@@ -24,8 +24,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * Turns file data into stored chunks. The calling thread reads each chunk and hands it to a pool of
  * workers, which check for zeros, digest and compress it; the calling thread then commits results
  * strictly in submission order, so the blobs come out the same whatever the thread count or timing.
- * At most {@link #maxTasks} chunks and {@link #maxBytes} bytes are in flight, so memory stays bounded
- * for any input.
+ * At most {@link #maxBytes} bytes (and {@link #maxTasks} chunks) are in flight, so memory stays
+ * bounded for any input.
  *
  * <p>Committing a chunk: all zeros becomes a hole (stored nowhere); a digest stored before, in any
  * layer, is referenced; otherwise the chunk is appended to the current layer's blob. A worker skips
@@ -87,7 +87,9 @@ public final class ChunkPipeline implements AutoCloseable {
         this.compressors = ThreadLocal.withInitial(() -> ChunkCompressor.create(options.compressor().compression(),
                 options.compressor().level()));
         this.zeros = new byte[(int) options.chunkSize()];
-        this.maxTasks = 4 * threads + 4;
+        // Many small tasks may wait behind one big one (files of a few KiB behind a 1 MiB chunk):
+        // the byte bound limits memory, the task bound only the queue's length.
+        this.maxTasks = 1024;
         this.maxBytes = Math.max(64L << 20, 2L * threads * options.chunkSize());
     }
 
