@@ -6,13 +6,16 @@ set -euo pipefail
 
 packages=(
   cryptsetup-bin   # veritysetup: checks exported dm-verity trees
-  erofs-utils      # mkfs.erofs: plain EROFS images for --raw sources
+  erofs-utils      # mkfs.erofs: plain EROFS images for --raw sources, and the builder benchmark's baseline
   libnbd-bin       # nbdinfo, nbdcopy: NBD clients the tests talk to
   nbdkit           # the NBD peer in bench/nbd-vs-peers.sh
   qemu-utils       # qemu-img (NBD client), qemu-nbd (benchmark peer)
   fio              # fio --ioengine=nbd
   cpio             # per-test guest initramfs
   busybox-static   # the guest's userland
+  attr             # getfattr/setfattr: the image builder's tests set and compare xattrs
+  umoci            # OCI image layouts made by a tool nobody here wrote, for the builder's OCI tests
+  git              # the builder's test of the project's own tree reads the checkout with git archive
 )
 
 missing=()

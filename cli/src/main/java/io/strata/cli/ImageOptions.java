@@ -16,7 +16,8 @@ public final class ImageOptions {
     Path bootstrap;
 
     @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR",
-            description = "Directory holding the data blobs, each named by its blob id (default: the bootstrap's directory).")
+            description = "Directory holding the data blobs, each named by its blob id (default: the bootstrap's "
+                    + "blobs/ subdirectory, as 'strata build' writes it, if there is one; else the bootstrap's directory).")
     Path blobDir;
 
     @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class,
@@ -31,7 +32,11 @@ public final class ImageOptions {
         if (!Files.isRegularFile(bootstrap)) {
             throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + bootstrap);
         }
-        Path dir = blobDir != null ? blobDir : bootstrap.toAbsolutePath().getParent();
+        Path dir = blobDir;
+        if (dir == null) {
+            Path parent = bootstrap.toAbsolutePath().getParent();
+            dir = Files.isDirectory(parent.resolve("blobs")) ? parent.resolve("blobs") : parent;
+        }
         if (!Files.isDirectory(dir)) {
             throw new CommandLine.ParameterException(cmd, "blob directory not found: " + dir);
         }

@@ -8,8 +8,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = StrataCommand.Version.class,
         description = "Serve container images (Nydus RAFS v6 / EROFS) as flat block devices.",
-        subcommands = {InspectCommand.class, ExportCommand.class, ServeCommand.class, AttachCommand.class,
-                CommandLine.HelpCommand.class})
+        subcommands = {BuildCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
+                AttachCommand.class, CommandLine.HelpCommand.class})
 public final class StrataCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

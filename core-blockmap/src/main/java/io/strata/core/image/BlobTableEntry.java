@@ -32,8 +32,20 @@ public record BlobTableEntry(
     static final int FEATURES_OFF = 84;
     static final int COMPRESSED_SIZE_OFF = 88;
     static final int UNCOMPRESSED_SIZE_OFF = 96;
-    /** Start of the blob.meta / ToC fields that Strata does not interpret. */
+    /** Start of the blob.meta / ToC fields that Strata's reader does not interpret ({@link RafsBlobMetaInfo}). */
     static final int META_INFO_OFF = 104;
+
+    // Blob feature bits (Nydus {@code BlobFeatures}), shared with the blob.meta header.
+    /** Uncompressed chunk data is 4 KiB-aligned in the blob's address space. */
+    public static final int FEATURE_ALIGNED = 0x1;
+    /** The blob carries its chunk digest array (blob.digest). */
+    public static final int FEATURE_INLINED_CHUNK_DIGEST = 0x20;
+    /** Tar headers follow the data and each trailer item. */
+    public static final int FEATURE_HAS_TAR_HEADER = 0x1000_0000;
+    /** A ToC ends the blob. */
+    public static final int FEATURE_HAS_TOC = 0x2000_0000;
+    /** Written by nydus-image 2.2 or newer (tar headers and optionally ToC). */
+    public static final int FEATURE_CAP_TAR_TOC = 0x4000_0000;
 
     public static BlobTableEntry decode(ByteBuffer buf, int at) {
         ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);

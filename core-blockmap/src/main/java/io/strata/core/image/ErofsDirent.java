@@ -13,6 +13,29 @@ public record ErofsDirent(long nid, int nameoff, int fileType, String name) {
     static final int NID_OFF = 0;
     static final int NAMEOFF_OFF = 8;
     static final int FILE_TYPE_OFF = 10;
+    static final int RESERVED_OFF = 11;
+
+    // File types ({@code EROFS_FT_*}).
+    public static final int FT_UNKNOWN = 0;
+    public static final int FT_REG_FILE = 1;
+    public static final int FT_DIR = 2;
+    public static final int FT_CHRDEV = 3;
+    public static final int FT_BLKDEV = 4;
+    public static final int FT_FIFO = 5;
+    public static final int FT_SOCK = 6;
+    public static final int FT_SYMLINK = 7;
+
+    /** Longest name an entry may have ({@code EROFS_NAME_LEN}). */
+    public static final int MAX_NAME_LEN = 255;
+
+    /** Writes this entry's 12-byte header at {@code at}; the name goes at {@code nameoff} of its block. */
+    public void encode(ByteBuffer buf, int at) {
+        ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(at + NID_OFF, nid);
+        b.putShort(at + NAMEOFF_OFF, (short) nameoff);
+        b.put(at + FILE_TYPE_OFF, (byte) fileType);
+        b.put(at + RESERVED_OFF, (byte) 0);
+    }
 
     /** Entries of one directory block ({@code length} bytes of the block are used). */
     public static java.util.List<ErofsDirent> decodeBlock(ByteBuffer image, int at, int length) {

@@ -35,7 +35,26 @@ public record ErofsInode(long nid, long offset, int format, int xattrIcount, int
     static final int XATTR_IBODY_HEADER_SIZE = 12;
 
     public static final int S_IFMT = 0xF000;
+    public static final int S_IFSOCK = 0xC000;
+    public static final int S_IFLNK = 0xA000;
+    public static final int S_IFREG = 0x8000;
+    public static final int S_IFBLK = 0x6000;
     public static final int S_IFDIR = 0x4000;
+    public static final int S_IFCHR = 0x2000;
+    public static final int S_IFIFO = 0x1000;
+
+    /** The {@code i_format} of a compact inode with this data layout (extended inodes add bit 0). */
+    public static int formatOf(int dataLayout) {
+        return dataLayout << 1;
+    }
+
+    /** The chunk format stored in the union of a CHUNK_BASED inode: 8-byte indexes, chunk size in bits 0-4. */
+    public static int chunkFormatOf(long chunkSize) {
+        if (Long.bitCount(chunkSize) != 1 || chunkSize < RafsImage.BLOCK_SIZE) {
+            throw new IllegalArgumentException("chunk size " + chunkSize + " is not a power of two >= 4096");
+        }
+        return CHUNK_FORMAT_INDEXES | (Long.numberOfTrailingZeros(chunkSize) - RafsImage.BLOCK_BITS);
+    }
 
     public static ErofsInode decode(ByteBuffer image, long metaBlkaddr, long nid) {
         ByteBuffer b = image.duplicate().order(ByteOrder.LITTLE_ENDIAN);

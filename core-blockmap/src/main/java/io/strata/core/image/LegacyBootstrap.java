@@ -19,9 +19,9 @@ import java.util.Set;
  * as an address on the one device.
  */
 public final class LegacyBootstrap {
-    private static final long NULL_ADDR = 0xFFFFFFFFL;
-    static final int INDEX_DEVICE_ID_OFF = 2;
-    static final int INDEX_BLKADDR_OFF = 4;
+    private static final long NULL_ADDR = ErofsChunkIndex.NULL_ADDR;
+    static final int INDEX_DEVICE_ID_OFF = ErofsChunkIndex.DEVICE_ID_OFF;
+    static final int INDEX_BLKADDR_OFF = ErofsChunkIndex.BLKADDR_OFF;
 
     private LegacyBootstrap() {
     }

@@ -1,0 +1,133 @@
+package io.strata.cli;
+
+import io.strata.builder.BuildListener;
+import io.strata.builder.BuildOptions;
+import io.strata.builder.BuildResult;
+import io.strata.builder.CompressorSpec;
+import io.strata.builder.ImageBuilder;
+import io.strata.core.image.DigestAlgorithm;
+import io.strata.core.image.RafsImage;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "build", mixinStandardHelpOptions = true,
+        description = "Build a Nydus RAFS v6 image (OUTDIR/bootstrap and OUTDIR/blobs/<blob id>) from a directory, "
+                + "a tar (plain, gzip or zstd) or an OCI image layout.")
+final class BuildCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "SOURCE", description = "A directory, a tar file, or an OCI image layout directory.")
+    Path source;
+
+    @Option(names = {"-o", "--output"}, paramLabel = "OUTDIR", required = true,
+            description = "Where to write the bootstrap and blobs/ (created if missing).")
+    Path output;
+
+    @Option(names = "--compressor", paramLabel = "ALGO", defaultValue = "zstd",
+            description = "Chunk compression: none, lz4, zstd[:LEVEL] (default: ${DEFAULT-VALUE}, level "
+                    + CompressorSpec.DEFAULT_ZSTD_LEVEL + ").")
+    String compressor;
+
+    @Option(names = "--chunk-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "1M",
+            description = "Chunk size, a power of two from 4K to 16M (default: ${DEFAULT-VALUE}).")
+    long chunkSize;
+
+    @Option(names = "--digest", paramLabel = "ALGO", defaultValue = "blake3",
+            description = "Chunk digest: blake3 or sha256 (default: ${DEFAULT-VALUE}).")
+    String digest;
+
+    @Option(names = "--legacy-kernel",
+            description = "Also check that the image can be served to kernels 5.15-6.3 (serve or export it with --legacy-kernel).")
+    boolean legacyKernel;
+
+    @Option(names = "--source-date-epoch", paramLabel = "SECONDS",
+            description = "Build time for reproducible output (default: $SOURCE_DATE_EPOCH, else now).")
+    Long sourceDateEpoch;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Chunk digest/compression threads (default: one per CPU).")
+    Integer threads;
+
+    @Override
+    public Integer call() throws Exception {
+        BuildOptions options = options();
+        if (!Files.exists(source)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "source not found: " + source);
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        BuildResult r;
+        try (ProgressBar bar = ProgressBar.forStderr("build")) {
+            r = ImageBuilder.build(source, output, options, new BuildListener() {
+                @Override
+                public void progress(long done, long total) {
+                    bar.update(done, total);
+                }
+
+                @Override
+                public void warning(String message) {
+                    System.err.println("strata build: warning: " + message);
+                }
+            });
+        }
+        out.println("wrote " + r.bootstrap() + ": " + r.bootstrapBytes() + " bytes, " + r.inodes() + " inodes; flat device "
+                + r.flatDeviceBytes() + " bytes (" + r.flatDeviceBytes() / RafsImage.BLOCK_SIZE + " blocks)");
+        for (String id : r.blobIds()) {
+            out.println("blob " + id + ": " + Files.size(output.resolve("blobs").resolve(id)) + " bytes");
+        }
+        out.printf(Locale.ROOT, "chunks: %d read, %d holes, %d deduplicated, %d stored; %.1f MiB of data stored as %.1f MiB (%s)%n",
+                r.chunks(), r.holes(), r.deduplicated(), r.stored(), r.bytesIn() / 1048576.0, r.bytesStored() / 1048576.0,
+                options.compressor());
+        if (options.legacyKernel()) {
+            out.println("kernels 5.15-6.3: serve or export with --legacy-kernel (checked: the rewritten bootstrap is valid)");
+        }
+        out.flush();
+        return 0;
+    }
+
+    private BuildOptions options() {
+        CommandLine cmd = spec.commandLine();
+        CompressorSpec c;
+        try {
+            c = CompressorSpec.parse(compressor);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cmd, "--compressor: " + e.getMessage());
+        }
+        DigestAlgorithm d;
+        try {
+            d = DigestAlgorithm.valueOf(digest.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cmd, "--digest must be blake3 or sha256, not '" + digest + "'");
+        }
+        long buildTime = buildTime(cmd);
+        int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        try {
+            return new BuildOptions(c, chunkSize, d, buildTime, n, legacyKernel);
+        } catch (IllegalArgumentException e) {
+            String opt = e.getMessage().startsWith("chunk size") ? "--chunk-size" : e.getMessage().startsWith("threads")
+                    ? "--threads" : "--source-date-epoch";
+            throw new CommandLine.ParameterException(cmd, opt + ": " + e.getMessage());
+        }
+    }
+
+    private long buildTime(CommandLine cmd) {
+        if (sourceDateEpoch != null) {
+            return sourceDateEpoch;
+        }
+        String env = System.getenv("SOURCE_DATE_EPOCH");
+        if (env != null && !env.isBlank()) {
+            try {
+                return Long.parseLong(env.trim());
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(cmd, "SOURCE_DATE_EPOCH is not a number: '" + env + "'");
+            }
+        }
+        return System.currentTimeMillis() / 1000;
+    }
+}

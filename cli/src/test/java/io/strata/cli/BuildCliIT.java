@@ -1,0 +1,108 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.strata.core.testing.Fixtures;
+import io.strata.core.testing.HostTools;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code strata build} through bin/strata: the image it writes, and its errors. */
+class BuildCliIT {
+    @TempDir
+    Path tmp;
+
+    record Run(int code, String out, String err) {
+    }
+
+    Run strata(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(CliIT.home().resolve("bin/strata").toString());
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.environment().remove("SOURCE_DATE_EPOCH");
+        Path out = tmp.resolve("stdout");
+        Path err = tmp.resolve("stderr");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+        Process p = pb.start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata " + String.join(" ", args) + " timed out");
+        return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void buildsInspectsAndExportsTheProjectsOwnSources() throws Exception {
+        Path src = CliIT.home().resolve("core-blockmap/src");
+        Path out = tmp.resolve("img");
+        Run b = strata("build", src.toString(), "-o", out.toString(), "--compressor", "lz4", "--chunk-size", "64K",
+                "--source-date-epoch", "1700000000");
+        assertEquals(0, b.code(), b.err());
+        assertTrue(b.out().startsWith("wrote " + out.resolve("bootstrap")), b.out());
+        assertTrue(b.err().contains("build: 100%"), "a final progress line: " + b.err());
+
+        Run i = strata("inspect", out.resolve("bootstrap").toString(), "--json");
+        assertEquals(0, i.code(), i.err());
+        JsonNode j = new ObjectMapper().readTree(i.out());
+        JsonNode blob = j.get("blobs").get(0);
+        assertEquals("lz4", blob.get("compression").asText());
+        assertEquals(65536, blob.get("chunk_size").asLong());
+        assertTrue(Files.isRegularFile(out.resolve("blobs").resolve(blob.get("id").asText())));
+        assertEquals(1700000000L, j.get("superblock").get("build_time").asLong());
+
+        Path disk = tmp.resolve("disk.raw");
+        Run e = strata("export", out.resolve("bootstrap").toString(), "-o", disk.toString());
+        assertEquals(0, e.code(), e.err());
+        if (HostTools.onPath("mount") && "root".equals(System.getProperty("user.name"))) {
+            try (HostTools.ErofsMount m = new HostTools.ErofsMount(disk, tmp.resolve("mnt"))) {
+                Path java = Path.of("main/java/io/strata/core/image/RafsImage.java");
+                assertEquals(-1, Files.mismatch(src.resolve(java), m.path().resolve(java)));
+            }
+        }
+    }
+
+    @Test
+    void badArgumentsAreOneLineAndExit2() throws Exception {
+        Path tar = Fixtures.root().resolve("tar/all-entry-type.tar");
+        for (String[] args : List.of(
+                new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--chunk-size", "3000"},
+                new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--chunk-size", "32M"},
+                new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--compressor", "brotli"},
+                new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--compressor", "zstd:99"},
+                new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--digest", "md5"},
+                new String[] {"build", tmp.resolve("no-such-source").toString(), "-o", tmp.resolve("o").toString()},
+                new String[] {"build", tar.toString()})) {
+            Run r = strata(args);
+            assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertTrue(r.err().startsWith("strata build: "), r.err());
+        }
+        assertFalse(Files.exists(tmp.resolve("o/bootstrap")));
+    }
+
+    @Test
+    void badInputIsOneLineNamingTheEntryAndExit1() throws Exception {
+        Path tar = tmp.resolve("escape.tar");
+        Path staging = Files.createDirectories(tmp.resolve("staging/inner"));
+        Files.writeString(staging.resolve("f"), "x");
+        // GNU tar keeps "../" in member names with -P; the builder must refuse it.
+        HostTools.run(List.of("tar", "-P", "-cf", tar.toString(), "-C", staging.toString(), "../inner/f"));
+        Path out = tmp.resolve("o");
+        Run r = strata("build", tar.toString(), "-o", out.toString());
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("'../inner/f' climbs out of the image root"), r.err());
+        try (Stream<Path> s = Files.walk(out)) {
+            assertEquals(0, s.filter(Files::isRegularFile).count(), "no output left behind");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.strata.builder;
+
+import io.strata.core.image.DigestAlgorithm;
+import io.strata.core.image.RafsImage;
+
+/**
+ * How to build an image.
+ *
+ * @param compressor chunk compression and level
+ * @param chunkSize bytes per chunk: a power of two from 4 KiB to 16 MiB
+ * @param digest chunk digest algorithm (deduplication key and read-time check)
+ * @param buildTime seconds since the epoch for the superblock, the root and implicit directories
+ *     ({@code --source-date-epoch} for reproducible output)
+ * @param threads chunk digest/compression workers
+ * @param legacyKernel also check that the image can be served to kernels 5.15-6.3 (see {@link ImageBuilder})
+ */
+public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgorithm digest, long buildTime,
+                           int threads, boolean legacyKernel) {
+    public static final long DEFAULT_CHUNK_SIZE = 1 << 20;
+
+    public BuildOptions {
+        if (Long.bitCount(chunkSize) != 1 || chunkSize < RafsImage.MIN_CHUNK_SIZE || chunkSize > RafsImage.MAX_CHUNK_SIZE) {
+            throw new IllegalArgumentException("chunk size must be a power of two from 4 KiB to 16 MiB, not " + chunkSize);
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, not " + threads);
+        }
+        if (buildTime < 0) {
+            throw new IllegalArgumentException("build time must not be before 1970, not " + buildTime);
+        }
+    }
+
+    /** zstd:3 chunks of 1 MiB with blake3 digests (Nydus's defaults), one worker per CPU. */
+    public static BuildOptions defaults(long buildTime) {
+        return new BuildOptions(CompressorSpec.defaults(), DEFAULT_CHUNK_SIZE, DigestAlgorithm.BLAKE3, buildTime,
+                Runtime.getRuntime().availableProcessors(), false);
+    }
+
+    public BuildOptions withCompressor(CompressorSpec c) {
+        return new BuildOptions(c, chunkSize, digest, buildTime, threads, legacyKernel);
+    }
+
+    public BuildOptions withChunkSize(long size) {
+        return new BuildOptions(compressor, size, digest, buildTime, threads, legacyKernel);
+    }
+
+    public BuildOptions withDigest(DigestAlgorithm d) {
+        return new BuildOptions(compressor, chunkSize, d, buildTime, threads, legacyKernel);
+    }
+
+    public BuildOptions withThreads(int n) {
+        return new BuildOptions(compressor, chunkSize, digest, buildTime, n, legacyKernel);
+    }
+
+    public BuildOptions withLegacyKernel(boolean legacy) {
+        return new BuildOptions(compressor, chunkSize, digest, buildTime, threads, legacy);
+    }
+
+    public BuildOptions withBuildTime(long seconds) {
+        return new BuildOptions(compressor, chunkSize, digest, seconds, threads, legacyKernel);
+    }
+}

@@ -1,0 +1,112 @@
+package io.strata.builder.output;
+
+import io.strata.builder.data.FinishedBlob;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The build's output directory: {@code bootstrap} and {@code blobs/<blob id>} (design section 1).
+ * Everything is written under temporary names; {@link #commit} renames the blobs into place and the
+ * bootstrap last, so a directory with a new bootstrap always has its blobs. A build that fails or is
+ * interrupted removes its temporary files and any blob it had already published that was not there
+ * before, leaving nothing that looks like a finished image.
+ */
+public final class OutputDirectory implements AutoCloseable {
+    public static final String BOOTSTRAP = "bootstrap";
+    public static final String BLOBS = "blobs";
+    private static final String TEMP_PREFIX = ".strata-partial-";
+
+    private final Path dir;
+    private final Path blobs;
+    private final List<Path> temps = new ArrayList<>();
+    private final List<Path> published = new ArrayList<>();
+    private boolean committed;
+
+    private OutputDirectory(Path dir) {
+        this.dir = dir;
+        this.blobs = dir.resolve(BLOBS);
+    }
+
+    public static OutputDirectory open(Path dir) throws IOException {
+        Files.createDirectories(dir.resolve(BLOBS));
+        return new OutputDirectory(dir);
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public Path bootstrap() {
+        return dir.resolve(BOOTSTRAP);
+    }
+
+    public Path blobDir() {
+        return blobs;
+    }
+
+    public synchronized Path newTempBlob() throws IOException {
+        Path p = Files.createTempFile(blobs, TEMP_PREFIX, "");
+        temps.add(p);
+        return p;
+    }
+
+    public synchronized Path newTempBootstrap() throws IOException {
+        Path p = Files.createTempFile(dir, TEMP_PREFIX, "");
+        temps.add(p);
+        return p;
+    }
+
+    /** Publishes the blobs under their ids, then the bootstrap. */
+    public synchronized void commit(List<FinishedBlob> finished, Path tempBootstrap) throws IOException {
+        for (FinishedBlob b : finished) {
+            Path target = blobs.resolve(b.id());
+            boolean existed = Files.exists(target);
+            Files.move(b.file(), target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            temps.remove(b.file());
+            if (!existed) {
+                published.add(target);
+            }
+        }
+        Files.move(tempBootstrap, bootstrap(), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        temps.remove(tempBootstrap);
+        committed = true;
+    }
+
+    /** Temporary files a crashed earlier build left behind (they are never complete images). */
+    public List<Path> staleTemporaries() throws IOException {
+        List<Path> out = new ArrayList<>();
+        for (Path d : List.of(dir, blobs)) {
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(d, TEMP_PREFIX + "*")) {
+                s.forEach(out::add);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+        IOException first = null;
+        List<Path> remove = new ArrayList<>(temps);
+        if (!committed) {
+            remove.addAll(published);
+        }
+        for (Path p : remove) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (IOException e) {
+                if (first == null) {
+                    first = e;
+                }
+            }
+        }
+        temps.clear();
+        if (first != null) {
+            throw first;
+        }
+    }
+}

@@ -1,0 +1,201 @@
+package io.strata.builder.source;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.strata.builder.BuildException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Pattern;
+
+/**
+ * An OCI image layout ({@code index.json} -> manifest -> layers, OCI image-spec "image-layout"):
+ * each layer is one tar layer, applied in order with its whiteouts ({@link WhiteoutMode#APPLY}), and
+ * becomes one data blob. Every blob read is checked against its descriptor's digest and size, and
+ * every layer is checked to exist before the first is read.
+ */
+public final class OciLayoutSource implements ImageSource {
+    private static final Pattern SHA256 = Pattern.compile("sha256:[0-9a-f]{64}");
+    private static final java.util.Set<String> INDEX_TYPES = java.util.Set.of("application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json");
+
+    private final Path dir;
+    private final ObjectMapper json = new ObjectMapper();
+
+    public OciLayoutSource(Path dir) {
+        this.dir = dir;
+    }
+
+    /** Whether {@code dir} looks like an OCI image layout. */
+    public static boolean isLayout(Path dir) {
+        return Files.isRegularFile(dir.resolve("index.json")) && Files.isRegularFile(dir.resolve("oci-layout"));
+    }
+
+    @Override
+    public String describe() {
+        return dir.toString();
+    }
+
+    record Descriptor(String mediaType, String digest, long size, JsonNode platform) {
+        static Descriptor of(JsonNode n, String where) throws BuildException {
+            String digest = n.path("digest").asText("");
+            if (!SHA256.matcher(digest).matches()) {
+                throw new BuildException(where + ": digest '" + digest + "' is not sha256:<64 hex digits>");
+            }
+            if (!n.path("size").canConvertToLong() || n.path("size").asLong() < 0) {
+                throw new BuildException(where + ": descriptor " + digest + " has no valid size");
+            }
+            return new Descriptor(n.path("mediaType").asText(""), digest, n.path("size").asLong(), n.path("platform"));
+        }
+    }
+
+    @Override
+    public void addTo(BuildContext ctx) throws IOException {
+        JsonNode index = parse(dir.resolve("index.json"), "index.json");
+        String where = dir + "/index.json";
+        Descriptor m = select(index, where);
+        JsonNode manifest = readJson(m, where);
+        while (INDEX_TYPES.contains(m.mediaType()) || manifest.has("manifests")) {
+            where = dir + ": index " + m.digest();
+            m = select(manifest, where);
+            manifest = readJson(m, where);
+        }
+        where = dir + ": manifest " + m.digest();
+        JsonNode layerList = manifest.path("layers");
+        if (!layerList.isArray()) {
+            throw new BuildException(where + " has no layers array");
+        }
+        List<Descriptor> layers = new ArrayList<>();
+        for (int i = 0; i < layerList.size(); i++) {
+            Descriptor d = Descriptor.of(layerList.get(i), where + " layer " + (i + 1));
+            if (!d.mediaType().isEmpty() && (!d.mediaType().contains("tar") || d.mediaType().contains("encrypted"))) {
+                throw new BuildException(where + " layer " + (i + 1) + " (" + d.digest() + ") has media type '"
+                        + d.mediaType() + "', not a tar layer");
+            }
+            if (!Files.isRegularFile(blobPath(d))) {
+                throw new BuildException(where + " references layer " + (i + 1) + " (" + d.digest()
+                        + "), which is missing from " + dir.resolve("blobs/sha256"));
+            }
+            layers.add(d);
+            ctx.addTotal(d.size());
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            readLayer(ctx, i, layers.size(), layers.get(i));
+        }
+    }
+
+    private void readLayer(BuildContext ctx, int i, int count, Descriptor d) throws IOException {
+        String name = dir + ": layer " + (i + 1) + "/" + count + " (" + d.digest() + ")";
+        MessageDigest sha = sha256();
+        long[] read = new long[1];
+        try (InputStream file = Files.newInputStream(blobPath(d));
+             DigestInputStream raw = new DigestInputStream(new CountingInputStream(file, n -> {
+                 read[0] += n;
+                 ctx.addDone(n);
+             }), sha);
+             InputStream tar = Decompression.open(raw)) {
+            new TarLayerReader(ctx, i, WhiteoutMode.APPLY, name).read(tar);
+            try {
+                // The tar's end-of-archive blocks may come before the end of the compressed stream;
+                // reading on checks the rest (the gzip trailer's CRC) and completes the digest.
+                tar.transferTo(OutputStream.nullOutputStream());
+                raw.transferTo(OutputStream.nullOutputStream());
+            } catch (IOException e) {
+                throw new BuildException(name + ": after the last entry: " + e.getMessage(), e);
+            }
+        }
+        String actual = "sha256:" + HexFormat.of().formatHex(sha.digest());
+        if (!actual.equals(d.digest()) || read[0] != d.size()) {
+            throw new BuildException(name + ": blob has digest " + actual + " and " + read[0] + " bytes; the manifest says "
+                    + d.digest() + " and " + d.size() + " bytes");
+        }
+        ctx.pipeline().endLayer();
+    }
+
+    private Descriptor select(JsonNode index, String where) throws BuildException {
+        JsonNode ms = index.path("manifests");
+        if (!ms.isArray() || ms.isEmpty()) {
+            throw new BuildException(where + " lists no manifests");
+        }
+        if (ms.size() == 1) {
+            return Descriptor.of(ms.get(0), where);
+        }
+        String arch = hostArchitecture();
+        List<Descriptor> matching = new ArrayList<>();
+        StringBuilder all = new StringBuilder();
+        for (JsonNode n : ms) {
+            Descriptor d = Descriptor.of(n, where);
+            String os = d.platform().path("os").asText("?");
+            String a = d.platform().path("architecture").asText("?");
+            all.append(all.length() == 0 ? "" : ", ").append(d.digest()).append(" (").append(os).append('/').append(a).append(')');
+            if (os.equals("linux") && a.equals(arch)) {
+                matching.add(d);
+            }
+        }
+        if (matching.size() == 1) {
+            return matching.get(0);
+        }
+        throw new BuildException(where + " lists " + ms.size() + " manifests and " + matching.size()
+                + " for linux/" + arch + ": " + all);
+    }
+
+    private static String hostArchitecture() {
+        String a = System.getProperty("os.arch").toLowerCase(Locale.ROOT);
+        switch (a) {
+            case "x86_64":
+            case "amd64":
+                return "amd64";
+            case "aarch64":
+                return "arm64";
+            default:
+                return a;
+        }
+    }
+
+    private JsonNode readJson(Descriptor d, String where) throws IOException {
+        Path p = blobPath(d);
+        if (!Files.isRegularFile(p)) {
+            throw new BuildException(where + " references " + d.digest() + ", which is missing from " + dir.resolve("blobs/sha256"));
+        }
+        byte[] bytes = Files.readAllBytes(p);
+        String actual = "sha256:" + HexFormat.of().formatHex(sha256().digest(bytes));
+        if (!actual.equals(d.digest()) || bytes.length != d.size()) {
+            throw new BuildException(where + ": blob " + d.digest() + " has digest " + actual + " and " + bytes.length
+                    + " bytes; expected " + d.size());
+        }
+        try {
+            return json.readTree(bytes);
+        } catch (IOException e) {
+            throw new BuildException(where + ": blob " + d.digest() + " is not JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private JsonNode parse(Path file, String what) throws BuildException {
+        try {
+            return json.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new BuildException(dir + ": " + what + " is not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private Path blobPath(Descriptor d) {
+        return dir.resolve("blobs").resolve("sha256").resolve(d.digest().substring("sha256:".length()));
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

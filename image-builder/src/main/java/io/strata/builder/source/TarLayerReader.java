@@ -1,0 +1,191 @@
+package io.strata.builder.source;
+
+import io.strata.builder.BuildException;
+import io.strata.builder.tree.EntryException;
+import io.strata.builder.tree.EntryPath;
+import io.strata.builder.tree.FileContent;
+import io.strata.builder.tree.FileKind;
+import io.strata.builder.tree.Name;
+import io.strata.builder.tree.Node;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+
+/**
+ * Reads one tar layer (commons-compress: ustar, GNU and PAX headers, sparse entries) into the tree,
+ * sending regular files' data through the chunk pipeline as the entries stream past. Whiteouts are
+ * handled per {@link WhiteoutMode}. Xattrs come from PAX {@code SCHILY.xattr.NAME} (raw bytes) and
+ * {@code LIBARCHIVE.xattr.NAME} (URL-encoded name, base64 value) records.
+ */
+final class TarLayerReader {
+    static final String WHITEOUT_PREFIX = ".wh.";
+    static final String OPAQUE_MARKER = ".wh..wh..opq";
+    static final String OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
+    private static final String SCHILY_XATTR = "SCHILY.xattr.";
+    private static final String LIBARCHIVE_XATTR = "LIBARCHIVE.xattr.";
+
+    private final BuildContext ctx;
+    private final int layer;
+    private final WhiteoutMode whiteouts;
+    private final String source;
+
+    TarLayerReader(BuildContext ctx, int layer, WhiteoutMode whiteouts, String source) {
+        this.ctx = ctx;
+        this.layer = layer;
+        this.whiteouts = whiteouts;
+        this.source = source;
+    }
+
+    /** Reads the whole (already decompressed) tar stream. */
+    void read(InputStream tar) throws IOException {
+        RecordingInputStream rec = new RecordingInputStream(tar);
+        TarArchiveInputStream in = new TarArchiveInputStream(rec, StandardCharsets.UTF_8.name());
+        String last = null;
+        while (true) {
+            TarArchiveEntry e;
+            byte[] headers;
+            try {
+                rec.start();
+                e = in.getNextEntry();
+                headers = rec.stop();
+            } catch (IOException | RuntimeException ex) {
+                throw new BuildException(source + ": " + (last == null ? "at the first entry" : "after entry '" + last + "'")
+                        + ": " + message(ex), ex);
+            }
+            if (e == null) {
+                break;
+            }
+            last = e.getName();
+            try {
+                add(e, headers, in);
+            } catch (EntryException ex) {
+                throw new BuildException(source + ": entry " + ex.getMessage(), ex);
+            } catch (BuildException ex) {
+                throw ex;
+            } catch (IOException | RuntimeException ex) {
+                throw new BuildException(source + ": entry '" + e.getName() + "': " + message(ex), ex);
+            }
+        }
+    }
+
+    private static String message(Throwable t) {
+        return t.getMessage() == null ? t.toString() : t.getMessage();
+    }
+
+    private void add(TarArchiveEntry e, byte[] headers, TarArchiveInputStream in) throws IOException, EntryException {
+        EntryPath path = EntryPath.parse(e.getName());
+        if (!path.isRoot() && path.last().startsWith(WHITEOUT_PREFIX)) {
+            whiteout(e, path);
+            return;
+        }
+        if (e.isLink()) {
+            ctx.tree().link(path, EntryPath.parse(e.getLinkName()), layer);
+            return;
+        }
+        Node n = new Node(kindOf(e));
+        Instant mtime = e.getLastModifiedTime().toInstant();
+        n.setPermissions(e.getMode()).setOwner(e.getLongUserId(), e.getLongGroupId())
+                .setMtime(mtime.getEpochSecond(), mtime.getNano()).setXattrs(xattrs(e, headers)).setLayer(layer);
+        switch (n.kind()) {
+            case SYMLINK:
+                n.setSymlinkTarget(e.getLinkName().getBytes(StandardCharsets.UTF_8));
+                break;
+            case CHAR_DEVICE:
+            case BLOCK_DEVICE:
+                n.setDevice(e.getDevMajor(), e.getDevMinor());
+                break;
+            case REGULAR:
+                long size = e.isSparse() ? e.getRealSize() : e.getSize();
+                FileContent c = new FileContent(size, ctx.options().chunkSize());
+                n.setContent(c);
+                ctx.pipeline().addFile(c, in, "'" + e.getName() + "'");
+                break;
+            default:
+                break;
+        }
+        ctx.tree().put(path, n);
+    }
+
+    private FileKind kindOf(TarArchiveEntry e) throws EntryException {
+        if (e.isDirectory()) {
+            return FileKind.DIRECTORY;
+        }
+        if (e.isSymbolicLink()) {
+            return FileKind.SYMLINK;
+        }
+        if (e.isCharacterDevice()) {
+            return FileKind.CHAR_DEVICE;
+        }
+        if (e.isBlockDevice()) {
+            return FileKind.BLOCK_DEVICE;
+        }
+        if (e.isFIFO()) {
+            return FileKind.FIFO;
+        }
+        if (e.isFile()) {
+            return FileKind.REGULAR;
+        }
+        throw new EntryException(e.getName(), "has tar entry type '" + (char) e.getLinkFlag() + "', which an image cannot hold");
+    }
+
+    private void whiteout(TarArchiveEntry e, EntryPath path) throws EntryException {
+        Name name = path.last();
+        EntryPath dir = path.parent();
+        if (name.toString().equals(OPAQUE_MARKER)) {
+            if (whiteouts == WhiteoutMode.APPLY) {
+                ctx.tree().opaque(dir, layer);
+            } else {
+                Node d = ctx.tree().lookup(dir);
+                if (d == null || !d.isDirectory()) {
+                    ctx.tree().opaque(dir, layer); // creates the directory
+                    d = ctx.tree().lookup(dir);
+                }
+                d.setXattr(OVERLAY_OPAQUE_XATTR, new byte[] {'y'});
+            }
+            return;
+        }
+        if (name.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
+            ctx.warning(source + ": left out '" + e.getName() + "', an AUFS-specific whiteout entry");
+            return;
+        }
+        EntryPath target = dir.child(name.dropPrefix(WHITEOUT_PREFIX.length()));
+        if (whiteouts == WhiteoutMode.APPLY) {
+            ctx.tree().whiteout(target, layer);
+        } else {
+            Instant mtime = e.getLastModifiedTime().toInstant();
+            ctx.tree().put(target, new Node(FileKind.CHAR_DEVICE).setDevice(0, 0).setPermissions(e.getMode())
+                    .setOwner(e.getLongUserId(), e.getLongGroupId()).setMtime(mtime.getEpochSecond(), mtime.getNano())
+                    .setLayer(layer));
+        }
+    }
+
+    private Map<String, byte[]> xattrs(TarArchiveEntry e, byte[] headers) throws EntryException {
+        Map<String, String> pax = e.getExtraPaxHeaders();
+        if (pax.isEmpty()) {
+            return Map.of();
+        }
+        Map<String, byte[]> out = new TreeMap<>();
+        for (Map.Entry<String, String> h : pax.entrySet()) {
+            String key = h.getKey();
+            if (key.startsWith(SCHILY_XATTR)) {
+                byte[] raw = PaxRecords.rawValue(headers, key);
+                out.put(key.substring(SCHILY_XATTR.length()), raw != null ? raw : h.getValue().getBytes(StandardCharsets.UTF_8));
+            } else if (key.startsWith(LIBARCHIVE_XATTR)) {
+                String name = URLDecoder.decode(key.substring(LIBARCHIVE_XATTR.length()), StandardCharsets.UTF_8);
+                try {
+                    out.put(name, Base64.getDecoder().decode(h.getValue().trim()));
+                } catch (IllegalArgumentException ex) {
+                    throw new EntryException(e.getName(), "has a LIBARCHIVE.xattr." + name + " value that is not base64");
+                }
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,166 @@
+package io.strata.builder;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.builder.testing.OciWriter;
+import io.strata.builder.testing.RoundTrip;
+import io.strata.builder.testing.TarWriter;
+import java.io.ByteArrayOutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Inputs that cannot become an image: each must fail with a message naming the entry (or layer) at
+ * fault, and leave nothing in the output directory that looks like an image: no bootstrap, no blob,
+ * no temporary file, and an earlier good image there untouched.
+ */
+class BadInputTest {
+    @TempDir
+    Path tmp;
+
+    private BuildException fails(Path source, Path out) {
+        BuildException e = assertThrows(BuildException.class,
+                () -> ImageBuilder.build(source, out, BuildOptions.defaults(0), BuildListener.SILENT));
+        System.out.println("error as reported: " + e.getMessage());
+        return e;
+    }
+
+    private static List<Path> files(Path dir) throws Exception {
+        if (!Files.exists(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.filter(Files::isRegularFile).toList();
+        }
+    }
+
+    private Path tar(String name, TarWriter t) throws Exception {
+        Path p = tmp.resolve(name);
+        Files.write(p, t.bytes());
+        return p;
+    }
+
+    private static byte[] random(int n) {
+        byte[] b = new byte[n];
+        new Random(n).nextBytes(b);
+        return b;
+    }
+
+    private static byte[] gzip(byte[] data) throws Exception {
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        try (GZIPOutputStream g = new GZIPOutputStream(o)) {
+            g.write(data);
+        }
+        return o.toByteArray();
+    }
+
+    @Test
+    void pathClimbingOutOfTheRoot() throws Exception {
+        Path src = tar("escape.tar", new TarWriter().file("ok.txt", random(3 << 20)).file("../evil.txt", "x"));
+        Path out = tmp.resolve("out");
+        BuildException e = fails(src, out);
+        assertTrue(e.getMessage().contains("'../evil.txt'") && e.getMessage().contains("climbs out of the image root"), e.getMessage());
+        assertTrue(e.getMessage().startsWith(src.toString()), e.getMessage());
+        assertEquals(List.of(), files(out), "ok.txt's blob was written, then removed");
+    }
+
+    @Test
+    void hardLinkToAMissingTarget() throws Exception {
+        Path src = tar("link.tar", new TarWriter().file("a.txt", "a").hardLink("dir/b.txt", "missing.txt"));
+        Path out = tmp.resolve("out");
+        BuildException e = fails(src, out);
+        assertTrue(e.getMessage().contains("'dir/b.txt' is a hard link to 'missing.txt', which no earlier entry created"),
+                e.getMessage());
+        assertEquals(List.of(), files(out));
+    }
+
+    @Test
+    void nameLongerThan255Bytes() throws Exception {
+        String name = "dir/" + "n".repeat(256);
+        Path src = tar("long.tar", new TarWriter().file("fine-" + "m".repeat(250), "ok").file(name, "too long"));
+        Path out = tmp.resolve("out");
+        BuildException e = fails(src, out);
+        assertTrue(e.getMessage().contains("'" + name + "' has a 256-byte name; EROFS allows at most 255"), e.getMessage());
+        assertEquals(List.of(), files(out));
+    }
+
+    @Test
+    void corruptGzipLayer() throws Exception {
+        byte[] good = gzip(new TarWriter().file("one.bin", random(2 << 20)).bytes());
+        byte[] bad = gzip(new TarWriter().file("two.bin", random(3 << 20)).file("three.txt", "3").bytes());
+        for (int i = bad.length / 2; i < bad.length / 2 + 64; i++) {
+            bad[i] ^= 0x5a;
+        }
+        Path layout = tmp.resolve("oci");
+        List<String> digests = OciWriter.write(layout, List.of(good, bad), "application/vnd.oci.image.layer.v1.tar+gzip");
+        Path out = tmp.resolve("out");
+        BuildException e = fails(layout, out);
+        assertTrue(e.getMessage().contains("layer 2/2 (" + digests.get(1) + ")"), e.getMessage());
+        assertTrue(e.getMessage().contains("two.bin") || e.getMessage().contains("after"), e.getMessage());
+        assertEquals(List.of(), files(out), "layer 1's finished blob is removed too");
+    }
+
+    @Test
+    void manifestReferencingAMissingLayer() throws Exception {
+        Path layout = tmp.resolve("oci");
+        List<String> digests = OciWriter.write(layout, List.of(gzip(new TarWriter().file("a", "a").bytes()),
+                gzip(new TarWriter().file("b", "b").bytes())), "application/vnd.oci.image.layer.v1.tar+gzip");
+        Files.delete(OciWriter.blobPath(layout, digests.get(1)));
+        Path out = tmp.resolve("out");
+        BuildException e = fails(layout, out);
+        assertTrue(e.getMessage().contains("references layer 2 (" + digests.get(1) + "), which is missing"), e.getMessage());
+        assertEquals(List.of(), files(out));
+    }
+
+    @Test
+    void layerWhoseDigestDoesNotMatch() throws Exception {
+        Path layout = tmp.resolve("oci");
+        List<String> digests = OciWriter.write(layout, List.of(gzip(new TarWriter().file("a", "a").bytes())),
+                "application/vnd.oci.image.layer.v1.tar+gzip");
+        Files.write(OciWriter.blobPath(layout, digests.get(0)), gzip(new TarWriter().file("a", "b").bytes()));
+        BuildException e = fails(layout, tmp.resolve("out"));
+        assertTrue(e.getMessage().contains("the manifest says " + digests.get(0)), e.getMessage());
+    }
+
+    @Test
+    void failedBuildLeavesTheEarlierImageAsItWas() throws Exception {
+        Path good = tar("good.tar", new TarWriter().file("data.bin", random(3 << 20)));
+        Path out = tmp.resolve("out");
+        BuildResult first = ImageBuilder.build(good, out, BuildOptions.defaults(0), BuildListener.SILENT);
+        byte[] bootstrap = Files.readAllBytes(first.bootstrap());
+        List<Path> before = files(out);
+
+        Path bad = tar("bad.tar", new TarWriter().file("other.bin", random(4 << 20)).file("../x", "x"));
+        fails(bad, out);
+        assertEquals(before, files(out), "no new blob, no temporary file");
+        assertTrue(java.util.Arrays.equals(bootstrap, Files.readAllBytes(first.bootstrap())));
+        assertFalse(files(out).stream().anyMatch(p -> p.getFileName().toString().startsWith(".strata-partial")));
+    }
+
+    @Test
+    void outputInsideTheSourceIsLeftOut() throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("src"));
+        Files.writeString(src.resolve("a.txt"), "a");
+        RoundTrip.Warnings w = new RoundTrip.Warnings();
+        BuildResult first = ImageBuilder.build(src, src.resolve("img"), BuildOptions.defaults(0), w);
+        BuildResult again = ImageBuilder.build(src, src.resolve("img"), BuildOptions.defaults(0), w);
+        assertEquals(first.inodes(), again.inodes(), "the second build does not take in the first one's output");
+        assertEquals(2, first.inodes(), "root and a.txt");
+        assertTrue(w.messages.stream().allMatch(m -> m.contains("build's output directory")), w.messages.toString());
+    }
+
+    @Test
+    void missingSource() {
+        BuildException e = fails(tmp.resolve("nope"), tmp.resolve("out"));
+        assertTrue(e.getMessage().contains("no such directory, tar file or OCI image layout"), e.getMessage());
+    }
+}
