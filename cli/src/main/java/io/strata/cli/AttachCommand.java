@@ -30,11 +30,8 @@ final class AttachCommand implements Callable<Integer> {
     @Parameters(index = "1", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
     Path bootstrap;
 
-    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file instead of a RAFS image.")
-    Path raw;
-
-    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: the bootstrap's directory).")
-    Path blobDir;
+    @CommandLine.Mixin
+    ServedDeviceOptions image;
 
     @Option(names = "--connections", paramLabel = "N", defaultValue = "1", description = "Sockets the kernel spreads requests over (default: ${DEFAULT-VALUE}).")
     int connections;
@@ -42,19 +39,9 @@ final class AttachCommand implements Callable<Integer> {
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30", description = "Kernel request timeout (default: ${DEFAULT-VALUE}).")
     int timeout;
 
-    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
-            description = "Decompressed-chunk cache (default: ${DEFAULT-VALUE}).")
-    long cacheSize;
-
-    @Option(names = "--legacy-kernel", description = "Rewritten bootstrap for kernels 5.15-6.3.")
-    boolean legacyKernel;
-
     @Override
     public Integer call() throws Exception {
         CommandLine cmd = spec.commandLine();
-        if ((bootstrap == null) == (raw == null)) {
-            throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE (one of them)");
-        }
         if (connections < 1 || connections > 64) {
             throw new CommandLine.ParameterException(cmd, "--connections must be 1..64");
         }
@@ -64,7 +51,7 @@ final class AttachCommand implements Callable<Integer> {
         if (!Files.exists(nbdDevice)) {
             throw new CommandLine.ParameterException(cmd, nbdDevice + " does not exist (is the nbd module loaded? modprobe nbd)");
         }
-        BlockDevice device = DeviceSpec.open(cmd, bootstrap != null ? bootstrap : raw, raw != null, blobDir, cacheSize, legacyKernel);
+        BlockDevice device = image.open(cmd, bootstrap);
         ExportRegistry registry = new ExportRegistry();
         Export export = new Export("", device, device.describe());
         registry.add(export, true);

@@ -23,16 +23,16 @@ public final class Main {
         cli.setParameterExceptionHandler((ex, argv) -> {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
-            err.println(cmd.getCommandName().equals("strata") ? "strata: " + ex.getMessage()
-                    : "strata " + cmd.getCommandName() + ": " + ex.getMessage()
-                    + " (see 'strata " + cmd.getCommandName() + " --help')");
+            String name = cmd.getCommandSpec().qualifiedName(" ");
+            err.println(cmd.getParent() == null ? name + ": " + ex.getMessage()
+                    : name + ": " + ex.getMessage() + " (see '" + name + " --help')");
             err.flush();
             return EXIT_USAGE;
         });
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             PrintWriter err = cmd.getErr();
             String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-            err.println("strata " + cmd.getCommandName() + ": " + msg);
+            err.println(cmd.getCommandSpec().qualifiedName(" ") + ": " + msg);
             if (System.getenv("STRATA_DEBUG") != null) {
                 ex.printStackTrace(err);
             }

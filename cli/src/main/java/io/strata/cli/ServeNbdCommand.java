@@ -31,11 +31,8 @@ final class ServeNbdCommand implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap of the default export.")
     Path bootstrap;
 
-    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file (any disk or filesystem image) as the default export.")
-    Path raw;
-
-    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: each bootstrap's directory).")
-    Path blobDir;
+    @CommandLine.Mixin
+    ServedDeviceOptions image;
 
     @Option(names = "--export", paramLabel = "NAME=BOOTSTRAP", description = "A further named export (repeatable); NAME=raw:IMAGE serves a plain image.")
     List<String> exports = new ArrayList<>();
@@ -45,13 +42,6 @@ final class ServeNbdCommand implements Callable<Integer> {
 
     @Option(names = "--tcp", paramLabel = "HOST[:PORT]", description = "Listen on TCP (port 10809 by default).")
     String tcp;
-
-    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
-            description = "Decompressed-chunk cache per RAFS export (default: ${DEFAULT-VALUE}).")
-    long cacheSize;
-
-    @Option(names = "--legacy-kernel", description = "Serve RAFS exports with a rewritten bootstrap for kernels 5.15-6.3.")
-    boolean legacyKernel;
 
     @Option(names = "--max-inflight", paramLabel = "N", defaultValue = "16",
             description = "Requests served at once per connection, each by a thread of the connection (default: ${DEFAULT-VALUE}).")
@@ -66,10 +56,7 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (socket == null && tcp == null) {
             throw new CommandLine.ParameterException(cmd, "give --socket PATH and/or --tcp HOST[:PORT]");
         }
-        if (bootstrap != null && raw != null) {
-            throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE, not both");
-        }
-        if (bootstrap == null && raw == null && exports.isEmpty()) {
+        if (!image.given(bootstrap) && exports.isEmpty()) {
             throw new CommandLine.ParameterException(cmd, "nothing to serve: give BOOTSTRAP, --raw IMAGE or --export NAME=BOOTSTRAP");
         }
         if (maxInflight < 1 || maxInflight > 256) {
@@ -95,9 +82,8 @@ final class ServeNbdCommand implements Callable<Integer> {
         List<BlockDevice> devices = new ArrayList<>();
         ExportRegistry registry = new ExportRegistry();
         try {
-            if (bootstrap != null || raw != null) {
-                Path p = bootstrap != null ? bootstrap : raw;
-                BlockDevice d = DeviceSpec.open(cmd, p, raw != null, blobDir, cacheSize, legacyKernel);
+            if (image.given(bootstrap)) {
+                BlockDevice d = image.open(cmd, bootstrap);
                 devices.add(d);
                 registry.add(new Export("", d, d.describe()), true);
             }
@@ -110,7 +96,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 String target = spec.substring(eq + 1);
                 boolean isRaw = target.startsWith("raw:");
                 Path p = Paths.get(isRaw ? target.substring(4) : target);
-                BlockDevice d = DeviceSpec.open(cmd, p, isRaw, blobDir, cacheSize, legacyKernel);
+                BlockDevice d = image.open(cmd, p, isRaw);
                 devices.add(d);
                 try {
                     registry.add(new Export(name, d, d.describe()), false);

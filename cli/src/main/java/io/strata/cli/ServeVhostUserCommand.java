@@ -25,11 +25,8 @@ final class ServeVhostUserCommand implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
     Path bootstrap;
 
-    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file instead of a RAFS image.")
-    Path raw;
-
-    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: the bootstrap's directory).")
-    Path blobDir;
+    @CommandLine.Mixin
+    ServedDeviceOptions image;
 
     @Option(names = "--socket", paramLabel = "PATH", required = true, description = "The unix socket QEMU connects to.")
     Path socket;
@@ -38,23 +35,13 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             description = "Queues offered (GET_QUEUE_NUM); QEMU's num-queues must not exceed it, and defaults to the guest's vCPU count (default: ${DEFAULT-VALUE}).")
     int queues;
 
-    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
-            description = "Decompressed-chunk cache (default: ${DEFAULT-VALUE}).")
-    long cacheSize;
-
-    @Option(names = "--legacy-kernel", description = "Rewritten bootstrap for guest kernels 5.15-6.3.")
-    boolean legacyKernel;
-
     @Override
     public Integer call() throws Exception {
         CommandLine cmd = spec.commandLine();
-        if ((bootstrap == null) == (raw == null)) {
-            throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE (one of them)");
-        }
         if (queues < 1 || queues > 255) {
             throw new CommandLine.ParameterException(cmd, "--queues must be 1..255");
         }
-        BlockDevice device = DeviceSpec.open(cmd, bootstrap != null ? bootstrap : raw, raw != null, blobDir, cacheSize, legacyKernel);
+        BlockDevice device = image.open(cmd, bootstrap);
         VhostUserServer server;
         try {
             server = new VhostUserServer(socket, device, queues);
