@@ -13,6 +13,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -21,9 +23,10 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Turns file data into stored chunks. The calling thread reads each chunk and hands it to a pool of
- * workers, which check for zeros, digest and compress it; the calling thread then commits results
- * strictly in submission order, so the blobs come out the same whatever the thread count or timing.
+ * Turns file data into stored chunks. Each chunk goes to a pool of workers, which read it (from a
+ * host file by position; a tar stream is read by the calling thread, which must take it in order),
+ * check for zeros, digest and compress it; the calling thread then commits results strictly in
+ * submission order, so the blobs come out the same whatever the thread count or timing.
  * At most {@link #maxBytes} bytes (and {@link #maxTasks} chunks) are in flight, so memory stays
  * bounded for any input.
  *
@@ -44,7 +47,7 @@ public final class ChunkPipeline implements AutoCloseable {
     private final long maxBytes;
     private final ArrayDeque<Pending> window = new ArrayDeque<>();
     /** Files whose chunks are still being read; closed here if the build fails before they are. */
-    private final java.util.Set<FileChannel> openFiles = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Set<FileChannel> openFiles = ConcurrentHashMap.newKeySet();
     private long windowBytes;
     private final Stats stats = new Stats();
 
