@@ -21,6 +21,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongConsumer;
 
 /**
  * Turns file data into stored chunks. Each chunk goes to a pool of workers, which read it (from a
@@ -50,6 +51,7 @@ public final class ChunkPipeline implements AutoCloseable {
     private final Set<FileChannel> openFiles = ConcurrentHashMap.newKeySet();
     private long windowBytes;
     private final Stats stats = new Stats();
+    private LongConsumer committed = n -> { };
 
     /** Counts of what the pipeline did with the chunks it was given. */
     public static final class Stats {
@@ -94,6 +96,11 @@ public final class ChunkPipeline implements AutoCloseable {
         // the byte bound limits memory, the task bound only the queue's length.
         this.maxTasks = 1024;
         this.maxBytes = Math.max(64L << 20, 2L * threads * options.chunkSize());
+    }
+
+    /** Called with each chunk's size once it is committed (progress for sources read by the workers). */
+    public void onCommitted(LongConsumer listener) {
+        this.committed = listener;
     }
 
     /**
@@ -198,6 +205,7 @@ public final class ChunkPipeline implements AutoCloseable {
         }
         stats.chunks++;
         stats.bytesIn += p.length();
+        committed.accept(p.length());
         if (r.hole()) {
             stats.holes++;
             p.file().setChunk(p.index(), FileContent.HOLE);
