@@ -46,6 +46,7 @@ public final class ImageBuilder {
                 stats = pipeline.stats();
             }
             List<FinishedBlob> finished = blobs.finished();
+            out.startSync(finished);
             Path boot = out.newTempBootstrap();
             BootstrapWriter.Written w = BootstrapWriter.write(boot, tree, finished, registry, options, listener);
             RafsImage image;

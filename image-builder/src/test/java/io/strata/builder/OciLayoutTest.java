@@ -124,5 +124,9 @@ class OciLayoutTest {
                 assertEquals(List.of("new.txt"), s.map(p -> p.getFileName().toString()).toList());
             }
         });
+        // Three devices in the legacy layout too: every chunk index becomes an address on device 0.
+        Path legacy = RoundTrip.export(out, tmp.resolve("legacy.raw"), true);
+        RoundTrip.mounted(legacy, tmp.resolve("mnt-legacy"), m -> TreeAssert.assertSameTree(expected, TreeSnapshot.of(m),
+                TreeAssert.Ignore.NOTHING));
     }
 }

@@ -109,6 +109,32 @@ class TarFixturesTest {
         });
     }
 
+    /**
+     * GNU tar stores xattrs as PAX {@code SCHILY.xattr.NAME} records with the raw value, which need
+     * not be UTF-8 (a file capability, every byte value): the image must keep them byte for byte.
+     */
+    @Test
+    void gnuTarXattrsWithBinaryValues() throws Exception {
+        HostTools.requireRootWithErofsAndLoop();
+        HostTools.requireTool("setfattr", "attr");
+        Path src = Files.createDirectories(tmp.resolve("src/dir"));
+        Path f = Files.writeString(src.resolve("ping"), "not really ping\n");
+        StringBuilder all = new StringBuilder("0x");
+        for (int i = 0; i < 256; i++) {
+            all.append(String.format("%02x", i));
+        }
+        HostTools.run(List.of("setfattr", "-n", "user.binary", "-v", all.toString(), f.toString()));
+        // cap_net_raw+ep, VFS_CAP_REVISION_2 (20 bytes, little-endian words).
+        HostTools.run(List.of("setfattr", "-n", "security.capability", "-v", "0x0100000200200000000000000000000000000000",
+                f.toString()));
+        HostTools.run(List.of("setfattr", "-n", "trusted.utf8", "-v", "caf\u00e9", src.toString()));
+        Path tar = tmp.resolve("xattrs.tar");
+        HostTools.run(List.of("tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", tmp.resolve("src").toString(),
+                "-cf", tar.toString(), "dir"));
+        assertTrue(HostTools.run(List.of("strings", tar.toString())).contains("SCHILY.xattr.security.capability"));
+        buildAndCompare(tar, tmp.resolve("src"), new RoundTrip.Warnings());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"gzip", "zstd"})
     void compressedTarGivesTheSameImage(String codec) throws Exception {

@@ -76,9 +76,7 @@ final class BlobWriter implements AutoCloseable {
         BlobTrailer.Built trailer = BlobTrailer.build(compressedEnd, dataHash, uncompressedEnd, chunks, compression, level);
         out.write(trailer.bytes());
         fileHash.update(trailer.bytes());
-        out.flush();
-        channel.force(false); // durable before the output directory renames it into place
-        out.close();
+        out.close(); // the output directory makes it durable before renaming it into place
         long size = compressedEnd + trailer.bytes().length;
         if (Files.size(file) != size) {
             throw new IOException(file + ": wrote " + Files.size(file) + " bytes, expected " + size);

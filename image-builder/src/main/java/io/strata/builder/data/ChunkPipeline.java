@@ -13,17 +13,21 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongConsumer;
 
 /**
- * Turns file data into stored chunks. The calling thread reads each chunk and hands it to a pool of
- * workers, which check for zeros, digest and compress it; the calling thread then commits results
- * strictly in submission order, so the blobs come out the same whatever the thread count or timing.
+ * Turns file data into stored chunks. Each chunk goes to a pool of workers, which read it (from a
+ * host file by position; a tar stream is read by the calling thread, which must take it in order),
+ * check for zeros, digest and compress it; the calling thread then commits results strictly in
+ * submission order, so the blobs come out the same whatever the thread count or timing.
  * At most {@link #maxBytes} bytes (and {@link #maxTasks} chunks) are in flight, so memory stays
  * bounded for any input.
  *
@@ -44,9 +48,10 @@ public final class ChunkPipeline implements AutoCloseable {
     private final long maxBytes;
     private final ArrayDeque<Pending> window = new ArrayDeque<>();
     /** Files whose chunks are still being read; closed here if the build fails before they are. */
-    private final java.util.Set<FileChannel> openFiles = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Set<FileChannel> openFiles = ConcurrentHashMap.newKeySet();
     private long windowBytes;
     private final Stats stats = new Stats();
+    private LongConsumer committed = n -> { };
 
     /** Counts of what the pipeline did with the chunks it was given. */
     public static final class Stats {
@@ -91,6 +96,11 @@ public final class ChunkPipeline implements AutoCloseable {
         // the byte bound limits memory, the task bound only the queue's length.
         this.maxTasks = 1024;
         this.maxBytes = Math.max(64L << 20, 2L * threads * options.chunkSize());
+    }
+
+    /** Called with each chunk's size once it is committed (progress for sources read by the workers). */
+    public void onCommitted(LongConsumer listener) {
+        this.committed = listener;
     }
 
     /**
@@ -195,6 +205,7 @@ public final class ChunkPipeline implements AutoCloseable {
         }
         stats.chunks++;
         stats.bytesIn += p.length();
+        committed.accept(p.length());
         if (r.hole()) {
             stats.holes++;
             p.file().setChunk(p.index(), FileContent.HOLE);

@@ -2,17 +2,23 @@ package io.strata.builder.output;
 
 import io.strata.builder.data.FinishedBlob;
 import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 /**
  * The build's output directory: {@code bootstrap} and {@code blobs/<blob id>} (design section 1).
- * Everything is written under temporary names; {@link #commit} renames the blobs into place and the
- * bootstrap last, so a directory with a new bootstrap always has its blobs. A build that fails or is
+ * Everything is written under temporary names and made durable (fsync); {@link #commit} renames the
+ * blobs into place and the bootstrap last, so a directory with a new bootstrap always has its blobs,
+ * even after a crash. A build that fails or is
  * interrupted removes its temporary files and any blob it had already published that was not there
  * before, leaving nothing that looks like a finished image.
  */
@@ -26,6 +32,7 @@ public final class OutputDirectory implements AutoCloseable {
     private final List<Path> temps = new ArrayList<>();
     private final List<Path> published = new ArrayList<>();
     private boolean committed;
+    private FutureTask<Void> sync;
 
     private OutputDirectory(Path dir) {
         this.dir = dir;
@@ -61,8 +68,38 @@ public final class OutputDirectory implements AutoCloseable {
         return p;
     }
 
-    /** Publishes the blobs under their ids, then the bootstrap. */
+    /**
+     * Starts writing the finished blobs to disk (fsync) on a thread of its own, so that it overlaps
+     * the bootstrap's writing; {@link #commit} waits for it before renaming anything.
+     */
+    public synchronized void startSync(List<FinishedBlob> finished) {
+        FutureTask<Void> task = new FutureTask<>(() -> {
+            for (FinishedBlob b : finished) {
+                try (FileChannel ch = FileChannel.open(b.file(), StandardOpenOption.WRITE)) {
+                    ch.force(false);
+                }
+            }
+            return null;
+        });
+        Thread t = new Thread(task, "strata-sync");
+        t.setDaemon(true);
+        t.start();
+        sync = task;
+    }
+
+    /** Publishes the blobs under their ids, then the bootstrap: only files already on disk are renamed. */
     public synchronized void commit(List<FinishedBlob> finished, Path tempBootstrap) throws IOException {
+        if (sync == null) {
+            startSync(finished);
+        }
+        try {
+            sync.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while syncing blobs");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException("syncing blobs failed: " + e.getCause(), e);
+        }
         for (FinishedBlob b : finished) {
             Path target = blobs.resolve(b.id());
             boolean existed = Files.exists(target);
