@@ -23,35 +23,22 @@ class BuildCliIT {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {
-    }
 
-    Run strata(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(CliIT.home().resolve("bin/strata").toString());
-        cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        pb.environment().remove("SOURCE_DATE_EPOCH");
-        Path out = tmp.resolve("stdout");
-        Path err = tmp.resolve("stderr");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process p = pb.start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata " + String.join(" ", args) + " timed out");
-        return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    StrataProcess.Run strata(String... args) throws Exception {
+        return StrataProcess.run(tmp, args);
     }
 
     @Test
     void buildsInspectsAndExportsTheProjectsOwnSources() throws Exception {
-        Path src = CliIT.home().resolve("core-blockmap/src");
+        Path src = StrataProcess.home().resolve("core-blockmap/src");
         Path out = tmp.resolve("img");
-        Run b = strata("build", src.toString(), "-o", out.toString(), "--compressor", "lz4", "--chunk-size", "64K",
+        StrataProcess.Run b = strata("build", src.toString(), "-o", out.toString(), "--compressor", "lz4", "--chunk-size", "64K",
                 "--source-date-epoch", "1700000000");
         assertEquals(0, b.code(), b.err());
         assertTrue(b.out().startsWith("wrote " + out.resolve("bootstrap")), b.out());
         assertTrue(b.err().contains("build: 100%"), "a final progress line: " + b.err());
 
-        Run i = strata("inspect", out.resolve("bootstrap").toString(), "--json");
+        StrataProcess.Run i = strata("inspect", out.resolve("bootstrap").toString(), "--json");
         assertEquals(0, i.code(), i.err());
         JsonNode j = new ObjectMapper().readTree(i.out());
         JsonNode blob = j.get("blobs").get(0);
@@ -61,7 +48,7 @@ class BuildCliIT {
         assertEquals(1700000000L, j.get("superblock").get("build_time").asLong());
 
         Path disk = tmp.resolve("disk.raw");
-        Run e = strata("export", out.resolve("bootstrap").toString(), "-o", disk.toString());
+        StrataProcess.Run e = strata("export", out.resolve("bootstrap").toString(), "-o", disk.toString());
         assertEquals(0, e.code(), e.err());
         if (HostTools.onPath("mount") && "root".equals(System.getProperty("user.name"))) {
             try (HostTools.ErofsMount m = new HostTools.ErofsMount(disk, tmp.resolve("mnt"))) {
@@ -82,7 +69,7 @@ class BuildCliIT {
                 new String[] {"build", tar.toString(), "-o", tmp.resolve("o").toString(), "--digest", "md5"},
                 new String[] {"build", tmp.resolve("no-such-source").toString(), "-o", tmp.resolve("o").toString()},
                 new String[] {"build", tar.toString()})) {
-            Run r = strata(args);
+            StrataProcess.Run r = strata(args);
             assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
             assertEquals(1, r.err().strip().lines().count(), r.err());
             assertTrue(r.err().startsWith("strata build: "), r.err());
@@ -98,7 +85,7 @@ class BuildCliIT {
         // GNU tar keeps "../" in member names with -P; the builder must refuse it.
         HostTools.run(List.of("tar", "-P", "-cf", tar.toString(), "-C", staging.toString(), "../inner/f"));
         Path out = tmp.resolve("o");
-        Run r = strata("build", tar.toString(), "-o", out.toString());
+        StrataProcess.Run r = strata("build", tar.toString(), "-o", out.toString());
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().contains("'../inner/f' climbs out of the image root"), r.err());
         try (Stream<Path> s = Files.walk(out)) {

@@ -25,35 +25,19 @@ class CliIT {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {
-    }
 
-    static Path home() {
-        String h = System.getenv("STRATA_HOME");
-        return h != null ? Paths.get(h) : Paths.get("..").toAbsolutePath().normalize();
-    }
 
-    Run strata(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(home().resolve("bin/strata").toString());
-        cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        Path out = tmp.resolve("stdout");
-        Path err = tmp.resolve("stderr");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process p = pb.start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata " + String.join(" ", args) + " timed out");
-        return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    StrataProcess.Run strata(String... args) throws Exception {
+        return StrataProcess.run(tmp, args);
     }
 
     @Test
     void helpForEveryCommand() throws Exception {
-        Run top = strata("--help");
+        StrataProcess.Run top = strata("--help");
         assertEquals(0, top.code());
         assertTrue(top.out().contains("inspect") && top.out().contains("export"), top.out());
         for (String c : List.of("inspect", "export")) {
-            Run r = strata(c, "--help");
+            StrataProcess.Run r = strata(c, "--help");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().startsWith("Usage: strata " + c), r.out());
         }
@@ -61,7 +45,7 @@ class CliIT {
 
     @Test
     void inspectJsonDescribesTheFixture() throws Exception {
-        Run r = strata("inspect", Fixtures.nydusBootstrap().toString(), "--json");
+        StrataProcess.Run r = strata("inspect", Fixtures.nydusBootstrap().toString(), "--json");
         assertEquals(0, r.code(), r.err());
         JsonNode j = new ObjectMapper().readTree(r.out());
         assertEquals(0x209, j.get("flat_device_blocks").asLong());
@@ -75,7 +59,7 @@ class CliIT {
     @Test
     void exportWithNydusVerityMatchesNydus() throws Exception {
         Path out = tmp.resolve("disk.raw");
-        Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString(),
+        StrataProcess.Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString(),
                 "-o", out.toString(), "--verity");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("root hash: "), r.out());
@@ -88,7 +72,7 @@ class CliIT {
     void exportVeritysetupPrintsACommandThatVerifies() throws Exception {
         HostTools.requireTool("veritysetup", "cryptsetup-bin");
         Path out = tmp.resolve("v.raw");
-        Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-o", out.toString(), "--verity=veritysetup");
+        StrataProcess.Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-o", out.toString(), "--verity=veritysetup");
         assertEquals(0, r.code(), r.err());
         String line = r.out().lines().filter(l -> l.startsWith("verify with: ")).findFirst().orElseThrow();
         HostTools.run(List.of(line.substring("verify with: ".length()).split(" ")));
@@ -103,7 +87,7 @@ class CliIT {
                 new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("o").toString(), "--cache-size", "lots"},
                 new String[] {"inspect"},
                 new String[] {"frobnicate"})) {
-            Run r = strata(args);
+            StrataProcess.Run r = strata(args);
             assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
             assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
             assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
@@ -113,7 +97,7 @@ class CliIT {
     @Test
     void brokenImagesFailWithOneLineAndExit1() throws Exception {
         Path blobs = Files.createDirectories(tmp.resolve("empty-blobs"));
-        Run missing = strata("export", Fixtures.nydusBootstrap().toString(), "-D", blobs.toString(), "-o", tmp.resolve("o").toString());
+        StrataProcess.Run missing = strata("export", Fixtures.nydusBootstrap().toString(), "-D", blobs.toString(), "-o", tmp.resolve("o").toString());
         assertEquals(1, missing.code(), missing.err());
         assertTrue(missing.err().contains("missing 1 blob(s)") && missing.err().contains(Fixtures.NYDUS_BLOB_ID), missing.err());
         assertEquals(1, missing.err().strip().lines().count(), missing.err());
@@ -123,7 +107,7 @@ class CliIT {
         byte[] b = Files.readAllBytes(Fixtures.nydusBootstrap());
         b[1024] = 0;
         Files.write(bad, b);
-        Run r = strata("inspect", bad.toString());
+        StrataProcess.Run r = strata("inspect", bad.toString());
         assertEquals(1, r.code());
         assertTrue(r.err().contains("superblock.magic"), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
