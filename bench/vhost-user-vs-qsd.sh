@@ -57,7 +57,9 @@ run rand4k_qd8 --rw=randread --bs=4k --ioengine=libaio --iodepth=8
 GUEST
 chmod +x "$work/initrd/test.sh"
 (cd "$work/initrd" && find . | cpio -o -H newc --quiet) > "$work/extra.cpio"
-cat "$initramfs" "$work/extra.cpio" > "$work/initrd.img"
+cat "$initramfs" > "$work/initrd.img"
+truncate -s %4 "$work/initrd.img"   # the appended cpio must start 4-byte aligned (init/initramfs.c)
+cat "$work/extra.cpio" >> "$work/initrd.img"
 
 start_backend() { # name -> sets $backend
   rm -f "$work/vhost.sock"

@@ -100,6 +100,8 @@ poweroff -f
 INIT
   chmod +x "$root/init"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$kit/initramfs.cpio.gz.tmp"
+  # Tests append an uncompressed cpio; the kernel wants it 4-byte aligned (zeros between are skipped).
+  truncate -s %4 "$kit/initramfs.cpio.gz.tmp"
   mv "$kit/initramfs.cpio.gz.tmp" "$kit/initramfs.cpio.gz"
   rm -rf "$root"
   log "initramfs with modules: $(printf '%s ' "${modules[@]##*/}")"

@@ -97,11 +97,15 @@ final class Guest {
         // Linux unpacks concatenated cpio archives in order: base image, then this test's files.
         Path cpio = workDir.resolve("extra.cpio");
         HostTools.run(List.of("sh", "-c", "cd '" + extra + "' && find . | cpio -o -H newc --quiet > '" + cpio + "'"));
+        // An uncompressed archive that follows a compressed one must start 4-byte aligned, or the
+        // kernel takes it for compressed data ("invalid magic"); the zeros in between are skipped
+        // (init/initramfs.c, unpack_to_rootfs).
         byte[] base = Files.readAllBytes(kit.initramfs);
         byte[] add = Files.readAllBytes(cpio);
-        byte[] both = new byte[base.length + add.length];
+        int padded = (base.length + 3) & ~3;
+        byte[] both = new byte[padded + add.length];
         System.arraycopy(base, 0, both, 0, base.length);
-        System.arraycopy(add, 0, both, base.length, add.length);
+        System.arraycopy(add, 0, both, padded, add.length);
         Files.write(initrd, both);
 
         List<String> cmd = new ArrayList<>(List.of(kit.qemu.toString(), "-accel", "tcg", "-machine", "q35",
