@@ -15,6 +15,12 @@ final class DeviceSpec {
     private DeviceSpec() {
     }
 
+    /** Where blobs are when -D is not given: {@code blobs/} beside the bootstrap (as {@code strata build} writes it), else its directory. */
+    static Path defaultBlobDir(Path bootstrap) {
+        Path parent = bootstrap.toAbsolutePath().getParent();
+        return Files.isDirectory(parent.resolve("blobs")) ? parent.resolve("blobs") : parent;
+    }
+
     static BlockDevice open(CommandLine cmd, Path path, boolean raw, Path blobDir, long cacheBytes, boolean legacy)
             throws IOException {
         if (!Files.isRegularFile(path)) {
@@ -23,7 +29,7 @@ final class DeviceSpec {
         if (raw) {
             return RawImageDevice.open(path);
         }
-        Path dir = blobDir != null ? blobDir : path.toAbsolutePath().getParent();
+        Path dir = blobDir != null ? blobDir : defaultBlobDir(path);
         if (!Files.isDirectory(dir)) {
             throw new CommandLine.ParameterException(cmd, "blob directory not found: " + dir);
         }

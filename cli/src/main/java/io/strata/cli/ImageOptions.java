@@ -32,11 +32,7 @@ public final class ImageOptions {
         if (!Files.isRegularFile(bootstrap)) {
             throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + bootstrap);
         }
-        Path dir = blobDir;
-        if (dir == null) {
-            Path parent = bootstrap.toAbsolutePath().getParent();
-            dir = Files.isDirectory(parent.resolve("blobs")) ? parent.resolve("blobs") : parent;
-        }
+        Path dir = blobDir != null ? blobDir : DeviceSpec.defaultBlobDir(bootstrap);
         if (!Files.isDirectory(dir)) {
             throw new CommandLine.ParameterException(cmd, "blob directory not found: " + dir);
         }

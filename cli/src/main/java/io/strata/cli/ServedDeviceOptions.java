@@ -15,7 +15,7 @@ final class ServedDeviceOptions {
     @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file (any disk or filesystem image) instead of a RAFS image.")
     Path raw;
 
-    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: the bootstrap's directory).")
+    @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: blobs/ beside the bootstrap, else its directory).")
     Path blobDir;
 
     @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
