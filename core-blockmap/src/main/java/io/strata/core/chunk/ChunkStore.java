@@ -82,7 +82,7 @@ public final class ChunkStore implements Closeable {
             throw new MissingBlobsException(source.describe(), missing);
         }
         int n = entries.size();
-        ChunkTable[] tables = new ChunkTable[n];
+        ChunkTable[] tables = ChunkTable.buildAll(image);
         Blob[] blobs = new Blob[n];
         Compression[] compression = new Compression[n];
         DigestAlgorithm[] digest = new DigestAlgorithm[n];
@@ -90,7 +90,6 @@ public final class ChunkStore implements Closeable {
         try {
             for (int b = 0; b < n; b++) {
                 BlobTableEntry e = entries.get(b);
-                tables[b] = ChunkTable.build(image, b);
                 compression[b] = e.compression();
                 digest[b] = e.digest();
                 slotSize = (int) Math.max(slotSize, e.chunkSize());

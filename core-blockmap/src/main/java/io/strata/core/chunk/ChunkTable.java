@@ -23,9 +23,12 @@ public final class ChunkTable {
     private final int[] compressedSize;
     private final boolean[] compressed;
     private final byte[] digests;
+    /** Chunk-info entries naming this blob (before repeats are dropped): file-chunk references. */
+    private final int references;
 
-    private ChunkTable(int blobIndex, String blobId, List<ChunkInfo> sorted) {
+    private ChunkTable(int blobIndex, String blobId, List<ChunkInfo> sorted, int references) {
         int n = sorted.size();
+        this.references = references;
         this.blobIndex = blobIndex;
         this.blobId = blobId;
         this.uncompressedOffset = new long[n];
@@ -45,16 +48,31 @@ public final class ChunkTable {
         }
     }
 
-    /** Builds the table of blob {@code blobIndex} from the image's whole chunk-info table. */
-    public static ChunkTable build(RafsImage image, int blobIndex) throws ImageFormatException {
-        Path file = image.path();
-        String blobId = image.blobs().get(blobIndex).blobId();
-        List<ChunkInfo> mine = new ArrayList<>();
+    /**
+     * Builds every blob's table in one pass over the image's chunk-info table (it can hold millions
+     * of entries; walking it once per blob would cost blobs x chunks).
+     */
+    public static ChunkTable[] buildAll(RafsImage image) throws ImageFormatException {
+        int blobs = image.blobs().size();
+        List<List<ChunkInfo>> byBlob = new ArrayList<>(blobs);
+        for (int b = 0; b < blobs; b++) {
+            byBlob.add(new ArrayList<>());
+        }
         for (ChunkInfo c : image.chunks()) {
-            if (c.blobIndex() == blobIndex && !c.isHole()) {
-                mine.add(c);
+            if (!c.isHole()) {
+                byBlob.get(c.blobIndex()).add(c); // blob_index was validated by RafsImage
             }
         }
+        ChunkTable[] tables = new ChunkTable[blobs];
+        for (int b = 0; b < blobs; b++) {
+            tables[b] = of(image.path(), b, image.blobs().get(b).blobId(), byBlob.get(b));
+        }
+        return tables;
+    }
+
+    /** Sorts one blob's chunk references by uncompressed offset, drops repeats, rejects overlaps. */
+    private static ChunkTable of(Path file, int blobIndex, String blobId, List<ChunkInfo> mine) throws ImageFormatException {
+        int references = mine.size();
         mine.sort(Comparator.comparingLong(ChunkInfo::uncompressedOffset));
         List<ChunkInfo> unique = new ArrayList<>(mine.size());
         for (ChunkInfo c : mine) {
@@ -72,7 +90,7 @@ public final class ChunkTable {
             }
             unique.add(c);
         }
-        return new ChunkTable(blobIndex, blobId, unique);
+        return new ChunkTable(blobIndex, blobId, unique, references);
     }
 
     private static boolean sameChunk(ChunkInfo a, ChunkInfo b) {
@@ -122,6 +140,11 @@ public final class ChunkTable {
 
     public int size() {
         return uncompressedOffset.length;
+    }
+
+    /** How many chunk-info entries refer to this blob's chunks; {@link #size} counts unique chunks. */
+    public int references() {
+        return references;
     }
 
     public int blobIndex() {

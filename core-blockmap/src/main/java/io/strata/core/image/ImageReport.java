@@ -51,10 +51,11 @@ public final class ImageReport {
         long unique = 0;
         long compressed = 0;
         long uncompressed = 0;
+        ChunkTable[] tables = ChunkTable.buildAll(image);
         for (int i = 0; i < image.blobs().size(); i++) {
             BlobTableEntry b = image.blobs().get(i);
-            ChunkTable t = ChunkTable.build(image, i);
-            long refs = image.chunks().stream().filter(c -> c.blobIndex() == b.blobIndex() && !c.isHole()).count();
+            ChunkTable t = tables[i];
+            long refs = t.references();
             long cBytes = 0;
             long uBytes = 0;
             for (int c = 0; c < t.size(); c++) {
