@@ -57,16 +57,7 @@ public final class NbdServer implements Closeable {
 
     /** Listens on a unix socket; a stale socket file from a dead server is replaced. */
     public void listenUnix(Path path) throws IOException {
-        if (Files.exists(path)) {
-            try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
-                throw new IOException("socket " + path + " is in use by a running server");
-            } catch (IOException notListening) {
-                if (notListening.getMessage() != null && notListening.getMessage().contains("in use")) {
-                    throw notListening;
-                }
-                Files.delete(path);
-            }
-        }
+        io.strata.core.os.UnixSocketFiles.removeStale(path);
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         server.bind(UnixDomainSocketAddress.of(path));
         socketFiles.add(path);

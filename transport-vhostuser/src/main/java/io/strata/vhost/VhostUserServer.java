@@ -41,7 +41,7 @@ public final class VhostUserServer implements Closeable {
         this.maxQueues = maxQueues;
         this.serial = VirtioBlk.serialOf(device);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
-        Files.deleteIfExists(socketPath);
+        io.strata.core.os.UnixSocketFiles.removeStale(socketPath);
         this.listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         listener.bind(UnixDomainSocketAddress.of(socketPath));
     }

@@ -178,6 +178,12 @@ class VhostUserBackEndTest {
     }
 
     @Test
+    void aSecondServerCannotTakeALiveSocket() {
+        IOException e = assertThrows(IOException.class, () -> new VhostUserServer(socket, device, 1));
+        assertTrue(e.getMessage().contains("in use"), e.getMessage());
+    }
+
+    @Test
     void aSecondSetOwnerClosesTheSession() throws Exception {
         try (TestFrontEnd fe = new TestFrontEnd(socket)) {
             fe.send(SET_OWNER, 0, null);

@@ -159,14 +159,15 @@ public final class FlatDevice implements BlockDevice {
             if (p < dataEnd) {
                 long n = Math.min(dataEnd, stop) - p;
                 FileChannel file = chunks.fileOf(blob);
-                if (file != null && !t.isCompressed(c) && chunks.isVerifiedStored(blob, c)) {
+                boolean storedInFile = file != null && !t.isCompressed(c);
+                if (storedInFile && chunks.isVerifiedStored(blob, c)) {
                     sink.file(file, t.compressedOffset(c) + (p - start), n);
                 } else {
                     ChunkCache.Entry entry = chunks.acquire(blob, c);
                     try {
                         sink.memory(entry.buffer(), (int) (p - start), (int) n);
                     } finally {
-                        if (file != null && !t.isCompressed(c)) {
+                        if (storedInFile) {
                             chunks.releaseAndDiscard(entry); // verified now: later reads go to the file
                         } else {
                             chunks.release(entry);
