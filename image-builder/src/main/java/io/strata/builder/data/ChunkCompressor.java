@@ -3,6 +3,7 @@ package io.strata.builder.data;
 import com.github.luben.zstd.ZstdCompressCtx;
 import com.github.luben.zstd.ZstdException;
 import io.strata.core.image.Compression;
+import java.nio.ByteBuffer;
 import net.jpountz.lz4.LZ4Compressor;
 import net.jpountz.lz4.LZ4Exception;
 import net.jpountz.lz4.LZ4Factory;
@@ -41,48 +42,66 @@ abstract class ChunkCompressor {
         }
     }
 
-    private static final class Lz4 extends ChunkCompressor {
-        private static final LZ4Compressor LZ4 = LZ4Factory.fastestInstance().fastCompressor();
-        private byte[] scratch = new byte[0];
+    /**
+     * Why direct buffers: given heap arrays, both JNI codecs pin them with GetPrimitiveArrayCritical,
+     * which on JDK 17 holds off every GC while a worker compresses; a thread allocating meanwhile can
+     * then fail with OutOfMemoryError ("Retried waiting for GCLocker too often") in a small heap.
+     * Given direct buffers they take the address instead, so the chunk is copied in and the result
+     * out, a small cost beside compressing it.
+     */
+    private abstract static class Direct extends ChunkCompressor {
+        private ByteBuffer in = ByteBuffer.allocateDirect(0);
+        private ByteBuffer out = ByteBuffer.allocateDirect(0);
+
+        /** Compresses {@code length} bytes at 0 in {@code in} into at most {@code max} bytes at 0 in {@code out}; -1 if they do not fit. */
+        abstract int compress(ByteBuffer in, int length, ByteBuffer out, int max);
 
         @Override
-        byte[] compress(byte[] data, int length) {
+        final byte[] compress(byte[] data, int length) {
             if (length < 2) {
                 return null;
             }
-            if (scratch.length < length) {
-                scratch = new byte[length];
+            if (in.capacity() < length) {
+                in = ByteBuffer.allocateDirect(length);
+                out = ByteBuffer.allocateDirect(length);
             }
+            in.put(0, data, 0, length);
+            int n = compress(in, length, out, limit(length));
+            if (n < 0) {
+                return null;
+            }
+            byte[] result = new byte[n];
+            out.get(0, result, 0, n);
+            return result;
+        }
+    }
+
+    private static final class Lz4 extends Direct {
+        private static final LZ4Compressor LZ4 = LZ4Factory.fastestInstance().fastCompressor();
+
+        @Override
+        int compress(ByteBuffer in, int length, ByteBuffer out, int max) {
             try {
-                int n = LZ4.compress(data, 0, length, scratch, 0, limit(length));
-                return java.util.Arrays.copyOf(scratch, n);
+                return LZ4.compress(in, 0, length, out, 0, max);
             } catch (LZ4Exception e) {
-                return null; // did not fit in fewer bytes than the input
+                return -1; // did not fit in fewer bytes than the input
             }
         }
     }
 
-    private static final class Zstd extends ChunkCompressor {
+    private static final class Zstd extends Direct {
         private final ZstdCompressCtx ctx = new ZstdCompressCtx();
-        private byte[] scratch = new byte[0];
 
         Zstd(int level) {
             ctx.setLevel(level);
         }
 
         @Override
-        byte[] compress(byte[] data, int length) {
-            if (length < 2) {
-                return null;
-            }
-            if (scratch.length < length) {
-                scratch = new byte[length];
-            }
+        int compress(ByteBuffer in, int length, ByteBuffer out, int max) {
             try {
-                int n = ctx.compressByteArray(scratch, 0, limit(length), data, 0, length);
-                return java.util.Arrays.copyOf(scratch, n);
+                return ctx.compressDirectByteBuffer(out, 0, max, in, 0, length);
             } catch (ZstdException e) {
-                return null; // dstSize_tooSmall: the frame would not be smaller than the input
+                return -1; // dstSize_tooSmall: the frame would not be smaller than the input
             }
         }
     }

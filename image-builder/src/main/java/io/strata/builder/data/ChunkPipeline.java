@@ -66,7 +66,7 @@ public final class ChunkPipeline implements AutoCloseable {
     private record Pending(FileContent file, int index, int length, Future<Result> result) {
     }
 
-    /** A worker's verdict on a chunk's bytes: a hole, or a digest with compressed bytes (null: store raw, or skipped). */
+    /** A worker's verdict on a chunk's bytes: a hole, or a digest with the bytes to store (compressed, else raw; neither when skipped). */
     private record Result(byte[] data, boolean hole, DigestKey key, byte[] digest, byte[] compressed, boolean skipped) {
     }
 
@@ -95,7 +95,10 @@ public final class ChunkPipeline implements AutoCloseable {
         // Many small tasks may wait behind one big one (files of a few KiB behind a 1 MiB chunk):
         // the byte bound limits memory, the task bound only the queue's length.
         this.maxTasks = 1024;
-        this.maxBytes = Math.max(64L << 20, 2L * threads * options.chunkSize());
+        // At most 64 MiB, and at most a quarter of the heap, so a small -Xmx still leaves room for
+        // the chunks being read and their compressed copies; but always enough to keep every worker busy.
+        long heapShare = Runtime.getRuntime().maxMemory() / 4;
+        this.maxBytes = Math.max(Math.min(64L << 20, heapShare), 2L * threads * options.chunkSize());
     }
 
     /** Called with each chunk's size once it is committed (progress for sources read by the workers). */
@@ -179,14 +182,16 @@ public final class ChunkPipeline implements AutoCloseable {
 
     private Result process(byte[] data) {
         if (Arrays.mismatch(data, 0, data.length, zeros, 0, data.length) < 0) {
-            return new Result(data, true, null, null, null, false);
+            return new Result(null, true, null, null, null, false);
         }
         byte[] digest = hashers.get().digest(data, data.length);
         DigestKey key = DigestKey.of(digest);
         if (registry.contains(key)) {
-            return new Result(data, false, key, digest, null, true);
+            return new Result(null, false, key, digest, null, true);
         }
-        return new Result(data, false, key, digest, compressors.get().compress(data, data.length), false);
+        byte[] compressed = compressors.get().compress(data, data.length);
+        // Keep only the bytes that will be stored: the window's memory is what it holds.
+        return new Result(compressed != null ? null : data, false, key, digest, compressed, false);
     }
 
     private void commit(Pending p) throws IOException {
