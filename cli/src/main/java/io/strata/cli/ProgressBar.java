@@ -46,13 +46,14 @@ final class ProgressBar implements AutoCloseable {
 
     private String render(long done, long total) {
         int width = 40;
-        int filled = total == 0 ? width : (int) (width * done / total);
+        int filled = (int) (width * percent(done, total) / 100);
         return label + " [" + "#".repeat(filled) + " ".repeat(width - filled) + "] " + percent(done, total) + "% "
                 + mib(done) + "/" + mib(total) + " MiB";
     }
 
+    /** Capped at 100: a source's total can arrive after some of its bytes are done. */
     private static long percent(long done, long total) {
-        return total == 0 ? 100 : 100 * done / total;
+        return total == 0 ? 100 : Math.min(100, 100 * done / total);
     }
 
     private static String mib(long bytes) {

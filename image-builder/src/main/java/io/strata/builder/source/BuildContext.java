@@ -37,12 +37,13 @@ public final class BuildContext {
         listener.warning(message);
     }
 
-    public void addTotal(long bytes) {
+    /** Called from any thread (a directory's total is summed on one of its own). */
+    public synchronized void addTotal(long bytes) {
         total += bytes;
         listener.progress(done, total);
     }
 
-    public void addDone(long bytes) {
+    public synchronized void addDone(long bytes) {
         done += bytes;
         listener.progress(done, total);
     }

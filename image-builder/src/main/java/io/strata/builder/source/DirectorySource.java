@@ -59,8 +59,18 @@ public final class DirectorySource implements ImageSource {
 
     @Override
     public void addTo(BuildContext ctx) throws IOException {
-        ctx.addTotal(dataBytes());
         ctx.pipeline().onCommitted(ctx::addDone);
+        // The total is only for the progress bar: summed on a thread of its own, so the walk that
+        // feeds the chunk workers starts at once.
+        Thread sizing = new Thread(() -> {
+            try {
+                ctx.addTotal(dataBytes());
+            } catch (IOException e) {
+                // the real walk meets the same error and reports it
+            }
+        }, "strata-size-walk");
+        sizing.setDaemon(true);
+        sizing.start();
         XattrReader xattrs = new XattrReader();
         try {
             Node rootNode = nodeFor(root, ctx, xattrs, new HashMap<>());
@@ -78,19 +88,23 @@ public final class DirectorySource implements ImageSource {
             throw new BuildException(root + ": " + e.getMessage(), e);
         } finally {
             xattrs.cancel();
+            sizing.interrupt();
             ctx.pipeline().onCommitted(n -> { });
         }
     }
 
     /**
      * The total size of the regular files, for the progress bar: a quick walk with the JDK's lstat
-     * that also brings the inodes into the kernel's cache for the real walk.
+     * (which also brings the inodes into the kernel's cache ahead of the real walk).
      */
     private long dataBytes() throws IOException {
         long[] total = new long[1];
         Files.walkFileTree(root, new SimpleFileVisitor<>() {
             @Override
             public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) {
+                if (Thread.currentThread().isInterrupted()) {
+                    return FileVisitResult.TERMINATE; // the build ended (or failed) first
+                }
                 return exclude != null && dir.toAbsolutePath().normalize().equals(exclude)
                         ? FileVisitResult.SKIP_SUBTREE : FileVisitResult.CONTINUE;
             }
