@@ -15,12 +15,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection, served by a few threads of its own (leader/follower): a
- * thread takes the read lock, takes every request already waiting (one read syscall for many at
- * queue depth), lets go, checks them, and writes all their replies under the write lock, gathered
- * into as few writes as fit. Requests of one connection run concurrently and are answered in any
- * order (the kernel and libnbd match replies by cookie), with no hand-off to a pool. The in-flight
- * limit per connection is threads x {@link #MAX_BATCH}.
+ * The transmission phase of one connection, served by a few threads of its own (leader/follower).
+ * The leader reads every request already waiting (one read syscall for many at queue depth),
+ * answers them, gathered into as few writes as fit, and reads again: while it works, the next
+ * requests pile up in the socket, so at queue depth a batch costs one read, one write and a pread
+ * per request, with no hand-off between threads. A batch that needs a chunk loaded (a cache miss,
+ * decompression, a digest check: milliseconds) makes its thread give up leadership first, so a
+ * follower reads and serves the next requests meanwhile. Requests are answered in any order (the
+ * kernel and libnbd match replies by cookie). The in-flight limit per connection is threads x
+ * {@link #MAX_BATCH}.
  */
 final class Connection {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
@@ -32,7 +35,8 @@ final class Connection {
     private final ServerMetrics metrics;
     private final int threads;
     private final ReentrantLock writeLock = new ReentrantLock();
-    private final Object readLock = new Object();
+    /** Held by the thread that reads the socket (the leader); guards {@link #in}, {@link #endReason}, {@link #requests}. */
+    private final ReentrantLock leader = new ReentrantLock();
     /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
     private final ByteBuffer in = ByteBuffer.allocateDirect(64 << 10);
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
@@ -84,15 +88,18 @@ final class Connection {
                 Thread.currentThread().interrupt();
             }
         }
-        synchronized (readLock) {
+        leader.lock();
+        try {
             return endReason + "; " + requests + " request(s)";
+        } finally {
+            leader.unlock();
         }
     }
 
     /**
-     * One thread's loop: take every request already waiting on the socket (alone, under the read
-     * lock), check them (outside any lock: cache misses decompress here, in parallel with the other
-     * threads), then answer them all under the write lock with as few writes as fit.
+     * One thread's loop: as leader, take every request already waiting on the socket and check them
+     * (cache misses load here); answer them all under the write lock with as few writes as fit; stay
+     * leader unless the batch had to load chunks (see the class comment).
      */
     private void work() {
         NbdRequest[] batch = new NbdRequest[MAX_BATCH];
@@ -100,39 +107,70 @@ final class Connection {
         for (int i = 0; i < MAX_BATCH; i++) {
             batch[i] = new NbdRequest();
         }
-        for (;;) {
-            int n;
-            synchronized (readLock) {
+        boolean leading = false;
+        try {
+            for (;;) {
+                if (!leading) {
+                    leader.lock();
+                    leading = true;
+                }
                 if (endReason != null) {
                     return;
                 }
-                n = readBatch(batch);
+                int n = readBatch(batch);
                 requests += n;
-            }
-            if (n == 0) {
-                return;
-            }
-            for (int i = 0; i < n; i++) {
-                errors[i] = prepare(batch[i]);
-            }
-            ReplyWriter w = ReplyWriter.forThisThread();
-            writeLock.lock();
-            try {
-                w.beginBatch(socket, session.structuredReplies());
-                for (int i = 0; i < n; i++) {
-                    answer(batch[i], errors[i], w);
+                if (n == 0) {
+                    return;
                 }
-                w.endBatch();
-            } catch (IOException e) {
-                fail(e);
-                return;
-            } catch (RuntimeException | Error e) {
-                LOG.error("nbd {}: answering failed", peer, e);
-                fail(new IOException(e.toString(), e));
-                return;
-            } finally {
-                writeLock.unlock();
+                if (!allReady(batch, n)) {
+                    leader.unlock(); // a follower serves the next requests while this batch loads chunks
+                    leading = false;
+                }
+                for (int i = 0; i < n; i++) {
+                    errors[i] = prepare(batch[i]);
+                }
+                if (!answerAll(batch, errors, n)) {
+                    return;
+                }
             }
+        } finally {
+            if (leading) {
+                leader.unlock();
+            }
+        }
+    }
+
+    /** True when no request of the batch needs a chunk loaded (CACHE always may). */
+    private boolean allReady(NbdRequest[] batch, int n) {
+        for (int i = 0; i < n; i++) {
+            NbdRequest r = batch[i];
+            if (r.type == CMD_CACHE || r.type == CMD_READ && !device.isReady(r.offset, r.length)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Writes the batch's replies under the write lock; false when the connection failed. */
+    private boolean answerAll(NbdRequest[] batch, int[] errors, int n) {
+        ReplyWriter w = ReplyWriter.forThisThread();
+        writeLock.lock();
+        try {
+            w.beginBatch(socket, session.structuredReplies());
+            for (int i = 0; i < n; i++) {
+                answer(batch[i], errors[i], w);
+            }
+            w.endBatch();
+            return true;
+        } catch (IOException e) {
+            fail(e);
+            return false;
+        } catch (RuntimeException | Error e) {
+            LOG.error("nbd {}: answering failed", peer, e);
+            fail(new IOException(e.toString(), e));
+            return false;
+        } finally {
+            writeLock.unlock();
         }
     }
 

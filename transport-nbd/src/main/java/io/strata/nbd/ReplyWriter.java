@@ -33,6 +33,8 @@ final class ReplyWriter implements SegmentSink {
     private long cookie;
     /** Device offset of the next segment (for OFFSET_DATA / OFFSET_HOLE chunks). */
     private long offset;
+    /** Device offset where the current read ends: its chunk reaching it carries the DONE flag. */
+    private long readEnd;
     /** True while a small reply is being assembled in {@link #copy} rather than sent piece by piece. */
     private boolean gathering;
     long bytesSent;
@@ -79,6 +81,7 @@ final class ReplyWriter implements SegmentSink {
     void beginRead(long cookie, long offset, long length) throws IOException {
         this.cookie = cookie;
         this.offset = offset;
+        this.readEnd = offset + length;
         if (length <= GATHER_LIMIT) {
             gather(length);
         } else {
@@ -92,10 +95,12 @@ final class ReplyWriter implements SegmentSink {
         }
     }
 
-    void endRead() throws IOException {
-        if (structured) {
-            done(0);
-        }
+    /**
+     * Ends a read reply. Structured: the last data or hole chunk already carried DONE (spec,
+     * "Structured reply chunk message": any chunk type may be the final one), which spares the
+     * client a separate NONE chunk to parse, one receive per read for libnbd.
+     */
+    void endRead() {
         gathering = false;
     }
 
@@ -135,10 +140,15 @@ final class ReplyWriter implements SegmentSink {
         gathering = false;
     }
 
+    /** DONE for the chunk that ends the read (segments arrive in order and cover the read exactly). */
+    private int lastChunkFlag(long length) {
+        return offset + length == readEnd ? REPLY_FLAG_DONE : 0;
+    }
+
     private void dataChunkHeader(long length) throws IOException {
         if (structured) {
             header.clear();
-            ReplyHeaders.structured(header, 0, REPLY_TYPE_OFFSET_DATA, cookie, (int) (8 + length));
+            ReplyHeaders.structured(header, lastChunkFlag(length), REPLY_TYPE_OFFSET_DATA, cookie, (int) (8 + length));
             header.putLong(offset);
             send(header.flip());
         }
@@ -199,7 +209,7 @@ final class ReplyWriter implements SegmentSink {
     public void zeros(long length) throws IOException {
         if (structured) {
             header.clear();
-            ReplyHeaders.structured(header, 0, REPLY_TYPE_OFFSET_HOLE, cookie, 12);
+            ReplyHeaders.structured(header, lastChunkFlag(length), REPLY_TYPE_OFFSET_HOLE, cookie, 12);
             header.putLong(offset).putInt((int) length);
             send(header.flip());
             offset += length;

@@ -144,6 +144,15 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
+    /**
+     * True when the chunk is in the cache, loaded: acquiring it now would not load it. A hint for
+     * schedulers, read without pinning, so it may be evicted a moment later.
+     */
+    public boolean isReady(int blob, int chunk) {
+        Entry e = index[blob].get(chunk);
+        return e != null && e.state == READY;
+    }
+
     private void awaitLoad(Entry e) throws IOException {
         boolean interrupted = false;
         synchronized (e) {

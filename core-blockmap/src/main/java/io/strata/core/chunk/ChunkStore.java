@@ -133,6 +133,17 @@ public final class ChunkStore implements Closeable {
         return (verifiedStored[blob].get(chunk >>> 6) & (1L << chunk)) != 0;
     }
 
+    /**
+     * True when reading the chunk now needs no load: a stored chunk already verified in a local
+     * file, or a chunk loaded in the cache (a hint; see {@link ChunkCache#isReady}).
+     */
+    public boolean isReady(int blob, int chunk) {
+        if (files[blob] != null && !tables[blob].isCompressed(chunk) && isVerifiedStored(blob, chunk)) {
+            return true;
+        }
+        return cache.isReady(blob, chunk);
+    }
+
     /** The chunk, uncompressed and verified, pinned in the cache until {@link #release}. */
     public ChunkCache.Entry acquire(int blob, int chunk) throws IOException {
         return cache.acquire(blob, chunk, loader);

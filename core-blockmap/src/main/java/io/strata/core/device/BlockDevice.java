@@ -25,6 +25,16 @@ public interface BlockDevice extends Closeable {
      */
     void resolve(long offset, long length, SegmentSink sink) throws IOException;
 
+    /**
+     * True when resolving {@code [offset, offset+length)} now would load no chunk: every chunk it
+     * touches is in the cache or is a stored chunk already verified. A hint for a transport deciding
+     * whether a request may take long (the answer can change at once); a range outside the device
+     * answers true (resolving it fails fast). File regions count as ready: the page cache is assumed.
+     */
+    default boolean isReady(long offset, long length) {
+        return true;
+    }
+
     /** Reads {@code dst.remaining()} bytes from {@code offset} into {@code dst}, advancing it. */
     default void read(long offset, ByteBuffer dst) throws IOException {
         resolve(offset, dst.remaining(), new CopyingSink(dst));

@@ -119,6 +119,35 @@ public final class FlatDevice implements BlockDevice {
         }
     }
 
+    @Override
+    public boolean isReady(long offset, long length) {
+        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+            return true;
+        }
+        long pos = offset;
+        long end = offset + length;
+        for (int e = firstExtentEndingAfter(pos); e < extentStart.length && extentStart[e] < end; e++) {
+            if (extentBlob[e] == BOOTSTRAP) {
+                continue;
+            }
+            ChunkTable t = chunks.table(extentBlob[e]);
+            long local = Math.max(pos, extentStart[e]) - extentStart[e];
+            long stop = Math.min(extentEnd[e], end) - extentStart[e];
+            while (local < stop) {
+                int c = t.find(local);
+                if (c < 0) {
+                    local = t.nextChunkStart(local);
+                    continue;
+                }
+                if (!chunks.isReady(extentBlob[e], c)) {
+                    return false;
+                }
+                local = t.uncompressedOffset(c) + ((t.uncompressedSize(c) + BLOCK - 1) & -BLOCK);
+            }
+        }
+        return true;
+    }
+
     private int firstExtentEndingAfter(long pos) {
         int lo = 0;
         int hi = extentEnd.length;

@@ -2,6 +2,7 @@ package io.strata.core.device;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -86,6 +87,31 @@ class FlatDeviceTest {
                     }
                 }
             }
+        }
+    }
+
+    /** isReady: false until every chunk a range touches is loaded (or a stored chunk verified), then true. */
+    @Test
+    void isReadyTellsWhetherAReadWouldLoadChunks() throws IOException {
+        long blob0 = img.blobOffsets().get(0);
+        long blob1 = img.blobOffsets().get(1);
+        var zstd1 = img.chunks().get(0).get(1);
+        var stored = img.chunks().get(1).get(1);
+        try (FlatDevice dev = open(1 << 20)) {
+            assertTrue(dev.isReady(0, 4096), "the bootstrap is a file region");
+            assertTrue(dev.isReady(dev.size(), 1), "out of range: resolving fails fast");
+            long a = blob0 + zstd1.uncompressedOffset();
+            assertFalse(dev.isReady(a + 100, 10));
+            assertFalse(dev.isReady(blob0, dev.size() - blob0));
+            dev.read(a + 100, ByteBuffer.allocate(10));
+            assertTrue(dev.isReady(a, zstd1.uncompressedSize()));
+            assertFalse(dev.isReady(a, zstd1.uncompressedSize() + 4096 * 4), "runs on into the next chunk");
+            long s = blob1 + stored.uncompressedOffset();
+            assertFalse(dev.isReady(s, 4096), "a stored chunk is verified on first read");
+            dev.read(s, ByteBuffer.allocate(4096));
+            assertTrue(dev.isReady(s, stored.uncompressedSize()), "verified: served from its file");
+            dev.read(blob0, ByteBuffer.allocate((int) (dev.size() - blob0)));
+            assertTrue(dev.isReady(0, dev.size()));
         }
     }
 
