@@ -166,9 +166,15 @@ class VhostUserGuestTest {
         Path log = tmp.resolve("backend.log");
         backends.add(start(serve, log));
         waitForSocket(socket);
+        // The read is paced (20 slices with a pause after each, at least 6 s) so that the kill 1.5 s
+        // after it starts lands mid-read however fast the guest reads: unpaced, a fast run finished
+        // the whole disk before the kill, and QEMU never needed the restarted back-end.
+        long blocks = Files.size(treeImage) / 4096;
+        long slice = (blocks + 19) / 20;
         String script = String.join("\n",
                 "echo STRATA-READ-START",
-                "sum=$(dd if=/dev/vda bs=4k iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)",
+                "sum=$(for i in $(seq 0 19); do dd if=/dev/vda bs=4k iflag=direct skip=$((i * " + slice + ")) count="
+                        + slice + " 2>/dev/null; sleep 0.3; done | sha256sum | cut -d' ' -f1)",
                 "echo \"sha256: $sum\"",
                 "[ \"$sum\" = \"$(cat /expected.sha)\" ] || exit 30",
                 "");
