@@ -51,7 +51,8 @@ final class ServeNbdCommand implements Callable<Integer> {
     String tcp;
 
     @Option(names = "--max-inflight", paramLabel = "N", defaultValue = "16",
-            description = "Requests served at once per connection, each by a thread of the connection (default: ${DEFAULT-VALUE}).")
+            description = "Threads serving each connection (default: ${DEFAULT-VALUE}): one answers cached reads in batches of up to 16 requests; "
+                    + "a batch that must load chunks keeps its thread while the next one reads, so up to N batches load at once.")
     int maxInflight;
 
     @Option(names = "--metrics-interval", paramLabel = "SECONDS", defaultValue = "60", description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")

@@ -25,7 +25,11 @@ import org.slf4j.LoggerFactory;
 public final class NbdServer implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
 
-    /** Tuning: requests in flight per connection (each served by a thread of the connection's own). */
+    /**
+     * Tuning: threads per connection. The leader answers cached reads in batches of up to
+     * {@link Connection#MAX_BATCH}; each batch that loads chunks keeps a thread, so at most this many
+     * batches (and this x MAX_BATCH requests) are in flight on one connection.
+     */
     public record Options(int maxInflightPerConnection) {
         public static final int DEFAULT_INFLIGHT = 16;
 
