@@ -1,0 +1,156 @@
+package io.strata.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.device.BlockDevice;
+import io.strata.core.device.SegmentSink;
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A request that must load a chunk does not hold up the connection: its thread hands leadership to
+ * another, which reads and answers the requests behind it, out of order. The device here stands in
+ * for a chunk store: its first 64 KiB "need a load" (not ready) and the load blocks until the test
+ * lets it go; the rest is ready at once.
+ */
+class SlowBatchHandOffTest {
+    private static final int SIZE = 1 << 20;
+    private static final int SLOW_END = 64 << 10;
+
+    @TempDir
+    Path tmp;
+    GatedDevice device;
+    NbdServer server;
+    Path socket;
+    byte[] content;
+    ExecutorService replies = Executors.newSingleThreadExecutor();
+
+    /** A file-backed device whose first 64 KiB block in resolve until {@link #release} opens. */
+    static final class GatedDevice implements BlockDevice {
+        final FileChannel file;
+        final CountDownLatch loadStarted = new CountDownLatch(1);
+        final CountDownLatch release = new CountDownLatch(1);
+
+        GatedDevice(Path path) throws IOException {
+            file = FileChannel.open(path, StandardOpenOption.READ);
+        }
+
+        @Override
+        public long size() {
+            return SIZE;
+        }
+
+        @Override
+        public boolean isReady(long offset, long length) {
+            return offset >= SLOW_END || release.getCount() == 0;
+        }
+
+        @Override
+        public void resolve(long offset, long length, SegmentSink sink) throws IOException {
+            BlockDevice.checkRange(offset, length, SIZE);
+            if (offset < SLOW_END && release.getCount() > 0) {
+                loadStarted.countDown();
+                try {
+                    if (!release.await(30, TimeUnit.SECONDS)) {
+                        throw new IOException("the test never released the load");
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", e);
+                }
+            }
+            sink.file(file, offset, length);
+        }
+
+        @Override
+        public String describe() {
+            return "gated test device";
+        }
+
+        @Override
+        public void close() throws IOException {
+            file.close();
+        }
+    }
+
+    @BeforeEach
+    void start() throws IOException {
+        content = new byte[SIZE];
+        for (int i = 0; i < SIZE; i++) {
+            content[i] = (byte) (i * 31 + (i >>> 12));
+        }
+        Path image = tmp.resolve("image.raw");
+        Files.write(image, content);
+        device = new GatedDevice(image);
+        ExportRegistry registry = new ExportRegistry();
+        registry.add(new Export("", device, device.describe()), true);
+        server = new NbdServer(registry, new NbdServer.Options(4));
+        socket = tmp.resolve("nbd.sock");
+        server.listenUnix(socket);
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        device.release.countDown();
+        replies.shutdownNow();
+        server.close();
+        device.close();
+    }
+
+    /** Reads one simple reply with its data (all requests here are reads): {cookie, error} and the bytes. */
+    private Future<Object[]> nextReply(TestClient c, int length) {
+        return replies.submit(() -> {
+            long[] h = c.simpleReply();
+            byte[] data = h[0] == 0 ? c.read(length).array() : new byte[0];
+            return new Object[] {h[1], h[0], data};
+        });
+    }
+
+    @Test
+    void readsBehindALoadingRequestAreAnsweredFirst() throws Exception {
+        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
+            assertEquals(SIZE, c.go());
+            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
+            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            c.request(NbdProtocol.CMD_READ, 2, 500_000, 4096); // ready: must not wait for cookie 1
+            c.request(NbdProtocol.CMD_READ, 3, 700_000, 16384);
+
+            Object[] first = nextReply(c, 4096).get(10, TimeUnit.SECONDS);
+            assertEquals(2L, first[0], "the ready read is answered while the other loads");
+            assertEquals(0L, first[1]);
+            assertArrayEquals(Arrays.copyOfRange(content, 500_000, 504_096), (byte[]) first[2]);
+            Object[] second = nextReply(c, 16384).get(10, TimeUnit.SECONDS);
+            assertEquals(3L, second[0]);
+            assertArrayEquals(Arrays.copyOfRange(content, 700_000, 716_384), (byte[]) second[2]);
+
+            device.release.countDown();
+            Object[] last = nextReply(c, 8192).get(10, TimeUnit.SECONDS);
+            assertEquals(1L, last[0], "the loading read completes once its load does");
+            assertEquals(0L, last[1]);
+            assertArrayEquals(Arrays.copyOfRange(content, 4096, 12288), (byte[]) last[2]);
+
+            // The connection goes on as usual: a read of the formerly slow region, now ready.
+            c.request(NbdProtocol.CMD_READ, 4, 0, 65536);
+            Object[] again = nextReply(c, 65536).get(10, TimeUnit.SECONDS);
+            assertEquals(4L, again[0]);
+            assertArrayEquals(Arrays.copyOfRange(content, 0, 65536), (byte[]) again[2]);
+        }
+    }
+}
