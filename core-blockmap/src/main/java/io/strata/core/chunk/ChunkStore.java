@@ -128,6 +128,11 @@ public final class ChunkStore implements Closeable {
         return files[blob];
     }
 
+    /** True for a stored (uncompressed) chunk of a blob with a local file: once verified, it is read from the file. */
+    public boolean isStoredInFile(int blob, int chunk) {
+        return files[blob] != null && !tables[blob].isCompressed(chunk);
+    }
+
     /** True for a stored (uncompressed) chunk whose digest was already checked. */
     public boolean isVerifiedStored(int blob, int chunk) {
         return (verifiedStored[blob].get(chunk >>> 6) & (1L << chunk)) != 0;
@@ -138,7 +143,7 @@ public final class ChunkStore implements Closeable {
      * file, or a chunk loaded in the cache (a hint; see {@link ChunkCache#isReady}).
      */
     public boolean isReady(int blob, int chunk) {
-        if (files[blob] != null && !tables[blob].isCompressed(chunk) && isVerifiedStored(blob, chunk)) {
+        if (isStoredInFile(blob, chunk) && isVerifiedStored(blob, chunk)) {
             return true;
         }
         return cache.isReady(blob, chunk);

@@ -117,7 +117,7 @@ public final class ChunkTable {
                 hi = mid - 1;
             }
         }
-        if (found >= 0 && offset < uncompressedOffset[found] + alignUp(uncompressedSize[found])) {
+        if (found >= 0 && offset < paddedEnd(found)) {
             return found;
         }
         return -1;
@@ -169,6 +169,11 @@ public final class ChunkTable {
 
     public int compressedSize(int i) {
         return compressedSize[i];
+    }
+
+    /** End of chunk {@code i}'s span in the blob's uncompressed space: its data padded to 4 KiB. */
+    public long paddedEnd(int i) {
+        return uncompressedOffset[i] + alignUp(uncompressedSize[i]);
     }
 
     public boolean isCompressed(int i) {

@@ -59,9 +59,14 @@ public interface BlockDevice extends Closeable {
     /** One line naming what the device serves, for logs. */
     String describe();
 
+    /** True when {@code [offset, offset+length)} lies inside a device of {@code size} bytes. */
+    static boolean isInRange(long offset, long length, long size) {
+        return offset >= 0 && length >= 0 && offset <= size && length <= size - offset;
+    }
+
     /** Throws when the range is not inside a device of {@code size} bytes. */
     static void checkRange(long offset, long length, long size) throws OutOfRangeException {
-        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+        if (!isInRange(offset, length, size)) {
             throw new OutOfRangeException(offset, length, size);
         }
     }

@@ -121,7 +121,7 @@ public final class FlatDevice implements BlockDevice {
 
     @Override
     public boolean isReady(long offset, long length) {
-        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+        if (!BlockDevice.isInRange(offset, length, size)) {
             return true;
         }
         long pos = offset;
@@ -142,7 +142,7 @@ public final class FlatDevice implements BlockDevice {
                 if (!chunks.isReady(extentBlob[e], c)) {
                     return false;
                 }
-                local = t.uncompressedOffset(c) + ((t.uncompressedSize(c) + BLOCK - 1) & -BLOCK);
+                local = t.paddedEnd(c);
             }
         }
         return true;
@@ -188,7 +188,7 @@ public final class FlatDevice implements BlockDevice {
             if (p < dataEnd) {
                 long n = Math.min(dataEnd, stop) - p;
                 FileChannel file = chunks.fileOf(blob);
-                boolean storedInFile = file != null && !t.isCompressed(c);
+                boolean storedInFile = chunks.isStoredInFile(blob, c);
                 if (storedInFile && chunks.isVerifiedStored(blob, c)) {
                     sink.file(file, t.compressedOffset(c) + (p - start), n);
                 } else {
@@ -205,7 +205,7 @@ public final class FlatDevice implements BlockDevice {
                 }
                 p += n;
             }
-            long padEnd = start + ((t.uncompressedSize(c) + BLOCK - 1) & -BLOCK);
+            long padEnd = t.paddedEnd(c);
             if (p < stop && p < padEnd) {
                 long n = Math.min(padEnd, stop) - p;
                 sink.zeros(n);
@@ -239,7 +239,7 @@ public final class FlatDevice implements BlockDevice {
                 int c = t.find(local);
                 long localEnd;
                 if (c >= 0) {
-                    localEnd = t.uncompressedOffset(c) + ((t.uncompressedSize(c) + BLOCK - 1) & -BLOCK);
+                    localEnd = t.paddedEnd(c);
                     hole = false;
                 } else {
                     localEnd = t.nextChunkStart(local);
