@@ -8,8 +8,6 @@ import io.strata.nbd.NbdServer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -19,15 +17,6 @@ import picocli.CommandLine.Parameters;
         description = {"Serve an image as /dev/nbdN through the kernel's nbd driver (ioctls, no handshake).",
                 "Runs in the foreground; SIGTERM or SIGINT disconnects cleanly and frees the device."})
 final class AttachCommand implements Callable<Integer> {
-    /**
-     * Looked up when used, not in a static field: picocli instantiates every command to build the
-     * command line, and an eager logger would start slf4j (and its date formatting) for every
-     * command, 0.1 s of each `strata build`.
-     */
-    private static Logger log() {
-        return LoggerFactory.getLogger("strata.attach");
-    }
-
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -72,11 +61,11 @@ final class AttachCommand implements Callable<Integer> {
             throw e;
         }
         Thread hook = new Thread(() -> {
-            log().info("detaching {} on signal", nbdDevice);
+            CommandLoggers.attach().info("detaching {} on signal", nbdDevice);
             try {
                 attached.close();
             } catch (Exception e) {
-                log().warn("detach: {}", e.getMessage());
+                CommandLoggers.attach().warn("detach: {}", e.getMessage());
             }
             server.close();
             try {

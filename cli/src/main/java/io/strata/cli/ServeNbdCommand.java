@@ -12,8 +12,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -23,15 +21,6 @@ import picocli.CommandLine.Parameters;
         description = {"Serve images over NBD (fixed newstyle) on unix sockets and TCP, read-only.",
                 "The default export (BOOTSTRAP or --raw) answers the empty export name."})
 final class ServeNbdCommand implements Callable<Integer> {
-    /**
-     * Looked up when used, not in a static field: picocli instantiates every command to build the
-     * command line, and an eager logger would start slf4j (and its date formatting) for every
-     * command, 0.1 s of each `strata build`.
-     */
-    private static Logger log() {
-        return LoggerFactory.getLogger("strata.serve");
-    }
-
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -115,7 +104,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             NbdServer server = new NbdServer(registry, new NbdServer.Options(maxInflight));
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
-                log().info("stopping on signal");
+                CommandLoggers.serve().info("stopping on signal");
                 server.close();
                 closeAll(devices);
                 stopped.countDown();
@@ -126,14 +115,14 @@ final class ServeNbdCommand implements Callable<Integer> {
             }
             if (tcp != null) {
                 InetSocketAddress a = server.listenTcp(host, port);
-                log().info("nbd: TCP port {}", a.getPort());
+                CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
             }
             for (Export e : registry.all()) {
-                log().info("nbd: export '{}': {}", e.name(), e.description());
+                CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
             }
             while (!stopped.await(metricsInterval > 0 ? metricsInterval : 3600, java.util.concurrent.TimeUnit.SECONDS)) {
                 if (metricsInterval > 0) {
-                    log().info("metrics: {}; cache {}", server.metrics().snapshot(), devices.get(0).cacheStats());
+                    CommandLoggers.serve().info("metrics: {}; cache {}", server.metrics().snapshot(), devices.get(0).cacheStats());
                 }
             }
             return 0;
@@ -148,7 +137,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             try {
                 d.close();
             } catch (IOException e) {
-                log().warn("closing {}: {}", d.describe(), e.getMessage());
+                CommandLoggers.serve().warn("closing {}: {}", d.describe(), e.getMessage());
             }
         }
     }

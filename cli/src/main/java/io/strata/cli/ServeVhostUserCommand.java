@@ -5,8 +5,6 @@ import io.strata.vhost.VhostUserServer;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -17,15 +15,6 @@ import picocli.CommandLine.Parameters;
                 "  -chardev socket,id=c0,path=SOCK -device vhost-user-blk-pci,chardev=c0,num-queues=N",
                 "(guest memory must be shared: -object memory-backend-memfd,id=mem,size=...,share=on -numa node,memdev=mem)."})
 final class ServeVhostUserCommand implements Callable<Integer> {
-    /**
-     * Looked up when used, not in a static field: picocli instantiates every command to build the
-     * command line, and an eager logger would start slf4j (and its date formatting) for every
-     * command, 0.1 s of each `strata build`.
-     */
-    private static Logger log() {
-        return LoggerFactory.getLogger("strata.serve");
-    }
-
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -58,16 +47,16 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            log().info("stopping on signal");
+            CommandLoggers.serve().info("stopping on signal");
             try {
                 server.close();
                 device.close();
             } catch (Exception e) {
-                log().warn("stop: {}", e.getMessage());
+                CommandLoggers.serve().warn("stop: {}", e.getMessage());
             }
             stopped.countDown();
         }, "strata-shutdown"));
-        log().info("vhost-user: serving {}", device.describe());
+        CommandLoggers.serve().info("vhost-user: serving {}", device.describe());
         server.start();
         stopped.await();
         return 0;

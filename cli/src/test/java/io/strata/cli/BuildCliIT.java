@@ -23,7 +23,6 @@ class BuildCliIT {
     @TempDir
     Path tmp;
 
-
     StrataProcess.Run strata(String... args) throws Exception {
         return StrataProcess.run(tmp, args);
     }

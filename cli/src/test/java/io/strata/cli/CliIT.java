@@ -25,8 +25,6 @@ class CliIT {
     @TempDir
     Path tmp;
 
-
-
     StrataProcess.Run strata(String... args) throws Exception {
         return StrataProcess.run(tmp, args);
     }
