@@ -66,8 +66,12 @@ public final class ChunkPipeline implements AutoCloseable {
     private record Pending(FileContent file, int index, int length, Future<Result> result) {
     }
 
-    /** A worker's verdict on a chunk's bytes: a hole, or a digest with the bytes to store (compressed, else raw; neither when skipped). */
-    private record Result(byte[] data, boolean hole, DigestKey key, byte[] digest, byte[] compressed, boolean skipped) {
+    /**
+     * A worker's verdict on a chunk's bytes: a hole, or a digest with the bytes to store (compressed
+     * or raw, as {@code compressed} says; none when skipped as already stored). Only the bytes to
+     * store are kept: the window's memory is what its results hold.
+     */
+    private record Result(boolean hole, DigestKey key, byte[] digest, byte[] stored, boolean compressed, boolean skipped) {
     }
 
     /** Gets a chunk's bytes, on the worker that processes it. */
@@ -182,16 +186,16 @@ public final class ChunkPipeline implements AutoCloseable {
 
     private Result process(byte[] data) {
         if (Arrays.mismatch(data, 0, data.length, zeros, 0, data.length) < 0) {
-            return new Result(null, true, null, null, null, false);
+            return new Result(true, null, null, null, false, false);
         }
         byte[] digest = hashers.get().digest(data, data.length);
         DigestKey key = DigestKey.of(digest);
         if (registry.contains(key)) {
-            return new Result(null, false, key, digest, null, true);
+            return new Result(false, key, digest, null, false, true);
         }
         byte[] compressed = compressors.get().compress(data, data.length);
-        // Keep only the bytes that will be stored: the window's memory is what it holds.
-        return new Result(compressed != null ? null : data, false, key, digest, compressed, false);
+        return compressed != null ? new Result(false, key, digest, compressed, true, false)
+                : new Result(false, key, digest, data, false, false);
     }
 
     private void commit(Pending p) throws IOException {
@@ -226,8 +230,8 @@ public final class ChunkPipeline implements AutoCloseable {
         if (r.skipped()) {
             throw new IllegalStateException("a chunk skipped as stored was not in the registry");
         }
-        byte[] stored = r.compressed() != null ? r.compressed() : r.data();
-        StoredChunk c = blobs.writer().append(stored, stored.length, r.compressed() != null, p.length(), r.digest());
+        byte[] stored = r.stored();
+        StoredChunk c = blobs.writer().append(stored, stored.length, r.compressed(), p.length(), r.digest());
         stats.stored++;
         stats.bytesStored += stored.length;
         p.file().setChunk(p.index(), registry.add(r.key(), c));
