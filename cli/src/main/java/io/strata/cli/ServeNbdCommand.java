@@ -101,7 +101,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
             }
-            NbdServer server = new NbdServer(registry, new NbdServer.Options(maxInflight));
+            NbdServer server = new NbdServer(registry, NbdServer.Options.defaults().withMaxInflight(maxInflight));
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 CommandLoggers.serve().info("stopping on signal");

@@ -40,6 +40,8 @@ public class NbdWireBenchmark extends JvmSettings {
     private RawImageDevice raw;
     private long rafsBlob;
     private SocketChannel out;
+    private ConnectionIo outIo;
+    private final ReplyWriter writer = new ReplyWriter();
     private Thread drain;
     private long cookie;
 
@@ -61,6 +63,7 @@ public class NbdWireBenchmark extends JvmSettings {
         out = SocketChannel.open(UnixDomainSocketAddress.of(sock));
         SocketChannel in = server.accept();
         server.close();
+        outIo = new ConnectionIo(out);
         drain = new Thread(() -> {
             ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
             try {
@@ -77,7 +80,7 @@ public class NbdWireBenchmark extends JvmSettings {
 
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
-        out.close();
+        outIo.close();
         drain.join(2000);
         rafs.close();
         raw.close();
@@ -120,8 +123,8 @@ public class NbdWireBenchmark extends JvmSettings {
     }
 
     private long reply(io.strata.core.device.BlockDevice device, long offset, int length) throws IOException {
-        ReplyWriter w = ReplyWriter.forThisThread();
-        w.beginBatch(out, false);
+        ReplyWriter w = writer;
+        w.beginBatch(outIo, false);
         w.beginRead(cookie, offset, length);
         device.resolve(offset, length, w);
         w.endRead();

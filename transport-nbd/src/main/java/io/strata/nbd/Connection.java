@@ -10,39 +10,62 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.ArrayDeque;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection, served by a few threads of its own (leader/follower).
- * The leader reads every request already waiting (one read syscall for many at queue depth),
- * answers them, gathered into as few writes as fit, and reads again: while it works, the next
- * requests pile up in the socket, so at queue depth a batch costs one read, one write and a pread
- * per request, with no hand-off between threads. A batch that needs a chunk loaded (a cache miss,
- * decompression, a digest check: milliseconds) makes its thread give up leadership first, so a
- * follower reads and serves the next requests meanwhile. Requests are answered in any order (the
- * kernel and libnbd match replies by cookie). The in-flight limit per connection is threads x
- * {@link #MAX_BATCH}.
+ * The transmission phase of one connection, served by one thread of its own plus the server's
+ * shared pool of loader threads. The connection's thread reads every request already waiting (one
+ * read syscall for many at queue depth) into a batch of up to {@link #MAX_BATCH}. A batch whose
+ * data is ready (cached, or plain file regions) is answered at once, gathered into as few writes as
+ * fit. A batch that needs a chunk loaded (a cache miss, decompression, a digest check: milliseconds)
+ * goes to the loader pool, and this thread reads and answers the next requests meanwhile; when the
+ * load is done the pool hands the batch back ({@link ConnectionIo#wakeup}) and this thread writes its
+ * replies. Requests are answered in any order (the kernel and libnbd match replies by cookie).
+ *
+ * <p>Costs are bounded whatever the client does: one thread per connection (the server caps
+ * connections), at most {@code maxLoading} batches per connection in the pool (the pool's threads
+ * are shared by all connections), and no reply is buffered beyond one batch: when the client stops
+ * reading replies, this thread waits to write and so stops reading requests (the client's own
+ * writes then block, as TCP flow control intends).
  */
 final class Connection {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
+
+    /** Requests taken from the socket at a time: they arrive together at queue depth. */
+    static final int MAX_BATCH = 16;
 
     private final SocketChannel socket;
     private final String peer;
     private final Negotiated session;
     private final BlockDevice device;
     private final ServerMetrics metrics;
-    private final int threads;
-    private final ReentrantLock writeLock = new ReentrantLock();
-    /** Held by the thread that reads the socket (the leader); guards {@link #in}, {@link #endReason}, {@link #requests}. */
-    private final ReentrantLock leader = new ReentrantLock();
+    private final Executor loaders;
+    private final int maxLoading;
+    private final ConnectionIo io;
+    private final ReplyWriter writer = new ReplyWriter();
     /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
     private final ByteBuffer in = ByteBuffer.allocateDirect(64 << 10);
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
-    private volatile IOException failure;
+    /** Batches not in the pool, ready for reuse (this connection's thread only). */
+    private final ArrayDeque<Batch> idle = new ArrayDeque<>();
+    /** Batches the pool has loaded, waiting for this thread to write their replies. */
+    private final ConcurrentLinkedQueue<Batch> loaded = new ConcurrentLinkedQueue<>();
+    /** Batches created so far (at most maxLoading + 1: the one being read, and those loading). */
+    private int batches;
+    /** Batches in the pool or in {@link #loaded}. */
+    private int loading;
+    /** Set when the connection is over; loaders skip the work of batches still queued. */
+    private volatile boolean over;
     private String endReason;
+    /** Requests read, and answered, on this connection. */
     private long requests;
+    private long answered;
 
     /** Warms the cache and checks every chunk before a reply starts: errors must precede data. */
     private static final SegmentSink PREFLIGHT = new SegmentSink() {
@@ -59,171 +82,261 @@ final class Connection {
         }
     };
 
-    Connection(SocketChannel socket, String peer, Negotiated session, int threads, ServerMetrics metrics) {
+    /** Up to {@link #MAX_BATCH} requests read together, with the errno each will be answered with. */
+    private final class Batch implements Runnable {
+        final NbdRequest[] requests = new NbdRequest[MAX_BATCH];
+        final int[] errors = new int[MAX_BATCH];
+        int size;
+
+        Batch() {
+            for (int i = 0; i < MAX_BATCH; i++) {
+                requests[i] = new NbdRequest();
+            }
+        }
+
+        void prepareAll() {
+            for (int i = 0; i < size; i++) {
+                errors[i] = prepare(requests[i]);
+            }
+        }
+
+        /** In a loader thread: load the chunks, then hand the batch back to the connection's thread. */
+        @Override
+        public void run() {
+            try {
+                if (!over) {
+                    prepareAll();
+                }
+            } finally {
+                loaded.add(this);
+                io.wakeup();
+            }
+        }
+    }
+
+    Connection(SocketChannel socket, String peer, Negotiated session, Executor loaders, int maxLoading, ServerMetrics metrics)
+            throws IOException {
         this.socket = socket;
         this.peer = peer;
         this.session = session;
         this.device = session.export().device();
         this.metrics = metrics;
-        this.threads = threads;
+        this.loaders = loaders;
+        this.maxLoading = maxLoading;
+        this.io = new ConnectionIo(socket);
     }
 
-    /** Requests one thread takes from the socket at a time: they arrive together at queue depth. */
-    static final int MAX_BATCH = 16;
+    /** Ends the connection from another thread (server shutdown): the socket closes, its thread wakes. */
+    void stop() {
+        over = true;
+        try {
+            socket.close();
+        } catch (IOException ignored) {
+            // already closed
+        }
+        io.wakeup();
+    }
 
     /** Serves requests until the client disconnects or breaks the protocol; returns why it ended. */
     String serve() {
         in.limit(0);
-        Thread[] helpers = new Thread[threads - 1];
-        for (int i = 0; i < helpers.length; i++) {
-            helpers[i] = new Thread(this::work, Thread.currentThread().getName() + "-" + (i + 1));
-            helpers[i].setDaemon(true);
-            helpers[i].start();
-        }
-        work();
-        for (Thread t : helpers) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        leader.lock();
         try {
-            return endReason + "; " + requests + " request(s)";
+            Batch current = null;
+            while (endReason == null) {
+                answerLoaded();
+                if (current == null) {
+                    current = takeBatch();
+                    if (current == null) {
+                        io.awaitWakeup(); // maxLoading batches in the pool: read nothing until one is back
+                        continue;
+                    }
+                }
+                int n = readBatch(current);
+                if (n == 0) {
+                    if (endReason == null) {
+                        io.awaitReadableOrWakeup();
+                    }
+                    continue;
+                }
+                if (allReady(current)) {
+                    current.prepareAll();
+                    answer(current);
+                } else {
+                    loading++;
+                    try {
+                        loaders.execute(current);
+                    } catch (RejectedExecutionException e) {
+                        loading--;
+                        endReason = "server stopping";
+                        break;
+                    }
+                    current = null;
+                }
+            }
+            // A DISC (or a bad request) after good ones: those still loading get their replies.
+            while (loading > 0 && socket.isOpen()) {
+                answerLoaded();
+                if (loading > 0) {
+                    io.awaitWakeup();
+                }
+            }
+        } catch (IOException e) {
+            if (endReason == null) {
+                endReason = (over ? "stopped: " : "connection lost: ") + e.getMessage();
+            }
+        } catch (RuntimeException | Error e) {
+            LOG.error("nbd {}: answering failed", peer, e);
+            endReason = "internal error: " + e;
         } finally {
-            leader.unlock();
+            over = true;
+            io.close();
+            awaitLoadsDropped();
+            metrics.dropped.add(requests - answered); // read but never answered: the client is gone
+        }
+        return endReason + "; " + requests + " request(s)";
+    }
+
+    /** A batch to read into: a free one, a new one while under the limit, or null (wait for the pool). */
+    private Batch takeBatch() {
+        Batch b = idle.poll();
+        if (b == null && batches <= maxLoading) {
+            batches++;
+            b = new Batch();
+        }
+        return b;
+    }
+
+    /** Writes the replies of every batch the pool has finished loading. */
+    private void answerLoaded() throws IOException {
+        Batch b;
+        while ((b = loaded.poll()) != null) {
+            loading--;
+            answer(b);
         }
     }
 
-    /**
-     * One thread's loop: as leader, take every request already waiting on the socket and check them
-     * (cache misses load here); answer them all under the write lock with as few writes as fit; stay
-     * leader unless the batch had to load chunks (see the class comment).
-     */
-    private void work() {
-        NbdRequest[] batch = new NbdRequest[MAX_BATCH];
-        int[] errors = new int[MAX_BATCH];
-        for (int i = 0; i < MAX_BATCH; i++) {
-            batch[i] = new NbdRequest();
-        }
-        boolean leading = false;
-        try {
-            for (;;) {
-                if (!leading) {
-                    leader.lock();
-                    leading = true;
-                }
-                if (endReason != null) {
-                    return;
-                }
-                int n = readBatch(batch);
-                requests += n;
-                if (n == 0) {
-                    return;
-                }
-                if (!allReady(batch, n)) {
-                    leader.unlock(); // a follower serves the next requests while this batch loads chunks
-                    leading = false;
-                }
-                for (int i = 0; i < n; i++) {
-                    errors[i] = prepare(batch[i]);
-                }
-                if (!answerAll(batch, errors, n)) {
-                    return;
-                }
-            }
-        } finally {
-            if (leading) {
-                leader.unlock();
+    /** After the end: batches still in the pool are waited for (they skip their loads) and discarded. */
+    private void awaitLoadsDropped() {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (loading > 0 && System.nanoTime() < deadline) {
+            if (loaded.poll() == null) {
+                LockSupport.parkNanos(1_000_000);
+            } else {
+                loading--;
             }
         }
     }
 
     /** True when no request of the batch needs a chunk loaded (CACHE always may). */
-    private boolean allReady(NbdRequest[] batch, int n) {
-        for (int i = 0; i < n; i++) {
-            NbdRequest r = batch[i];
-            if (r.type == CMD_CACHE || r.type == CMD_READ && !device.isReady(r.offset, r.length)) {
+    private boolean allReady(Batch batch) {
+        for (int i = 0; i < batch.size; i++) {
+            NbdRequest r = batch.requests[i];
+            if (r.type == CMD_CACHE && r.flags == 0 || r.type == CMD_READ && r.flags == 0 && !device.isReady(r.offset, r.length)) {
                 return false;
             }
         }
         return true;
     }
 
-    /** Writes the batch's replies under the write lock; false when the connection failed. */
-    private boolean answerAll(NbdRequest[] batch, int[] errors, int n) {
-        ReplyWriter w = ReplyWriter.forThisThread();
-        writeLock.lock();
-        try {
-            w.beginBatch(socket, session.structuredReplies());
-            for (int i = 0; i < n; i++) {
-                answer(batch[i], errors[i], w);
+    /** Writes the batch's replies and puts the batch back for reuse. */
+    private void answer(Batch b) throws IOException {
+        writer.beginBatch(io, session.structuredReplies());
+        for (int i = 0; i < b.size; i++) {
+            answer(b.requests[i], b.errors[i], writer);
+        }
+        writer.endBatch();
+        b.size = 0;
+        idle.push(b);
+    }
+
+    /**
+     * Parses the requests waiting in the input buffer, reading the socket (without waiting) when
+     * fewer than one is there, up to {@link #MAX_BATCH}; 0 when none has arrived. Sets
+     * {@link #endReason} when the connection ends; requests parsed before that (say, before a DISC)
+     * are still returned and answered.
+     */
+    private int readBatch(Batch batch) throws IOException {
+        if (in.remaining() < NbdRequest.SIZE) {
+            in.compact();
+            int r = io.readNow(in);
+            in.flip();
+            if (r < 0) {
+                endReason = "client closed the connection";
+                return 0;
             }
-            w.endBatch();
-            return true;
-        } catch (IOException e) {
-            fail(e);
-            return false;
-        } catch (RuntimeException | Error e) {
-            LOG.error("nbd {}: answering failed", peer, e);
-            fail(new IOException(e.toString(), e));
-            return false;
-        } finally {
-            writeLock.unlock();
+            if (in.remaining() < NbdRequest.SIZE) {
+                return 0;
+            }
+        }
+        int n = 0;
+        while (n < MAX_BATCH && in.remaining() >= NbdRequest.SIZE) {
+            NbdRequest req = batch.requests[n];
+            int at = in.position();
+            if (!req.decode(in, at)) {
+                endReason = "bad request magic 0x" + Integer.toHexString(NbdRequest.magicAt(in, at));
+                break;
+            }
+            in.position(at + NbdRequest.SIZE);
+            if (req.type == CMD_DISC) {
+                endReason = "client disconnected (NBD_CMD_DISC)";
+                break;
+            }
+            if (req.type == CMD_WRITE) {
+                // The payload follows the header whatever the answer; consume it to stay in sync.
+                if (req.length > MAX_PAYLOAD) {
+                    endReason = "write payload of " + req.length + " bytes exceeds " + MAX_PAYLOAD;
+                    break;
+                }
+                int buffered = (int) Math.min(in.remaining(), req.length);
+                in.position(in.position() + buffered);
+                skip(req.length - buffered);
+            }
+            n++;
+        }
+        batch.size = n;
+        requests += n;
+        metrics.received.add(n);
+        return n;
+    }
+
+    /** Reads and discards {@code n} bytes (a write's payload). */
+    private void skip(long n) throws IOException {
+        long left = n;
+        while (left > 0) {
+            scratch.clear().limit((int) Math.min(scratch.capacity(), left));
+            io.readFully(scratch);
+            left -= scratch.limit();
         }
     }
 
     /**
-     * Parses the requests waiting in the input buffer (reading the socket only when none is), up to
-     * {@link #MAX_BATCH}. Sets {@link #endReason} when the connection ends; requests parsed before
-     * that (say, before a DISC) are still returned and answered.
+     * Command flags this server accepts per command (spec, "Request message"): a flag the server
+     * did not advertise or that does not apply to the command is answered EINVAL. Writes are
+     * refused with EPERM whatever their flags (the export is read-only).
      */
-    private int readBatch(NbdRequest[] batch) {
-        try {
-            while (in.remaining() < NbdRequest.SIZE) {
-                in.compact();
-                int r = socket.read(in);
-                in.flip();
-                if (r < 0) {
-                    endReason = failure != null ? "reply failed: " + failure.getMessage() : "client closed the connection";
-                    return 0;
-                }
-            }
-            int n = 0;
-            while (n < batch.length && in.remaining() >= NbdRequest.SIZE) {
-                NbdRequest req = batch[n];
-                int at = in.position();
-                if (!req.decode(in, at)) {
-                    endReason = "bad request magic 0x" + Integer.toHexString(NbdRequest.magicAt(in, at));
-                    return n;
-                }
-                in.position(at + NbdRequest.SIZE);
-                if (req.type == CMD_DISC) {
-                    endReason = "client disconnected (NBD_CMD_DISC)";
-                    return n;
-                }
-                if (req.type == CMD_WRITE) {
-                    // The payload follows the header whatever the answer; consume it to stay in sync.
-                    if (req.length > MAX_PAYLOAD) {
-                        endReason = "write payload of " + req.length + " bytes exceeds " + MAX_PAYLOAD;
-                        return n;
-                    }
-                    int buffered = (int) Math.min(in.remaining(), req.length);
-                    in.position(in.position() + buffered);
-                    Wire.skip(socket, req.length - buffered, scratch);
-                }
-                n++;
-            }
-            return n;
-        } catch (IOException e) {
-            endReason = failure != null ? "reply failed: " + failure.getMessage() : "connection lost: " + e.getMessage();
-            return 0;
+    private static boolean flagsKnown(NbdRequest req) {
+        switch (req.type) {
+            case CMD_BLOCK_STATUS:
+                return (req.flags & ~CMD_FLAG_REQ_ONE) == 0;
+            default:
+                return req.flags == 0;
         }
     }
 
-    /** Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0. */
+/** Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0. */
     private int prepare(NbdRequest req) {
+        switch (req.type) {
+            case CMD_WRITE:
+            case CMD_TRIM:
+            case CMD_WRITE_ZEROES:
+                return EPERM; // a read-only export (advertised with NBD_FLAG_READ_ONLY), whatever the flags
+            default:
+                break;
+        }
+        if (!flagsKnown(req)) {
+            LOG.info("nbd {}: command {} with unknown flags 0x{}, answered EINVAL", peer, req.type, Integer.toHexString(req.flags));
+            return EINVAL;
+        }
         switch (req.type) {
             case CMD_READ:
             case CMD_CACHE:
@@ -231,10 +344,6 @@ final class Connection {
             case CMD_FLUSH:
             case CMD_BLOCK_STATUS:
                 return 0;
-            case CMD_WRITE:
-            case CMD_TRIM:
-            case CMD_WRITE_ZEROES:
-                return EPERM; // a read-only export (advertised with NBD_FLAG_READ_ONLY)
             default:
                 LOG.info("nbd {}: unknown command {}, answered EINVAL", peer, req.type);
                 return EINVAL;
@@ -262,6 +371,7 @@ final class Connection {
     /** Writes one reply into the batch. */
     private void answer(NbdRequest req, int error, ReplyWriter w) throws IOException {
         metrics.requests.increment();
+        answered++;
         if (error != 0) {
             metrics.errors.increment();
             w.status(req.cookie, error);
@@ -301,17 +411,5 @@ final class Connection {
             return;
         }
         w.blockStatus(req.cookie, descriptors);
-    }
-
-    private void fail(IOException e) {
-        if (failure == null) {
-            failure = e;
-            LOG.debug("nbd {}: reply failed", peer, e);
-        }
-        try {
-            socket.close(); // wakes the reader; other workers' writes fail fast
-        } catch (IOException ignored) {
-            // closing a broken socket
-        }
     }
 }

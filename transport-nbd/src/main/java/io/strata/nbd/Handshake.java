@@ -18,6 +18,12 @@ final class Handshake {
     static final int TRANSMISSION_FLAGS = TFLAG_HAS_FLAGS | TFLAG_READ_ONLY | TFLAG_SEND_FLUSH
             | TFLAG_CAN_MULTI_CONN | TFLAG_SEND_CACHE;
     private static final int OPTION_HEADER = 16;
+    /**
+     * Options one client may send before it must pick an export. Real clients send a handful (nbdinfo
+     * --list: two per export); a client sending options forever is cut off here or, if slow, by the
+     * server's handshake timeout.
+     */
+    static final int MAX_OPTIONS = 4096;
 
     private final ByteChannel ch;
     private final ExportRegistry exports;
@@ -46,7 +52,10 @@ final class Handshake {
         }
         noZeroes = (clientFlags & CLIENT_FLAG_NO_ZEROES) != 0;
         ByteBuffer header = ByteBuffer.allocate(OPTION_HEADER);
-        for (;;) {
+        for (int count = 0;; count++) {
+            if (count == MAX_OPTIONS) {
+                throw new NbdProtocolException(MAX_OPTIONS + " options without choosing an export");
+            }
             header.clear();
             Wire.readFully(ch, header);
             long magic = header.getLong(0);

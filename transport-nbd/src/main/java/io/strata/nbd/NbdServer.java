@@ -1,40 +1,105 @@
 package io.strata.nbd;
 
+import io.strata.core.os.UnixSocketFiles;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The NBD server: listeners on unix sockets and TCP, and per connection a few threads that read,
- * answer and reply (see {@link Connection}). Unix sockets use the JDK's own support (Java 16+), whose
- * channels {@code FileChannel.transferTo} feeds with sendfile.
+ * The NBD server: listeners on unix sockets and TCP, one thread per connection (handshake, then
+ * {@link Connection}), and one pool of loader threads shared by all connections for reads that must
+ * load chunks. What a flood of clients can cost is bounded: {@link Options#maxConnections}
+ * connections (more are closed at once, with a log line), {@link Options#handshakeTimeout} for the
+ * negotiation, {@link Options#loadThreads} loader threads whatever the number of connections. Unix
+ * sockets use the JDK's own support (Java 16+), whose channels {@code FileChannel.transferTo} feeds
+ * with sendfile; their files are created with {@link Options#socketMode} (0600 by default).
  */
 public final class NbdServer implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
 
     /**
-     * Tuning: threads per connection. The leader answers cached reads in batches of up to
-     * {@link Connection#MAX_BATCH}; each batch that loads chunks keeps a thread, so at most this many
-     * batches (and this x MAX_BATCH requests) are in flight on one connection.
+     * Tuning and limits.
+     *
+     * @param maxInflightPerConnection batches of up to {@link Connection#MAX_BATCH} requests one
+     *     connection may have waiting for chunk loads at once (cached reads are answered meanwhile)
+     * @param loadThreads threads, shared by all connections, that load chunks for those batches
+     * @param maxConnections connections served at once (the handshake included); more are closed
+     * @param backlog the listen backlog (the kernel trims it to net.core.somaxconn)
+     * @param handshakeTimeout how long a client may take from connecting to the end of negotiation
+     * @param socketMode permission bits of unix socket files
      */
-    public record Options(int maxInflightPerConnection) {
+    public record Options(int maxInflightPerConnection, int loadThreads, int maxConnections, int backlog,
+            Duration handshakeTimeout, int socketMode) {
         public static final int DEFAULT_INFLIGHT = 16;
+        public static final int DEFAULT_MAX_CONNECTIONS = 256;
+        public static final int DEFAULT_BACKLOG = 1024;
+        public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+
+        public Options {
+            if (maxInflightPerConnection < 1) {
+                throw new IllegalArgumentException("in-flight limit must be at least 1");
+            }
+            if (loadThreads < 1 || maxConnections < 1 || backlog < 1) {
+                throw new IllegalArgumentException("load threads, connections and backlog must be at least 1");
+            }
+            if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
+                throw new IllegalArgumentException("the handshake timeout must be positive");
+            }
+            if ((socketMode & ~0777) != 0) {
+                throw new IllegalArgumentException("socket mode 0" + Integer.toOctalString(socketMode) + " is not permission bits");
+            }
+        }
+
+        /** Loader threads by default: twice the processors (loads decompress, and wait on disk), at least 8. */
+        public static int defaultLoadThreads() {
+            return Math.max(8, 2 * Runtime.getRuntime().availableProcessors());
+        }
 
         public static Options defaults() {
-            return new Options(DEFAULT_INFLIGHT);
+            return new Options(DEFAULT_INFLIGHT, defaultLoadThreads(), DEFAULT_MAX_CONNECTIONS, DEFAULT_BACKLOG,
+                    DEFAULT_HANDSHAKE_TIMEOUT, UnixSocketFiles.DEFAULT_MODE);
+        }
+
+        public Options withMaxInflight(int n) {
+            return new Options(n, loadThreads, maxConnections, backlog, handshakeTimeout, socketMode);
+        }
+
+        public Options withLoadThreads(int n) {
+            return new Options(maxInflightPerConnection, n, maxConnections, backlog, handshakeTimeout, socketMode);
+        }
+
+        public Options withMaxConnections(int n) {
+            return new Options(maxInflightPerConnection, loadThreads, n, backlog, handshakeTimeout, socketMode);
+        }
+
+        public Options withBacklog(int n) {
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, n, handshakeTimeout, socketMode);
+        }
+
+        public Options withHandshakeTimeout(Duration d) {
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, d, socketMode);
+        }
+
+        public Options withSocketMode(int mode) {
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, handshakeTimeout, mode);
         }
     }
 
@@ -43,27 +108,49 @@ public final class NbdServer implements Closeable {
     private final ServerMetrics metrics = new ServerMetrics();
     private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
-    private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
+    /** What ends each open connection: closing its socket (handshake) or stopping its Connection. */
+    private final Set<Runnable> open = ConcurrentHashMap.newKeySet();
     private final AtomicInteger connectionIds = new AtomicInteger();
+    /** Connections accepted from the listeners and not yet closed (the --max-connections count). */
+    private final AtomicInteger accepted = new AtomicInteger();
+    private final ThreadPoolExecutor loaders;
+    private final ScheduledThreadPoolExecutor timer;
+    private long lastRefusalLog;
+    private long refusedSinceLog;
     private volatile boolean closed;
 
     public NbdServer(ExportRegistry exports, Options options) {
         this.exports = exports;
         this.options = options;
-        if (options.maxInflightPerConnection() < 1) {
-            throw new IllegalArgumentException("in-flight limit must be at least 1");
-        }
+        // Threads start on demand and end after a minute idle: an idle server holds none.
+        this.loaders = new ThreadPoolExecutor(options.loadThreads(), options.loadThreads(), 60, TimeUnit.SECONDS,
+                new LinkedBlockingQueue<>(), daemonThreads("nbd-load-"));
+        loaders.allowCoreThreadTimeOut(true);
+        this.timer = new ScheduledThreadPoolExecutor(1, daemonThreads("nbd-handshake-timer-"));
+        timer.setRemoveOnCancelPolicy(true);
+        timer.setKeepAliveTime(60, TimeUnit.SECONDS);
+        timer.allowCoreThreadTimeOut(true);
+    }
+
+    private static ThreadFactory daemonThreads(String prefix) {
+        AtomicInteger n = new AtomicInteger();
+        return r -> {
+            Thread t = new Thread(r, prefix + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
     }
 
     public ServerMetrics metrics() {
         return metrics;
     }
 
-    /** Listens on a unix socket; a stale socket file from a dead server is replaced. */
+    /**
+     * Listens on a unix socket, created with the options' mode (see {@link UnixSocketFiles#bind});
+     * a stale socket file from a dead server is replaced.
+     */
     public void listenUnix(Path path) throws IOException {
-        io.strata.core.os.UnixSocketFiles.removeStale(path);
-        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        server.bind(UnixDomainSocketAddress.of(path));
+        ServerSocketChannel server = UnixSocketFiles.bind(path, options.socketMode(), options.backlog());
         socketFiles.add(path);
         start(server, "unix:" + path);
     }
@@ -71,10 +158,27 @@ public final class NbdServer implements Closeable {
     /** Listens on TCP; returns the bound address (port 0 picks a free one). */
     public InetSocketAddress listenTcp(String host, int port) throws IOException {
         ServerSocketChannel server = ServerSocketChannel.open();
-        server.bind(new InetSocketAddress(host, port), 256);
+        try {
+            server.bind(new InetSocketAddress(host, port), options.backlog());
+        } catch (IOException e) {
+            server.close();
+            throw e;
+        }
         InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
         start(server, "tcp:" + bound.getHostString() + ":" + bound.getPort());
+        if (isExposedWithoutTls(bound)) {
+            LOG.warn("nbd: serving on {} without TLS: anyone who can reach this address reads the exports",
+                    bound.getHostString() + ":" + bound.getPort());
+        }
         return bound;
+    }
+
+    /**
+     * True when a listener is reachable from other machines (not a loopback address) and clients
+     * are not required to use TLS: worth a warning, since NBD itself authenticates nobody.
+     */
+    boolean isExposedWithoutTls(InetSocketAddress bound) {
+        return !bound.getAddress().isLoopbackAddress();
     }
 
     private void start(ServerSocketChannel server, String name) {
@@ -96,10 +200,44 @@ public final class NbdServer implements Closeable {
                 }
                 return;
             }
-            String peer = "#" + connectionIds.incrementAndGet() + " " + describePeer(ch, name);
-            Thread t = new Thread(() -> handshakeAndServe(ch, peer), "nbd-conn-" + connectionIds.get());
+            if (accepted.incrementAndGet() > options.maxConnections()) {
+                accepted.decrementAndGet();
+                refuse(ch, name);
+                continue;
+            }
+            int id = connectionIds.incrementAndGet();
+            String peer = "#" + id + " " + describePeer(ch, name);
+            Thread t = new Thread(() -> {
+                try {
+                    handshakeAndServe(ch, peer);
+                } finally {
+                    accepted.decrementAndGet();
+                }
+            }, "nbd-conn-" + id);
             t.setDaemon(true);
-            t.start();
+            try {
+                t.start();
+            } catch (OutOfMemoryError e) { // "unable to create native thread": refuse, keep accepting
+                accepted.decrementAndGet();
+                refuse(ch, name);
+            }
+        }
+    }
+
+    /**
+     * Closes a connection beyond --max-connections at once, so its client sees an error (the
+     * greeting never comes) instead of waiting. One log line, at most one a second under a flood.
+     */
+    private synchronized void refuse(SocketChannel ch, String listener) {
+        closeQuietly(ch);
+        metrics.refused.increment();
+        long now = System.nanoTime();
+        refusedSinceLog++;
+        if (now - lastRefusalLog >= 1_000_000_000L || lastRefusalLog == 0) {
+            LOG.warn("nbd: {} connection(s) open, the --max-connections limit: refused {} on {}", options.maxConnections(),
+                    refusedSinceLog == 1 ? "a connection" : refusedSinceLog + " connections", listener);
+            lastRefusalLog = now;
+            refusedSinceLog = 0;
         }
     }
 
@@ -117,35 +255,85 @@ public final class NbdServer implements Closeable {
     }
 
     private void handshakeAndServe(SocketChannel ch, String peer) {
-        open.add(ch);
+        Runnable closeSocket = () -> closeQuietly(ch);
+        open.add(closeSocket);
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
+        HandshakeDeadline deadline = null;
         try {
+            if (closed) {
+                return; // close() ran before this connection was registered
+            }
             if (ch.getLocalAddress() instanceof InetSocketAddress) {
                 ch.setOption(java.net.StandardSocketOptions.TCP_NODELAY, true);
             }
             // A larger send buffer lets one sendfile/write move a whole 1 MiB reply at once.
             ch.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
+            deadline = new HandshakeDeadline(ch);
             Negotiated n = new Handshake(ch, exports).run();
+            if (!deadline.cancel()) {
+                throw new IOException("handshake timed out");
+            }
             if (n == null) {
                 LOG.info("nbd {}: aborted the handshake", peer);
                 return;
             }
             serveNegotiated(ch, peer, n);
+        } catch (RuntimeException e) {
+            LOG.error("nbd {}: connection failed", peer, e); // a bug: this connection ends, the server goes on
         } catch (IOException e) {
-            LOG.info("nbd {}: handshake failed: {}", peer, e.getMessage());
+            boolean late = deadline != null && deadline.fired;
+            LOG.info("nbd {}: handshake failed: {}", peer, late
+                    ? "not done within " + options.handshakeTimeout().toSeconds() + " s (--handshake-timeout)" : e.getMessage());
         } finally {
+            if (deadline != null) {
+                deadline.cancel();
+            }
             closeQuietly(ch);
-            open.remove(ch);
+            open.remove(closeSocket);
             metrics.connectionsOpen.decrementAndGet();
         }
     }
 
-    private void serveNegotiated(SocketChannel ch, String peer, Negotiated n) {
+    /** Closes a socket whose handshake is not done by the deadline: its blocked read then fails. */
+    private final class HandshakeDeadline implements Runnable {
+        private final SocketChannel ch;
+        private final ScheduledFuture<?> task;
+        volatile boolean fired;
+
+        HandshakeDeadline(SocketChannel ch) {
+            this.ch = ch;
+            this.task = timer.schedule(this, options.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        }
+
+        @Override
+        public void run() {
+            fired = true;
+            closeQuietly(ch);
+        }
+
+        /** Stops the deadline; false if it already fired. */
+        boolean cancel() {
+            task.cancel(false);
+            return !fired;
+        }
+    }
+
+    private void serveNegotiated(SocketChannel ch, String peer, Negotiated n) throws IOException {
         LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}", peer, n.export().name(), n.export().device().size(),
                 n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "");
-        String why = new Connection(ch, peer, n, options.maxInflightPerConnection(), metrics).serve();
-        LOG.info("nbd {}: closed: {}", peer, why);
+        Connection c = new Connection(ch, peer, n, loaders, options.maxInflightPerConnection(), metrics);
+        Runnable stop = c::stop;
+        open.add(stop);
+        try {
+            if (closed) {
+                c.stop();
+            }
+            String why = c.serve();
+            LOG.info("nbd {}: closed: {}", peer, why);
+        } finally {
+            open.remove(stop);
+        }
     }
 
     /**
@@ -153,14 +341,14 @@ public final class NbdServer implements Closeable {
      * nbd driver speaks only transmission, with simple replies. Blocks until the socket closes.
      */
     public void serveTransmission(SocketChannel ch, String peer, Export export) {
-        open.add(ch);
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
         try {
             serveNegotiated(ch, peer, new Negotiated(export, false, false));
+        } catch (IOException e) {
+            LOG.info("nbd {}: closed: {}", peer, e.getMessage());
         } finally {
             closeQuietly(ch);
-            open.remove(ch);
             metrics.connectionsOpen.decrementAndGet();
         }
     }
@@ -179,9 +367,11 @@ public final class NbdServer implements Closeable {
         for (ServerSocketChannel s : listeners) {
             closeQuietly(s);
         }
-        for (SocketChannel c : open) {
-            closeQuietly(c);
+        for (Runnable stop : open) {
+            stop.run();
         }
+        loaders.shutdownNow();
+        timer.shutdownNow();
         for (Path p : socketFiles) {
             try {
                 Files.deleteIfExists(p);

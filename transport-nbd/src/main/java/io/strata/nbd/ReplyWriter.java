@@ -7,14 +7,13 @@ import io.strata.core.device.SegmentSink;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.channels.SocketChannel;
 
 /**
  * Puts replies on a socket, a batch at a time: small replies (headers, statuses, reads up to
  * {@link #GATHER_LIMIT}) are assembled in one direct buffer (pread for file regions, a copy for
  * cached chunks) and the batch goes out in as few writes as fit; larger reads stream file regions
  * with {@code transferTo} (sendfile). Zeros come from a shared zero page, or are OFFSET_HOLE chunks
- * when structured replies are on. One per thread, reused for every batch it answers.
+ * when structured replies are on. One per connection (only its thread writes), reused for every batch.
  */
 final class ReplyWriter implements SegmentSink {
     private static final int COPY_BUFFER = 256 << 10;
@@ -28,7 +27,7 @@ final class ReplyWriter implements SegmentSink {
     private final ByteBuffer header = ByteBuffer.allocateDirect(64);
     private final ByteBuffer copy = ByteBuffer.allocateDirect(COPY_BUFFER);
     private final ByteBuffer zeros = ZEROS.duplicate();
-    private SocketChannel socket;
+    private ConnectionIo socket;
     private boolean structured;
     private long cookie;
     /** Device offset of the next segment (for OFFSET_DATA / OFFSET_HOLE chunks). */
@@ -39,17 +38,11 @@ final class ReplyWriter implements SegmentSink {
     private boolean gathering;
     long bytesSent;
 
-    private static final ThreadLocal<ReplyWriter> PER_THREAD = ThreadLocal.withInitial(ReplyWriter::new);
-
-    static ReplyWriter forThisThread() {
-        return PER_THREAD.get();
-    }
-
     /** Room kept beside a gathered read's data for its headers (structured chunks cost 20-32 bytes each). */
     private static final int HEADER_SLACK = 8 << 10;
 
-    /** Starts a batch of replies; the caller holds the connection's write lock until {@link #endBatch}. */
-    void beginBatch(SocketChannel socket, boolean structured) {
+    /** Starts a batch of replies, sent by {@link #endBatch}. */
+    void beginBatch(ConnectionIo socket, boolean structured) {
         this.socket = socket;
         this.structured = structured;
         this.gathering = false;
@@ -63,9 +56,7 @@ final class ReplyWriter implements SegmentSink {
 
     private void flush() throws IOException {
         copy.flip();
-        while (copy.hasRemaining()) {
-            socket.write(copy);
-        }
+        socket.write(copy);
         copy.clear();
     }
 
@@ -173,15 +164,7 @@ final class ReplyWriter implements SegmentSink {
             bytesSent += length;
             return;
         }
-        long pos = position;
-        long end = position + length;
-        while (pos < end) {
-            long n = file.transferTo(pos, end - pos, socket);
-            if (n <= 0) {
-                throw new IOException("transferTo moved nothing at " + pos + " (file shorter than its segment?)");
-            }
-            pos += n;
-        }
+        socket.transfer(file, position, length);
         bytesSent += length;
     }
 
@@ -230,8 +213,6 @@ final class ReplyWriter implements SegmentSink {
             copy.put(b);
             return;
         }
-        while (b.hasRemaining()) {
-            socket.write(b);
-        }
+        socket.write(b);
     }
 }

@@ -24,6 +24,10 @@ final class ServerFixture implements AutoCloseable {
     private final List<BlockDevice> devices = new ArrayList<>();
 
     ServerFixture(Path dir, List<Export> extra) throws IOException {
+        this(dir, extra, NbdServer.Options.defaults());
+    }
+
+    ServerFixture(Path dir, List<Export> extra, NbdServer.Options options) throws IOException {
         this.dir = dir;
         this.socket = dir.resolve("nbd.sock");
         this.fixture = FlatDevice.open(Fixtures.nydusBootstrap(), new LocalBlobDirectory(Fixtures.nydusDir()),
@@ -37,7 +41,7 @@ final class ServerFixture implements AutoCloseable {
             registry.add(e, false);
             devices.add(e.device());
         }
-        server = new NbdServer(registry, NbdServer.Options.defaults());
+        server = new NbdServer(registry, options);
         server.listenUnix(socket);
         tcp = server.listenTcp("127.0.0.1", 0);
     }
@@ -48,6 +52,18 @@ final class ServerFixture implements AutoCloseable {
 
     String tcpUri(String export) {
         return "nbd://127.0.0.1:" + tcp.getPort() + "/" + export;
+    }
+
+    /** A well-behaved client reads the whole default export correctly (the server still serves). */
+    void assertServes() throws IOException {
+        byte[] expected = java.nio.file.Files.readAllBytes(fixtureExport);
+        try (TestClient c = new TestClient(unixAddress())) {
+            org.junit.jupiter.api.Assertions.assertEquals(expected.length, c.go());
+            c.request(NbdProtocol.CMD_READ, 7, 0, expected.length);
+            long[] h = c.simpleReply();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(new long[] {0, 7}, h);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(expected, c.read(expected.length).array());
+        }
     }
 
     UnixDomainSocketAddress unixAddress() {

@@ -101,7 +101,7 @@ class SlowBatchHandOffTest {
         device = new GatedDevice(image);
         ExportRegistry registry = new ExportRegistry();
         registry.add(new Export("", device, device.describe()), true);
-        server = new NbdServer(registry, new NbdServer.Options(4));
+        server = new NbdServer(registry, NbdServer.Options.defaults().withMaxInflight(4));
         socket = tmp.resolve("nbd.sock");
         server.listenUnix(socket);
     }

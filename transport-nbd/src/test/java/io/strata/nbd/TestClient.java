@@ -2,21 +2,49 @@ package io.strata.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import java.io.EOFException;
 import java.io.IOException;
 import java.net.SocketAddress;
+import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 
 /**
  * A deliberately small NBD client for protocol edge cases the real clients never send. Real-client
  * behaviour is tested with nbdinfo, nbdcopy, qemu-img and fio; this one only drives the wire.
+ * Every read and write gives up after {@link #timeoutMillis} (SocketTimeoutException), so a server
+ * that stops answering fails the test instead of hanging it.
  */
 final class TestClient implements AutoCloseable {
     final SocketChannel ch;
+    private final Selector selector;
+    private final SelectionKey key;
+    long timeoutMillis = 10_000;
 
     TestClient(SocketAddress address) throws IOException {
-        ch = SocketChannel.open(address);
+        this(SocketChannel.open(address));
+    }
+
+    /** Drives a socket already connected. */
+    TestClient(SocketChannel connected) throws IOException {
+        ch = connected;
+        ch.configureBlocking(false);
+        selector = Selector.open();
+        key = ch.register(selector, 0);
+    }
+
+    /** Waits up to the timeout for {@code ops} (OP_READ / OP_WRITE). */
+    private void await(int ops, long deadline) throws IOException {
+        long left = deadline - System.currentTimeMillis();
+        if (left <= 0) {
+            throw new SocketTimeoutException("no " + (ops == SelectionKey.OP_READ ? "reply" : "room to write")
+                    + " within " + timeoutMillis + " ms");
+        }
+        key.interestOps(ops);
+        selector.select(left);
     }
 
     /** Reads the 18-byte greeting and answers with client flags. */
@@ -76,12 +104,58 @@ final class TestClient implements AutoCloseable {
 
     ByteBuffer read(int n) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(n);
-        Wire.readFully(ch, b);
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        while (b.hasRemaining()) {
+            int r = ch.read(b);
+            if (r < 0) {
+                throw new EOFException("server closed the connection");
+            }
+            if (r == 0) {
+                await(SelectionKey.OP_READ, deadline);
+            }
+        }
         return b.flip();
     }
 
     void write(ByteBuffer b) throws IOException {
-        Wire.writeFully(ch, b);
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        while (b.hasRemaining()) {
+            if (ch.write(b) == 0) {
+                await(SelectionKey.OP_WRITE, deadline);
+            }
+        }
+    }
+
+    /** Writes what the socket takes now, without waiting; returns the bytes written. */
+    int writeNow(ByteBuffer b) throws IOException {
+        return ch.write(b);
+    }
+
+    /**
+     * Asserts that the server hangs up (end of stream or a reset) within the timeout, discarding
+     * anything it still sends first; a timeout is not a hang-up and fails.
+     */
+    void assertClosedByServer() throws IOException {
+        ByteBuffer sink = ByteBuffer.allocate(64 << 10);
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        for (;;) {
+            int r;
+            try {
+                r = ch.read(sink.clear());
+            } catch (IOException reset) {
+                return; // ECONNRESET: closed with our data unread
+            }
+            if (r < 0) {
+                return;
+            }
+            if (r == 0) {
+                try {
+                    await(SelectionKey.OP_READ, deadline);
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("the server did not close the connection within " + timeoutMillis + " ms");
+                }
+            }
+        }
     }
 
     static ByteBuffer utf8(String s) {
@@ -90,6 +164,7 @@ final class TestClient implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        selector.close();
         ch.close();
     }
 }

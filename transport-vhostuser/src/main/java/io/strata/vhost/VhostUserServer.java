@@ -4,8 +4,6 @@ import io.strata.core.device.BlockDevice;
 import io.strata.core.os.Native;
 import java.io.Closeable;
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -33,6 +31,11 @@ public final class VhostUserServer implements Closeable {
     private Thread acceptor;
 
     public VhostUserServer(Path socketPath, BlockDevice device, int maxQueues) throws IOException {
+        this(socketPath, device, maxQueues, io.strata.core.os.UnixSocketFiles.DEFAULT_MODE);
+    }
+
+    /** As above, with the socket file's permission bits ({@code --socket-mode}; 0600 by default). */
+    public VhostUserServer(Path socketPath, BlockDevice device, int maxQueues, int socketMode) throws IOException {
         if (maxQueues < 1 || maxQueues > 255) {
             throw new IllegalArgumentException("queues must be 1..255");
         }
@@ -41,9 +44,7 @@ public final class VhostUserServer implements Closeable {
         this.maxQueues = maxQueues;
         this.serial = VirtioBlk.serialOf(device);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
-        io.strata.core.os.UnixSocketFiles.removeStale(socketPath);
-        this.listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        listener.bind(UnixDomainSocketAddress.of(socketPath));
+        this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, 16);
     }
 
     /** Serves sessions on a background thread until {@link #close}. */

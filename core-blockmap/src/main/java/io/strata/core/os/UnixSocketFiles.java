@@ -1,14 +1,72 @@
 package io.strata.core.os;
 
 import java.io.IOException;
+import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
 
 /** The file of a listening unix socket, shared by the transports' servers. */
 public final class UnixSocketFiles {
+    /** Socket files are for their owner only unless asked otherwise (--socket-mode). */
+    public static final int DEFAULT_MODE = 0600;
+
     private UnixSocketFiles() {
+    }
+
+    /**
+     * Binds and listens on {@code path}, whose file gets permission bits {@code mode}, with no moment
+     * in which it is open to more than that. bind(2) creates the file with 0777 & ~umask, so the
+     * socket is bound inside a fresh directory of mode 0700 beside {@code path} (connecting needs
+     * search permission on every directory of the path, so nobody else can reach it there), given
+     * {@code mode} with chmod, and renamed into place: rename(2) moves the name atomically and the
+     * bound socket with it. Changing the process umask around bind would do the same, but umask is
+     * process-wide and would race with every other thread creating files.
+     */
+    public static ServerSocketChannel bind(Path path, int mode, int backlog) throws IOException {
+        removeStale(path);
+        Path parent = path.toAbsolutePath().getParent();
+        // Short names: the whole path must fit sun_path's 108 bytes.
+        Path dir = Files.createDirectory(parent.resolve(".s" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
+                PosixFilePermissions.asFileAttribute(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
+                        PosixFilePermission.OWNER_EXECUTE)));
+        Path staging = dir.resolve("s");
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            server.bind(UnixDomainSocketAddress.of(staging), backlog);
+            Files.setPosixFilePermissions(staging, permissions(mode));
+            Files.move(staging, path, StandardCopyOption.ATOMIC_MOVE);
+            return server;
+        } catch (IOException | RuntimeException e) {
+            server.close();
+            Files.deleteIfExists(staging);
+            throw e;
+        } finally {
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    /** The POSIX permission set of mode bits (0..0777). */
+    static Set<PosixFilePermission> permissions(int mode) {
+        if ((mode & ~0777) != 0) {
+            throw new IllegalArgumentException("mode 0" + Integer.toOctalString(mode) + " is not permission bits");
+        }
+        PosixFilePermission[] bits = PosixFilePermission.values(); // OWNER_READ (0400) ... OTHERS_EXECUTE (0001)
+        Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
+        for (int i = 0; i < 9; i++) {
+            if ((mode & (0400 >> i)) != 0) {
+                set.add(bits[i]);
+            }
+        }
+        return set;
     }
 
     /**
