@@ -182,7 +182,7 @@ final class Connection {
             }
         } catch (IOException e) {
             if (endReason == null) {
-                endReason = (over ? "stopped: " : "connection lost: ") + e.getMessage();
+                endReason = over ? "server stopped" : "connection lost: " + (e.getMessage() != null ? e.getMessage() : e.toString());
             }
         } catch (RuntimeException | Error e) {
             LOG.error("nbd {}: answering failed", peer, e);

@@ -90,7 +90,11 @@ final class TestClient implements AutoCloseable {
     }
 
     void request(int type, long cookie, long offset, int length) throws IOException {
-        ByteBuffer r = ByteBuffer.allocate(28).putInt(NbdProtocol.REQUEST_MAGIC).putShort((short) 0).putShort((short) type)
+        request(type, cookie, offset, length, 0);
+    }
+
+    void request(int type, long cookie, long offset, int length, int flags) throws IOException {
+        ByteBuffer r = ByteBuffer.allocate(28).putInt(NbdProtocol.REQUEST_MAGIC).putShort((short) flags).putShort((short) type)
                 .putLong(cookie).putLong(offset).putInt(length);
         write(r.flip());
     }
