@@ -8,6 +8,7 @@ packages=(
   cryptsetup-bin   # veritysetup: checks exported dm-verity trees
   erofs-utils      # mkfs.erofs: plain EROFS images for --raw sources, and the builder benchmark's baseline
   libnbd-bin       # nbdinfo, nbdcopy: NBD clients the tests talk to
+  gnutls-bin       # certtool: the CA, server and client certificates of the NBD TLS tests
   nbdkit           # the NBD peer in bench/nbd-vs-peers.sh
   qemu-utils       # qemu-img (NBD client), qemu-nbd (benchmark peer)
   fio              # fio --ioengine=nbd

@@ -116,6 +116,12 @@ final class Connection {
 
     Connection(SocketChannel socket, String peer, Negotiated session, Executor loaders, int maxLoading, ServerMetrics metrics)
             throws IOException {
+        this(socket, null, peer, session, loaders, maxLoading, metrics);
+    }
+
+    /** A connection whose bytes pass {@code tls} (the session STARTTLS set up), or plaintext when it is null. */
+    Connection(SocketChannel socket, TlsChannel tls, String peer, Negotiated session, Executor loaders, int maxLoading,
+            ServerMetrics metrics) throws IOException {
         this.socket = socket;
         this.peer = peer;
         this.session = session;
@@ -123,7 +129,7 @@ final class Connection {
         this.metrics = metrics;
         this.loaders = loaders;
         this.maxLoading = maxLoading;
-        this.io = new ConnectionIo(socket);
+        this.io = new ConnectionIo(socket, tls);
     }
 
     /** Ends the connection from another thread (server shutdown): the socket closes, its thread wakes. */

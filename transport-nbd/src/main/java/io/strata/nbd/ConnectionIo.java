@@ -3,6 +3,7 @@ package io.strata.nbd;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SelectionKey;
@@ -16,18 +17,31 @@ import java.util.function.Consumer;
  * for "the socket is readable" or "a chunk load finished" ({@link #wakeup}, called by the shared load
  * pool) at once, so a connection needs no second thread, and loader threads never write to a socket
  * (a client that stops reading would otherwise pin them).
+ *
+ * <p>On a TLS connection the bytes pass the connection's {@link TlsChannel} (which reads and writes
+ * the socket through {@link TlsNetwork}), and file regions cannot go by sendfile ({@link #zeroCopy}).
  */
 final class ConnectionIo implements AutoCloseable {
     private static final Consumer<SelectionKey> IGNORE = k -> { };
 
     private final SocketChannel socket;
+    /** The TLS session STARTTLS set up, or null for plaintext. */
+    private final TlsChannel tls;
     private final Selector selector;
     private final SelectionKey key;
     /** The interest set last given to the key; changed only when a wait needs another one. */
     private int interest;
 
     ConnectionIo(SocketChannel socket) throws IOException {
+        this(socket, null);
+    }
+
+    ConnectionIo(SocketChannel socket, TlsChannel tls) throws IOException {
         this.socket = socket;
+        this.tls = tls;
+        if (tls != null) {
+            tls.useNetwork(new TlsNetwork());
+        }
         socket.configureBlocking(false);
         this.selector = Selector.open();
         try {
@@ -40,13 +54,13 @@ final class ConnectionIo implements AutoCloseable {
 
     /** Reads what is there without waiting: bytes read, 0 if none, -1 at end of stream. */
     int readNow(ByteBuffer b) throws IOException {
-        return socket.read(b);
+        return tls != null ? tls.read(b) : socket.read(b);
     }
 
     /** Fills {@code b}, waiting for the peer as needed (payloads that follow a request header). */
     void readFully(ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
-            int n = socket.read(b);
+            int n = readNow(b);
             if (n < 0) {
                 throw new EOFException("peer closed the connection");
             }
@@ -58,6 +72,14 @@ final class ConnectionIo implements AutoCloseable {
 
     /** Writes all of {@code b}; when the peer does not read, this thread waits (and reads nothing meanwhile). */
     void write(ByteBuffer b) throws IOException {
+        if (tls != null) {
+            tls.write(b);
+        } else {
+            writeSocket(b);
+        }
+    }
+
+    private void writeSocket(ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
             if (socket.write(b) == 0) {
                 await(SelectionKey.OP_WRITE);
@@ -65,7 +87,12 @@ final class ConnectionIo implements AutoCloseable {
         }
     }
 
-    /** Sends {@code length} bytes of {@code file} from {@code position} (sendfile). */
+    /** False under TLS: every byte must pass the engine, so callers copy file regions instead of {@link #transfer}. */
+    boolean zeroCopy() {
+        return tls == null;
+    }
+
+    /** Sends {@code length} bytes of {@code file} from {@code position} (sendfile); plaintext only. */
     void transfer(FileChannel file, long position, long length) throws IOException {
         long pos = position;
         long end = position + length;
@@ -112,6 +139,9 @@ final class ConnectionIo implements AutoCloseable {
 
     @Override
     public void close() {
+        if (tls != null && socket.isOpen()) {
+            tls.shutdown(socket);
+        }
         try {
             selector.close();
         } catch (IOException ignored) {
@@ -121,6 +151,31 @@ final class ConnectionIo implements AutoCloseable {
             socket.close();
         } catch (IOException ignored) {
             // already closed
+        }
+    }
+
+    /** The socket as the TLS channel sees it in transmission: reads take what is there; writes wait until all is sent. */
+    private final class TlsNetwork implements ByteChannel {
+        @Override
+        public int read(ByteBuffer b) throws IOException {
+            return socket.read(b);
+        }
+
+        @Override
+        public int write(ByteBuffer b) throws IOException {
+            int n = b.remaining();
+            writeSocket(b);
+            return n;
+        }
+
+        @Override
+        public boolean isOpen() {
+            return socket.isOpen();
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
         }
     }
 }

@@ -12,6 +12,8 @@ import java.nio.charset.StandardCharsets;
  * enters transmission (GO or EXPORT_NAME) or leaves (ABORT). Unknown options are answered
  * NBD_REP_ERR_UNSUP; malformed ones NBD_REP_ERR_INVALID; an option too long to be real ends the
  * connection after NBD_REP_ERR_TOO_BIG (reading 4 GiB of garbage to resynchronise is not worth it).
+ * With TLS on, STARTTLS upgrades the channel in place ({@link TlsChannel}); with TLS required, every
+ * option but STARTTLS and ABORT is refused with NBD_REP_ERR_TLS_REQD until then.
  */
 final class Handshake {
     /** Transmission flags every Strata export has: read-only, and safe for many connections. */
@@ -25,8 +27,11 @@ final class Handshake {
      */
     static final int MAX_OPTIONS = 4096;
 
-    private final ByteChannel ch;
+    /** The socket, or after STARTTLS the TLS channel over it. */
+    private ByteChannel ch;
     private final ExportRegistry exports;
+    private final TlsConfig tls;
+    private TlsChannel secure;
     private final ByteBuffer small = ByteBuffer.allocate(256);
     private boolean noZeroes;
     private boolean structured;
@@ -35,8 +40,23 @@ final class Handshake {
     private String metaExport;
 
     Handshake(ByteChannel ch, ExportRegistry exports) {
+        this(ch, exports, TlsConfig.off());
+    }
+
+    Handshake(ByteChannel ch, ExportRegistry exports, TlsConfig tls) {
         this.ch = ch;
         this.exports = exports;
+        this.tls = tls;
+    }
+
+    /** The channel transmission continues on: the one given, or the TLS channel STARTTLS put over it. */
+    ByteChannel channel() {
+        return ch;
+    }
+
+    /** The TLS channel when STARTTLS ran, else null. */
+    TlsChannel tlsChannel() {
+        return secure;
     }
 
     /** Runs the negotiation; returns null when the client aborted cleanly. */
@@ -83,6 +103,14 @@ final class Handshake {
     private static final Negotiated ABORTED = new Negotiated(null, false, false);
 
     private Negotiated handle(int option, ByteBuffer data) throws IOException {
+        if (tls.required() && secure == null && option != OPT_STARTTLS && option != OPT_ABORT) {
+            // FORCEDTLS (spec, "TLS support"): nothing but STARTTLS and ABORT before TLS.
+            if (option == OPT_EXPORT_NAME) {
+                throw new NbdProtocolException("EXPORT_NAME before STARTTLS, and TLS is required");
+            }
+            reply(option, REP_ERR_TLS_REQD, text("TLS is required: send NBD_OPT_STARTTLS first"));
+            return null;
+        }
         switch (option) {
             case OPT_EXPORT_NAME: {
                 String name = StandardCharsets.UTF_8.decode(data).toString();
@@ -125,11 +153,39 @@ final class Handshake {
             case OPT_LIST_META_CONTEXT:
             case OPT_SET_META_CONTEXT:
                 return metaContext(option, data);
+            case OPT_STARTTLS:
+                if (tls.enabled()) {
+                    return startTls(data);
+                }
+                reply(option, REP_ERR_UNSUP, text("TLS is off on this server"));
+                return null;
             default:
-                // STARTTLS included: Strata serves no TLS; a client requiring it stops here.
                 reply(option, REP_ERR_UNSUP, ByteBuffer.allocate(0));
                 return null;
         }
+    }
+
+    /**
+     * STARTTLS: ACK in plaintext, then the TLS handshake; everything after it goes through TLS.
+     * Whatever was negotiated before is forgotten: a man in the middle could have injected it in
+     * plaintext (nbdkit's CVE-2021-3716 was such an injected STRUCTURED_REPLY). Nothing read ahead
+     * of the handshake is kept either: the option was read to its exact length, so injected
+     * plaintext behind it reaches the TLS engine, which rejects it.
+     */
+    private Negotiated startTls(ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            return invalid(OPT_STARTTLS, "STARTTLS carries no data");
+        }
+        if (secure != null) {
+            return invalid(OPT_STARTTLS, "TLS is already running");
+        }
+        reply(OPT_STARTTLS, REP_ACK, ByteBuffer.allocate(0));
+        secure = TlsChannel.accept(ch, tls.newEngine());
+        ch = secure;
+        structured = false;
+        allocation = false;
+        metaExport = null;
+        return null;
     }
 
     private Negotiated infoOrGo(int option, ByteBuffer data) throws IOException {

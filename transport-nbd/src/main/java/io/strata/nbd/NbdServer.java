@@ -105,6 +105,7 @@ public final class NbdServer implements Closeable {
 
     private final ExportRegistry exports;
     private final Options options;
+    private final TlsConfig tls;
     private final ServerMetrics metrics = new ServerMetrics();
     private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
@@ -120,8 +121,14 @@ public final class NbdServer implements Closeable {
     private volatile boolean closed;
 
     public NbdServer(ExportRegistry exports, Options options) {
+        this(exports, options, TlsConfig.off());
+    }
+
+    /** A server offering (ON) or requiring (REQUIRE) TLS through NBD_OPT_STARTTLS. */
+    public NbdServer(ExportRegistry exports, Options options, TlsConfig tls) {
         this.exports = exports;
         this.options = options;
+        this.tls = tls;
         // Threads start on demand and end after a minute idle: an idle server holds none.
         this.loaders = new ThreadPoolExecutor(options.loadThreads(), options.loadThreads(), 60, TimeUnit.SECONDS,
                 new LinkedBlockingQueue<>(), daemonThreads("nbd-load-"));
@@ -260,6 +267,7 @@ public final class NbdServer implements Closeable {
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
         HandshakeDeadline deadline = null;
+        Handshake handshake = null;
         try {
             if (closed) {
                 return; // close() ran before this connection was registered
@@ -270,7 +278,8 @@ public final class NbdServer implements Closeable {
             // A larger send buffer lets one sendfile/write move a whole 1 MiB reply at once.
             ch.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
             deadline = new HandshakeDeadline(ch);
-            Negotiated n = new Handshake(ch, exports).run();
+            handshake = new Handshake(ch, exports, tls);
+            Negotiated n = handshake.run();
             if (!deadline.cancel()) {
                 throw new IOException("handshake timed out");
             }
@@ -278,7 +287,7 @@ public final class NbdServer implements Closeable {
                 LOG.info("nbd {}: aborted the handshake", peer);
                 return;
             }
-            serveNegotiated(ch, peer, n);
+            serveNegotiated(ch, handshake.tlsChannel(), peer, n);
         } catch (RuntimeException e) {
             LOG.error("nbd {}: connection failed", peer, e); // a bug: this connection ends, the server goes on
         } catch (IOException e) {
@@ -288,6 +297,9 @@ public final class NbdServer implements Closeable {
         } finally {
             if (deadline != null) {
                 deadline.cancel();
+            }
+            if (handshake != null && handshake.tlsChannel() != null && ch.isOpen()) {
+                handshake.tlsChannel().shutdown(ch); // ABORT under TLS; transmission sent its own close_notify
             }
             closeQuietly(ch);
             open.remove(closeSocket);
@@ -319,10 +331,12 @@ public final class NbdServer implements Closeable {
         }
     }
 
-    private void serveNegotiated(SocketChannel ch, String peer, Negotiated n) throws IOException {
-        LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}", peer, n.export().name(), n.export().device().size(),
-                n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "");
-        Connection c = new Connection(ch, peer, n, loaders, options.maxInflightPerConnection(), metrics);
+    /** Serves transmission on {@code ch}, through {@code tls} when STARTTLS set it up (else null). */
+    private void serveNegotiated(SocketChannel ch, TlsChannel tls, String peer, Negotiated n) throws IOException {
+        LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}{}", peer, n.export().name(), n.export().device().size(),
+                n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "",
+                tls != null ? ", " + tls.describe() : "");
+        Connection c = new Connection(ch, tls, peer, n, loaders, options.maxInflightPerConnection(), metrics);
         Runnable stop = c::stop;
         open.add(stop);
         try {
@@ -344,7 +358,7 @@ public final class NbdServer implements Closeable {
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
         try {
-            serveNegotiated(ch, peer, new Negotiated(export, false, false));
+            serveNegotiated(ch, null, peer, new Negotiated(export, false, false));
         } catch (IOException e) {
             LOG.info("nbd {}: closed: {}", peer, e.getMessage());
         } finally {

@@ -14,6 +14,10 @@ import java.nio.channels.FileChannel;
  * cached chunks) and the batch goes out in as few writes as fit; larger reads stream file regions
  * with {@code transferTo} (sendfile). Zeros come from a shared zero page, or are OFFSET_HOLE chunks
  * when structured replies are on. One per connection (only its thread writes), reused for every batch.
+ *
+ * <p>Over TLS there is no sendfile: every byte must pass the SSLEngine, so large file regions are
+ * read (pread) through the same staging buffer cached chunks use, then encrypted and written.
+ * Plaintext connections keep the zero-copy path.
  */
 final class ReplyWriter implements SegmentSink {
     private static final int COPY_BUFFER = 256 << 10;
@@ -164,8 +168,30 @@ final class ReplyWriter implements SegmentSink {
             bytesSent += length;
             return;
         }
-        socket.transfer(file, position, length);
+        if (socket.zeroCopy()) {
+            socket.transfer(file, position, length);
+        } else {
+            copyFile(file, position, length);
+        }
         bytesSent += length;
+    }
+
+    /** A large file region through the staging buffer, for connections sendfile cannot feed (TLS). */
+    private void copyFile(FileChannel file, long position, long length) throws IOException {
+        long pos = position;
+        long end = position + length;
+        while (pos < end) {
+            copy.clear().limit((int) Math.min(copy.capacity(), end - pos));
+            while (copy.hasRemaining()) {
+                int n = file.read(copy, pos);
+                if (n < 0) {
+                    throw new IOException("file ends at " + pos + " inside its segment");
+                }
+                pos += n;
+            }
+            send(copy.flip());
+        }
+        copy.clear(); // the staging is sent: the batch buffer starts empty again
     }
 
     @Override

@@ -28,6 +28,14 @@ final class ServerFixture implements AutoCloseable {
     }
 
     ServerFixture(Path dir, List<Export> extra, NbdServer.Options options) throws IOException {
+        this(dir, extra, options, TlsConfig.off());
+    }
+
+    ServerFixture(Path dir, List<Export> extra, TlsConfig tls) throws IOException {
+        this(dir, extra, NbdServer.Options.defaults(), tls);
+    }
+
+    ServerFixture(Path dir, List<Export> extra, NbdServer.Options options, TlsConfig tls) throws IOException {
         this.dir = dir;
         this.socket = dir.resolve("nbd.sock");
         this.fixture = FlatDevice.open(Fixtures.nydusBootstrap(), new LocalBlobDirectory(Fixtures.nydusDir()),
@@ -41,7 +49,7 @@ final class ServerFixture implements AutoCloseable {
             registry.add(e, false);
             devices.add(e.device());
         }
-        server = new NbdServer(registry, options);
+        server = new NbdServer(registry, options, tls);
         server.listenUnix(socket);
         tcp = server.listenTcp("127.0.0.1", 0);
     }
