@@ -47,6 +47,10 @@ final class AttachCommand implements Callable<Integer> {
         if (!Files.exists(nbdDevice)) {
             throw new CommandLine.ParameterException(cmd, nbdDevice + " does not exist (is the nbd module loaded? modprobe nbd)");
         }
+        String notNbd = NbdDevicePath.whyNot(nbdDevice);
+        if (notNbd != null) {
+            throw new CommandLine.ParameterException(cmd, notNbd);
+        }
         BlockDevice device = image.open(cmd, bootstrap);
         ExportRegistry registry = new ExportRegistry();
         Export export = new Export("", device, device.describe());

@@ -36,13 +36,36 @@ final class ServeNbdCommand implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", description = "Listen on this unix socket.")
     Path socket;
 
-    @Option(names = "--tcp", paramLabel = "HOST[:PORT]", description = "Listen on TCP (port 10809 by default).")
+    @Option(names = "--tcp", paramLabel = "[HOST][:PORT]",
+            description = "Listen on TCP: PORT, :PORT, HOST, HOST:PORT or [IPV6]:PORT; the host defaults to 127.0.0.1, the port to 10809. "
+                    + "Another address than loopback, without TLS, logs a warning.")
     String tcp;
 
+    @Option(names = "--socket-mode", paramLabel = "OCTAL", defaultValue = "0600", converter = SocketModeConverter.class,
+            description = "Permissions of the --socket file (default: ${DEFAULT-VALUE}: only its owner connects).")
+    int socketMode;
+
     @Option(names = "--max-inflight", paramLabel = "N", defaultValue = "16",
-            description = "Threads serving each connection (default: ${DEFAULT-VALUE}): one answers cached reads in batches of up to 16 requests; "
-                    + "a batch that must load chunks keeps its thread while the next one reads, so up to N batches load at once.")
+            description = "Batches of up to 16 requests one connection may have waiting for chunk loads at once, while its cached reads "
+                    + "are answered (default: ${DEFAULT-VALUE}).")
     int maxInflight;
+
+    @Option(names = "--load-threads", paramLabel = "N",
+            description = "Threads, shared by all connections, that load chunks for those batches (default: twice the processors, at least 8).")
+    Integer loadThreads;
+
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "256",
+            description = "Connections served at once; more are closed at once, with a log line (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+
+    @Option(names = "--backlog", paramLabel = "N", defaultValue = "1024",
+            description = "Listen backlog: connects queued before the server accepts them; the kernel trims it to net.core.somaxconn "
+                    + "(default: ${DEFAULT-VALUE}).")
+    int backlog;
+
+    @Option(names = "--handshake-timeout", paramLabel = "SECONDS", defaultValue = "10",
+            description = "A client that has not chosen an export this long after connecting is dropped (default: ${DEFAULT-VALUE}).")
+    int handshakeTimeout;
 
     @Option(names = "--metrics-interval", paramLabel = "SECONDS", defaultValue = "60", description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")
     int metricsInterval;
@@ -59,21 +82,30 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (maxInflight < 1 || maxInflight > 256) {
             throw new CommandLine.ParameterException(cmd, "--max-inflight must be 1..256");
         }
-        String host = null;
-        int port = 10809;
+        if (loadThreads != null && (loadThreads < 1 || loadThreads > 1024)) {
+            throw new CommandLine.ParameterException(cmd, "--load-threads must be 1..1024");
+        }
+        if (maxConnections < 1 || maxConnections > 65536) {
+            throw new CommandLine.ParameterException(cmd, "--max-connections must be 1..65536");
+        }
+        if (backlog < 1 || backlog > 65535) {
+            throw new CommandLine.ParameterException(cmd, "--backlog must be 1..65535");
+        }
+        if (handshakeTimeout < 1 || handshakeTimeout > 3600) {
+            throw new CommandLine.ParameterException(cmd, "--handshake-timeout must be 1..3600 seconds");
+        }
+        TcpListenAddress listen = null;
         if (tcp != null) {
-            int colon = tcp.lastIndexOf(':');
-            host = colon < 0 ? tcp : tcp.substring(0, colon);
-            if (colon >= 0) {
-                try {
-                    port = Integer.parseInt(tcp.substring(colon + 1));
-                } catch (NumberFormatException e) {
-                    throw new CommandLine.ParameterException(cmd, "--tcp port is not a number: " + tcp);
-                }
+            try {
+                listen = TcpListenAddress.parse(tcp);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(cmd, e.getMessage());
             }
-            if (port < 0 || port > 65535 || host.isEmpty()) {
-                throw new CommandLine.ParameterException(cmd, "--tcp wants HOST[:PORT], got " + tcp);
-            }
+        }
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxInflight(maxInflight).withMaxConnections(maxConnections)
+                .withBacklog(backlog).withHandshakeTimeout(java.time.Duration.ofSeconds(handshakeTimeout)).withSocketMode(socketMode);
+        if (loadThreads != null) {
+            options = options.withLoadThreads(loadThreads);
         }
 
         List<BlockDevice> devices = new ArrayList<>();
@@ -101,7 +133,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
             }
-            NbdServer server = new NbdServer(registry, NbdServer.Options.defaults().withMaxInflight(maxInflight));
+            NbdServer server = new NbdServer(registry, options);
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 CommandLoggers.serve().info("stopping on signal");
@@ -114,7 +146,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 server.listenUnix(socket);
             }
             if (tcp != null) {
-                InetSocketAddress a = server.listenTcp(host, port);
+                InetSocketAddress a = server.listenTcp(listen.host(), listen.port());
                 CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
             }
             for (Export e : registry.all()) {

@@ -27,6 +27,10 @@ final class ServeVhostUserCommand implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", required = true, description = "The unix socket QEMU connects to.")
     Path socket;
 
+    @Option(names = "--socket-mode", paramLabel = "OCTAL", defaultValue = "0600", converter = SocketModeConverter.class,
+            description = "Permissions of the socket file (default: ${DEFAULT-VALUE}: only its owner, e.g. QEMU run as the same user, connects).")
+    int socketMode;
+
     @Option(names = "--queues", paramLabel = "N", defaultValue = "16",
             description = "Queues offered (GET_QUEUE_NUM); QEMU's num-queues must not exceed it, and defaults to the guest's vCPU count (default: ${DEFAULT-VALUE}).")
     int queues;
@@ -40,7 +44,7 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         BlockDevice device = image.open(cmd, bootstrap);
         VhostUserServer server;
         try {
-            server = new VhostUserServer(socket, device, queues);
+            server = new VhostUserServer(socket, device, queues, socketMode);
         } catch (Exception e) {
             device.close();
             throw e;

@@ -24,14 +24,68 @@ final class StrataProcess {
         return h != null ? Paths.get(h) : Paths.get("..").toAbsolutePath().normalize();
     }
 
-    /** Runs {@code bin/strata args} with its output captured under {@code tmp}. */
-    static Run run(Path tmp, String... args) throws Exception {
+    /** A server started in the background; {@link #close} stops it (SIGTERM) and waits for it. */
+    static final class Server implements AutoCloseable {
+        final Process process;
+        final Path err;
+
+        Server(Process process, Path err) {
+            this.process = process;
+            this.err = err;
+        }
+
+        /** Standard error so far (the servers log there). */
+        String log() throws java.io.IOException {
+            return Files.readString(err, StandardCharsets.UTF_8);
+        }
+
+        /** Waits up to 60 s for {@code text} in the log; fails (with the log) if the server exits first or it never comes. */
+        String awaitLog(String text) throws Exception {
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            for (;;) {
+                String log = log();
+                if (log.contains(text)) {
+                    return log;
+                }
+                if (!process.isAlive() || System.nanoTime() > deadline) {
+                    throw new AssertionError("no '" + text + "' in the server's log (" + (process.isAlive() ? "timed out" : "exited "
+                            + process.exitValue()) + "):\n" + log);
+                }
+                Thread.sleep(50);
+            }
+        }
+
+        @Override
+        public void close() throws Exception {
+            process.destroy();
+            if (!process.waitFor(30, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /** Starts {@code bin/strata args} in the background, its output under {@code tmp} (NAME.out, NAME.err). */
+    static Server start(Path tmp, String name, String... args) throws Exception {
+        ProcessBuilder pb = builder(args);
+        Path err = tmp.resolve(name + ".err");
+        pb.redirectOutput(tmp.resolve(name + ".out").toFile()).redirectError(err.toFile());
+        return new Server(pb.start(), err);
+    }
+
+    private static ProcessBuilder builder(String... args) {
         List<String> cmd = new ArrayList<>();
         cmd.add(home().resolve("bin/strata").toString());
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
         pb.environment().remove("SOURCE_DATE_EPOCH");
+        return pb;
+    }
+
+    /** Runs {@code bin/strata args} with its output captured under {@code tmp}. */
+    static Run run(Path tmp, String... args) throws Exception {
+        ProcessBuilder pb = builder(args);
         Path out = tmp.resolve("stdout");
         Path err = tmp.resolve("stderr");
         pb.redirectOutput(out.toFile()).redirectError(err.toFile());
