@@ -1,6 +1,6 @@
 package io.strata.cli;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -90,7 +90,11 @@ final class StrataProcess {
         Path err = tmp.resolve("stderr");
         pb.redirectOutput(out.toFile()).redirectError(err.toFile());
         Process p = pb.start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata " + String.join(" ", args) + " timed out");
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+            fail("strata " + String.join(" ", args) + " timed out; stderr: " + Files.readString(err, StandardCharsets.UTF_8));
+        }
         return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
     }
 }

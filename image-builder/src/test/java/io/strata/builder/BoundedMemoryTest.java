@@ -2,9 +2,11 @@ package io.strata.builder;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.strata.builder.testing.BuildMain;
 import io.strata.core.image.RafsImage;
+import io.strata.core.testing.HostTools;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -12,6 +14,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -41,22 +44,29 @@ class BoundedMemoryTest {
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx160m",
                 "-Djnr.ffi.x86asm.enabled=false", "-cp", System.getProperty("java.class.path"), BuildMain.class.getName(),
                 source.toString(), out.toString(), "lz4");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes());
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "build timed out");
+        Path log = tmp.resolve(out.getFileName() + ".log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+            fail("build timed out: " + Files.readString(log));
+        }
+        String output = Files.readString(log);
         assertEquals(0, p.exitValue(), output);
         assertTrue(output.contains("stored " + CHUNKS + " chunks"), output);
         RafsImage image = RafsImage.open(out.resolve("bootstrap"));
         assertEquals(CHUNKS, image.blobs().get(0).chunkCount());
     }
 
+    // ~12 s idle: two builds of 1 GiB in child JVMs (each bounded at 120 s).
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
     @Test
     void gibibyteDirectoryAndTarBuildIn160MiBOfHeap() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("src"));
         bigFile(dir.resolve("big.bin"));
         buildWithSmallHeap(dir, tmp.resolve("out-dir"));
         Path tar = tmp.resolve("big.tar");
-        new ProcessBuilder("tar", "-C", dir.toString(), "-cf", tar.toString(), "big.bin").inheritIO().start().waitFor();
+        HostTools.run(List.of("tar", "-C", dir.toString(), "-cf", tar.toString(), "big.bin"));
         Files.delete(dir.resolve("big.bin"));
         buildWithSmallHeap(tar, tmp.resolve("out-tar"));
     }

@@ -12,7 +12,9 @@ import io.strata.core.image.ErofsInode;
 import io.strata.core.testing.HostTools;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The generated tree with every case, built, composed, exported, mounted and compared. */
@@ -22,6 +24,8 @@ class GeneratedTreeTest {
     @TempDir
     Path tmp;
 
+    // ~30 s on an idle 2-core machine (every case built, exported and mounted): room for a loaded one.
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
     @Test
     void everyCaseRoundTripsThroughTheKernel() throws Exception {
         HostTools.requireRootWithErofsAndLoop();

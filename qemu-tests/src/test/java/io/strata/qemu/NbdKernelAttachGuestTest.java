@@ -14,8 +14,10 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -24,6 +26,8 @@ import org.junit.jupiter.api.io.TempDir;
  * and a mkfs.erofs tree via --raw (4 connections), mount /dev/nbdN as EROFS, check every file's md5,
  * then SIGTERM and check the device is released.
  */
+// The guest's own limit is 15 min (a JVM in a TCG guest is slow); this only catches what it cannot.
+@Timeout(value = 17, unit = TimeUnit.MINUTES)
 class NbdKernelAttachGuestTest {
     @TempDir
     Path tmp;

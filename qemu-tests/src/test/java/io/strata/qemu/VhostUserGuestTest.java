@@ -24,6 +24,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -33,6 +34,8 @@ import org.junit.jupiter.api.io.TempDir;
  * killed and restarted mid-read loses nothing.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+// A boot may take 10 min under TCG on a loaded machine (Guest's own limit, which fails with the console).
+@Timeout(value = 12, unit = TimeUnit.MINUTES)
 class VhostUserGuestTest {
     Path tmp;
     GuestKit kit;
@@ -41,6 +44,7 @@ class VhostUserGuestTest {
     String treeSha256;
 
     @BeforeAll
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void prepare(@TempDir Path dir) throws Exception {
         tmp = dir;
         kit = GuestKit.require();

@@ -4,14 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
@@ -25,33 +27,32 @@ class ChunkCacheTest {
             ChunkCache.Loader slow = (b, c, slot) -> {
                 loads.incrementAndGet();
                 loading.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    throw new IOException(e);
-                }
+                await(release);
                 slot.view().put(0, (byte) 42);
                 return 4096;
             };
-            ExecutorService pool = Executors.newFixedThreadPool(8);
-            List<Future<ChunkCache.Entry>> fs = new ArrayList<>();
-            for (int i = 0; i < 8; i++) {
-                fs.add(pool.submit(() -> cache.acquire(0, 3, slow)));
-            }
+            List<Reader> readers = new ArrayList<>();
+            readers.add(Reader.start(cache, 3, slow));
             loading.await();
-            Thread.sleep(100); // let the other readers pile up on the loading entry
+            for (int i = 1; i < 8; i++) {
+                readers.add(Reader.start(cache, 3, slow));
+            }
+            // Every other reader must be parked on the loading entry before the load ends, or some
+            // could arrive after it and count as plain hits: this test is about sharing a load.
+            for (Reader r : readers.subList(1, 8)) {
+                awaitWaitingForLoad(r.thread);
+            }
             release.countDown();
-            ChunkCache.Entry first = fs.get(0).get();
-            for (Future<ChunkCache.Entry> f : fs) {
-                ChunkCache.Entry e = f.get();
+            ChunkCache.Entry first = readers.get(0).entry();
+            for (Reader r : readers) {
+                ChunkCache.Entry e = r.entry();
                 assertSame(first, e);
                 assertEquals(42, e.buffer().view().get(0));
                 cache.release(e);
             }
-            pool.shutdown();
             assertEquals(1, loads.get());
             assertEquals(1, cache.stats().misses());
-            assertEquals(7, cache.stats().hits() + cache.stats().waits(), "the others shared the one load");
+            assertEquals(7, cache.stats().waits(), "the others shared the one load");
         }
     }
 
@@ -88,17 +89,91 @@ class ChunkCacheTest {
     @Test
     void aFailedLoadFailsItsWaitersAndIsRetriedLater() throws Exception {
         AtomicInteger calls = new AtomicInteger();
+        CountDownLatch loading = new CountDownLatch(1);
+        CountDownLatch fail = new CountDownLatch(1);
+        ChunkCorruptedException corrupt = new ChunkCorruptedException("bad chunk");
         try (ChunkCache cache = new ChunkCache(1 << 20, 4096, new int[] {2})) {
             ChunkCache.Loader failing = (b, c, slot) -> {
                 calls.incrementAndGet();
-                throw new ChunkCorruptedException("bad chunk");
+                loading.countDown();
+                await(fail);
+                throw corrupt;
             };
-            assertThrows(ChunkCorruptedException.class, () -> cache.acquire(0, 1, failing));
-            assertThrows(ChunkCorruptedException.class, () -> cache.acquire(0, 1, failing));
-            assertEquals(2, calls.get());
+            Reader loader = Reader.start(cache, 1, failing);
+            loading.await();
+            // A second reader of the same chunk while the first one's load is still running: it
+            // must wait for that load (not start its own), so wait until it is parked on the entry.
+            Reader waiter = Reader.start(cache, 1, (b, c, slot) -> {
+                throw new AssertionError("the waiter must share the running load, not start its own");
+            });
+            awaitWaitingForLoad(waiter.thread);
+            fail.countDown();
+            assertSame(corrupt, loader.failure(), "the loading reader gets its loader's error");
+            assertSame(corrupt, waiter.failure(), "the waiter gets the same error");
+            assertEquals(1, calls.get(), "one load, shared");
+            // The failed entry is gone: the next reader loads again, and this time it works.
             ChunkCache.Entry ok = cache.acquire(0, 1, (b, c, slot) -> 100);
             assertEquals(100, ok.length());
             cache.release(ok);
+            assertEquals(2, cache.stats().misses(), "the failed load and the retry; the waiter loaded nothing");
+        }
+    }
+
+    /** A thread that acquires one chunk, keeping the entry or the error it got. */
+    private static final class Reader {
+        final Thread thread;
+        final CompletableFuture<ChunkCache.Entry> result = new CompletableFuture<>();
+
+        private Reader(ChunkCache cache, int chunk, ChunkCache.Loader loader) {
+            thread = new Thread(() -> {
+                try {
+                    result.complete(cache.acquire(0, chunk, loader));
+                } catch (Throwable t) {
+                    result.completeExceptionally(t);
+                }
+            }, "reader-" + chunk);
+            thread.setDaemon(true);
+        }
+
+        static Reader start(ChunkCache cache, int chunk, ChunkCache.Loader loader) {
+            Reader r = new Reader(cache, chunk, loader);
+            r.thread.start();
+            return r;
+        }
+
+        ChunkCache.Entry entry() throws Exception {
+            return result.get(10, TimeUnit.SECONDS);
+        }
+
+        Throwable failure() throws Exception {
+            ExecutionException e = assertThrows(ExecutionException.class, () -> result.get(10, TimeUnit.SECONDS));
+            return e.getCause();
+        }
+    }
+
+    /**
+     * Polls (with a deadline) until {@code t} is parked (WAITING) inside ChunkCache: a reader of a
+     * chunk that is loading waits on its entry; it parks nowhere else unless it loads itself.
+     */
+    private static void awaitWaitingForLoad(Thread t) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!(t.getState() == Thread.State.WAITING && Arrays.stream(t.getStackTrace())
+                .anyMatch(f -> f.getClassName().equals(ChunkCache.class.getName())))) {
+            if (System.nanoTime() > deadline) {
+                fail(t.getName() + " never waited for the running load: " + t.getState() + " "
+                        + Arrays.toString(t.getStackTrace()));
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    private static void await(CountDownLatch latch) throws IOException {
+        try {
+            if (!latch.await(10, TimeUnit.SECONDS)) {
+                throw new IOException("the test never released the load");
+            }
+        } catch (InterruptedException e) {
+            throw new IOException(e);
         }
     }
 }

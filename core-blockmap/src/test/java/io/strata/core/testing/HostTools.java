@@ -72,23 +72,38 @@ public final class HostTools {
     public record Outcome(int exitCode, String output) {
     }
 
-    /** Runs a command, returning its exit code and merged output (never throws on a non-zero exit). */
+    /** How long a host command may run before the test fails instead of hanging. */
+    private static final long COMMAND_TIMEOUT_SECONDS = 120;
+
+    /**
+     * Runs a command, returning its exit code and merged output (never throws on a non-zero exit).
+     * The output goes to a file, not a pipe, so a command that hangs (or a child that keeps the pipe
+     * open) cannot block the test past the timeout; then it is killed and the test fails.
+     */
     public static Outcome execute(List<String> command) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
         String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
         pb.environment().put("PATH", path + ":/usr/sbin:/sbin");
-        Process p = pb.start();
-        byte[] out = p.getInputStream().readAllBytes();
+        Path out = Files.createTempFile("strata-host-tool", ".out");
         try {
-            if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            pb.redirectOutput(out.toFile());
+            Process p = pb.start();
+            try {
+                if (!p.waitFor(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                    p.waitFor(10, TimeUnit.SECONDS);
+                    throw new IOException("timed out after " + COMMAND_TIMEOUT_SECONDS + " s: " + command + "; output: "
+                            + Files.readString(out, StandardCharsets.UTF_8));
+                }
+            } catch (InterruptedException e) {
                 p.destroyForcibly();
-                throw new IOException("timed out: " + command);
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted: " + command, e);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted: " + command, e);
+            return new Outcome(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8));
+        } finally {
+            Files.deleteIfExists(out);
         }
-        return new Outcome(p.exitValue(), new String(out, StandardCharsets.UTF_8));
     }
 
     /** Runs a command that must succeed; returns its output. */
