@@ -16,6 +16,17 @@ final class DescriptorChain {
     long readableBytes;
     long writableBytes;
     int head;
+    /**
+     * Host address of the chain's last byte when the last descriptor is device-writable and not empty
+     * (virtio-blk's status byte), else 0.
+     */
+    long lastByte;
+
+    /**
+     * Largest indirect table accepted: the largest queue's worth of descriptors. The spec sets no bound,
+     * but a chain longer than that is a loop or a mistake, and following it costs time per request.
+     */
+    static final long MAX_INDIRECT_BYTES = (long) Virtqueue.DESC_SIZE * Virtqueue.MAX_SIZE;
 
     DescriptorChain(int capacity) {
         this.capacity = capacity;
@@ -30,6 +41,7 @@ final class DescriptorChain {
         count = 0;
         readableBytes = 0;
         writableBytes = 0;
+        lastByte = 0;
         long table = q.desc;
         int tableSize = q.size;
         boolean indirect = false;
@@ -52,7 +64,7 @@ final class DescriptorChain {
                 if ((flags & Virtqueue.F_NEXT) != 0) {
                     throw new BadChainException("indirect descriptor with NEXT in chain " + head);
                 }
-                if (length == 0 || length % Virtqueue.DESC_SIZE != 0) {
+                if (length == 0 || length % Virtqueue.DESC_SIZE != 0 || length > MAX_INDIRECT_BYTES) {
                     throw new BadChainException("indirect table of " + length + " bytes in chain " + head);
                 }
                 long host = memory.guestToHost(gpa, length);
@@ -67,8 +79,12 @@ final class DescriptorChain {
                 i = 0;
                 continue;
             }
-            add(memory, gpa, length, (flags & Virtqueue.F_WRITE) != 0);
+            boolean write = (flags & Virtqueue.F_WRITE) != 0;
+            add(memory, gpa, length, write);
             if ((flags & Virtqueue.F_NEXT) == 0) {
+                if (write && length > 0) {
+                    lastByte = addr[count - 1] + len[count - 1] - 1;
+                }
                 return;
             }
             if (next >= tableSize) {
@@ -119,13 +135,52 @@ final class DescriptorChain {
         }
     }
 
-    /** Host address of the last writable byte (the virtio-blk status), or 0 when nothing is writable. */
-    long lastWritableByte() {
-        for (int s = count - 1; s >= 0; s--) {
-            if (writable[s] && len[s] > 0) {
-                return addr[s] + len[s] - 1;
+    /**
+     * For a chain {@link #load} rejected: the host address of its last byte if that can be found safely,
+     * else 0. Only the chain's structure is followed (next links, one level of indirection, within each
+     * table's bounds and guest memory); data descriptors are not checked, because one bad buffer is no
+     * reason to leave the request without a status. The last descriptor must be device-writable, not
+     * empty and wholly inside guest memory. A loop, a link out of its table, a table outside guest
+     * memory or an ambiguous indirect descriptor (nested, or with NEXT) give 0: nothing to complete with.
+     * An indirect table whose length is not a multiple of 16 is read up to its last whole descriptor.
+     */
+    static long findLastByte(Virtqueue q, MemoryTable memory, int head) {
+        long table = q.desc;
+        int tableSize = q.size;
+        boolean indirect = false;
+        int i = head;
+        int visited = 0;
+        for (;;) {
+            if (i >= tableSize || ++visited > tableSize) {
+                return 0;
             }
+            long d = table + (long) Virtqueue.DESC_SIZE * i;
+            long gpa = NativeMemory.getLong(d + Virtqueue.DESC_ADDR);
+            long length = Integer.toUnsignedLong(NativeMemory.getInt(d + Virtqueue.DESC_LEN));
+            int flags = NativeMemory.getU16(d + Virtqueue.DESC_FLAGS);
+            if ((flags & Virtqueue.F_INDIRECT) != 0) {
+                long entries = Math.min(length, MAX_INDIRECT_BYTES) / Virtqueue.DESC_SIZE;
+                if (indirect || (flags & Virtqueue.F_NEXT) != 0 || entries == 0) {
+                    return 0;
+                }
+                long host = memory.guestToHost(gpa, entries * Virtqueue.DESC_SIZE);
+                if (host == 0) {
+                    return 0;
+                }
+                table = host;
+                tableSize = (int) entries;
+                indirect = true;
+                visited = 0;
+                i = 0;
+                continue;
+            }
+            if ((flags & Virtqueue.F_NEXT) == 0) {
+                if ((flags & Virtqueue.F_WRITE) == 0 || length == 0 || !memory.covers(gpa, length)) {
+                    return 0;
+                }
+                return memory.guestToHost(gpa + length - 1, 1);
+            }
+            i = NativeMemory.getU16(d + Virtqueue.DESC_NEXT);
         }
-        return 0;
     }
 }

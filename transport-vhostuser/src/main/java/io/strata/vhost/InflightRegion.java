@@ -29,6 +29,9 @@ final class InflightRegion implements AutoCloseable {
     static final int ALIGN = 64;
     static final int VERSION = 1;
 
+    /** 32768 descriptors of 16 bytes for each of 255 queues fits well under this. */
+    static final long MAX_SIZE = 1L << 30;
+
     final int fd;
     final long size;
     private final long base;
@@ -70,10 +73,17 @@ final class InflightRegion implements AutoCloseable {
 
     /** Maps a region QEMU hands back after a reconnect (SET_INFLIGHT_FD); takes ownership of fd. */
     static InflightRegion map(int fd, long size, long offset, int queues, int queueSize) throws IOException {
-        if (size < strideOf(queueSize) * queues) {
+        if (size < strideOf(queueSize) * queues || size > MAX_SIZE) {
             Native.libc().close(fd);
-            throw new VhostUserException("inflight region of " + size + " bytes is too small for " + queues + " x "
-                    + queueSize + " descriptors");
+            throw new VhostUserException("inflight region of " + size + " bytes for " + queues + " x " + queueSize
+                    + " descriptors (needs " + strideOf(queueSize) * queues + ", at most " + MAX_SIZE + ")");
+        }
+        // The mapping must lie inside the file: touching a page past its end is SIGBUS, which kills the JVM.
+        long fileSize = MemoryTable.fileSize(fd);
+        if (offset < 0 || (offset & 4095) != 0 || offset > fileSize || size > fileSize - offset) {
+            Native.libc().close(fd);
+            throw new VhostUserException("inflight region of " + size + " bytes at offset " + offset
+                    + " does not fit its file of " + fileSize + " bytes (or the offset is not page-aligned)");
         }
         long addr = Native.libc().mmap(0, size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, fd, offset);
         if (addr == LibC.MAP_FAILED || addr == 0) {

@@ -60,9 +60,7 @@ final class MemoryTable implements AutoCloseable {
                     t.size[i] = m.payload.getLong(at + 8);
                     t.userAddr[i] = m.payload.getLong(at + 16);
                     long mmapOffset = m.payload.getLong(at + 24);
-                    if (t.size[i] <= 0 || mmapOffset < 0) {
-                        throw new VhostUserException("SET_MEM_TABLE region " + i + ": size " + t.size[i] + ", mmap_offset " + mmapOffset);
-                    }
+                    checkRegion(i, t.guestPhys[i], t.size[i], t.userAddr[i], mmapOffset, m.fds[i]);
                     // Map from offset 0 and skip mmap_offset, as libvhost-user does: the offset need
                     // not be page-aligned.
                     long len = t.size[i] + mmapOffset;
@@ -84,6 +82,37 @@ final class MemoryTable implements AutoCloseable {
         }
     }
 
+    /**
+     * A region must fit both address spaces without wrapping past 2^64 and lie inside its fd: a mapping
+     * past the end of the file would turn the guest's first access there into SIGBUS, which kills the JVM.
+     */
+    private static void checkRegion(int i, long gpa, long size, long uva, long mmapOffset, int fd) throws VhostUserException {
+        String what = "SET_MEM_TABLE region " + i + " (guest 0x" + Long.toHexString(gpa) + ", size 0x" + Long.toHexString(size)
+                + ", user 0x" + Long.toHexString(uva) + ", mmap_offset 0x" + Long.toHexString(mmapOffset) + ")";
+        if (size <= 0 || mmapOffset < 0 || mmapOffset > Long.MAX_VALUE - size) {
+            throw new VhostUserException(what + ": size and offset must be positive and not overflow");
+        }
+        if (Long.compareUnsigned(gpa + size - 1, gpa) < 0 || Long.compareUnsigned(uva + size - 1, uva) < 0) {
+            throw new VhostUserException(what + " runs past the end of the address space");
+        }
+        long fileSize = fileSize(fd);
+        if (fileSize < mmapOffset + size) {
+            throw new VhostUserException(what + " ends past its file of " + fileSize + " bytes");
+        }
+    }
+
+    /** The size of the file behind {@code fd} (fstat), or -1 when it cannot be had. */
+    static long fileSize(int fd) {
+        try {
+            jnr.posix.FileStat st = POSIX_API.fstat(fd);
+            return st == null ? -1 : st.st_size();
+        } catch (RuntimeException e) { // jnr-posix reports errno by throwing
+            return -1;
+        }
+    }
+
+    private static final jnr.posix.POSIX POSIX_API = jnr.posix.POSIXFactory.getNativePOSIX();
+
     /** Host address of guest-physical {@code gpa}, or 0 when [gpa, gpa+len) is not inside one region. */
     long guestToHost(long gpa, long len) {
         for (int i = 0; i < count; i++) {
@@ -104,6 +133,24 @@ final class MemoryTable implements AutoCloseable {
             }
         }
         return 0;
+    }
+
+    /** Whether every byte of [gpa, gpa+len) is guest memory (the range may cross from one region into the next). */
+    boolean covers(long gpa, long len) {
+        long at = gpa;
+        long left = len;
+        for (int pieces = 0; left > 0; pieces++) {
+            long n = contiguousFrom(at);
+            if (n == 0 || pieces > count) {
+                return false;
+            }
+            if (n >= left) {
+                return true;
+            }
+            at += n;
+            left -= n;
+        }
+        return true;
     }
 
     /** Host address of the front-end's virtual address {@code uva} (ring addresses), or 0. */

@@ -2,57 +2,61 @@ package io.strata.vhost;
 
 import static io.strata.vhost.VhostUserProtocol.*;
 
-import io.strata.core.device.BlockDevice;
 import io.strata.core.os.Native;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLongArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One vhost-user session (one connected front-end): message dispatch, feature negotiation, the
- * memory table, the queues and their workers. Everything it maps, opens or starts is released when
+ * One vhost-user session (one connected front-end), the protocol half of the back-end: message
+ * dispatch, feature negotiation, the memory table, the vrings and their workers, the inflight region.
+ * The device behind it is a {@link VirtioDevice}. Everything it maps, opens or starts is released when
  * the session ends, however it ends.
+ *
+ * <p>Ring state a worker reads is changed only with that worker stopped ({@link #stop}), then the
+ * worker is started again from a fresh snapshot ({@link #maybeStart}): features, ring addresses,
+ * size, base, kick/call/err fds, the memory table and the inflight region alike.
+ *
+ * <p>A message the back-end refuses (a field out of range, a table that does not add up) ends the
+ * session with one log line naming message, field and value; a request that asked for REPLY_ACK
+ * gets a failure reply first. Nothing of the refused message is applied.
  */
 final class Session {
     private static final Logger LOG = LoggerFactory.getLogger(Session.class);
 
-    static final long OFFERED_FEATURES = 1L << VIRTIO_F_VERSION_1 | 1L << VIRTIO_BLK_F_RO | 1L << VIRTIO_BLK_F_BLK_SIZE
-            | 1L << VIRTIO_BLK_F_SEG_MAX | 1L << VIRTIO_BLK_F_SIZE_MAX | 1L << VIRTIO_BLK_F_MQ
-            | 1L << VIRTIO_RING_F_EVENT_IDX | 1L << VIRTIO_RING_F_INDIRECT_DESC | 1L << VHOST_USER_F_PROTOCOL_FEATURES;
+    /** Ring and transport features the session offers on top of the device's own. */
+    static final long TRANSPORT_FEATURES = 1L << VIRTIO_F_VERSION_1 | 1L << VIRTIO_RING_F_EVENT_IDX
+            | 1L << VIRTIO_RING_F_INDIRECT_DESC | 1L << VHOST_USER_F_PROTOCOL_FEATURES;
     static final long OFFERED_PROTOCOL = 1L << PROTOCOL_F_MQ | 1L << PROTOCOL_F_REPLY_ACK | 1L << PROTOCOL_F_CONFIG
             | 1L << PROTOCOL_F_INFLIGHT_SHMFD;
 
     private final String name;
     private final MessageChannel channel;
-    private final BlockDevice device;
-    private final byte[] serial;
-    private final Virtqueue[] queues;
-    private final QueueWorker[] workers;
-    private final byte[] config;
+    private final VirtioDevice device;
+    private final long offeredFeatures;
+    private final Vring[] vrings;
     private final Message m = new Message();
+    private final long[] rings = new long[3];
+    private final AtomicLongArray requestsPerQueue;
     private long features;
     private long protocolFeatures;
     private boolean owned;
     private MemoryTable memory = MemoryTable.empty();
     private InflightRegion inflight;
 
-    private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
-
-    Session(String name, int socketFd, BlockDevice device, byte[] serial, int maxQueues,
-            java.util.concurrent.atomic.AtomicLongArray requestsPerQueue) {
+    Session(String name, int socketFd, VirtioDevice device, int maxQueues, AtomicLongArray requestsPerQueue) {
         this.requestsPerQueue = requestsPerQueue;
         this.name = name;
         this.channel = new MessageChannel(socketFd);
         this.device = device;
-        this.serial = serial;
-        this.queues = new Virtqueue[maxQueues];
-        this.workers = new QueueWorker[maxQueues];
+        this.offeredFeatures = device.features() | TRANSPORT_FEATURES;
+        this.vrings = new Vring[maxQueues];
         for (int i = 0; i < maxQueues; i++) {
-            queues[i] = new Virtqueue(i);
+            vrings[i] = new Vring(i);
         }
-        this.config = BlkConfig.encode(device.size() / VirtioBlk.SECTOR, device.blockSize(), maxQueues);
     }
 
     /** Serves messages until the front-end leaves or breaks the protocol; returns why it ended. */
@@ -62,6 +66,9 @@ final class Session {
                 channel.receive(m);
                 try {
                     dispatch();
+                } catch (VhostUserException e) {
+                    nack(); // the front-end that asked for an ack learns the request failed, then the session ends
+                    throw e;
                 } finally {
                     MessageChannel.closeFds(m); // fds nobody took
                 }
@@ -84,17 +91,11 @@ final class Session {
     private void dispatch() throws IOException {
         switch (m.request) {
             case GET_FEATURES:
-                replyU64(OFFERED_FEATURES);
+                replyU64(offeredFeatures);
                 return;
             case SET_FEATURES:
-                m.requireSize(8);
-                features = m.u64(0) & OFFERED_FEATURES;
-                for (Virtqueue q : queues) {
-                    q.eventIdx = (features & (1L << VIRTIO_RING_F_EVENT_IDX)) != 0;
-                }
-                LOG.info("{}: features 0x{} (event_idx {}, indirect {})", name, Long.toHexString(features),
-                        (features >> VIRTIO_RING_F_EVENT_IDX & 1) == 1, (features >> VIRTIO_RING_F_INDIRECT_DESC & 1) == 1);
-                ack(true);
+                setFeatures();
+                ack();
                 return;
             case GET_PROTOCOL_FEATURES:
                 replyU64(OFFERED_PROTOCOL);
@@ -102,65 +103,71 @@ final class Session {
             case SET_PROTOCOL_FEATURES:
                 m.requireSize(8);
                 protocolFeatures = m.u64(0) & OFFERED_PROTOCOL;
-                ack(true);
+                ack();
                 return;
             case SET_OWNER:
                 if (owned) {
                     throw new VhostUserException("a second SET_OWNER in one session");
                 }
                 owned = true;
-                ack(true);
+                ack();
                 return;
             case RESET_OWNER:
                 stopAll();
                 owned = false;
-                ack(true);
+                ack();
                 return;
             case GET_QUEUE_NUM:
-                replyU64(queues.length);
+                replyU64(vrings.length);
                 return;
             case SET_MEM_TABLE:
                 setMemTable();
-                ack(true);
+                ack();
                 return;
             case SET_VRING_NUM: {
-                Virtqueue q = queue(m.u32(0));
+                Vring v = vring(m.u32(0));
                 int num = m.u32(4);
                 if (num <= 0 || num > Virtqueue.MAX_SIZE || Integer.bitCount(num) != 1) {
-                    throw new VhostUserException("SET_VRING_NUM " + num + " for queue " + q.index + " (a power of two up to 32768)");
+                    throw new VhostUserException("SET_VRING_NUM " + Integer.toUnsignedString(num) + " for queue " + v.index
+                            + " (a power of two up to 32768)");
                 }
-                stop(q.index);
-                q.size = num;
-                ack(true);
+                stop(v);
+                v.size = num;
+                maybeStart(v, "SET_VRING_NUM");
+                ack();
                 return;
             }
             case SET_VRING_ADDR:
                 setVringAddr();
-                ack(true);
+                ack();
                 return;
             case SET_VRING_BASE: {
-                Virtqueue q = queue(m.u32(0));
-                stop(q.index);
-                q.lastAvail = m.u32(4) & 0xffff;
+                Vring v = vring(m.u32(0));
+                stop(v);
+                v.base = m.u32(4) & 0xffff;
+                v.broken = false;
                 if (inflight != null) {
-                    int left = inflight.countInflight(q.index);
+                    int left = inflight.countInflight(v.index);
                     if (left > 0) {
                         LOG.info("{}: queue {} resumes at avail {} with {} request(s) the previous back-end left in flight;"
-                                + " they are read from the ring again", name, q.index, q.lastAvail, left);
+                                + " they are read from the ring again", name, v.index, v.base, left);
                     }
-                    inflight.clearQueue(q.index);
+                    inflight.clearQueue(v.index);
                 }
-                ack(true);
+                maybeStart(v, "SET_VRING_BASE");
+                ack();
                 return;
             }
             case GET_VRING_BASE: {
-                Virtqueue q = queue(m.u32(0));
-                stop(q.index);
-                q.enabled = false;
-                q.closeFds();
-                LOG.info("{}: queue {} stopped at avail {}", name, q.index, q.lastAvail);
+                Vring v = vring(m.u32(0));
+                stop(v);
+                v.enabled = false;
+                v.broken = false;
+                v.restarting = false; // the next start is a start, whatever message completes the ring
+                v.closeFds();
+                LOG.info("{}: queue {} stopped at avail {}", name, v.index, v.base);
                 ByteBuffer r = channel.beginReply();
-                r.putInt(0, q.index).putInt(4, q.lastAvail);
+                r.putInt(0, v.index).putInt(4, v.base);
                 channel.sendReply(m, 8, -1);
                 return;
             }
@@ -168,113 +175,128 @@ final class Session {
             case SET_VRING_CALL:
             case SET_VRING_ERR:
                 setVringFd();
-                ack(true);
+                ack();
                 return;
             case SET_VRING_ENABLE: {
-                Virtqueue q = queue(m.u32(0));
+                Vring v = vring(m.u32(0));
                 boolean enable = m.u32(4) != 0;
                 if (!enable) {
-                    stop(q.index);
+                    stop(v);
                 }
-                q.enabled = enable;
-                maybeStart(q);
-                ack(true);
+                v.enabled = enable;
+                maybeStart(v, null);
+                ack();
                 return;
             }
             case GET_CONFIG:
                 getConfig();
                 return;
             case SET_CONFIG:
-                ack(true); // nothing in a read-only disk's config is writable; accepted and ignored
+                ack(); // nothing in a read-only disk's config is writable; accepted and ignored
                 return;
             case GET_INFLIGHT_FD:
                 getInflightFd();
                 return;
             case SET_INFLIGHT_FD:
                 setInflightFd();
-                ack(true);
+                ack();
                 return;
             default:
                 throw new VhostUserException("unsupported " + m);
         }
     }
 
-    private Virtqueue queue(int index) throws VhostUserException {
+    private Vring vring(int index) throws VhostUserException {
         m.requireSize(8);
-        if (index < 0 || index >= queues.length) {
-            throw new VhostUserException(requestName(m.request) + " for queue " + index + ", but only "
-                    + queues.length + " exist (GET_QUEUE_NUM)");
+        if (index < 0 || index >= vrings.length) {
+            throw new VhostUserException(requestName(m.request) + " for queue " + Integer.toUnsignedString(index)
+                    + ", but only " + vrings.length + " exist (GET_QUEUE_NUM)");
         }
-        return queues[index];
+        return vrings[index];
+    }
+
+    /**
+     * Features may change while rings run (QEMU sets VHOST_F_LOG_ALL this way during migration), so a
+     * change never halts the device: running workers stop, and start again seeing the new features.
+     */
+    private void setFeatures() throws IOException {
+        m.requireSize(8);
+        long requested = m.u64(0);
+        stopAll();
+        features = requested & offeredFeatures;
+        LOG.info("{}: features 0x{} (event_idx {}, indirect {})", name, Long.toHexString(features),
+                (features >> VIRTIO_RING_F_EVENT_IDX & 1) == 1, (features >> VIRTIO_RING_F_INDIRECT_DESC & 1) == 1);
+        startAll("SET_FEATURES");
     }
 
     private void setMemTable() throws IOException {
         MemoryTable next = MemoryTable.map(m);
+        for (Vring v : vrings) {
+            String why = v.addressesSet ? Virtqueue.translate(next, v.size, v.descUva, v.availUva, v.usedUva, rings) : null;
+            if (why != null) {
+                next.close();
+                throw new VhostUserException("SET_MEM_TABLE: queue " + v.index + ": " + why);
+            }
+        }
         stopAll();
         memory.close();
         memory = next;
         LOG.info("{}: memory table: {} region(s), {} MiB", name, next.regions(), next.totalBytes() >> 20);
-        for (Virtqueue q : queues) {
-            if (q.addressesSet && !q.translate(memory)) {
-                throw new VhostUserException("queue " + q.index + "'s rings are outside the new memory table");
-            }
-            maybeStart(q);
-        }
+        startAll("SET_MEM_TABLE");
     }
 
     private void setVringAddr() throws IOException {
         m.requireSize(40);
-        Virtqueue q = queue(m.u32(0));
-        stop(q.index);
-        q.descUva = m.u64(8);
-        q.usedUva = m.u64(16);
-        q.availUva = m.u64(24);
-        if (q.size == 0 || !q.translate(memory)) {
-            throw new VhostUserException("SET_VRING_ADDR for queue " + q.index + ": rings at 0x" + Long.toHexString(q.descUva)
-                    + " are outside the memory table (or SET_VRING_NUM is missing)");
+        Vring v = vring(m.u32(0));
+        long desc = m.u64(8);
+        long used = m.u64(16);
+        long avail = m.u64(24);
+        if (v.size == 0) {
+            throw new VhostUserException("SET_VRING_ADDR for queue " + v.index + " before SET_VRING_NUM");
         }
-        q.addressesSet = true;
-        maybeStart(q);
+        String why = Virtqueue.translate(memory, v.size, desc, avail, used, rings);
+        if (why != null) {
+            throw new VhostUserException("SET_VRING_ADDR for queue " + v.index + ": " + why);
+        }
+        stop(v);
+        v.descUva = desc;
+        v.usedUva = used;
+        v.availUva = avail;
+        v.addressesSet = true;
+        maybeStart(v, "SET_VRING_ADDR");
     }
 
     private void setVringFd() throws IOException {
         m.requireSize(8);
-        long v = m.u64(0);
-        int index = (int) (v & VRING_INDEX_MASK);
-        if (index >= queues.length) {
-            throw new VhostUserException(requestName(m.request) + " for queue " + index + ", but only " + queues.length + " exist");
+        long value = m.u64(0);
+        long index = value & VRING_INDEX_MASK;
+        boolean noFd = (value & VRING_NOFD_MASK) != 0;
+        if (index >= vrings.length) {
+            throw new VhostUserException(requestName(m.request) + " for queue " + index + ", but only " + vrings.length + " exist");
         }
-        Virtqueue q = queues[index];
-        int fd = (v & VRING_NOFD_MASK) != 0 ? -1 : m.takeFd();
-        if ((v & VRING_NOFD_MASK) == 0 && fd < 0) {
+        if (m.request == SET_VRING_KICK && noFd) {
+            throw new VhostUserException("queue " + index + ": polling without a kick fd is not supported");
+        }
+        Vring v = vrings[(int) index];
+        int fd = noFd ? -1 : m.takeFd();
+        if (!noFd && fd < 0) {
             throw new VhostUserException(requestName(m.request) + " for queue " + index + " came without its fd");
         }
+        stop(v);
         switch (m.request) {
             case SET_VRING_KICK:
-                stop(index);
-                if (fd < 0) {
-                    throw new VhostUserException("queue " + index + ": polling without a kick fd is not supported");
-                }
-                if (q.kickFd >= 0) {
-                    Native.libc().close(q.kickFd);
-                }
-                q.kickFd = fd;
+                v.kickFd = Vring.replaceFd(v.kickFd, fd);
                 if ((features & (1L << VHOST_USER_F_PROTOCOL_FEATURES)) == 0) {
-                    q.enabled = true; // without protocol features a ring starts enabled
+                    v.enabled = true; // without protocol features a ring starts enabled
                 }
-                maybeStart(q);
-                return;
+                break;
             case SET_VRING_CALL:
-                if (q.callFd >= 0) {
-                    Native.libc().close(q.callFd);
-                }
-                q.callFd = fd;
-                return;
+                v.callFd = Vring.replaceFd(v.callFd, fd);
+                break;
             default:
-                if (fd >= 0) {
-                    Native.libc().close(fd); // errors are not reported; nothing to signal
-                }
+                v.errFd = Vring.replaceFd(v.errFd, fd);
         }
+        maybeStart(v, requestName(m.request));
     }
 
     private void getConfig() throws IOException {
@@ -283,8 +305,10 @@ final class Session {
         int size = m.u32(4);
         int flags = m.u32(8);
         if (offset < 0 || size < 0 || size > 256 || offset > 256 - size) {
-            throw new VhostUserException("GET_CONFIG offset " + offset + " size " + size);
+            throw new VhostUserException("GET_CONFIG offset " + Integer.toUnsignedString(offset) + " size "
+                    + Integer.toUnsignedString(size) + " (at most 256 bytes)");
         }
+        byte[] config = device.config();
         ByteBuffer r = channel.beginReply();
         r.putInt(0, offset).putInt(4, size).putInt(8, flags);
         for (int i = 0; i < size; i++) {
@@ -301,17 +325,20 @@ final class Session {
         m.requireSize(20);
         int nq = Short.toUnsignedInt(m.payload.getShort(16));
         int qs = Short.toUnsignedInt(m.payload.getShort(18));
-        if (nq == 0 || nq > queues.length || qs == 0 || qs > Virtqueue.MAX_SIZE) {
+        if (nq == 0 || nq > vrings.length || qs == 0 || qs > Virtqueue.MAX_SIZE) {
             throw new VhostUserException("GET_INFLIGHT_FD for " + nq + " queue(s) of " + qs);
         }
+        InflightRegion next = InflightRegion.create(nq, qs);
+        stopAll(); // workers write into the region being replaced
         if (inflight != null) {
             inflight.close();
         }
-        inflight = InflightRegion.create(nq, qs);
+        inflight = next;
         ByteBuffer r = channel.beginReply();
         r.putLong(0, inflight.size).putLong(8, 0).putShort(16, (short) nq).putShort(18, (short) qs);
         channel.sendReply(m, INFLIGHT_MSG_SIZE, inflight.fd);
         LOG.info("{}: inflight region for {} queue(s) of {} ({} bytes)", name, nq, qs, inflight.size);
+        startAll("GET_INFLIGHT_FD");
     }
 
     private void setInflightFd() throws IOException {
@@ -324,41 +351,70 @@ final class Session {
         if (fd < 0) {
             throw new VhostUserException("SET_INFLIGHT_FD without an fd");
         }
-        if (nq == 0 || nq > queues.length || qs == 0 || qs > Virtqueue.MAX_SIZE) {
+        if (nq == 0 || nq > vrings.length || qs == 0 || qs > Virtqueue.MAX_SIZE) {
             Native.libc().close(fd);
             throw new VhostUserException("SET_INFLIGHT_FD for " + nq + " queue(s) of " + qs);
         }
+        InflightRegion next = InflightRegion.map(fd, size, offset, nq, qs);
         stopAll();
         if (inflight != null) {
             inflight.close();
         }
-        inflight = InflightRegion.map(fd, size, offset, nq, qs);
+        inflight = next;
+        startAll("SET_INFLIGHT_FD");
     }
 
-    private void maybeStart(Virtqueue q) throws IOException {
-        if (workers[q.index] != null || !q.ready() || memory.regions() == 0) {
+    /**
+     * Starts the queue's worker if the ring is complete and not running, from a snapshot of its state.
+     * {@code change} names the message that restarted a running queue (logged at debug), or is null.
+     */
+    private void maybeStart(Vring v, String change) throws IOException {
+        if (v.worker != null || !v.ready() || memory.regions() == 0) {
             return;
         }
-        q.syncUsedIndex();
-        QueueWorker w = new QueueWorker(q, memory, new VirtioBlk(device, serial, name + " queue " + q.index), inflight,
-                name + "-q" + q.index, requestsPerQueue);
-        workers[q.index] = w;
+        String why = Virtqueue.translate(memory, v.size, v.descUva, v.availUva, v.usedUva, rings);
+        if (why != null) {
+            throw new VhostUserException("queue " + v.index + " cannot start: " + why);
+        }
+        boolean eventIdx = (features & (1L << VIRTIO_RING_F_EVENT_IDX)) != 0;
+        Virtqueue q = new Virtqueue(v.index, v.size, rings, eventIdx, v.callFd, v.errFd, v.base);
+        QueueWorker w = new QueueWorker(q, memory, device.newHandler(name + " queue " + v.index), inflight, v.kickFd,
+                name + "-q" + v.index, requestsPerQueue);
+        v.worker = w;
         w.start();
-        LOG.info("{}: queue {} started (size {}, avail {}, used {}{})", name, q.index, q.size, q.lastAvail, q.usedIdx,
-                q.eventIdx ? ", event_idx" : "");
+        if (v.restarting && change != null) {
+            LOG.debug("{}: queue {} restarted for {}", name, v.index, change);
+        } else {
+            LOG.info("{}: queue {} started (size {}, avail {}, used {}{})", name, v.index, q.size, q.lastAvail, q.usedIdx,
+                    q.eventIdx ? ", event_idx" : "");
+        }
+        v.restarting = false;
     }
 
-    private void stop(int index) {
-        QueueWorker w = workers[index];
-        if (w != null) {
-            w.stop();
-            workers[index] = null;
+    private void startAll(String change) throws IOException {
+        for (Vring v : vrings) {
+            maybeStart(v, change);
+        }
+    }
+
+    /** Stops the queue's worker, if one runs, and takes back its ring position. */
+    private void stop(Vring v) {
+        QueueWorker w = v.worker;
+        if (w == null) {
+            return;
+        }
+        w.stop();
+        v.worker = null;
+        v.base = w.queue().lastAvail;
+        v.restarting = true;
+        if (w.broken()) {
+            v.broken = true;
         }
     }
 
     private void stopAll() {
-        for (int i = 0; i < workers.length; i++) {
-            stop(i);
+        for (Vring v : vrings) {
+            stop(v);
         }
     }
 
@@ -369,16 +425,41 @@ final class Session {
     }
 
     /** REPLY_ACK: answers a request that has no reply of its own when the front-end asked for one. */
-    private void ack(boolean ok) throws IOException {
-        if (m.needsReply() && has(PROTOCOL_F_REPLY_ACK)) {
-            replyU64(ok ? 0 : 1);
+    private void ack() throws IOException {
+        if (m.needsReply() && has(PROTOCOL_F_REPLY_ACK) && !hasOwnReply(m.request)) {
+            replyU64(0);
+        }
+    }
+
+    /** The failure ack for a refused request; best effort, as the session ends anyway. */
+    private void nack() {
+        if (m.needsReply() && has(PROTOCOL_F_REPLY_ACK) && !hasOwnReply(m.request)) {
+            try {
+                replyU64(1);
+            } catch (IOException ignored) {
+                // the front-end is gone; the session ends with the original error
+            }
+        }
+    }
+
+    private static boolean hasOwnReply(int request) {
+        switch (request) {
+            case GET_FEATURES:
+            case GET_PROTOCOL_FEATURES:
+            case GET_QUEUE_NUM:
+            case GET_VRING_BASE:
+            case GET_CONFIG:
+            case GET_INFLIGHT_FD:
+                return true;
+            default:
+                return false;
         }
     }
 
     private void release() {
         stopAll();
-        for (Virtqueue q : queues) {
-            q.closeFds();
+        for (Vring v : vrings) {
+            v.closeFds();
         }
         memory.close();
         memory = MemoryTable.empty();

@@ -23,6 +23,7 @@ public final class VhostUserServer implements Closeable {
     private final BlockDevice device;
     private final int maxQueues;
     private final byte[] serial;
+    private final VirtioBlk blk;
     private final ServerSocketChannel listener;
     private final AtomicInteger sessions = new AtomicInteger();
     private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
@@ -43,6 +44,7 @@ public final class VhostUserServer implements Closeable {
         this.device = device;
         this.maxQueues = maxQueues;
         this.serial = VirtioBlk.serialOf(device);
+        this.blk = new VirtioBlk(device, serial, maxQueues);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
         this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, 16);
     }
@@ -62,7 +64,7 @@ public final class VhostUserServer implements Closeable {
                 current = ch;
                 String name = "vhost-user session #" + sessions.incrementAndGet();
                 LOG.info("{}: front-end connected", name);
-                String why = new Session(name, Native.fdOf(ch), device, serial, maxQueues, requestsPerQueue).run();
+                String why = new Session(name, Native.fdOf(ch), blk, maxQueues, requestsPerQueue).run();
                 LOG.info("{}: closed: {}", name, why);
             } catch (IOException e) {
                 if (!closed) {

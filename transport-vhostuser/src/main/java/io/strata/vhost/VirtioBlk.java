@@ -1,22 +1,17 @@
 package io.strata.vhost;
 
-import io.strata.core.buffer.NativeBuffer;
-import io.strata.core.buffer.NativeMemory;
+import static io.strata.vhost.VhostUserProtocol.*;
+
 import io.strata.core.device.BlockDevice;
-import io.strata.core.device.OutOfRangeException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * virtio-blk requests (virtio 1.x section 5.2.6) on top of a descriptor chain: a 16-byte header
- * {type u32, reserved u32, sector u64} in the readable bytes, data, and one status byte, the last
- * writable byte. Reads go straight into guest memory through {@link GuestMemorySink}.
+ * The virtio-blk device (virtio 1.x section 5.2) behind the vhost-user protocol: a read-only disk
+ * with its feature bits and configuration space; each queue's requests are served by a
+ * {@link BlkRequestHandler}.
  */
-final class VirtioBlk {
-    private static final Logger LOG = LoggerFactory.getLogger(VirtioBlk.class);
-
+final class VirtioBlk implements VirtioDevice {
     static final int HEADER_SIZE = 16;
     static final int HDR_TYPE = 0;
     static final int HDR_SECTOR = 8;
@@ -30,80 +25,32 @@ final class VirtioBlk {
     static final int SECTOR = 512;
     static final int ID_BYTES = 20;
 
+    static final long FEATURES = 1L << VIRTIO_BLK_F_RO | 1L << VIRTIO_BLK_F_BLK_SIZE | 1L << VIRTIO_BLK_F_SEG_MAX
+            | 1L << VIRTIO_BLK_F_SIZE_MAX | 1L << VIRTIO_BLK_F_MQ;
+
     private final BlockDevice device;
     private final byte[] serial;
-    private final NativeBuffer header = NativeBuffer.allocate(HEADER_SIZE);
-    private final GuestMemorySink sink = new GuestMemorySink();
-    private final String name;
-    /** The serial, zero-padded to 20 bytes (no NUL when it is exactly 20, as the spec allows). */
-    private final NativeBuffer idBuffer = NativeBuffer.allocate(ID_BYTES);
+    private final byte[] config;
 
-    VirtioBlk(BlockDevice device, byte[] serial, String name) {
+    VirtioBlk(BlockDevice device, byte[] serial, int queues) {
         this.device = device;
         this.serial = serial;
-        this.name = name;
-        for (int i = 0; i < ID_BYTES; i++) {
-            idBuffer.view().put(i, i < serial.length ? serial[i] : 0);
-        }
+        this.config = BlkConfig.encode(device.size() / SECTOR, device.blockSize(), queues);
     }
 
-    /** Handles one request; returns the used length (bytes written into the chain, status included). */
-    int handle(DescriptorChain chain) {
-        long status = chain.lastWritableByte();
-        if (status == 0) {
-            LOG.warn("{}: request {} has no writable status byte; completed with nothing written", name, chain.head);
-            return 0;
-        }
-        if (chain.readableBytes < HEADER_SIZE) {
-            LOG.warn("{}: request {} has a {}-byte header, expected {}", name, chain.head, chain.readableBytes, HEADER_SIZE);
-            NativeMemory.putByte(status, (byte) S_IOERR);
-            return 1;
-        }
-        chain.copyReadable(header.address(), HEADER_SIZE);
-        int type = NativeMemory.getInt(header.address() + HDR_TYPE);
-        long sector = NativeMemory.getLong(header.address() + HDR_SECTOR);
-        long dataLength = chain.writableBytes - 1;
-        switch (type) {
-            case T_IN:
-                return read(chain, sector, dataLength, status);
-            case T_GET_ID: {
-                int n = (int) Math.min(ID_BYTES, dataLength);
-                sink.begin(chain, n);
-                sink.memory(idBuffer, 0, n);
-                NativeMemory.putByte(status, (byte) S_OK);
-                return n + 1;
-            }
-            case T_FLUSH:
-                NativeMemory.putByte(status, (byte) S_OK);
-                return 1;
-            case T_OUT:
-                // A read-only device (VIRTIO_BLK_F_RO): writes fail as they do on QEMU's read-only disks.
-                NativeMemory.putByte(status, (byte) S_IOERR);
-                return 1;
-            default:
-                NativeMemory.putByte(status, (byte) S_UNSUPP);
-                return 1;
-        }
+    @Override
+    public long features() {
+        return FEATURES;
     }
 
+    @Override
+    public byte[] config() {
+        return config;
+    }
 
-    private int read(DescriptorChain chain, long sector, long dataLength, long status) {
-        if (dataLength % SECTOR != 0 || sector < 0 || sector > Long.MAX_VALUE / SECTOR) {
-            NativeMemory.putByte(status, (byte) S_IOERR);
-            return 1;
-        }
-        try {
-            sink.begin(chain, dataLength);
-            device.resolve(sector * SECTOR, dataLength, sink);
-            NativeMemory.putByte(status, (byte) S_OK);
-            return (int) Math.min(Integer.MAX_VALUE, dataLength + 1);
-        } catch (OutOfRangeException e) {
-            LOG.debug("{}: {}", name, e.getMessage());
-        } catch (IOException | RuntimeException e) {
-            LOG.warn("{}: read of sector {} (+{} bytes) failed: {}", name, sector, dataLength, e.getMessage());
-        }
-        NativeMemory.putByte(status, (byte) S_IOERR);
-        return 1;
+    @Override
+    public RequestHandler newHandler(String name) {
+        return new BlkRequestHandler(device, serial, name);
     }
 
     /** A 20-byte serial from the image's first block: stable for an image, different across images. */

@@ -1,7 +1,6 @@
 package io.strata.vhost;
 
 import io.strata.core.buffer.NativeMemory;
-import io.strata.core.os.LibC;
 import io.strata.core.os.Native;
 
 /**
@@ -32,43 +31,59 @@ final class Virtqueue {
     static final int USED_ELEM_SIZE = 8;
     static final int MAX_SIZE = 32768;
 
+    // The configuration, fixed for the life of one worker: a change starts a new worker with a new
+    // Virtqueue (see Vring), so the worker never reads a field the session thread writes.
     final int index;
-    int size;
-    long desc;
-    long avail;
-    long used;
+    final int size;
+    final long desc;
+    final long avail;
+    final long used;
+    final boolean eventIdx;
+    final int callFd;
+    final int errFd;
+    // The ring position: the worker's alone while it runs; the session reads it back after the worker stopped.
     int lastAvail;
     int usedIdx;
-    boolean eventIdx;
-    int kickFd = -1;
-    int callFd = -1;
-    boolean enabled;
-    boolean addressesSet;
-    /** The front-end's ring addresses, kept so a new memory table can re-translate them. */
-    long descUva;
-    long availUva;
-    long usedUva;
-    /** The 8-byte value written to the call eventfd (kept referenced: its memory must not be freed). */
-    private final io.strata.core.buffer.NativeBuffer callValueBuffer = io.strata.core.buffer.NativeBuffer.allocate(8);
-    private final long callValue = callValueBuffer.address();
+    /** The 8-byte value written to the call and err eventfds (kept referenced: its memory must not be freed). */
+    private final io.strata.core.buffer.NativeBuffer oneBuffer = io.strata.core.buffer.NativeBuffer.allocate(8);
+    private final long one = oneBuffer.address();
 
-    Virtqueue(int index) {
+    /** A queue whose rings lie at host addresses {@code desc}, {@code avail}, {@code used} (see {@link #translate}). */
+    Virtqueue(int index, int size, long[] rings, boolean eventIdx, int callFd, int errFd, int lastAvail) {
         this.index = index;
-        NativeMemory.putLong(callValue, 1);
+        this.size = size;
+        this.desc = rings[0];
+        this.avail = rings[1];
+        this.used = rings[2];
+        this.eventIdx = eventIdx;
+        this.callFd = callFd;
+        this.errFd = errFd;
+        this.lastAvail = lastAvail;
+        NativeMemory.putLong(one, 1);
+        syncUsedIndex();
     }
 
-    /** Translates and checks the ring addresses against the memory table; false if any is unmapped. */
-    boolean translate(MemoryTable memory) {
+    /**
+     * Host addresses of a queue's three rings (desc, avail, used) from the front-end's addresses, or a
+     * reason why not: each ring must lie inside one region and be aligned as virtio 1.x section 2.7
+     * asks (16, 2 and 4 bytes), so that the 16-bit indexes are read and written whole.
+     */
+    static String translate(MemoryTable memory, int size, long descUva, long availUva, long usedUva, long[] out) {
         long d = memory.frontEndToHost(descUva, (long) DESC_SIZE * size);
         long a = memory.frontEndToHost(availUva, AVAIL_RING + 2L * size + 2);
         long u = memory.frontEndToHost(usedUva, USED_RING + (long) USED_ELEM_SIZE * size + 2);
         if (d == 0 || a == 0 || u == 0) {
-            return false;
+            return "a ring of " + size + " at 0x" + Long.toHexString(d == 0 ? descUva : a == 0 ? availUva : usedUva)
+                    + " is not inside one region of the memory table";
         }
-        desc = d;
-        avail = a;
-        used = u;
-        return true;
+        if ((d & 15) != 0 || (a & 1) != 0 || (u & 3) != 0) {
+            return "rings at host 0x" + Long.toHexString(d) + ", 0x" + Long.toHexString(a) + ", 0x" + Long.toHexString(u)
+                    + " are not aligned to 16, 2 and 4 bytes";
+        }
+        out[0] = d;
+        out[1] = a;
+        out[2] = u;
+        return null;
     }
 
     /** Takes up where the used ring stands (after SET_VRING_BASE, or a reconnect). */
@@ -89,9 +104,15 @@ final class Virtqueue {
         int head = NativeMemory.getU16(avail + AVAIL_RING + 2L * (lastAvail % size));
         lastAvail = (lastAvail + 1) & 0xffff;
         if (head >= size) {
+            unpop();
             throw new BadChainException("avail ring names descriptor " + head + " in a queue of " + size);
         }
         return head;
+    }
+
+    /** Gives back the head {@link #nextHead} took: it was not completed, and stays available. */
+    void unpop() {
+        lastAvail = (lastAvail - 1) & 0xffff;
     }
 
     /** Records a completion (not yet visible to the guest: see {@link #publishUsed}). */
@@ -125,23 +146,14 @@ final class Virtqueue {
     /** Signals the guest through the call eventfd. */
     void notifyGuest() {
         if (callFd >= 0) {
-            Native.libc().write(callFd, callValue, 8);
+            Native.libc().write(callFd, one, 8);
         }
     }
 
-    boolean ready() {
-        return enabled && addressesSet && kickFd >= 0 && size > 0;
-    }
-
-    void closeFds() {
-        LibC libc = Native.libc();
-        if (kickFd >= 0) {
-            libc.close(kickFd);
-            kickFd = -1;
-        }
-        if (callFd >= 0) {
-            libc.close(callFd);
-            callFd = -1;
+    /** Signals the front-end through the err eventfd (SET_VRING_ERR) that the queue stopped on an error. */
+    void notifyError() {
+        if (errFd >= 0) {
+            Native.libc().write(errFd, one, 8);
         }
     }
 }

@@ -17,58 +17,14 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The back-end driven by a test front-end (memfd guest memory, eventfds): good requests, every kind
  * of bad chain and bad message. After each bad case the back-end must still serve, in the same
  * session (a bad request) or in the next one (a bad message closes only its session).
  */
-class VhostUserBackEndTest {
-    @TempDir
-    Path tmp;
-    byte[] image;
-    RawImageDevice device;
-    VhostUserServer server;
-    Path socket;
-
-    @BeforeEach
-    void start() throws IOException {
-        image = new byte[1 << 20];
-        new Random(3).nextBytes(image);
-        Path file = tmp.resolve("disk.img");
-        Files.write(file, image);
-        device = RawImageDevice.open(file);
-        socket = tmp.resolve("vhost.sock");
-        server = new VhostUserServer(socket, device, 2);
-        server.start();
-    }
-
-    @AfterEach
-    void stop() throws Exception {
-        // Whatever happened, a fresh front-end gets a working session.
-        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
-            fe.setUp(true);
-            assertReads(fe, 8, 4096);
-        }
-        server.close();
-        device.close();
-    }
-
-    void assertReads(TestFrontEnd fe, long sector, int len) throws Exception {
-        fe.submit(fe.request(VirtioBlk.T_IN, sector, len));
-        int[] used = fe.awaitUsed(5000);
-        assertNotNull(used, "no completion");
-        assertEquals(0, used[0]);
-        assertEquals(len + 1, used[1]);
-        assertEquals(VirtioBlk.S_OK, fe.status());
-        int off = (int) (sector * 512);
-        assertArrayEquals(Arrays.copyOfRange(image, off, off + len), fe.data(len));
-    }
-
+class VhostUserBackEndTest extends BackEndFixture {
     @Test
     void readsGetIdFlushWriteAndUnknownTypes() throws Exception {
         for (boolean eventIdx : new boolean[] {true, false}) {
@@ -116,65 +72,6 @@ class VhostUserBackEndTest {
             assertEquals(VirtioBlk.S_OK, fe.status());
             assertArrayEquals(Arrays.copyOfRange(image, 5 * 512, 5 * 512 + 2048), fe.data(2048));
         }
-    }
-
-    static void putDesc(long table, int i, long gpa, int len, int flags, int next) {
-        long d = table + 16L * i;
-        NativeMemory.putLong(d, gpa);
-        NativeMemory.putInt(d + 8, len);
-        NativeMemory.putU16(d + 12, flags);
-        NativeMemory.putU16(d + 14, next);
-    }
-
-    /** A bad chain gets used.len 0 (nothing written), and the queue goes on serving. */
-    void rejected(TestFrontEnd fe) throws Exception {
-        fe.submit(0);
-        int[] used = fe.awaitUsed(5000);
-        assertNotNull(used, "a bad chain must still complete");
-        assertEquals(0, used[1]);
-        assertReads(fe, 9, 512);
-    }
-
-    @Test
-    void badChainsFailThatRequestOnly() throws Exception {
-        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
-            fe.setUp(true);
-            // A data buffer outside every memory region.
-            fe.request(VirtioBlk.T_IN, 0, 512);
-            fe.desc(1, 0xdead0000000L, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 2);
-            rejected(fe);
-            // A loop: 0 -> 1 -> 0.
-            fe.request(VirtioBlk.T_IN, 0, 512);
-            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 0);
-            rejected(fe);
-            // No writable status byte: everything device-readable.
-            fe.request(VirtioBlk.T_IN, 0, 512);
-            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT, 2);
-            fe.desc(2, TestFrontEnd.DATA + 0x800, 1, 0, 0);
-            rejected(fe);
-            // A readable descriptor after a writable one.
-            fe.request(VirtioBlk.T_IN, 0, 512);
-            fe.desc(2, TestFrontEnd.DATA + 0x800, 1, 0, 0);
-            rejected(fe);
-            // An indirect table whose chain is longer than the table (a loop inside it).
-            long table = TestFrontEnd.DATA + 0x8000;
-            putDesc(fe.host(table), 0, TestFrontEnd.DATA, 16, Virtqueue.F_NEXT, 1);
-            putDesc(fe.host(table), 1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 0);
-            fe.desc(0, table, 2 * 16, Virtqueue.F_INDIRECT, 0);
-            rejected(fe);
-            // A next index past the queue.
-            fe.request(VirtioBlk.T_IN, 0, 512);
-            fe.desc(1, TestFrontEnd.DATA + 0x1000, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 200);
-            rejected(fe);
-        }
-    }
-
-    /** The session is closed by the back-end: our next read sees EOF. */
-    static void assertSessionClosed(TestFrontEnd fe) {
-        assertThrows(IOException.class, () -> {
-            fe.send(GET_FEATURES, 0, null);
-            fe.reply(GET_FEATURES);
-        });
     }
 
     @Test
@@ -257,34 +154,38 @@ class VhostUserBackEndTest {
             fe.setUp(true);
             assertReads(fe, 0, 4096);
         }
-        Thread.sleep(200);
+        // The session ends when the back-end sees the close: wait until its worker and mapping are gone.
+        await(() -> countWorkerThreads() == 0 && countMaps() == 0, 5000, () -> "the first session's release");
         long fds = countFds();
-        long maps = countMaps();
-        long threads = countWorkerThreads();
         for (int i = 0; i < 10; i++) {
             try (TestFrontEnd fe = new TestFrontEnd(socket)) {
                 fe.setUp(i % 2 == 0);
                 assertReads(fe, i, 4096);
+                assertEquals(1, countWorkerThreads(), "one worker for the one queue");
+                assertEquals(1, countMaps(), "guest memory mapped once by the back-end (and once by the test)");
             }
         }
-        Thread.sleep(500);
-        assertEquals(threads, countWorkerThreads(), "queue worker threads");
-        assertTrue(countFds() <= fds + 1, "fds before " + fds + ", after " + countFds());
-        assertTrue(countMaps() <= maps + 1, "mappings before " + maps + ", after " + countMaps());
-        assertEquals(11, server.sessionCount(), "one warm-up session and ten more");
+        await(() -> countWorkerThreads() == 0 && countMaps() == 0 && countFds() <= fds, 5000,
+                () -> "workers " + countWorkerThreads() + ", back-end mappings " + countMaps() + ", fds " + countFds()
+                        + " (before: " + fds + ")");
+        await(() -> server.sessionCount() == 11, 5000, () -> "one warm-up session and ten more");
     }
 
-    static long countFds() throws IOException {
+    static long countFds() {
         try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
             return s.count();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
-    static long countMaps() throws IOException {
-        return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("test-guest")).count();
-    }
-
-    static long countWorkerThreads() {
-        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().contains("-q")).count();
+    /** Mappings of the test's guest memfd beyond the test front-ends' own: the back-end's. */
+    static long countMaps() {
+        try {
+            return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("test-guest")).count()
+                    - TestFrontEnd.open();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 }
