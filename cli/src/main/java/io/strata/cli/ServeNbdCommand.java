@@ -4,6 +4,7 @@ import io.strata.core.device.BlockDevice;
 import io.strata.nbd.Export;
 import io.strata.nbd.ExportRegistry;
 import io.strata.nbd.NbdServer;
+import io.strata.nbd.TlsConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -29,6 +30,9 @@ final class ServeNbdCommand implements Callable<Integer> {
 
     @CommandLine.Mixin
     ServedDeviceOptions image;
+
+    @CommandLine.Mixin
+    TlsOptions tls;
 
     @Option(names = "--export", paramLabel = "NAME=BOOTSTRAP", description = "A further named export (repeatable); NAME=raw:IMAGE serves a plain image.")
     List<String> exports = new ArrayList<>();
@@ -108,6 +112,8 @@ final class ServeNbdCommand implements Callable<Integer> {
             options = options.withLoadThreads(loadThreads);
         }
 
+        TlsConfig tlsConfig = tls.load(cmd);
+
         List<BlockDevice> devices = new ArrayList<>();
         ExportRegistry registry = new ExportRegistry();
         try {
@@ -133,7 +139,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
             }
-            NbdServer server = new NbdServer(registry, options);
+            NbdServer server = new NbdServer(registry, options, tlsConfig);
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 CommandLoggers.serve().info("stopping on signal");

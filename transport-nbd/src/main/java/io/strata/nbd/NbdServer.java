@@ -174,7 +174,9 @@ public final class NbdServer implements Closeable {
         InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
         start(server, "tcp:" + bound.getHostString() + ":" + bound.getPort());
         if (isExposedWithoutTls(bound)) {
-            LOG.warn("nbd: serving on {} without TLS: anyone who can reach this address reads the exports",
+            LOG.warn(tls.enabled()
+                    ? "nbd: serving on {} with TLS optional (--tls on): clients that skip STARTTLS read the exports in plaintext"
+                    : "nbd: serving on {} without TLS: anyone who can reach this address reads the exports",
                     bound.getHostString() + ":" + bound.getPort());
         }
         return bound;
@@ -185,7 +187,7 @@ public final class NbdServer implements Closeable {
      * are not required to use TLS: worth a warning, since NBD itself authenticates nobody.
      */
     boolean isExposedWithoutTls(InetSocketAddress bound) {
-        return !bound.getAddress().isLoopbackAddress();
+        return !bound.getAddress().isLoopbackAddress() && !tls.required();
     }
 
     private void start(ServerSocketChannel server, String name) {
