@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: host tools, then every module's tests on JDK 17 (the default java) and again
-# on JDK 25 when one is installed (Strata must build and run on both).
+# The whole test suite: host tools, then every module's tests on JDK 17 (the default java), a
+# 2-minute soak (bench/soak.sh), and every module's tests again on JDK 25 when one is installed
+# (Strata must build and run on both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,12 @@ scripts/install-deps.sh
 
 echo "== tests on $(java -version 2>&1 | head -n 1)"
 mvn -B verify
+
+# Soak, once (JDK 17, on the bin/strata that verify just packaged): 100 NBD connections and two
+# vhost-user guests against the servers for 2 minutes; fails if a server's memory, threads, fds or
+# mappings grow, if any read is wrong, or if a tool is missing. `bench/soak.sh 30` soaks longer.
+echo "== soak: bench/soak.sh ${STRATA_SOAK_MINUTES:-2}"
+bench/soak.sh "${STRATA_SOAK_MINUTES:-2}"
 
 jdk25=${STRATA_JDK25:-/usr/lib/jvm/temurin-25-jdk-amd64}
 if [ -x "$jdk25/bin/java" ]; then
