@@ -10,6 +10,14 @@ import java.util.Optional;
 public interface Blob extends Closeable {
     String id();
 
+    /**
+     * The blob as error messages name it: its id, and where its bytes come from when that is not
+     * obvious (a registry and repository).
+     */
+    default String describe() {
+        return id();
+    }
+
     /** Size of the blob in bytes. */
     long size() throws IOException;
 
@@ -21,4 +29,13 @@ public interface Blob extends Closeable {
      * chunks with {@code transferTo} (sendfile) or positional reads instead of copying.
      */
     Optional<FileChannel> fileChannel();
+
+    /**
+     * The bytes at {@code [position, position + length)} failed to decompress or did not match their
+     * chunk's digest (the chunk store calls this before it fails the read). A blob that keeps
+     * fetched bytes (a persistent cache of a remote blob) drops them, so that the next read fetches
+     * them again instead of failing forever on a poisoned copy. A local file has nothing to drop.
+     */
+    default void discard(long position, int length) throws IOException {
+    }
 }

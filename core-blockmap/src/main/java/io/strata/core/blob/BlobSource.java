@@ -9,6 +9,15 @@ public interface BlobSource {
 
     Blob open(String blobId) throws IOException;
 
+    /**
+     * Opens a blob knowing where its chunks are: {@code chunks} holds the compressed range of every
+     * chunk the image names in it. A remote source fetches whole chunks and merges neighbours with
+     * it; a local directory has no use for it.
+     */
+    default Blob open(String blobId, ChunkRanges chunks) throws IOException {
+        return open(blobId);
+    }
+
     /** A human-readable description for logs and error messages. */
     String describe();
 }

@@ -101,7 +101,7 @@ public final class ChunkStore implements Closeable {
                 compression[b] = e.compression();
                 digest[b] = e.digest();
                 slotSize = (int) Math.max(slotSize, e.chunkSize());
-                blobs[b] = source.open(e.blobId());
+                blobs[b] = source.open(e.blobId(), tables[b].compressedRanges());
                 long need = tables[b].compressedEnd();
                 if (blobs[b].size() < need) {
                     throw new IOException("blob " + e.blobId() + " in " + source.describe() + " is truncated: "
@@ -200,13 +200,13 @@ public final class ChunkStore implements Closeable {
         try {
             produced = ws.decompressor(algo).decompress(staging, csize, slot.view(), slot.capacity());
         } catch (IOException e) {
-            throw corrupted(t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
+            throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
         }
         if (produced != usize) {
-            throw corrupted(t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
+            throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
         }
         if (!ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk))) {
-            throw corrupted(t, chunk, digest[blob].cliName() + " digest mismatch", null);
+            throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
         }
         if (algo == Compression.NONE) {
             verifiedStored[blob].getAndUpdate(chunk >>> 6, w -> w | (1L << chunk));
@@ -214,12 +214,22 @@ public final class ChunkStore implements Closeable {
         return usize;
     }
 
-    private static ChunkCorruptedException corrupted(ChunkTable t, int chunk, String why, Throwable cause) {
-        String msg = "blob " + t.blobId() + " chunk " + chunk + " (uncompressed offset 0x"
+    /**
+     * Fails a chunk that does not decompress or verify. The blob is told to drop those bytes first:
+     * a remote blob's cache must not keep them, or every later read would fail the same way.
+     */
+    private ChunkCorruptedException corrupted(int blob, ChunkTable t, int chunk, String why, Throwable cause) {
+        String msg = "blob " + blobs[blob].describe() + " chunk " + chunk + " (uncompressed offset 0x"
                 + Long.toHexString(t.uncompressedOffset(chunk)) + ", compressed offset 0x"
                 + Long.toHexString(t.compressedOffset(chunk)) + "): " + why;
         LOG.error("corrupt chunk: {}", msg);
-        return new ChunkCorruptedException(msg, cause);
+        ChunkCorruptedException failure = new ChunkCorruptedException(msg, cause);
+        try {
+            blobs[blob].discard(t.compressedOffset(chunk), t.compressedSize(chunk));
+        } catch (IOException | RuntimeException e) {
+            failure.addSuppressed(e);
+        }
+        return failure;
     }
 
     private Workspace borrowWorkspace() {

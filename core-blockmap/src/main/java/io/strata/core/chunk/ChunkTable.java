@@ -1,5 +1,6 @@
 package io.strata.core.chunk;
 
+import io.strata.core.blob.ChunkRanges;
 import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.ImageFormatException;
 import io.strata.core.image.RafsImage;
@@ -195,6 +196,11 @@ public final class ChunkTable {
             m = Math.max(m, s);
         }
         return m;
+    }
+
+    /** The compressed range of every chunk, sorted by offset, each once: what a remote blob fetches. */
+    public ChunkRanges compressedRanges() {
+        return ChunkRanges.of(compressedOffset, compressedSize);
     }
 
     /** End of the last chunk's compressed bytes: the blob file must be at least this long. */
