@@ -213,6 +213,11 @@ final class TlsChannel implements ByteChannel {
                 case BUFFER_OVERFLOW:
                     throw new SSLException("TLS record larger than the negotiated size");
                 default:
+                    if (r.bytesConsumed() == 0 && r.bytesProduced() == 0 && r.getHandshakeStatus() != SSLEngineResult.HandshakeStatus.NEED_TASK
+                            && r.getHandshakeStatus() != SSLEngineResult.HandshakeStatus.NEED_WRAP) {
+                        // A hostile peer must not make this loop spin: the engine moved nothing and wants nothing.
+                        throw new SSLException("the TLS engine made no progress (" + r.getHandshakeStatus() + ")");
+                    }
                     afterUnwrap(r);
                     break;
             }

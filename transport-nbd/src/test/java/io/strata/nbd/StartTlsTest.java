@@ -3,6 +3,7 @@ package io.strata.nbd;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.device.RawImageDevice;
 import java.io.DataInputStream;
@@ -152,23 +153,44 @@ class StartTlsTest {
     }
 
     @Test
-    void aClientThatDoesNotTrustTheServerFailsTheHandshake() throws Exception {
-        SSLContext trustsNobody = SSLContext.getInstance("TLS");
-        KeyStore empty = KeyStore.getInstance("PKCS12");
-        empty.load(null, null);
+    void aClientTrustingAnotherCaFailsTheHandshakeAndTheServerGoesOn() throws Exception {
+        SSLContext trustsOtherCa = SSLContext.getInstance("TLS");
+        KeyStore other = KeyStore.getInstance("PKCS12");
+        other.load(null, null);
+        try (InputStream in = Files.newInputStream(certs.otherCaCert)) {
+            other.setCertificateEntry("other", CertificateFactory.getInstance("X.509").generateCertificate(in));
+        }
         TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(empty);
-        trustsNobody.init(null, tmf.getTrustManagers(), null);
+        tmf.init(other);
+        trustsOtherCa.init(null, tmf.getTrustManagers(), null);
         try (Socket plain = connect(required)) {
             Wire w = new Wire(plain);
             w.greet();
             w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
             assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
-            SSLSocket tls = (SSLSocket) trustsNobody.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), false);
+            SSLSocket tls = (SSLSocket) trustsOtherCa.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), false);
             assertThrows(SSLException.class, tls::startHandshake);
         }
         try (Socket plain = connect(required); SSLSocket tls = startTls(plain)) {
             new Wire(tls).go("");
+        }
+    }
+
+    @Test
+    void aClientStallingInTheTlsHandshakeIsDroppedAtTheHandshakeTimeout(@TempDir Path dir) throws Exception {
+        try (ServerFixture quick = new ServerFixture(dir, List.of(),
+                NbdServer.Options.defaults().withHandshakeTimeout(java.time.Duration.ofSeconds(1)),
+                TlsConfig.load(TlsMode.REQUIRE, certs.serverCert, certs.serverKey, null));
+                Socket plain = connect(quick)) {
+            Wire w = new Wire(plain);
+            w.greet();
+            w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
+            assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
+            plain.getOutputStream().write(new byte[] {0x16, 0x03, 0x01}); // the start of a ClientHello, and no more
+            long start = System.nanoTime();
+            readUntilClosed(plain.getInputStream());
+            long waited = System.nanoTime() - start;
+            assertTrue(waited < 8_000_000_000L, "closed by the 1 s handshake timeout, not the client's read timeout: " + waited / 1_000_000 + " ms");
         }
     }
 
