@@ -17,6 +17,9 @@ packages=(
   attr             # getfattr/setfattr: the image builder's tests set and compare xattrs
   umoci            # OCI image layouts made by a tool nobody here wrote, for the builder's OCI tests
   git              # the builder's test of the project's own tree reads the checkout with git archive
+  docker-registry  # CNCF distribution 2.8: the real OCI registry of the remote-image tests (RegistryFixture)
+  skopeo           # an independent registry client: inspects what strata push wrote, copies plain OCI images
+  apache2-utils    # htpasswd -B: the bcrypt entries of the registry's basic-auth variant
 )
 
 missing=()
