@@ -125,7 +125,7 @@ final class Session {
                 ack();
                 return;
             case SET_VRING_NUM: {
-                Vring v = vring(m.u32(0));
+                Vring v = vring();
                 int num = m.u32(4);
                 if (num <= 0 || num > Virtqueue.MAX_SIZE || Integer.bitCount(num) != 1) {
                     throw new VhostUserException("SET_VRING_NUM " + Integer.toUnsignedString(num) + " for queue " + v.index
@@ -142,7 +142,7 @@ final class Session {
                 ack();
                 return;
             case SET_VRING_BASE: {
-                Vring v = vring(m.u32(0));
+                Vring v = vring();
                 stop(v);
                 v.base = m.u32(4) & 0xffff;
                 v.broken = false;
@@ -159,7 +159,7 @@ final class Session {
                 return;
             }
             case GET_VRING_BASE: {
-                Vring v = vring(m.u32(0));
+                Vring v = vring();
                 stop(v);
                 v.enabled = false;
                 v.broken = false;
@@ -178,7 +178,7 @@ final class Session {
                 ack();
                 return;
             case SET_VRING_ENABLE: {
-                Vring v = vring(m.u32(0));
+                Vring v = vring();
                 boolean enable = m.u32(4) != 0;
                 if (!enable) {
                     stop(v);
@@ -206,8 +206,10 @@ final class Session {
         }
     }
 
-    private Vring vring(int index) throws VhostUserException {
+    /** The queue a per-queue message names in its first u32 (struct vhost_vring_state / vhost_vring_addr). */
+    private Vring vring() throws VhostUserException {
         m.requireSize(8);
+        int index = m.u32(0);
         if (index < 0 || index >= vrings.length) {
             throw new VhostUserException(requestName(m.request) + " for queue " + Integer.toUnsignedString(index)
                     + ", but only " + vrings.length + " exist (GET_QUEUE_NUM)");
@@ -247,7 +249,7 @@ final class Session {
 
     private void setVringAddr() throws IOException {
         m.requireSize(40);
-        Vring v = vring(m.u32(0));
+        Vring v = vring();
         long desc = m.u64(8);
         long used = m.u64(16);
         long avail = m.u64(24);

@@ -195,10 +195,14 @@ class HostileMessageTest extends BackEndFixture {
             fe.setUp(true);
             assertReads(fe, 2, 512);
         }
-        // Smaller than the request needs.
-        for (int request : new int[] {SET_FEATURES, SET_VRING_NUM, SET_VRING_ADDR, SET_MEM_TABLE, GET_CONFIG, SET_INFLIGHT_FD}) {
-            try (TestFrontEnd fe = session(false)) {
-                refused(fe, request, bytes(4).putInt(0).flip());
+        // Smaller than the request needs (empty, or 4 bytes: a queue index and no more).
+        int[] sized = {SET_FEATURES, SET_PROTOCOL_FEATURES, SET_VRING_NUM, SET_VRING_BASE, GET_VRING_BASE, SET_VRING_ENABLE,
+            SET_VRING_ADDR, SET_VRING_KICK, SET_MEM_TABLE, GET_CONFIG, GET_INFLIGHT_FD, SET_INFLIGHT_FD};
+        for (int request : sized) {
+            for (int size : new int[] {0, 4}) {
+                try (TestFrontEnd fe = session(false)) {
+                    refused(fe, request, size == 0 ? null : bytes(4).putInt(0).flip());
+                }
             }
         }
     }
