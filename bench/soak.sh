@@ -98,7 +98,9 @@ work=$(mktemp -d /tmp/strata-soak.XXXXXX)
 pids=()
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The churn loop's current nbdinfo/nbdcopy/sleep first (children of its subshell), then each
+  # process this script started.
+  for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do
     # Wait up to 10 s for each, then SIGKILL: the trap must not hang either.
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
