@@ -8,6 +8,7 @@ import io.strata.core.device.OutOfRangeException;
 import io.strata.core.device.SegmentSink;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
@@ -50,8 +51,11 @@ final class Connection {
     private final ConnectionIo io;
     private final ReplyWriter writer = new ReplyWriter();
     /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
-    private final ByteBuffer in = ByteBuffer.allocateDirect(64 << 10);
-    private final ByteBuffer scratch = ByteBuffer.allocateDirect(64 << 10);
+    private final NativeBuffer inMemory = NativeBuffer.allocate(64 << 10);
+    private final ByteBuffer in = inMemory.view().duplicate().order(ByteOrder.BIG_ENDIAN);
+    /** Discards the payload of requests that carry one (writes, which are refused). */
+    private final NativeBuffer scratchMemory = NativeBuffer.allocate(64 << 10);
+    private final ByteBuffer scratch = scratchMemory.view().duplicate();
     /** Batches not in the pool, ready for reuse (this connection's thread only). */
     private final ArrayDeque<Batch> idle = new ArrayDeque<>();
     /** Batches the pool has loaded, waiting for this thread to write their replies. */
@@ -197,6 +201,10 @@ final class Connection {
             over = true;
             io.close();
             awaitLoadsDropped();
+            // Freed now, not when a GC gets to them (see ReplyWriter's buffers): no loader holds a batch any more.
+            writer.close();
+            inMemory.close();
+            scratchMemory.close();
             metrics.dropped.add(requests - answered); // read but never answered: the client is gone
         }
         return endReason + "; " + requests + " request(s)";
