@@ -1,0 +1,501 @@
+package io.strata.registry.cache;
+
+import io.strata.core.blob.ChunkRanges;
+import java.io.Closeable;
+import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One blob in the local cache: a sparse data file holding the blob's compressed bytes at their blob
+ * offsets, and a readiness map with one bit per chunk (per range of the blob's {@link ChunkRanges}).
+ *
+ * <p>The map file ({@code <blob id>.<layout>.map}) is a 4 KiB header then the bits, memory-mapped
+ * {@code MAP_SHARED}, so every process using the blob sees the same bits. Header (little-endian):
+ * <pre>
+ *   0  magic "STRATAMP"        8  version (u32)        12 CRC32C of bytes 16..319 (u32)
+ *  16  blob size (u64)        24  chunk count (u32)    28 blob id length (u32)
+ *  32  layout digest: SHA-256 of the chunk ranges (32 bytes)
+ *  64  blob id, ASCII (up to 256 bytes)
+ * 2048 cached bytes (u64): the sum of the lengths of the chunks whose bit is set (not in the CRC:
+ *      it changes; used to size the cache for eviction, recomputed from the bits at each reset check)
+ * 4096 the bits: chunk i is bit (i % 64) of the little-endian u64 at 4096 + 8 * (i / 64)
+ * </pre>
+ * The map is named by the layout digest as well as the blob id because two images may use different
+ * subsets of one blob's chunks (an upper layer deleted files); bit i means range i of one layout
+ * only. The data file is shared by every layout: its bytes are the blob's, wherever they came from.
+ *
+ * <p>A bit is set only after its chunk's bytes are durable: the bytes are written, the data file is
+ * {@code fdatasync}ed ({@link FileChannel#force force(false)}), then the bit is set with an atomic OR
+ * on the mapped memory. A process killed at any point leaves a clear bit over a torn chunk (it is
+ * fetched again) or a set bit over durable bytes; a crash of the machine can lose a set bit, never
+ * set one early. A header that is torn (bad magic, version, CRC, size) or describes another blob
+ * (blob id, layout, chunk count, a blob size that does not hold the chunks) is reset: all bits clear,
+ * every chunk fetched again. Only the process that holds the map's exclusive lock resets it (see
+ * {@link BlobCacheDirectory}): a reset never happens under another process's mapping.
+ *
+ * <p>A chunk's bytes are written under a byte-range lock on the data file and only while its bit is
+ * clear, so a process never overwrites bytes another process has already made present (which a
+ * third one may be serving zero-copy after checking their digest).
+ */
+public final class CachedBlobFile implements Closeable {
+    private static final Logger LOG = LoggerFactory.getLogger(CachedBlobFile.class);
+
+    static final int HEADER_SIZE = 4096;
+    static final byte[] MAGIC = "STRATAMP".getBytes(StandardCharsets.US_ASCII);
+    static final int VERSION = 1;
+    static final int CRC_OFF = 12;
+    static final int CRC_FROM = 16;
+    static final int CRC_TO = 320;
+    static final int BLOB_SIZE_OFF = 16;
+    static final int CHUNK_COUNT_OFF = 24;
+    static final int ID_LENGTH_OFF = 28;
+    static final int LAYOUT_OFF = 32;
+    static final int ID_OFF = 64;
+    static final int MAX_ID_LENGTH = 256;
+    static final int CACHED_BYTES_OFF = 2048;
+
+    private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private final String blobId;
+    private final ChunkRanges ranges;
+    private final long blobSize;
+    private final Path dataPath;
+    private final Path mapPath;
+    private final FileChannel data;
+    private final FileChannel mapChannel;
+    /** The shared lock that marks the blob in use for as long as this file is open. */
+    private final FileLock inUse;
+    private final MappedByteBuffer map;
+    private final boolean completeAtOpen;
+    /** This process's fetches in progress, by chunk: shared by every remote blob reading this file. */
+    private final Map<Integer, ChunkFill> inFlight = new HashMap<>();
+
+    private CachedBlobFile(String blobId, ChunkRanges ranges, long blobSize, Path dataPath, Path mapPath,
+                           FileChannel data, FileChannel mapChannel, FileLock inUse, MappedByteBuffer map) {
+        this.blobId = blobId;
+        this.ranges = ranges;
+        this.blobSize = blobSize;
+        this.dataPath = dataPath;
+        this.mapPath = mapPath;
+        this.data = data;
+        this.mapChannel = mapChannel;
+        this.inUse = inUse;
+        this.map = map;
+        this.completeAtOpen = presentCount() == ranges.count();
+    }
+
+    /** Where the size of a blob comes from when its map has to be made: the registry, asked once. */
+    @FunctionalInterface
+    public interface SizeSource {
+        long size() throws IOException;
+    }
+
+    /** The file name of a blob's map for a layout. */
+    static String mapName(String blobId, byte[] layout) {
+        return blobId + "." + hex(layout, 8) + ".map";
+    }
+
+    static String dataName(String blobId) {
+        return blobId + ".data";
+    }
+
+    /**
+     * Opens (creating or resetting when needed) the map of a blob for a layout and marks the blob in
+     * use. The caller (the cache directory) holds the directory's shared lock, so no eviction runs
+     * meanwhile, and owns {@code data}, the process's one channel on the blob's data file (POSIX
+     * record locks belong to the process: closing any other channel on the file would drop them).
+     *
+     * @param knownSize the blob's size, or -1 to ask {@code sizeSource} if the map must be made
+     */
+    static CachedBlobFile open(Path dir, String blobId, ChunkRanges ranges, byte[] layout, FileChannel data,
+                               long knownSize, SizeSource sizeSource) throws IOException {
+        Path dataPath = dir.resolve(dataName(blobId));
+        Path mapPath = dir.resolve(mapName(blobId, layout));
+        FileChannel mapChannel = null;
+        FileLock inUse = null;
+        try {
+            mapChannel = FileChannel.open(mapPath, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            FileLock exclusive = mapChannel.tryLock();
+            if (exclusive != null) {
+                // Nobody else uses this map: check it, and make it right if it is not.
+                try {
+                    long size = validSize(mapChannel, blobId, ranges, layout);
+                    if (size < 0) {
+                        size = knownSize >= 0 ? knownSize : sizeSource.size();
+                        reset(mapChannel, blobId, ranges, layout, size);
+                        recount(mapChannel, ranges, data.size());
+                    } else {
+                        recount(mapChannel, ranges, data.size());
+                    }
+                } finally {
+                    exclusive.release();
+                }
+            }
+            // Whoever made the map checked it before using it; it is valid now (headers are never
+            // rewritten while a process holds the map).
+            inUse = mapChannel.lock(0, Long.MAX_VALUE, true);
+            long size = validSize(mapChannel, blobId, ranges, layout);
+            if (size < 0) {
+                throw new IOException("cache map " + mapPath + " is damaged and in use by another process; stop it, "
+                        + "or delete the file");
+            }
+            MappedByteBuffer map = mapChannel.map(FileChannel.MapMode.READ_WRITE, 0, mapLength(ranges.count()));
+            try {
+                Files.setLastModifiedTime(mapPath, FileTime.fromMillis(System.currentTimeMillis()));
+            } catch (IOException e) {
+                LOG.warn("cannot touch {} (least-recently-used order): {}", mapPath, e.toString());
+            }
+            return new CachedBlobFile(blobId, ranges, size, dataPath, mapPath, data, mapChannel, inUse, map);
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(inUse, e);
+            closeQuietly(mapChannel, e);
+            throw e;
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable c, Throwable into) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                into.addSuppressed(e);
+            }
+        }
+    }
+
+    static long mapLength(int chunks) {
+        return HEADER_SIZE + 8L * ((chunks + 63L) / 64);
+    }
+
+    /** The SHA-256 of a blob's chunk ranges: which chunk each bit means. */
+    static byte[] layoutDigest(ChunkRanges ranges) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            ByteBuffer b = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
+            for (int i = 0; i < ranges.count(); i++) {
+                b.clear();
+                b.putLong(ranges.offset(i)).putInt(ranges.length(i));
+                md.update(b.array());
+            }
+            return md.digest();
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Reads a map's header; returns the blob size it records, or -1 if it is torn or describes another blob. */
+    static long validSize(FileChannel mapChannel, String blobId, ChunkRanges ranges, byte[] layout) throws IOException {
+        if (mapChannel.size() != mapLength(ranges.count())) {
+            return -1;
+        }
+        ByteBuffer h = ByteBuffer.allocate(CRC_TO).order(ByteOrder.LITTLE_ENDIAN);
+        while (h.hasRemaining()) {
+            if (mapChannel.read(h, h.position()) < 0) {
+                return -1;
+            }
+        }
+        byte[] magic = new byte[MAGIC.length];
+        h.get(0, magic);
+        if (!java.util.Arrays.equals(magic, MAGIC) || h.getInt(8) != VERSION) {
+            return -1;
+        }
+        CRC32C crc = new CRC32C();
+        crc.update(h.array(), CRC_FROM, CRC_TO - CRC_FROM);
+        if ((int) crc.getValue() != h.getInt(CRC_OFF)) {
+            return -1;
+        }
+        byte[] id = blobId.getBytes(StandardCharsets.US_ASCII);
+        byte[] storedLayout = new byte[32];
+        h.get(LAYOUT_OFF, storedLayout);
+        if (h.getInt(ID_LENGTH_OFF) != id.length || h.getInt(CHUNK_COUNT_OFF) != ranges.count()
+                || !java.util.Arrays.equals(storedLayout, layout)) {
+            return -1;
+        }
+        byte[] storedId = new byte[id.length];
+        h.get(ID_OFF, storedId);
+        if (!java.util.Arrays.equals(storedId, id)) {
+            return -1;
+        }
+        long size = h.getLong(BLOB_SIZE_OFF);
+        if (size < rangesEnd(ranges)) {
+            return -1;
+        }
+        return size;
+    }
+
+    static long rangesEnd(ChunkRanges ranges) {
+        long end = 0;
+        for (int i = 0; i < ranges.count(); i++) {
+            end = Math.max(end, ranges.end(i));
+        }
+        return end;
+    }
+
+    /**
+     * Makes a fresh map: every bit clear, then the header, then fsync. A crash part way leaves a
+     * header that does not check, so the next open resets again.
+     */
+    private static void reset(FileChannel mapChannel, String blobId, ChunkRanges ranges,
+                              byte[] layout, long size) throws IOException {
+        if (size < rangesEnd(ranges)) {
+            throw new IOException("blob " + blobId + " is " + size + " bytes, but its chunks reach byte "
+                    + rangesEnd(ranges));
+        }
+        byte[] id = blobId.getBytes(StandardCharsets.US_ASCII);
+        LOG.info("cache: new readiness map for blob {} ({} chunks, {} bytes)", blobId, ranges.count(), size);
+        mapChannel.truncate(0);
+        ByteBuffer zero = ByteBuffer.allocate(1);
+        mapChannel.write(zero, mapLength(ranges.count()) - 1); // sparse: the bits read as zero
+        ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        h.put(0, MAGIC);
+        h.putInt(8, VERSION);
+        h.putLong(BLOB_SIZE_OFF, size);
+        h.putInt(CHUNK_COUNT_OFF, ranges.count());
+        h.putInt(ID_LENGTH_OFF, id.length);
+        h.put(LAYOUT_OFF, layout);
+        h.put(ID_OFF, id);
+        CRC32C crc = new CRC32C();
+        crc.update(h.array(), CRC_FROM, CRC_TO - CRC_FROM);
+        h.putInt(CRC_OFF, (int) crc.getValue());
+        mapChannel.force(true); // the cleared bits reach the disk before a header that makes them count
+        while (h.hasRemaining()) {
+            mapChannel.write(h, h.position());
+        }
+        mapChannel.force(true);
+    }
+
+    /**
+     * Recomputes the cached-bytes field from the bits (a process killed between the two left it off),
+     * and clears the bits of chunks the data file does not reach (someone deleted or cut it).
+     */
+    private static void recount(FileChannel mapChannel, ChunkRanges ranges, long dataSize) throws IOException {
+        ByteBuffer bits = ByteBuffer.allocate((int) (mapLength(ranges.count()) - HEADER_SIZE)).order(ByteOrder.LITTLE_ENDIAN);
+        while (bits.hasRemaining()) {
+            if (mapChannel.read(bits, HEADER_SIZE + bits.position()) < 0) {
+                break;
+            }
+        }
+        long bytes = 0;
+        int dropped = 0;
+        for (int i = 0; i < ranges.count(); i++) {
+            int word = 8 * (i >>> 6);
+            long bit = 1L << i;
+            if ((bits.getLong(word) & bit) != 0) {
+                if (ranges.end(i) > dataSize) {
+                    bits.putLong(word, bits.getLong(word) & ~bit);
+                    dropped++;
+                } else {
+                    bytes += ranges.length(i);
+                }
+            } else if (ranges.length(i) == 0) {
+                bits.putLong(word, bits.getLong(word) | bit); // nothing to fetch: present from the start
+            }
+        }
+        if (dropped > 0) {
+            LOG.warn("cache: {} chunk(s) marked present lie past the end of their data file ({} bytes): fetching them again",
+                    dropped, dataSize);
+        }
+        bits.clear();
+        while (bits.hasRemaining()) {
+            mapChannel.write(bits, HEADER_SIZE + bits.position());
+        }
+        ByteBuffer b = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, bytes);
+        mapChannel.write(b, CACHED_BYTES_OFF);
+    }
+
+    /** The cached-bytes field of a map file that nobody may be using (eviction's view); -1 if torn. */
+    static long cachedBytesOf(FileChannel mapChannel) throws IOException {
+        if (mapChannel.size() < HEADER_SIZE) {
+            return -1;
+        }
+        ByteBuffer b = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        while (b.hasRemaining()) {
+            if (mapChannel.read(b, CACHED_BYTES_OFF + b.position()) < 0) {
+                return -1;
+            }
+        }
+        return b.getLong(0);
+    }
+
+    public String blobId() {
+        return blobId;
+    }
+
+    public ChunkRanges ranges() {
+        return ranges;
+    }
+
+    /** The blob's size, as recorded when its map was made. */
+    public long blobSize() {
+        return blobSize;
+    }
+
+    /** The data file: the blob's bytes wherever a chunk is present, zeros or stale bytes elsewhere. */
+    public FileChannel data() {
+        return data;
+    }
+
+    public Path dataPath() {
+        return dataPath;
+    }
+
+    public Path mapPath() {
+        return mapPath;
+    }
+
+    /** True when every chunk was present when the file was opened: the data file then is the blob. */
+    public boolean completeAtOpen() {
+        return completeAtOpen;
+    }
+
+    /** Fetches in progress in this process, by chunk index; guarded by the map itself. */
+    Map<Integer, ChunkFill> inFlight() {
+        return inFlight;
+    }
+
+    /** Whether chunk {@code i}'s bytes are present and durable. Allocates nothing. */
+    public boolean isPresent(int i) {
+        long word = (long) LONGS.getVolatile(map, HEADER_SIZE + 8 * (i >>> 6));
+        return (word & (1L << i)) != 0;
+    }
+
+    /** How many chunks are present now. */
+    public int presentCount() {
+        int n = 0;
+        for (int w = 0; w < (ranges.count() + 63) / 64; w++) {
+            n += Long.bitCount((long) LONGS.getVolatile(map, HEADER_SIZE + 8 * w));
+        }
+        return n;
+    }
+
+    /** The cached-bytes field: the sum of the lengths of present chunks. */
+    public long cachedBytes() {
+        return (long) LONGS.getVolatile(map, CACHED_BYTES_OFF);
+    }
+
+    /** Marks chunk {@code i} present; its bytes must already be durable. Atomic across processes. */
+    void markPresent(int i) {
+        long bit = 1L << i;
+        long before = (long) LONGS.getAndBitwiseOr(map, HEADER_SIZE + 8 * (i >>> 6), bit);
+        if ((before & bit) == 0) {
+            LONGS.getAndAdd(map, CACHED_BYTES_OFF, (long) ranges.length(i));
+        }
+    }
+
+    /** Marks chunk {@code i} missing: its bytes will be fetched again. Atomic across processes. */
+    void markMissing(int i) {
+        long bit = 1L << i;
+        long before = (long) LONGS.getAndBitwiseAnd(map, HEADER_SIZE + 8 * (i >>> 6), ~bit);
+        if ((before & bit) != 0) {
+            LONGS.getAndAdd(map, CACHED_BYTES_OFF, -(long) ranges.length(i));
+        }
+    }
+
+    /**
+     * Writes fetched chunks and marks them present: {@code fetched} holds the blob's bytes from
+     * {@code fetchedAt} (from its position 0 to its limit); the chunks {@code chunks[0..count)} that
+     * lie inside it and are still missing are written, each under a byte-range lock on the data file
+     * and only if its bit is still clear under that lock, made durable with one fdatasync, then
+     * marked. Returns how many chunks were written.
+     */
+    int store(ByteBuffer fetched, long fetchedAt, int[] chunks, int count) throws IOException {
+        FileLock[] locks = new FileLock[count];
+        boolean[] written = new boolean[count];
+        int stored = 0;
+        try {
+            for (int k = 0; k < count; k++) {
+                int i = chunks[k];
+                long off = ranges.offset(i);
+                int len = ranges.length(i);
+                if (len == 0 || off < fetchedAt || off + len > fetchedAt + fetched.limit()) {
+                    continue;
+                }
+                try {
+                    locks[k] = data.lock(off, len, false);
+                } catch (OverlappingFileLockException e) {
+                    continue; // an overlapping range (hostile layout) being written by another thread: leave it
+                }
+                if (isPresent(i)) {
+                    continue; // another process stored it first: never overwrite present bytes
+                }
+                ByteBuffer src = fetched.duplicate();
+                src.limit((int) (off - fetchedAt) + len).position((int) (off - fetchedAt));
+                long pos = off;
+                while (src.hasRemaining()) {
+                    pos += data.write(src, pos);
+                }
+                written[k] = true;
+                stored++;
+            }
+            if (stored > 0) {
+                data.force(false);
+                for (int k = 0; k < count; k++) {
+                    if (written[k]) {
+                        markPresent(chunks[k]);
+                    }
+                }
+            }
+        } finally {
+            for (FileLock l : locks) {
+                if (l != null) {
+                    try {
+                        l.release();
+                    } catch (IOException e) {
+                        LOG.warn("cache: releasing a range lock on {}: {}", dataPath, e.toString());
+                    }
+                }
+            }
+        }
+        return stored;
+    }
+
+    static String hex(byte[] b, int bytes) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < bytes; i++) {
+            s.append(Character.forDigit((b[i] >> 4) & 15, 16)).append(Character.forDigit(b[i] & 15, 16));
+        }
+        return s.toString();
+    }
+
+    /**
+     * Releases the in-use lock and closes the map (the mapping goes when the buffer is collected);
+     * the data channel belongs to the cache directory.
+     */
+    @Override
+    public void close() throws IOException {
+        try {
+            Files.setLastModifiedTime(mapPath, FileTime.fromMillis(System.currentTimeMillis()));
+        } catch (IOException e) {
+            LOG.debug("cannot touch {}: {}", mapPath, e.toString());
+        }
+        try {
+            inUse.release();
+        } finally {
+            mapChannel.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "cached blob " + blobId + " (" + presentCount() + "/" + ranges.count() + " chunks, " + dataPath + ")";
+    }
+}

@@ -1,0 +1,329 @@
+package io.strata.registry.cache;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.blob.ChunkRanges;
+import io.strata.core.chunk.ChunkCorruptedException;
+import io.strata.core.device.FlatDevice;
+import io.strata.core.device.FlatDeviceOptions;
+import io.strata.core.image.ChunkInfo;
+import io.strata.core.image.Compression;
+import io.strata.core.image.DigestAlgorithm;
+import io.strata.core.testing.SyntheticImage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Remote blobs through the persistent cache, against real blob files served by {@link FileBlobStore}
+ * and real cache files: reads equal the blob, misses are merged into whole-chunk requests, a warm
+ * cache serves everything with the store down, bad bytes fail their read and are not kept.
+ */
+class RemoteBlobTest {
+    private static final int CHUNK = 64 << 10;
+
+    @TempDir
+    Path tmp;
+
+    private SyntheticImage.Written image(String name, Compression c, int chunks, long seed) throws IOException {
+        return SyntheticImage.write(tmp.resolve(name), List.of(
+                SyntheticImage.uniformBlob(new Random(seed), chunks, CHUNK, c, DigestAlgorithm.BLAKE3)));
+    }
+
+    private RemoteBlobSource source(Path cacheDir, FileBlobStore store, FetchPolicy policy) throws IOException {
+        return new RemoteBlobSource(new BlobCacheDirectory(cacheDir, BlobCacheDirectory.UNBOUNDED), store, "test store", policy);
+    }
+
+    private static ChunkRanges rangesOf(List<ChunkInfo> chunks) {
+        long[] o = new long[chunks.size()];
+        int[] l = new int[chunks.size()];
+        for (int i = 0; i < o.length; i++) {
+            o[i] = chunks.get(i).compressedOffset();
+            l[i] = (int) chunks.get(i).compressedSize();
+        }
+        return ChunkRanges.of(o, l);
+    }
+
+    private static byte[] readDevice(FlatDevice dev) throws IOException {
+        byte[] all = new byte[(int) dev.size()];
+        for (int at = 0; at < all.length; at += 128 << 10) {
+            int n = Math.min(128 << 10, all.length - at);
+            ByteBuffer b = ByteBuffer.wrap(all, at, n);
+            dev.read(at, b);
+        }
+        return all;
+    }
+
+    @Test
+    void readsThroughTheCacheEqualTheBlobAndTheDevice() throws IOException {
+        SyntheticImage.Written w = image("zstd", Compression.ZSTD, 24, 1);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+            assertEquals(blob.length, rb.size());
+            Random r = new Random(7);
+            for (int k = 0; k < 200; k++) {
+                int at = r.nextInt(blob.length);
+                int n = 1 + r.nextInt(Math.min(200_000, blob.length - at));
+                ByteBuffer dst = ByteBuffer.allocateDirect(n + 10);
+                dst.position(5).limit(5 + n);
+                rb.readFully(dst, at);
+                assertEquals(5 + n, dst.position());
+                byte[] got = new byte[n];
+                dst.get(5, got);
+                assertArrayEquals(Arrays.copyOfRange(blob, at, at + n), got, "read of " + n + " at " + at);
+            }
+            assertTrue(source.counters().hits() > 0, source.counters().toString());
+        }
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache2"), store, FetchPolicy.defaults()),
+                FlatDeviceOptions.defaults())) {
+            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+        }
+    }
+
+    @Test
+    void adjacentMissingChunksAreFetchedInCeilTotalOverLimitRequestsOfWholeChunks() throws IOException {
+        // Stored chunks: 64 of 64 KiB = 4 MiB, exactly whole multiples of each limit.
+        SyntheticImage.Written w = image("none", Compression.NONE, 64, 2);
+        List<ChunkInfo> chunks = w.chunks().get(0);
+        long total = chunks.stream().mapToLong(ChunkInfo::compressedSize).sum();
+        for (int limit : new int[] {128 << 10, 1 << 20, 3 << 20}) {
+            FileBlobStore store = new FileBlobStore(w.blobDir());
+            try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache-" + limit), store,
+                    new FetchPolicy(limit, FetchPolicy.DEFAULT_MAX_GAP)), FlatDeviceOptions.defaults())) {
+                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            }
+            List<FileBlobStore.Request> requests = store.requests();
+            assertEquals((total + limit - 1) / limit, requests.size(), "limit " + limit + ": " + requests);
+            long fetched = 0;
+            for (FileBlobStore.Request q : requests) {
+                assertTrue(q.length() <= limit, "request over the limit: " + q);
+                assertTrue(startsAChunk(chunks, q.position()) && endsAChunk(chunks, q.position() + q.length()),
+                        "a request that cuts a chunk: " + q);
+                fetched += q.length();
+            }
+            assertEquals(total, fetched, "every byte fetched once");
+        }
+    }
+
+    @Test
+    void compressedChunksOfVaryingSizesAreFetchedWholeWithinTheLimit() throws IOException {
+        SyntheticImage.Written w = image("zstd-merge", Compression.ZSTD, 96, 3);
+        List<ChunkInfo> chunks = w.chunks().get(0);
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        int limit = 128 << 10;
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache"), store,
+                new FetchPolicy(limit, 0)), FlatDeviceOptions.defaults())) {
+            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+        }
+        long total = chunks.stream().mapToLong(ChunkInfo::compressedSize).sum();
+        List<FileBlobStore.Request> requests = store.requests();
+        assertTrue(requests.size() < chunks.size() / 2, "misses were not merged: " + requests.size() + " requests");
+        assertTrue(requests.size() <= 2 * ((total + limit - 1) / limit), requests.size() + " requests for " + total + " bytes");
+        for (FileBlobStore.Request q : requests) {
+            assertTrue(q.length() <= limit && startsAChunk(chunks, q.position())
+                    && endsAChunk(chunks, q.position() + q.length()), "bad request " + q);
+        }
+    }
+
+    private static boolean startsAChunk(List<ChunkInfo> chunks, long at) {
+        return chunks.stream().anyMatch(c -> c.compressedOffset() == at);
+    }
+
+    private static boolean endsAChunk(List<ChunkInfo> chunks, long at) {
+        return chunks.stream().anyMatch(c -> c.compressedOffset() + c.compressedSize() == at);
+    }
+
+    @Test
+    void aMissMergesForwardThenBackwardAndStopsAtPresentChunks() throws IOException {
+        SyntheticImage.Written w = image("dirs", Compression.NONE, 40, 4);
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        int limit = 128 << 10; // two chunks per request
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, new FetchPolicy(limit, 0));
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+            rb.readFully(ByteBuffer.allocate(10), 10L * CHUNK + 5);
+            assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 10L * CHUNK, 2 * CHUNK)), store.requests(),
+                    "forward first: chunks 10 and 11");
+            store.clearRequests();
+            rb.readFully(ByteBuffer.allocate(10), 39L * CHUNK);
+            assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 38L * CHUNK, 2 * CHUNK)), store.requests(),
+                    "nothing after the last chunk: backward, chunks 38 and 39");
+            store.clearRequests();
+            rb.readFully(ByteBuffer.allocate(10), 9L * CHUNK);
+            assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 8L * CHUNK, 2 * CHUNK)), store.requests(),
+                    "chunk 10 is present: backward, chunks 8 and 9");
+            assertTrue(rb.cacheFile().isPresent(8) && rb.cacheFile().isPresent(11) && !rb.cacheFile().isPresent(12));
+        }
+    }
+
+    @Test
+    void smallGapsAreBridgedAndLargeOnesAreNot() throws IOException {
+        // A raw 1 MiB blob whose chunks (16 KiB) leave gaps: 4 KiB after chunks 0-2, 64 KiB after chunk 3.
+        byte[] blob = SyntheticImage.content(new Random(5), 1 << 20);
+        Path dir = Files.createDirectories(tmp.resolve("raw"));
+        String id = "ab".repeat(32);
+        Files.write(dir.resolve(id), blob);
+        long[] offsets = {0, 20 << 10, 40 << 10, 60 << 10, 140 << 10, 160 << 10};
+        int[] lengths = new int[offsets.length];
+        Arrays.fill(lengths, 16 << 10);
+        FileBlobStore store = new FileBlobStore(dir);
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, new FetchPolicy(1 << 20, 8 << 10));
+        try (RemoteBlob rb = source.open(id, ChunkRanges.of(offsets, lengths))) {
+            ByteBuffer b = ByteBuffer.allocate(100);
+            rb.readFully(b, 5);
+            assertEquals(List.of(new FileBlobStore.Request(id, 0, (60 + 16) << 10)), store.requests(),
+                    "chunks 0-3 over 4 KiB gaps in one request, not past the 64 KiB gap");
+            assertArrayEquals(Arrays.copyOfRange(blob, 5, 105), b.array());
+            store.clearRequests();
+            // Bytes no chunk names are fetched as asked and not cached.
+            b.clear();
+            rb.readFully(b, (90 << 10) + 3);
+            assertArrayEquals(Arrays.copyOfRange(blob, (90 << 10) + 3, (90 << 10) + 103), b.array());
+            assertEquals(List.of(new FileBlobStore.Request(id, (90 << 10) + 3, 100)), store.requests());
+        }
+    }
+
+    @Test
+    void concurrentMissesOfOneChunkFetchItOnce() throws Exception {
+        SyntheticImage.Written w = image("flight", Compression.NONE, 8, 6);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir()).delay(300);
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        int threads = 8;
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+            CountDownLatch go = new CountDownLatch(1);
+            List<Future<byte[]>> reads = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int at = 3 * CHUNK + t * 100;
+                reads.add(pool.submit(() -> {
+                    go.await();
+                    ByteBuffer b = ByteBuffer.allocate(1000);
+                    rb.readFully(b, at);
+                    return b.array();
+                }));
+            }
+            go.countDown();
+            for (int t = 0; t < threads; t++) {
+                int at = 3 * CHUNK + t * 100;
+                assertArrayEquals(Arrays.copyOfRange(blob, at, at + 1000), reads.get(t).get(30, TimeUnit.SECONDS));
+            }
+            assertEquals(1, store.requests().size(), "one fetch for one chunk: " + store.requests());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void aWarmCacheServesEverythingWithTheStoreDownAndACompleteBlobIsALocalFile() throws IOException {
+        SyntheticImage.Written w = SyntheticImage.write(tmp.resolve("img"), List.of(
+                SyntheticImage.uniformBlob(new Random(8), 12, CHUNK, Compression.ZSTD, DigestAlgorithm.BLAKE3),
+                SyntheticImage.uniformBlob(new Random(9), 12, CHUNK, Compression.NONE, DigestAlgorithm.SHA256)));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        Path cache = tmp.resolve("cache");
+        RemoteBlobSource cold = source(cache, store, FetchPolicy.defaults());
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults())) {
+            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+        }
+        assertTrue(cold.counters().fetchRequests() > 0);
+
+        store.failing(true); // the registry is gone; a new process over the same directory
+        RemoteBlobSource warm = source(cache, store, FetchPolicy.defaults());
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), warm, FlatDeviceOptions.defaults())) {
+            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+        }
+        assertEquals(0, warm.counters().fetchRequests());
+        assertEquals(24, warm.counters().hits(), warm.counters().toString());
+        for (int b = 0; b < 2; b++) {
+            try (RemoteBlob rb = warm.open(w.blobIds().get(b), rangesOf(w.chunks().get(b)))) {
+                assertTrue(rb.fileChannel().isPresent(), "a fully cached blob is served from its data file");
+                assertEquals(rb.cacheFile().dataPath(), cache.toRealPath().resolve(w.blobIds().get(b) + ".data"));
+                byte[] blob = Files.readAllBytes(w.blobPath(b));
+                ByteBuffer all = ByteBuffer.allocate(blob.length);
+                while (all.hasRemaining()) {
+                    rb.fileChannel().get().read(all, all.position());
+                }
+                assertArrayEquals(blob, all.array(), "the data file is the blob");
+            }
+        }
+        // Partly cached: no file to serve zero-copy.
+        RemoteBlobSource other = source(tmp.resolve("cache-partial"), store.failing(false), FetchPolicy.defaults());
+        try (RemoteBlob rb = other.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+            rb.readFully(ByteBuffer.allocate(10), 0);
+            assertFalse(rb.fileChannel().isPresent());
+        }
+    }
+
+    @Test
+    void wrongBytesFailTheirReadWithEioAndAreNotKept() throws IOException {
+        for (Compression c : List.of(Compression.ZSTD, Compression.NONE)) {
+            SyntheticImage.Written w = image("bad-" + c, c, 16, 10);
+            String id = w.blobIds().get(0);
+            ChunkInfo victim = w.chunks().get(0).get(5);
+            FileBlobStore store = new FileBlobStore(w.blobDir())
+                    .corrupt(id, victim.compressedOffset() + victim.compressedSize() / 2);
+            RemoteBlobSource source = source(tmp.resolve("cache-" + c), store, FetchPolicy.defaults());
+            long at = w.blobOffsets().get(0) + victim.uncompressedOffset();
+            byte[] expected = Arrays.copyOfRange(w.expectedDevice(), (int) at, (int) at + CHUNK);
+            try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source, FlatDeviceOptions.defaults())) {
+                for (int attempt = 0; attempt < 2; attempt++) {
+                    ChunkCorruptedException e = assertThrows(ChunkCorruptedException.class,
+                            () -> dev.read(at, ByteBuffer.allocate(CHUNK)), c + " attempt " + attempt);
+                    assertTrue(e.getMessage().contains(id) && e.getMessage().contains("test store"), e.getMessage());
+                }
+                assertEquals(2, source.counters().discarded(), "the bad chunk was dropped after each failure");
+                // The neighbours fetched in the same request were fine and stay.
+                long next = w.blobOffsets().get(0) + w.chunks().get(0).get(6).uncompressedOffset();
+                ByteBuffer ok = ByteBuffer.allocate(CHUNK);
+                dev.read(next, ok);
+                assertArrayEquals(Arrays.copyOfRange(w.expectedDevice(), (int) next, (int) next + CHUNK), ok.array());
+
+                store.corrupt(null, -1); // the registry is fixed
+                store.clearRequests();
+                ByteBuffer good = ByteBuffer.allocate(CHUNK);
+                dev.read(at, good);
+                assertArrayEquals(expected, good.array(), c + ": the next read fetched the chunk again");
+                assertEquals(List.of(new FileBlobStore.Request(id, victim.compressedOffset(), (int) victim.compressedSize())),
+                        store.requests(), "only the dropped chunk was fetched again");
+            }
+            // And what the cache kept is right: a new process with the store down reads everything.
+            store.failing(true);
+            try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache-" + c), store,
+                    FetchPolicy.defaults()), FlatDeviceOptions.defaults())) {
+                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            }
+        }
+    }
+
+    @Test
+    void aFailingStoreFailsTheReadAndEveryWaiterAndTheNextReadTriesAgain() throws IOException {
+        SyntheticImage.Written w = image("down", Compression.ZSTD, 4, 11);
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source, FlatDeviceOptions.defaults())) {
+            store.failing(true);
+            long at = w.blobOffsets().get(0);
+            IOException e = assertThrows(IOException.class, () -> dev.read(at, ByteBuffer.allocate(4096)));
+            assertTrue(e.getMessage().contains("down"), e.getMessage());
+            store.failing(false);
+            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+        }
+    }
+}
