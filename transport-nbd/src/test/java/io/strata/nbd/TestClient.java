@@ -73,6 +73,11 @@ final class TestClient implements AutoCloseable {
     /** Handshake through NBD_OPT_GO for the default export, simple replies. Returns the export size. */
     long go() throws IOException {
         greet();
+        return goAfterOptions();
+    }
+
+    /** NBD_OPT_GO for the default export, after the greeting and any options; returns the export size. */
+    long goAfterOptions() throws IOException {
         sendOption(NbdProtocol.OPT_GO, ByteBuffer.allocate(6).putInt(0).putShort((short) 0).flip());
         long size = -1;
         for (;;) {
