@@ -40,6 +40,7 @@ final class QueueWorker implements Runnable {
     /** Set (before the thread ends) when a guest error stopped the queue. */
     private volatile boolean broken;
     private final java.util.concurrent.atomic.AtomicLongArray requestCounters;
+    private long rejected;
 
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
                 int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters) throws IOException {
@@ -178,7 +179,13 @@ final class QueueWorker implements Runnable {
         } catch (BadChainException e) {
             int len = handler.reject(DescriptorChain.findLastByte(queue, memory, head));
             if (len >= 0) {
-                LOG.warn("{}: request {} rejected: {}; completed with an I/O error", name, head, e.getMessage());
+                // A guest can send bad chains as fast as good ones: the first and every 1024th are logged.
+                if (rejected++ % 1024 == 0) {
+                    LOG.warn("{}: request {} rejected: {}; completed with an I/O error ({} so far on this queue)", name,
+                            head, e.getMessage(), rejected);
+                } else {
+                    LOG.debug("{}: request {} rejected: {}", name, head, e.getMessage());
+                }
                 return len;
             }
             why = e.getMessage() + ", and the chain has no status byte that can be found safely";
