@@ -50,9 +50,11 @@ import org.slf4j.LoggerFactory;
  * by every {@code BlobCacheDirectory} object on it), one data channel per blob and one map channel
  * per map, reference counted.
  *
+ * Nothing here sets a file's times either (that opens and closes the file).
+ *
  * <p>The size of a blob in the cache is the sum of the lengths of its present chunks (recorded in its
- * maps); the least recently used order is by the newest modification time of its maps, touched when
- * a process opens or closes the blob.
+ * maps); the least recently used order is by the last-used time in its maps' headers, set when a
+ * process opens or closes the blob.
  */
 public final class BlobCacheDirectory {
     private static final Logger LOG = LoggerFactory.getLogger(BlobCacheDirectory.class);
@@ -231,18 +233,18 @@ public final class BlobCacheDirectory {
             long lastUsed = 0;
             boolean counted = !mine.isEmpty();
             for (Path m : mine) {
-                long b = cachedBytes(m);
-                if (b < 0) {
+                long[] usage = usage(m);
+                if (usage == null) {
                     counted = false;
                 } else {
-                    bytes += b;
+                    bytes += usage[0];
+                    lastUsed = Math.max(lastUsed, usage[1]);
                 }
-                lastUsed = Math.max(lastUsed, modified(m));
             }
             if (!counted && data != null) {
                 bytes = sizeOf(data); // no map to ask: the file's length bounds what it holds
             }
-            if (mine.isEmpty() && data != null) {
+            if (lastUsed == 0 && data != null) {
                 lastUsed = modified(data);
             }
             entries.add(new Entry(id, bytes, lastUsed, mine, data));
@@ -256,16 +258,17 @@ public final class BlobCacheDirectory {
         return new ArrayList<>(all);
     }
 
-    private long cachedBytes(Path map) {
+    /** A map's cached bytes and last use; null if torn. Never opens a second channel on a map of ours. */
+    private long[] usage(Path map) {
         String name = map.getFileName().toString();
         MapRef open = shared.maps.get(name);
         if (open != null) {
-            return open.file.cachedBytes(); // ours: never open a second channel on it
+            return new long[] {open.file.cachedBytes(), System.currentTimeMillis()}; // in use now
         }
         try (FileChannel ch = FileChannel.open(map, StandardOpenOption.READ)) {
-            return CachedBlobFile.cachedBytesOf(ch);
+            return CachedBlobFile.usageOf(ch);
         } catch (IOException e) {
-            return -1;
+            return null;
         }
     }
 

@@ -12,10 +12,8 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileTime;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HashMap;
@@ -37,6 +35,9 @@ import org.slf4j.LoggerFactory;
  *  64  blob id, ASCII (up to 256 bytes)
  * 2048 cached bytes (u64): the sum of the lengths of the chunks whose bit is set (not in the CRC:
  *      it changes; used to size the cache for eviction, recomputed from the bits at each reset check)
+ * 2056 last used (u64, milliseconds since the epoch): set when a process opens or closes the blob;
+ *      eviction goes by it. (Not the file's mtime: setting that opens and closes the file, and
+ *      closing any descriptor of a file drops the process's POSIX locks on it, the in-use lock too.)
  * 4096 the bits: chunk i is bit (i % 64) of the little-endian u64 at 4096 + 8 * (i / 64)
  * </pre>
  * The map is named by the layout digest as well as the blob id because two images may use different
@@ -72,6 +73,7 @@ public final class CachedBlobFile implements Closeable {
     static final int ID_OFF = 64;
     static final int MAX_ID_LENGTH = 256;
     static final int CACHED_BYTES_OFF = 2048;
+    static final int LAST_USED_OFF = 2056;
 
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
@@ -159,11 +161,7 @@ public final class CachedBlobFile implements Closeable {
                         + "or delete the file");
             }
             MappedByteBuffer map = mapChannel.map(FileChannel.MapMode.READ_WRITE, 0, mapLength(ranges.count()));
-            try {
-                Files.setLastModifiedTime(mapPath, FileTime.fromMillis(System.currentTimeMillis()));
-            } catch (IOException e) {
-                LOG.warn("cannot touch {} (least-recently-used order): {}", mapPath, e.toString());
-            }
+            LONGS.setVolatile(map, LAST_USED_OFF, System.currentTimeMillis());
             return new CachedBlobFile(blobId, ranges, size, dataPath, mapPath, data, mapChannel, inUse, map);
         } catch (IOException | RuntimeException e) {
             closeQuietly(inUse, e);
@@ -276,6 +274,7 @@ public final class CachedBlobFile implements Closeable {
         CRC32C crc = new CRC32C();
         crc.update(h.array(), CRC_FROM, CRC_TO - CRC_FROM);
         h.putInt(CRC_OFF, (int) crc.getValue());
+        h.putLong(LAST_USED_OFF, System.currentTimeMillis());
         mapChannel.force(true); // the cleared bits reach the disk before a header that makes them count
         while (h.hasRemaining()) {
             mapChannel.write(h, h.position());
@@ -322,18 +321,21 @@ public final class CachedBlobFile implements Closeable {
         mapChannel.write(b, CACHED_BYTES_OFF);
     }
 
-    /** The cached-bytes field of a map file that nobody may be using (eviction's view); -1 if torn. */
-    static long cachedBytesOf(FileChannel mapChannel) throws IOException {
+    /**
+     * The cached-bytes and last-used fields of a map file this process does not have open (eviction's
+     * view of another process's or nobody's blob), or null if the file is too short to hold them.
+     */
+    static long[] usageOf(FileChannel mapChannel) throws IOException {
         if (mapChannel.size() < HEADER_SIZE) {
-            return -1;
+            return null;
         }
-        ByteBuffer b = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
         while (b.hasRemaining()) {
             if (mapChannel.read(b, CACHED_BYTES_OFF + b.position()) < 0) {
-                return -1;
+                return null;
             }
         }
-        return b.getLong(0);
+        return new long[] {b.getLong(0), b.getLong(8)};
     }
 
     public String blobId() {
@@ -390,6 +392,11 @@ public final class CachedBlobFile implements Closeable {
     /** The cached-bytes field: the sum of the lengths of present chunks. */
     public long cachedBytes() {
         return (long) LONGS.getVolatile(map, CACHED_BYTES_OFF);
+    }
+
+    /** When a process last opened or closed this blob (milliseconds since the epoch). */
+    public long lastUsedMillis() {
+        return (long) LONGS.getVolatile(map, LAST_USED_OFF);
     }
 
     /** Marks chunk {@code i} present; its bytes must already be durable. Atomic across processes. */
@@ -482,11 +489,7 @@ public final class CachedBlobFile implements Closeable {
      */
     @Override
     public void close() throws IOException {
-        try {
-            Files.setLastModifiedTime(mapPath, FileTime.fromMillis(System.currentTimeMillis()));
-        } catch (IOException e) {
-            LOG.debug("cannot touch {}: {}", mapPath, e.toString());
-        }
+        LONGS.setVolatile(map, LAST_USED_OFF, System.currentTimeMillis());
         try {
             inUse.release();
         } finally {
