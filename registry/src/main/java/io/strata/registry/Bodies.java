@@ -1,0 +1,204 @@
+package io.strata.registry;
+
+import java.io.IOException;
+import java.net.http.HttpResponse.BodySubscriber;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Flow;
+
+/** Response-body subscribers that bound memory and can be abandoned safely. */
+final class Bodies {
+    private Bodies() {
+    }
+
+    /**
+     * Completes with null at once and cancels the body. For a 416: distribution 2.8 (Go's
+     * http.ServeContent) sends the blob's size as Content-Length with a short error text as the body,
+     * which the JDK would otherwise report as a body cut short; the connection is closed instead.
+     */
+    static <T> BodySubscriber<T> ignoring() {
+        return new BodySubscriber<>() {
+            private final CompletableFuture<T> result = CompletableFuture.completedFuture(null);
+
+            @Override
+            public CompletionStage<T> getBody() {
+                return result;
+            }
+
+            @Override
+            public void onSubscribe(Flow.Subscription s) {
+                s.cancel();
+            }
+
+            @Override
+            public void onNext(List<ByteBuffer> item) {
+            }
+
+            @Override
+            public void onError(Throwable t) {
+            }
+
+            @Override
+            public void onComplete() {
+            }
+        };
+    }
+
+    /** Collects at most {@code limit} bytes; past that, fails (when {@code strict}) or keeps only the first {@code limit}. */
+    static final class Bounded implements BodySubscriber<byte[]> {
+        private final int limit;
+        private final boolean strict;
+        private final CompletableFuture<byte[]> result = new CompletableFuture<>();
+        private byte[] buf = new byte[256];
+        private int len;
+        private Flow.Subscription subscription;
+
+        Bounded(int limit, boolean strict) {
+            this.limit = limit;
+            this.strict = strict;
+        }
+
+        @Override
+        public CompletionStage<byte[]> getBody() {
+            return result;
+        }
+
+        @Override
+        public void onSubscribe(Flow.Subscription s) {
+            subscription = s;
+            s.request(1);
+        }
+
+        @Override
+        public void onNext(List<ByteBuffer> items) {
+            for (ByteBuffer b : items) {
+                int n = b.remaining();
+                if (len + (long) n > limit) {
+                    if (strict) {
+                        subscription.cancel();
+                        result.completeExceptionally(new RegistryException("response body is larger than " + limit + " bytes"));
+                        return;
+                    }
+                    n = limit - len;
+                }
+                if (len + n > buf.length) {
+                    byte[] bigger = new byte[Math.min(limit, Math.max(buf.length * 2, len + n))];
+                    System.arraycopy(buf, 0, bigger, 0, len);
+                    buf = bigger;
+                }
+                b.get(buf, len, n);
+                len += n;
+            }
+            subscription.request(1);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            result.completeExceptionally(t);
+        }
+
+        @Override
+        public void onComplete() {
+            result.complete(java.util.Arrays.copyOf(buf, len));
+        }
+    }
+
+    /**
+     * Copies a response body into a region of a caller's buffer: first skips {@code skip} bytes (a
+     * server that ignored the Range header and sent the whole blob), then fills exactly {@code length}
+     * bytes at {@code offset}, then cancels the rest. Fewer bytes than that is an error (a body cut
+     * short). {@link #abandon()} (a try that timed out) makes every later write a no-op, so a slow
+     * try can never write into the buffer after the next try has started filling it.
+     */
+    static final class Filler implements BodySubscriber<Integer> {
+        private final ByteBuffer target;
+        private final int length;
+        private long skip;
+        private int filled;
+        private boolean abandoned;
+        private boolean done;
+        private final CompletableFuture<Integer> result = new CompletableFuture<>();
+        private Flow.Subscription subscription;
+
+        Filler(ByteBuffer dst, int offset, int length, long skip) {
+            this.target = dst.duplicate();
+            this.target.position(offset).limit(offset + length);
+            this.length = length;
+            this.skip = skip;
+        }
+
+        synchronized void abandon() {
+            abandoned = true;
+            if (subscription != null && !done) {
+                subscription.cancel();
+            }
+        }
+
+        @Override
+        public CompletionStage<Integer> getBody() {
+            return result;
+        }
+
+        @Override
+        public synchronized void onSubscribe(Flow.Subscription s) {
+            subscription = s;
+            if (abandoned) {
+                s.cancel();
+                return;
+            }
+            s.request(1);
+        }
+
+        @Override
+        public synchronized void onNext(List<ByteBuffer> items) {
+            if (abandoned || done) {
+                return;
+            }
+            for (ByteBuffer b : items) {
+                if (skip > 0) {
+                    int s = (int) Math.min(skip, b.remaining());
+                    b.position(b.position() + s);
+                    skip -= s;
+                }
+                int n = Math.min(b.remaining(), length - filled);
+                if (n > 0) {
+                    ByteBuffer slice = b.duplicate();
+                    slice.limit(slice.position() + n);
+                    target.put(slice);
+                    filled += n;
+                }
+                if (filled == length && (skip > 0 || b.remaining() > n)) {
+                    // More than asked for: a 200 carrying the whole blob. Stop reading it.
+                    done = true;
+                    subscription.cancel();
+                    result.complete(filled);
+                    return;
+                }
+            }
+            subscription.request(1);
+        }
+
+        @Override
+        public synchronized void onError(Throwable t) {
+            if (!done) {
+                done = true;
+                result.completeExceptionally(t);
+            }
+        }
+
+        @Override
+        public synchronized void onComplete() {
+            if (done) {
+                return;
+            }
+            done = true;
+            if (filled != length) {
+                result.completeExceptionally(new IOException("response body cut short: " + filled + " of " + length + " bytes"));
+            } else {
+                result.complete(filled);
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+package io.strata.registry;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * {@link RangeFetcher} over {@code GET /v2/<repo>/blobs/<digest>}: one {@code Range: bytes=a-b} per
+ * read. A 206 must carry {@code Content-Range: bytes a-b/SIZE} for exactly the range asked (a shorter
+ * one means the read ran past the end: an error, not retried); a 200 (a server or proxy that ignores
+ * Range) is accepted for reads near the start by skipping to the position, and refused beyond
+ * {@link #MAX_SKIP} so a misconfigured proxy cannot turn each chunk read into a whole-blob download;
+ * 416 is a read past the end. The URL a redirect led to is remembered and used directly by the next
+ * reads until it answers 401/403 (a signed URL that expired), when the registry is asked again.
+ */
+final class RegistryBlob implements RangeFetcher {
+    /** The most a 200 answer may make us skip (and download for nothing) to reach a position. */
+    static final long MAX_SKIP = 4L << 20;
+    private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
+    private static final Pattern UNSATISFIED = Pattern.compile("bytes \\*/(\\d+)");
+
+    private final RegistryClient client;
+    private final RegistryHost host;
+    private final ImageReference repo;
+    private final String digest;
+    private final URI uri;
+    private volatile long size;
+    private volatile URI redirected;
+
+    RegistryBlob(RegistryClient client, RegistryHost host, ImageReference repo, String digest, long knownSize) {
+        this.client = client;
+        this.host = host;
+        this.repo = repo;
+        this.digest = digest;
+        this.uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
+        this.size = knownSize;
+    }
+
+    @Override
+    public String describe() {
+        return host.name + "/" + repo.repository() + "@" + digest;
+    }
+
+    @Override
+    public long size() throws IOException {
+        long s = size;
+        if (s >= 0) {
+            return s;
+        }
+        // One byte at 0: the Content-Range total gives the size (and primes the redirect cache);
+        // a HEAD would do on distribution, but a redirected HEAD to a GET-signed URL fails on S3.
+        try {
+            fetch(0, ByteBuffer.allocate(1));
+        } catch (RegistryException e) {
+            if (e.status() != 416 || size < 0) {
+                throw e;
+            }
+        }
+        if (size < 0) {
+            throw new RegistryException(describe() + ": the registry did not say the blob's size");
+        }
+        return size;
+    }
+
+    @Override
+    public void fetch(long position, ByteBuffer dst) throws IOException {
+        int len = dst.remaining();
+        if (len == 0) {
+            return;
+        }
+        if (position < 0) {
+            throw new IllegalArgumentException("negative position " + position);
+        }
+        long last = position + len - 1;
+        int offset = dst.position();
+        HttpCall<Integer> call = new HttpCall<Integer>("GET", uri, () -> new HttpCall.TryBody<Integer>() {
+            /** This try's filler, so a timed-out try can be stopped from writing into dst. */
+            private final Bodies.Filler[] current = new Bodies.Filler[1];
+            private boolean abandoned;
+
+            @Override
+            public synchronized HttpResponse.BodySubscriber<Integer> apply(HttpResponse.ResponseInfo info) {
+                if (abandoned) {
+                    return HttpCall.failing(new IOException("abandoned"));
+                }
+                return bodyFor(info, position, last, dst, offset, len, current);
+            }
+
+            @Override
+            public synchronized void abandon() {
+                abandoned = true;
+                if (current[0] != null) {
+                    current[0].abandon();
+                }
+            }
+        }).header("Range", "bytes=" + position + "-" + last)
+                .scope(RegistryClient.pullScope(repo))
+                .redirects(true)
+                .deadline(client.readDeadline());
+        call.startAt = redirected;
+        call.onRedirect = u -> redirected = u;
+        HttpCall.Reply<Integer> r = client.send(host, call);
+        switch (r.status()) {
+            case 206, 200 -> {
+                dst.position(dst.limit());
+                host.metrics.bytes(len);
+            }
+            case 416 -> {
+                Optional<String> cr = r.headers().firstValue("Content-Range");
+                cr.map(UNSATISFIED::matcher).filter(Matcher::matches).ifPresent(m -> size = Long.parseLong(m.group(1)));
+                throw new RegistryException(describe() + ": bytes " + position + "-" + last + " are past the end of the blob"
+                        + (size >= 0 ? " (" + size + " bytes)" : ""), 416);
+            }
+            case 404 -> throw new RegistryException(describe() + ": blob unknown to the registry" + client.errorDetail(r.errorBody()), 404);
+            default -> throw client.statusError(call, r, describe());
+        }
+    }
+
+    private HttpResponse.BodySubscriber<Integer> bodyFor(HttpResponse.ResponseInfo info, long position, long last,
+            ByteBuffer dst, int offset, int len, Bodies.Filler[] current) {
+        if (info.statusCode() == 206) {
+            String cr = info.headers().firstValue("Content-Range").orElse("");
+            Matcher m = CONTENT_RANGE.matcher(cr.trim());
+            if (!m.matches()) {
+                return HttpCall.failing(new IOException(describe() + ": 206 without a valid Content-Range"));
+            }
+            long first = Long.parseLong(m.group(1));
+            long lastGot = Long.parseLong(m.group(2));
+            if (!m.group(3).equals("*")) {
+                size = Long.parseLong(m.group(3));
+            }
+            if (first == position && lastGot < last && size >= 0 && lastGot == size - 1) {
+                return HttpCall.failing(new RegistryException(describe() + ": bytes " + position + "-" + last
+                        + " run past the end of the blob (" + size + " bytes)", 416));
+            }
+            if (first != position || lastGot != last) {
+                // A proxy or registry answering another range: never use those bytes; try again.
+                return HttpCall.failing(new IOException(describe() + ": asked for bytes " + position + "-" + last
+                        + ", got Content-Range " + RegistryException.oneLine(cr)));
+            }
+            Bodies.Filler f = new Bodies.Filler(dst, offset, len, 0);
+            current[0] = f;
+            return f;
+        }
+        // 200: the whole blob.
+        long length = info.headers().firstValueAsLong("Content-Length").orElse(-1);
+        if (length >= 0) {
+            size = length;
+            if (last >= length) {
+                return HttpCall.failing(new RegistryException(describe() + ": bytes " + position + "-" + last
+                        + " run past the end of the blob (" + length + " bytes)", 416));
+            }
+        }
+        if (position > MAX_SKIP) {
+            return HttpCall.failing(new RegistryException(describe() + ": the registry ignored the Range header (200 with the"
+                    + " whole blob for a read at " + position + ")", 200));
+        }
+        Bodies.Filler f = new Bodies.Filler(dst, offset, len, position);
+        current[0] = f;
+        return f;
+    }
+}

@@ -1,0 +1,613 @@
+package io.strata.registry;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.ProxySelector;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpHeaders;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpResponse.BodySubscribers;
+import java.net.http.HttpTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An OCI distribution (v2) client: one per process, with per-registry state (auth, concurrency
+ * bound, counters) kept by registry {@code HOST[:PORT]}.
+ *
+ * <p>API used by the rest of Strata:
+ * <ul>
+ *   <li>{@link #blob(ImageReference, String)} / {@link #blob(ImageReference, String, long)}: a
+ *       {@link RangeFetcher} over one blob (one range request per read);</li>
+ *   <li>{@link #resolve(ImageReference)}: the image's manifest (through an OCI index too), checked to be
+ *       a Nydus image, as a {@link ResolvedImage};</li>
+ *   <li>{@link #fetchBootstrap(ResolvedImage, Path)}: the bootstrap, digest-verified and unpacked;</li>
+ *   <li>{@link ImagePusher}: uploads ({@code strata push});</li>
+ *   <li>{@link #metrics()}: counters per registry.</li>
+ * </ul>
+ *
+ * <p>HTTP is the JDK's {@link HttpClient} (HTTP/1.1, pooled keep-alive connections, the system trust
+ * store for HTTPS), with redirects turned off: {@link #send} follows them itself so that
+ * {@code Authorization} only ever goes to the registry's own origin, never to the object store or
+ * CDN a blob is redirected to. Proxies come from HTTP(S)_PROXY/NO_PROXY ({@link EnvProxySelector}).
+ *
+ * <p>Every request: authenticate up front with what the registry asked for last (anonymous until a
+ * 401), answer a 401 once by following its challenge (Basic, or a Bearer token from the realm), retry
+ * I/O errors and 408/429/5xx-but-501 per {@link RetryPolicy} within the operation's deadline, and
+ * hold one of the registry's {@link RegistryOptions#maxConcurrency()} permits while in flight.
+ * Messages name method, registry, path and status; never credentials, tokens or URL queries.
+ */
+public final class RegistryClient implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(RegistryClient.class);
+    static final String USER_AGENT = "strata";
+    private static final int MAX_REDIRECTS = 5;
+    private static final int ERROR_BODY_LIMIT = 8192;
+    /** A whole-blob transfer may take the read deadline plus its size at this rate. */
+    static final long MIN_TRANSFER_BYTES_PER_SECOND = 1 << 20;
+
+    private final RegistryOptions options;
+    private final HttpClient http;
+    private final ConcurrentHashMap<String, RegistryHost> hosts = new ConcurrentHashMap<>();
+    final ObjectMapper json = new ObjectMapper();
+
+    public RegistryClient(RegistryOptions options) {
+        this.options = options;
+        HttpClient.Builder b = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .connectTimeout(options.connectTimeout());
+        ProxySelector proxies = EnvProxySelector.fromEnvironment(options.environment());
+        if (proxies != null) {
+            b.proxy(proxies);
+        }
+        this.http = b.build();
+    }
+
+    public RegistryOptions options() {
+        return options;
+    }
+
+    /** Counters of every registry this client has talked to, by {@code HOST[:PORT]}. */
+    public Map<String, RegistryMetrics> metrics() {
+        Map<String, RegistryMetrics> m = new java.util.TreeMap<>();
+        hosts.forEach((k, v) -> m.put(k, v.metrics));
+        return m;
+    }
+
+    /** The counters of one registry (created on first use). */
+    public RegistryMetrics metrics(String registry) throws IOException {
+        return host(registry).metrics;
+    }
+
+    /** A reader of one blob of {@code repository}; its size is found with the first read (or {@link RangeFetcher#size()}). */
+    public RangeFetcher blob(ImageReference repository, String digest) throws IOException {
+        return blob(repository, digest, -1);
+    }
+
+    /** A reader of one blob whose size is known (from the manifest). */
+    public RangeFetcher blob(ImageReference repository, String digest, long knownSize) throws IOException {
+        Digests.requireSha256(digest);
+        return new RegistryBlob(this, host(repository.registry()), repository, digest, knownSize);
+    }
+
+    /** Resolves a reference to its Nydus manifest; see {@link ManifestResolver}. */
+    public ResolvedImage resolve(ImageReference ref) throws IOException {
+        return new ManifestResolver(this).resolve(ref);
+    }
+
+    /**
+     * Downloads the image's bootstrap layer, checks its size and digest against the manifest, and
+     * unpacks {@code image/image.boot} from its gzip tar to {@code dir/bootstrap}, which it returns.
+     */
+    public Path fetchBootstrap(ResolvedImage image, Path dir) throws IOException {
+        ResolvedImage.Layer layer = image.bootstrap();
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempFile(dir, "bootstrap-layer", ".tar.gz");
+        try {
+            downloadBlob(image.reference(), layer.digest(), layer.size(), tmp);
+            Path out = dir.resolve("bootstrap");
+            Path part = Files.createTempFile(dir, "bootstrap", ".part");
+            try {
+                BootstrapLayer.extract(tmp, part, image.reference() + " bootstrap layer " + layer.digest());
+                Files.move(part, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(part);
+            }
+            return out;
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Downloads a whole blob to {@code target}, verifying its size (when known) and sha256 digest. */
+    void downloadBlob(ImageReference repo, String digest, long size, Path target) throws IOException {
+        RegistryHost host = host(repo.registry());
+        URI uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
+        HttpCall<Path> call = new HttpCall<Path>("GET", uri, () -> info -> HttpResponse.BodySubscribers.ofFile(target))
+                .scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size));
+        HttpCall.Reply<Path> r = send(host, call);
+        if (r.status() != 200) {
+            throw statusError(call, r, repo + ": blob " + digest);
+        }
+        long got = Files.size(target);
+        host.metrics.bytes(got);
+        if (size >= 0 && got != size) {
+            throw new RegistryException(repo + ": blob " + digest + " has " + got + " bytes, the manifest says " + size);
+        }
+        String actual = Digests.sha256(target);
+        if (!actual.equals(digest)) {
+            throw new RegistryException(repo + ": blob " + digest + " does not match its digest (the registry sent " + actual + ")");
+        }
+    }
+
+    long transferDeadline(long size) {
+        long extra = size <= 0 ? 0 : TimeUnit.SECONDS.toNanos(size / MIN_TRANSFER_BYTES_PER_SECOND + 1);
+        return System.nanoTime() + options.readDeadline().toNanos() + extra;
+    }
+
+    long readDeadline() {
+        return System.nanoTime() + options.readDeadline().toNanos();
+    }
+
+    static String pullScope(ImageReference repo) {
+        return "repository:" + repo.repository() + ":pull";
+    }
+
+    static String pushScope(ImageReference repo) {
+        return "repository:" + repo.repository() + ":pull,push";
+    }
+
+    RegistryHost host(String registry) throws IOException {
+        RegistryHost h = hosts.get(registry);
+        if (h != null) {
+            return h;
+        }
+        Optional<Credentials> creds = Credentials.lookup(registry, options.credentials(), options.environment());
+        String scheme = plainHttp(registry) ? "http" : "https";
+        URI base;
+        try {
+            base = new URI(scheme + "://" + registry + "/");
+        } catch (java.net.URISyntaxException e) {
+            throw new RegistryException("bad registry address " + registry);
+        }
+        RegistryHost fresh = new RegistryHost(registry, base, creds, options.maxConcurrency());
+        h = hosts.putIfAbsent(registry, fresh);
+        return h == null ? fresh : h;
+    }
+
+    /** Loopback registries and those named with --insecure-registry are spoken to over plain HTTP. */
+    boolean plainHttp(String registry) {
+        String host = registry.startsWith("[") ? registry.substring(0, registry.indexOf(']') + 1)
+                : registry.contains(":") ? registry.substring(0, registry.indexOf(':')) : registry;
+        return options.insecureRegistries().contains(registry) || options.insecureRegistries().contains(host)
+                || isLoopback(host);
+    }
+
+    static boolean isLoopback(String host) {
+        String h = host.toLowerCase(Locale.ROOT);
+        return h.equals("localhost") || h.startsWith("127.") || h.equals("[::1]") || h.equals("::1");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The request loop: auth, redirects, retries, deadline, concurrency bound, counters.
+
+    <T> HttpCall.Reply<T> send(RegistryHost host, HttpCall<T> call) throws IOException {
+        if (call.deadlineNanos == 0) {
+            call.deadlineNanos = readDeadline();
+        }
+        RetryPolicy policy = options.retry();
+        int maxTries = call.retry ? policy.maxAttempts() : 1;
+        URI uri = call.startAt != null ? call.startAt : call.uri;
+        int tries = 0;
+        int hops = 0;
+        boolean reauthenticated = false;
+        boolean reresolved = false;
+        while (true) {
+            tries++;
+            long remaining = remainingMillis(call, uri);
+            boolean toRegistry = call.scope != null && host.sameOrigin(uri);
+            String auth = toRegistry ? authorization(host, call.scope, call.deadlineNanos) : call.explicitAuthorization;
+            HttpCall.TryBody<T> tryBody = call.body.get();
+            HttpRequest.Builder rb = HttpRequest.newBuilder(uri)
+                    .timeout(Duration.ofMillis(Math.max(1, Math.min(options.tryTimeout().toMillis(), remaining))))
+                    .method(call.method, call.publisher == null ? HttpRequest.BodyPublishers.noBody() : call.publisher.get())
+                    .header("User-Agent", USER_AGENT);
+            call.headers.forEach(rb::header);
+            if (auth != null) {
+                rb.header("Authorization", auth);
+            }
+            HttpResponse.BodyHandler<Object[]> handler = info -> {
+                if (info.statusCode() / 100 == 2) {
+                    return BodySubscribers.mapping(tryBody.apply(info), v -> new Object[] {v, null});
+                }
+                if (info.statusCode() == 416) {
+                    return BodySubscribers.mapping(Bodies.<byte[]>ignoring(), b -> new Object[] {null, null});
+                }
+                return BodySubscribers.mapping(new Bodies.Bounded(ERROR_BODY_LIMIT, false), b -> new Object[] {null, b});
+            };
+            acquire(host, call, uri);
+            long start = System.nanoTime();
+            host.metrics.request();
+            HttpResponse<Object[]> resp = null;
+            IOException failure = null;
+            CompletableFuture<HttpResponse<Object[]>> cf = http.sendAsync(rb.build(), handler);
+            try {
+                resp = cf.get(Math.max(1, Math.min(options.tryTimeout().toMillis(), remainingMillis(call, uri))),
+                        TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                cf.cancel(true);
+                tryBody.abandon();
+                failure = new HttpTimeoutException("no complete answer within "
+                        + Math.min(options.tryTimeout().toMillis(), remaining) + " ms");
+            } catch (ExecutionException e) {
+                tryBody.abandon();
+                Throwable cause = e.getCause();
+                RegistryException ours = findRegistryException(cause);
+                if (ours != null) {
+                    host.metrics.error();
+                    throw ours;
+                }
+                failure = cause instanceof IOException io ? io : new IOException(String.valueOf(cause), cause);
+            } catch (InterruptedException e) {
+                cf.cancel(true);
+                tryBody.abandon();
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted: " + HttpCall.describe(call.method, uri));
+            } finally {
+                host.permits.release();
+                host.metrics.latencyNanos(System.nanoTime() - start);
+            }
+            if (failure != null) {
+                host.metrics.error();
+                String what = failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
+                backoffOrFail(host, call, uri, tries, maxTries, -1, what, 0, failure);
+                continue;
+            }
+            int status = resp.statusCode();
+            HttpHeaders headers = resp.headers();
+            Object[] bodies = resp.body();
+            if (status >= 300 && status < 400 && status != 304 && call.followRedirects
+                    && headers.firstValue("Location").isPresent()) {
+                if (++hops > MAX_REDIRECTS) {
+                    throw new RegistryException(HttpCall.describe(call.method, call.uri) + ": more than " + MAX_REDIRECTS + " redirects", status);
+                }
+                URI next = redirectTarget(host, uri, headers.firstValue("Location").get(), call);
+                LOG.debug("{} redirected ({}) to {}", HttpCall.describe(call.method, uri), status, HttpCall.describe(call.method, next));
+                uri = next;
+                if (call.onRedirect != null) {
+                    call.onRedirect.accept(next);
+                }
+                tries--;
+                continue;
+            }
+            if ((status == 401 || status == 403) && !host.sameOrigin(uri) && !reresolved && call.scope != null) {
+                // A redirected (signed, expiring) URL refused us: ask the registry where the blob is now.
+                reresolved = true;
+                uri = call.uri;
+                if (call.onRedirect != null) {
+                    call.onRedirect.accept(null);
+                }
+                tries--;
+                continue;
+            }
+            if (status == 401 && toRegistry) {
+                if (reauthenticated) {
+                    throw unauthorized(host, call);
+                }
+                reauthenticated = true;
+                onUnauthorized(host, headers, auth, call.scope);
+                tries--;
+                continue;
+            }
+            if (RetryPolicy.retryable(status) && call.retry) {
+                host.metrics.error();
+                backoffOrFail(host, call, uri, tries, maxTries, retryAfterMillis(headers), "HTTP " + status
+                        + errorDetail((byte[]) bodies[1]), status, null);
+                continue;
+            }
+            @SuppressWarnings("unchecked")
+            T body = (T) bodies[0];
+            return new HttpCall.Reply<>(status, headers, body, (byte[]) bodies[1], uri);
+        }
+    }
+
+    private static RegistryException findRegistryException(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof RegistryException r) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    private long remainingMillis(HttpCall<?> call, URI uri) throws RegistryException {
+        long remaining = TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime());
+        if (remaining <= 0) {
+            throw new RegistryException(HttpCall.describe(call.method, uri) + ": deadline passed");
+        }
+        return remaining;
+    }
+
+    private void acquire(RegistryHost host, HttpCall<?> call, URI uri) throws IOException {
+        try {
+            if (!host.permits.tryAcquire(remainingMillis(call, uri), TimeUnit.MILLISECONDS)) {
+                throw new RegistryException(HttpCall.describe(call.method, uri) + ": deadline passed waiting for one of "
+                        + options.maxConcurrency() + " connections to " + host.name);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted: " + HttpCall.describe(call.method, uri));
+        }
+    }
+
+    private void backoffOrFail(RegistryHost host, HttpCall<?> call, URI uri, int tries, int maxTries, long retryAfter,
+            String what, int status, IOException cause) throws IOException {
+        String prefix = HttpCall.describe(call.method, uri) + ": " + what;
+        if (tries >= maxTries) {
+            throw new RegistryException(prefix + (maxTries > 1 ? " (gave up after " + tries + " tries)" : ""), status, cause);
+        }
+        long delay = options.retry().delayMillis(tries, retryAfter);
+        if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) - call.deadlineNanos >= 0) {
+            throw new RegistryException(prefix + " (gave up after " + tries + " tries: the next in " + delay
+                    + " ms would pass the " + options.readDeadline().toSeconds() + " s deadline)", status, cause);
+        }
+        LOG.debug("{}; retry {} in {} ms", prefix, tries, delay);
+        host.metrics.retry();
+        try {
+            Thread.sleep(delay);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted: " + HttpCall.describe(call.method, uri));
+        }
+    }
+
+    /** Retry-After as delay-seconds or an HTTP-date (RFC 9110 section 10.2.3), or -1. */
+    static long retryAfterMillis(HttpHeaders headers) {
+        Optional<String> v = headers.firstValue("Retry-After");
+        if (v.isEmpty()) {
+            return -1;
+        }
+        String s = v.get().trim();
+        try {
+            return Math.max(0, Long.parseLong(s) * 1000);
+        } catch (NumberFormatException notSeconds) {
+            try {
+                ZonedDateTime when = ZonedDateTime.parse(s, DateTimeFormatter.RFC_1123_DATE_TIME);
+                return Math.max(0, when.toInstant().toEpochMilli() - System.currentTimeMillis());
+            } catch (RuntimeException notADate) {
+                return -1;
+            }
+        }
+    }
+
+    private URI redirectTarget(RegistryHost host, URI from, String location, HttpCall<?> call) throws RegistryException {
+        URI next;
+        try {
+            next = from.resolve(location.trim());
+        } catch (IllegalArgumentException e) {
+            throw new RegistryException(HttpCall.describe(call.method, from) + ": redirect to an invalid URL");
+        }
+        String scheme = next.getScheme() == null ? "" : next.getScheme().toLowerCase(Locale.ROOT);
+        if (!scheme.equals("https") && !scheme.equals("http") || next.getHost() == null) {
+            throw new RegistryException(HttpCall.describe(call.method, from) + ": redirect to a non-HTTP URL");
+        }
+        if (scheme.equals("http") && from.getScheme().equalsIgnoreCase("https")) {
+            String authority = next.getRawAuthority();
+            if (!plainHttp(authority) && !plainHttp(next.getHost())) {
+                throw new RegistryException(HttpCall.describe(call.method, from) + ": refusing a redirect from HTTPS to plain HTTP ("
+                        + next.getHost() + ")");
+            }
+        }
+        return next;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Authentication.
+
+    private String authorization(RegistryHost host, String scope, long deadlineNanos) throws IOException {
+        AuthChallenge ch = host.challenge;
+        if (ch == null) {
+            return null;
+        }
+        if (ch.isBasic()) {
+            return host.credentials.map(Credentials::basicHeader).orElse(null);
+        }
+        return "Bearer " + host.tokens.get(scope, () -> fetchToken(host, ch, scope, deadlineNanos), deadlineNanos);
+    }
+
+    private void onUnauthorized(RegistryHost host, HttpHeaders headers, String sent, String scope) throws RegistryException {
+        Optional<AuthChallenge> c = AuthChallenge.choose(headers.allValues("WWW-Authenticate"));
+        if (c.isEmpty()) {
+            throw new RegistryException(host.name + " answered 401 Unauthorized without a Basic or Bearer challenge", 401);
+        }
+        AuthChallenge ch = c.get();
+        if (ch.isBasic()) {
+            if (host.credentials.isEmpty()) {
+                if (sent != null && sent.startsWith("Bearer ")) {
+                    // Harbor answers an expired token with a Basic challenge: try once without the header.
+                    host.challenge = ch;
+                    return;
+                }
+                throw new RegistryException(host.name + " requires a user name and password (Basic auth): give --creds USER:PASS"
+                        + " or an auth file ($REGISTRY_AUTH_FILE, ~/.docker/config.json)", 401);
+            }
+            if (sent != null && sent.startsWith("Basic ")) {
+                throw refused(host);
+            }
+            host.challenge = ch;
+            return;
+        }
+        if (ch.param("realm").isEmpty()) {
+            throw new RegistryException(host.name + " sent a Bearer challenge without a realm", 401);
+        }
+        host.challenge = ch;
+        if (sent != null && sent.startsWith("Bearer ")) {
+            host.tokens.invalidate(scope, sent.substring("Bearer ".length()));
+        }
+    }
+
+    private static RegistryException refused(RegistryHost host) {
+        Credentials c = host.credentials.orElseThrow();
+        return new RegistryException(host.name + " refused the credentials of user '" + RegistryException.oneLine(c.username())
+                + "' (from " + c.origin() + ")", 401);
+    }
+
+    private RegistryException unauthorized(RegistryHost host, HttpCall<?> call) {
+        if (host.credentials.isPresent()) {
+            return refused(host);
+        }
+        return new RegistryException(host.name + ": not authorized for " + HttpCall.describe(call.method, call.uri)
+                + " (anonymous; give --creds USER:PASS or an auth file)", 401);
+    }
+
+    /** The Bearer token flow (distribution's token spec): GET realm?service&scope, POST form as fallback. */
+    private TokenCache.Token fetchToken(RegistryHost host, AuthChallenge ch, String scope, long deadlineNanos) throws IOException {
+        URI realm;
+        try {
+            realm = new URI(ch.param("realm").orElseThrow());
+        } catch (java.net.URISyntaxException e) {
+            throw new RegistryException(host.name + ": the token realm in its Bearer challenge is not a URL");
+        }
+        String rs = realm.getScheme() == null ? "" : realm.getScheme().toLowerCase(Locale.ROOT);
+        if (realm.getHost() == null || !(rs.equals("https") || rs.equals("http"))) {
+            throw new RegistryException(host.name + ": the token realm in its Bearer challenge is not an HTTP(S) URL");
+        }
+        if (rs.equals("http") && !plainHttp(realm.getRawAuthority()) && !plainHttp(realm.getHost())
+                && !host.base.getScheme().equals("http")) {
+            throw new RegistryException(host.name + ": refusing a plain-HTTP token realm (" + realm.getHost() + ")");
+        }
+        StringBuilder q = new StringBuilder();
+        ch.param("service").ifPresent(s -> q.append("service=").append(enc(s)));
+        for (String s : scopes(ch, scope)) {
+            q.append(q.length() == 0 ? "" : "&").append("scope=").append(enc(s));
+        }
+        String sep = realm.getRawQuery() == null ? "?" : "&";
+        URI get = URI.create(realm + (q.length() == 0 ? "" : sep + q));
+        Optional<Credentials> creds = host.credentials;
+        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", get, () -> info -> new Bodies.Bounded(1 << 20, true))
+                .deadline(deadlineNanos);
+        call.explicitAuthorization = creds.map(Credentials::basicHeader).orElse(null);
+        HttpCall.Reply<byte[]> r = send(host, call);
+        if (r.status() != 200 && r.status() != 401 && r.status() != 403) {
+            // OAuth2 servers may only take the POST form (Nydus posts first; the distribution spec GETs).
+            StringBuilder form = new StringBuilder(creds.isPresent() ? "grant_type=password" : "grant_type=client_credentials");
+            creds.ifPresent(c -> form.append("&username=").append(enc(c.username())).append("&password=").append(enc(c.password())));
+            ch.param("service").ifPresent(s -> form.append("&service=").append(enc(s)));
+            form.append("&client_id=").append(USER_AGENT);
+            String scopeParam = String.join(" ", scopes(ch, scope));
+            if (!scopeParam.isEmpty()) {
+                form.append("&scope=").append(enc(scopeParam));
+            }
+            byte[] formBytes = form.toString().getBytes(StandardCharsets.UTF_8);
+            HttpCall<byte[]> post = new HttpCall<byte[]>("POST", realm, () -> info -> new Bodies.Bounded(1 << 20, true))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .publisher(() -> HttpRequest.BodyPublishers.ofByteArray(formBytes))
+                    .deadline(deadlineNanos);
+            r = send(host, post);
+        }
+        if (r.status() == 401 || r.status() == 403) {
+            if (creds.isPresent()) {
+                throw refused(host);
+            }
+            throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " refused an anonymous token"
+                    + " (give --creds USER:PASS or an auth file)", r.status());
+        }
+        if (r.status() != 200) {
+            throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " answered HTTP " + r.status(),
+                    r.status());
+        }
+        JsonNode node;
+        try {
+            node = json.readTree(r.body());
+        } catch (IOException e) {
+            throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " sent something that is not JSON");
+        }
+        JsonNode t = node == null ? null : node.get("token");
+        if (t == null || !t.isTextual() || t.asText().isEmpty()) {
+            t = node == null ? null : node.get("access_token");
+        }
+        if (t == null || !t.isTextual() || t.asText().isEmpty()) {
+            throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " sent no token");
+        }
+        long expiresIn = node.path("expires_in").asLong(0);
+        if (expiresIn <= 0) {
+            expiresIn = 60; // the token spec's default
+        }
+        LOG.debug("{}: token for {} valid {} s", host.name, scope, expiresIn);
+        return TokenCache.Token.issued(t.asText(), expiresIn, System.nanoTime());
+    }
+
+    private static java.util.List<String> scopes(AuthChallenge ch, String scope) {
+        java.util.LinkedHashSet<String> s = new java.util.LinkedHashSet<>();
+        for (String one : scope.split(" ")) {
+            if (!one.isEmpty()) {
+                s.add(one);
+            }
+        }
+        ch.param("scope").ifPresent(cs -> {
+            for (String one : cs.split(" ")) {
+                if (!one.isEmpty()) {
+                    s.add(one);
+                }
+            }
+        });
+        return java.util.List.copyOf(s);
+    }
+
+    private static String enc(String s) {
+        return URLEncoder.encode(s, StandardCharsets.UTF_8);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Errors.
+
+    /** A one-line error for an unexpected status, with the registry's error code when it sent one. */
+    RegistryException statusError(HttpCall<?> call, HttpCall.Reply<?> r, String what) {
+        return new RegistryException(what + ": " + HttpCall.describe(call.method, r.uri()) + " answered HTTP " + r.status()
+                + errorDetail(r.errorBody()), r.status());
+    }
+
+    /** " (CODE: message)" from a distribution error body, or "". */
+    String errorDetail(byte[] body) {
+        if (body == null || body.length == 0) {
+            return "";
+        }
+        try {
+            JsonNode e = json.readTree(body).path("errors").path(0);
+            String code = e.path("code").asText("");
+            String message = e.path("message").asText("");
+            if (code.isEmpty() && message.isEmpty()) {
+                return "";
+            }
+            return " (" + RegistryException.oneLine(code + (message.isEmpty() ? "" : ": " + message)) + ")";
+        } catch (IOException | RuntimeException notJson) {
+            return "";
+        }
+    }
+
+    @Override
+    public void close() {
+        // The JDK 17 HttpClient has no close(); its pooled connections and selector thread go with it
+        // once unreachable. JDK 21+ would allow http.close().
+    }
+}
