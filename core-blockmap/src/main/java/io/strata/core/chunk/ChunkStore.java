@@ -7,11 +7,13 @@ import io.strata.core.buffer.NativeBuffer;
 import io.strata.core.image.BlobTableEntry;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
+import io.strata.core.image.ImageFormatException;
 import io.strata.core.image.RafsImage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -102,10 +104,14 @@ public final class ChunkStore implements Closeable {
                 digest[b] = e.digest();
                 slotSize = (int) Math.max(slotSize, e.chunkSize());
                 blobs[b] = source.open(e.blobId(), tables[b].compressedRanges());
-                long need = tables[b].compressedEnd();
-                if (blobs[b].size() < need) {
-                    throw new IOException("blob " + e.blobId() + " in " + source.describe() + " is truncated: "
-                            + blobs[b].size() + " bytes, its chunks need " + need);
+                // The blob file's size is known only now: every chunk (and the compressed size the
+                // blob table claims) must lie inside it, or a read would hit the end of the file.
+                long need = Math.max(tables[b].compressedEnd(), e.compressedSize());
+                long have = blobs[b].size();
+                if (have < need) {
+                    throw new ImageFormatException(Path.of(source.describe()).resolve(e.blobId()), "file size", have,
+                            "truncated: blob " + b + " of " + image.path() + " needs " + need + " bytes"
+                                    + (need == e.compressedSize() ? " (its compressed_size)" : " (the end of its last chunk)"));
                 }
             }
         } catch (IOException | RuntimeException ex) {

@@ -29,6 +29,11 @@ public final class LegacyBootstrap {
     /** Returns the rewritten bootstrap (same size as the original). */
     public static ByteBuffer rewrite(RafsImage image) throws IOException {
         ByteBuffer original = RafsImage.readAll(image.path());
+        if (original.remaining() != image.fileSize()) {
+            // Read again from the path: it must still be the file that was validated.
+            throw new ImageFormatException(image.path(), "file size", original.remaining(),
+                    "changed since the bootstrap was opened (" + image.fileSize() + " bytes)");
+        }
         ByteBuffer out = ByteBuffer.allocate(original.remaining()).order(ByteOrder.LITTLE_ENDIAN);
         out.put(0, original, 0, original.remaining());
         ErofsSuperblock sb = image.superblock();
@@ -73,11 +78,18 @@ public final class LegacyBootstrap {
 
     private static ErofsInode decodeChecked(RafsImage image, ByteBuffer buf, ErofsSuperblock sb, long nid)
             throws ImageFormatException {
-        long off = sb.metaBlkaddr() * RafsImage.BLOCK_SIZE + nid * ErofsInode.SLOT_SIZE;
-        if (off + ErofsInode.EXTENDED_SIZE > buf.capacity() && off + ErofsInode.COMPACT_SIZE > buf.capacity()) {
-            throw new ImageFormatException(image.path(), "inode nid", nid, "lies outside the bootstrap");
+        long metaStart = sb.metaBlkaddr() * RafsImage.BLOCK_SIZE; // inside the file (RafsImage)
+        long slots = (buf.capacity() - metaStart) / ErofsInode.SLOT_SIZE;
+        // nid is a u64 from a directory entry: bound it before multiplying.
+        if (nid < 0 || nid >= slots) {
+            throw new ImageFormatException(image.path(), "inode nid", Long.toUnsignedString(nid), "lies outside the bootstrap");
         }
-        return ErofsInode.decode(buf, sb.metaBlkaddr(), nid);
+        ErofsInode inode = ErofsInode.decode(buf, sb.metaBlkaddr(), nid);
+        if (inode.offset() + inode.inodeSize() > buf.capacity()) {
+            throw new ImageFormatException(image.path(), "inode " + nid + " i_format", inode.format(),
+                    "an extended inode that runs past the end of the bootstrap");
+        }
+        return inode;
     }
 
     private static void rewriteChunkIndexes(RafsImage image, ByteBuffer buf, ErofsInode inode,

@@ -19,6 +19,18 @@ public final class RafsImage {
     public static final int BLOCK_BITS = 12;
     public static final long MIN_CHUNK_SIZE = 4096;
     public static final long MAX_CHUNK_SIZE = 16L << 20;
+    /**
+     * Largest flat device: EROFS block addresses are 32-bit ({@code erofs_blk_t}) and 0xffffffff is
+     * the null address of a chunk index, so the last usable block is 0xfffffffe.
+     */
+    public static final long MAX_DEVICE_BLOCKS = 0xffff_ffffL;
+    /**
+     * The widest alignment a writer puts a blob's start on: Nydus 2.2 aligns to 2 MiB (the fixture's
+     * blob sits at block 512 behind a 5-block bootstrap), Strata's builder to 512 KiB. A blob mapped
+     * further from the end of the extent before it is refused: the gap would only be zeros that
+     * {@code export} writes and {@code serve} advertises.
+     */
+    public static final long MAX_MAPPED_ALIGN_BLOCKS = 512;
 
     private final Path path;
     private final long fileSize;
@@ -125,7 +137,7 @@ public final class RafsImage {
                 validateDevice(file, i, d, blobs.get(i), size);
                 devices.add(d);
             }
-            checkNoOverlap(file, devices);
+            checkLayout(file, devices, size);
         }
 
         // Chunk-info table.
@@ -134,7 +146,7 @@ public final class RafsImage {
         List<ChunkInfo> chunks = new ArrayList<>(chunkCount);
         for (int i = 0; i < chunkCount; i++) {
             ChunkInfo c = ChunkInfo.decode(data, (int) ext.chunkTableOffset() + i * ChunkInfo.SIZE);
-            validateChunk(file, i, c, blobs, devices);
+            validateChunk(file, i, c, blobs);
             chunks.add(c);
         }
         return new RafsImage(file, size, sb, ext, List.copyOf(devices), List.copyOf(blobs), List.copyOf(chunks));
@@ -159,8 +171,9 @@ public final class RafsImage {
         if (e.blobIndex() != i) {
             throw new ImageFormatException(file, f + ".blob_index", e.blobIndex(), "must equal the entry's position " + i);
         }
-        if (e.blobId().isEmpty() || e.blobId().contains("/")) {
-            throw new ImageFormatException(file, f + ".blob_id", "'" + e.blobId() + "'", "not a usable blob id");
+        if (!isUsableBlobId(e.blobId())) {
+            throw new ImageFormatException(file, f + ".blob_id", "'" + printable(e.blobId()) + "'",
+                    "not a usable blob id (it names a file: printable ASCII, no '/', not '.' or '..')");
         }
         Compression c = e.compression();
         if (c == null) {
@@ -177,6 +190,43 @@ public final class RafsImage {
         if (Long.bitCount(cs) != 1 || cs < MIN_CHUNK_SIZE || cs > MAX_CHUNK_SIZE) {
             throw new ImageFormatException(file, f + ".chunk_size", cs, "must be a power of two from 4 KiB to 16 MiB");
         }
+        if (e.compressedSize() < 0) {
+            throw new ImageFormatException(file, f + ".compressed_size", e.compressedSize(), "negative");
+        }
+        long u = e.uncompressedSize();
+        if (u < 0 || u > MAX_DEVICE_BLOCKS * BLOCK_SIZE) {
+            throw new ImageFormatException(file, f + ".uncompressed_size", u,
+                    "outside 0.." + MAX_DEVICE_BLOCKS * BLOCK_SIZE + " (32-bit block addresses)");
+        }
+        // Each of the blob's chunk_count chunks takes at most chunk_size bytes of its uncompressed
+        // space (a chunk is at most chunk_size, padded to 4 KiB <= chunk_size).
+        if (u > e.chunkCount() * cs) {
+            throw new ImageFormatException(file, f + ".uncompressed_size", u,
+                    "larger than its " + e.chunkCount() + " chunk(s) of at most " + cs + " bytes can fill");
+        }
+    }
+
+    /** A blob id is a file name in a blob directory (Nydus ids are 64 hex digits). */
+    static boolean isUsableBlobId(String id) {
+        if (id.isEmpty() || id.equals(".") || id.equals("..")) {
+            return false;
+        }
+        for (int k = 0; k < id.length(); k++) {
+            char ch = id.charAt(k);
+            if (ch <= ' ' || ch > '~' || ch == '/') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static String printable(String s) {
+        StringBuilder b = new StringBuilder();
+        for (int k = 0; k < s.length(); k++) {
+            char ch = s.charAt(k);
+            b.append(ch > ' ' && ch <= '~' ? String.valueOf(ch) : String.format("\\x%02x", (int) ch & 0xff));
+        }
+        return b.toString();
     }
 
     private static void validateDevice(Path file, int i, DeviceSlot d, BlobTableEntry blob, long bootstrapSize)
@@ -188,31 +238,64 @@ public final class RafsImage {
         if (!d.tag().equals(blob.blobId())) {
             throw new ImageFormatException(file, f + ".tag", d.tag(), "does not name blob " + i + " (" + blob.blobId() + ")");
         }
+        // Nydus writes blocks = uncompressed_size / block size, its uncompressed sizes being 4 KiB
+        // multiples (the fixture: 36864 bytes, 9 blocks); the slot is the blob's space on the
+        // device, so it must be exactly that space, rounded up to whole blocks.
+        long want = (blob.uncompressedSize() + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        if (d.blocks() != want) {
+            throw new ImageFormatException(file, f + ".blocks", d.blocks(),
+                    "does not match blob " + blob.blobId() + "'s uncompressed size " + blob.uncompressedSize()
+                            + " (" + want + " blocks)");
+        }
         if (d.mappedBlkaddr() * BLOCK_SIZE < bootstrapSize) {
             throw new ImageFormatException(file, f + ".mapped_blkaddr", ImageFormatException.hex(d.mappedBlkaddr()),
                     "overlaps the bootstrap (" + bootstrapSize / BLOCK_SIZE + " blocks)");
         }
-        if (blob.uncompressedSize() > d.blocks() * BLOCK_SIZE) {
-            throw new ImageFormatException(file, f + ".blocks", d.blocks(),
-                    "smaller than blob " + blob.blobId() + "'s uncompressed size " + blob.uncompressedSize());
+        if (d.mappedBlkaddr() + d.blocks() > MAX_DEVICE_BLOCKS) {
+            throw new ImageFormatException(file, f + ".mapped_blkaddr", ImageFormatException.hex(d.mappedBlkaddr()),
+                    d.blocks() + " blocks from here end past the 32-bit block address space");
         }
     }
 
-    private static void checkNoOverlap(Path file, List<DeviceSlot> devices) throws ImageFormatException {
-        for (int i = 0; i < devices.size(); i++) {
-            DeviceSlot a = devices.get(i);
-            for (int j = i + 1; j < devices.size(); j++) {
-                DeviceSlot b = devices.get(j);
-                if (a.mappedBlkaddr() < b.mappedBlkaddr() + b.blocks() && b.mappedBlkaddr() < a.mappedBlkaddr() + a.blocks()) {
-                    throw new ImageFormatException(file, "device_table[" + j + "].mapped_blkaddr",
-                            ImageFormatException.hex(b.mappedBlkaddr()),
-                            "blocks overlap device " + i + " at " + ImageFormatException.hex(a.mappedBlkaddr()) + "+" + a.blocks());
-                }
+    /** {@code blocks} rounded up to the widest alignment a writer gives a blob's start. */
+    public static long alignBlocks(long blocks) {
+        return (blocks + MAX_MAPPED_ALIGN_BLOCKS - 1) / MAX_MAPPED_ALIGN_BLOCKS * MAX_MAPPED_ALIGN_BLOCKS;
+    }
+
+    /**
+     * The extents of the flat device, in address order (the bootstrap first), must neither overlap
+     * nor leave a gap wider than the alignment writers use: the device is then at most the bootstrap
+     * and the blobs laid end to end, and a slot cannot push it out to terabytes of zeros.
+     */
+    private static void checkLayout(Path file, List<DeviceSlot> devices, long bootstrapSize) throws ImageFormatException {
+        Integer[] order = new Integer[devices.size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, java.util.Comparator.comparingLong((Integer i) -> devices.get(i).mappedBlkaddr())
+                .thenComparingLong(i -> devices.get(i).blocks()));
+        long prevEnd = bootstrapSize / BLOCK_SIZE;
+        int prev = -1;
+        for (int i : order) {
+            DeviceSlot d = devices.get(i);
+            String f = "device_table[" + i + "].mapped_blkaddr";
+            if (d.mappedBlkaddr() < prevEnd) {
+                DeviceSlot p = devices.get(prev); // the bootstrap case was refused by validateDevice
+                throw new ImageFormatException(file, f, ImageFormatException.hex(d.mappedBlkaddr()),
+                        "blocks overlap device " + prev + " at " + ImageFormatException.hex(p.mappedBlkaddr()) + "+" + p.blocks());
             }
+            if (d.mappedBlkaddr() > alignBlocks(prevEnd)) {
+                throw new ImageFormatException(file, f, ImageFormatException.hex(d.mappedBlkaddr()),
+                        "leaves a gap of " + (d.mappedBlkaddr() - prevEnd) + " blocks after "
+                                + (prev < 0 ? "the bootstrap" : "device " + prev) + " (blobs are placed at most "
+                                + MAX_MAPPED_ALIGN_BLOCKS * BLOCK_SIZE / 1024 + " KiB-aligned after the extent before them)");
+            }
+            prevEnd = d.mappedBlkaddr() + d.blocks();
+            prev = i;
         }
     }
 
-    private static void validateChunk(Path file, int i, ChunkInfo c, List<BlobTableEntry> blobs, List<DeviceSlot> devices)
+    private static void validateChunk(Path file, int i, ChunkInfo c, List<BlobTableEntry> blobs)
             throws ImageFormatException {
         String f = "chunk_table[" + i + "]";
         if (c.blobIndex() < 0 || c.blobIndex() >= blobs.size()) {
@@ -222,9 +305,9 @@ public final class RafsImage {
         if (c.isHole()) {
             return;
         }
-        if (c.uncompressedOffset() % BLOCK_SIZE != 0) {
+        if (c.uncompressedOffset() < 0 || c.uncompressedOffset() % BLOCK_SIZE != 0) {
             throw new ImageFormatException(file, f + ".uncompressed_offset", ImageFormatException.hex(c.uncompressedOffset()),
-                    "not 4 KiB-aligned");
+                    "negative or not 4 KiB-aligned");
         }
         if (c.uncompressedSize() == 0 || c.uncompressedSize() > blob.chunkSize()) {
             throw new ImageFormatException(file, f + ".uncompressed_size", c.uncompressedSize(),
@@ -237,14 +320,20 @@ public final class RafsImage {
             throw new ImageFormatException(file, f + ".compressed_size", c.compressedSize(),
                     "a stored (uncompressed) chunk must have compressed_size = uncompressed_size " + c.uncompressedSize());
         }
-        long limit = devices.isEmpty() ? blob.uncompressedSize() : devices.get(c.blobIndex()).blocks() * BLOCK_SIZE;
-        if (c.uncompressedOffset() + c.uncompressedSize() > limit) {
+        // Inside the blob's uncompressed space, which its device slot maps exactly (validateDevice).
+        long limit = blob.uncompressedSize();
+        if (c.uncompressedOffset() > limit || c.uncompressedSize() > limit - c.uncompressedOffset()) {
             throw new ImageFormatException(file, f + ".uncompressed_offset", ImageFormatException.hex(c.uncompressedOffset()),
                     "chunk of " + c.uncompressedSize() + " bytes ends past blob " + blob.blobId() + "'s " + limit + " uncompressed bytes");
         }
-        if (blob.compressedSize() > 0 && c.compressedOffset() + c.compressedSize() > blob.compressedSize()) {
+        if (c.compressedOffset() < 0) {
+            throw new ImageFormatException(file, f + ".compressed_offset", ImageFormatException.hex(c.compressedOffset()), "negative");
+        }
+        // Inside the blob's compressed data; the blob file's own size is checked when it is opened (ChunkStore).
+        long climit = blob.compressedSize();
+        if (climit > 0 && (c.compressedOffset() > climit || c.compressedSize() > climit - c.compressedOffset())) {
             throw new ImageFormatException(file, f + ".compressed_offset", ImageFormatException.hex(c.compressedOffset()),
-                    "chunk ends past blob " + blob.blobId() + "'s compressed size " + blob.compressedSize());
+                    "chunk of " + c.compressedSize() + " bytes ends past blob " + blob.blobId() + "'s compressed size " + climit);
         }
     }
 

@@ -88,6 +88,132 @@ class BadInputTest {
         assertTrue(outside.getMessage().contains("outside the file"), outside.getMessage());
     }
 
+    // Fixture offsets: device slot 0 at 1408 (blocks +64, mapped_blkaddr +68); blob table entry 0 at
+    // 0x1000 (chunk_count +72, compressed_size +88, uncompressed_size +96); chunk-info entries at
+    // 0x4000, 80 bytes each (compressed_size +40, compressed_offset +48, uncompressed_offset +56).
+    private static final int SLOT = 1408;
+    private static final int BLOB = 0x1000;
+    private static final int CHUNK1 = 0x4000 + 80;
+
+    private static java.util.function.Consumer<byte[]> putInt(int at, long v) {
+        return b -> ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(at, (int) v);
+    }
+
+    private static java.util.function.Consumer<byte[]> putLong(int at, long v) {
+        return b -> ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(at, v);
+    }
+
+    private ImageFormatException rejects(java.util.function.Consumer<byte[]> damage, String field, String says) throws IOException {
+        ImageFormatException e = rejects(copyBootstrap(damage));
+        assertEquals(field, e.field(), e.getMessage());
+        assertTrue(e.getMessage().contains(says), e.getMessage());
+        assertTrue(e.getMessage().startsWith(tmp.resolve("damaged.boot") + ": "), e.getMessage());
+        assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+        return e;
+    }
+
+    @Test
+    void deviceSlotBlocksMustBeTheBlobsUncompressedSize() throws IOException {
+        // The fixture: 9 blocks for 36864 bytes. 2^31 blocks for a 36 KiB blob was accepted before.
+        rejects(putInt(SLOT + 64, 1L << 31), "device_table[0].blocks", "uncompressed size 36864 (9 blocks)");
+        rejects(putInt(SLOT + 64, 8), "device_table[0].blocks", "(9 blocks)");
+        rejects(putInt(SLOT + 64, 10), "device_table[0].blocks", "(9 blocks)");
+    }
+
+    @Test
+    void blobUncompressedSizeMustFitItsChunks() throws IOException {
+        // With the slot made to agree, an 8 TiB blob of 2 chunks of at most 1 MiB is refused.
+        rejects(putLong(BLOB + 96, 1L << 43).andThen(putInt(SLOT + 64, 1L << 31)),
+                "blob_table[0].uncompressed_size", "larger than its 2 chunk(s) of at most 1048576 bytes");
+        rejects(putLong(BLOB + 96, -4096), "blob_table[0].uncompressed_size", "outside 0..");
+        rejects(putLong(BLOB + 88, -1), "blob_table[0].compressed_size", "negative");
+    }
+
+    @Test
+    void mappedBlkaddrMustStayNearTheExtentBeforeIt() throws IOException {
+        // Near 2^32: past the 32-bit block address space.
+        rejects(putInt(SLOT + 68, 0xfffffff9L), "device_table[0].mapped_blkaddr", "32-bit block address space");
+        // 2^31: inside it, but 8 TiB of zeros between the bootstrap and the blob.
+        rejects(putInt(SLOT + 68, 1L << 31), "device_table[0].mapped_blkaddr", "leaves a gap of 2147483643 blocks after the bootstrap");
+        // Block 513: one block past the 2 MiB alignment Nydus gave it (block 512).
+        rejects(putInt(SLOT + 68, 513), "device_table[0].mapped_blkaddr", "leaves a gap");
+        // Anywhere from the bootstrap's end up to that alignment is a valid place.
+        for (long at : new long[] {5, 128, 512}) {
+            RafsImage image = RafsImage.open(copyBootstrap(putInt(SLOT + 68, at)));
+            assertEquals(at + 9, image.flatDeviceBlocks());
+        }
+    }
+
+    @Test
+    void chunksMustLieInsideTheirBlob() throws IOException {
+        // Uncompressed: chunk 1 (16931 bytes at 0) moved to the blob's last block, or before its start.
+        rejects(putLong(CHUNK1 + 56, 32768), "chunk_table[1].uncompressed_offset", "ends past blob " + Fixtures.NYDUS_BLOB_ID);
+        rejects(putLong(CHUNK1 + 56, -4096), "chunk_table[1].uncompressed_offset", "negative or not 4 KiB-aligned");
+        rejects(putLong(CHUNK1 + 56, Long.MAX_VALUE & -4096L), "chunk_table[1].uncompressed_offset", "ends past blob");
+        // Compressed: past the blob's 14554 compressed bytes, or before its start.
+        rejects(putLong(CHUNK1 + 48, 14554 - 4827), "chunk_table[1].compressed_offset", "compressed size 14554");
+        rejects(putLong(CHUNK1 + 48, -1), "chunk_table[1].compressed_offset", "negative");
+        rejects(putLong(CHUNK1 + 48, Long.MAX_VALUE), "chunk_table[1].compressed_offset", "compressed size 14554");
+    }
+
+    @Test
+    void blobFileMustHoldWhatTheTableSays() throws IOException {
+        // The blob table claims more compressed bytes than the blob file has: refused when the blob is opened.
+        Path boot = copyBootstrap(putLong(BLOB + 88, 20000));
+        RafsImage.open(boot);
+        ImageFormatException e = assertThrows(ImageFormatException.class, () -> FlatDevice.open(boot,
+                new LocalBlobDirectory(Fixtures.nydusDir()), FlatDeviceOptions.defaults()));
+        assertEquals(Fixtures.nydusDir().resolve(Fixtures.NYDUS_BLOB_ID), e.file());
+        assertTrue(e.getMessage().contains("file size = 14554: truncated") && e.getMessage().contains("needs 20000 bytes"), e.getMessage());
+
+        // A blob file cut short of its last chunk.
+        Path blobs = Files.createDirectories(tmp.resolve("cut"));
+        Files.write(blobs.resolve(Fixtures.NYDUS_BLOB_ID),
+                Arrays.copyOf(Files.readAllBytes(Fixtures.nydusDir().resolve(Fixtures.NYDUS_BLOB_ID)), 7000));
+        Path noSize = copyBootstrap(putLong(BLOB + 88, 0)); // compressed size unknown: only the chunks say
+        ImageFormatException cut = assertThrows(ImageFormatException.class, () -> FlatDevice.open(noSize,
+                new LocalBlobDirectory(blobs), FlatDeviceOptions.defaults()));
+        assertTrue(cut.getMessage().contains("file size = 7000") && cut.getMessage().contains("the end of its last chunk"), cut.getMessage());
+    }
+
+    @Test
+    void blobIdsMustBeFileNames() throws IOException {
+        // The id is also the device slot's tag; both are changed so that only the id's form is wrong.
+        for (String id : new String[] {"..", ".", "a b", "caf\u00e9"}) {
+            byte[] raw = id.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            rejects(b -> {
+                for (int at : new int[] {BLOB, SLOT}) {
+                    Arrays.fill(b, at, at + 64, (byte) 0);
+                    System.arraycopy(raw, 0, b, at, raw.length);
+                }
+            }, "blob_table[0].blob_id", "not a usable blob id");
+        }
+    }
+
+    @Test
+    void blobsMappedFarApartAreRefused() throws IOException {
+        Random r = new Random(4);
+        var blob = SyntheticImage.uniformBlob(r, 2, 65536, Compression.LZ4_BLOCK, DigestAlgorithm.SHA256);
+        SyntheticImage.Written w = SyntheticImage.write(tmp.resolve("apart"), List.of(blob, blob));
+        byte[] b = Files.readAllBytes(w.bootstrap());
+        ByteBuffer bb = ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        bb.putInt(1408 + 128 + 68, 0x4000_0000); // blob 1 a TiB after blob 0
+        Files.write(w.bootstrap(), b);
+        ImageFormatException e = rejects(w.bootstrap());
+        assertEquals("device_table[1].mapped_blkaddr", e.field());
+        assertTrue(e.getMessage().contains("after device 0"), e.getMessage());
+    }
+
+    @Test
+    void legacyRewriteRefusesABootstrapChangedSinceItWasOpened() throws IOException {
+        Path boot = copyBootstrap(b -> { });
+        RafsImage image = RafsImage.open(boot);
+        Files.write(boot, Arrays.copyOf(Files.readAllBytes(boot), 8192));
+        ImageFormatException e = assertThrows(ImageFormatException.class, () -> io.strata.core.image.LegacyBootstrap.rewrite(image));
+        assertEquals("file size", e.field());
+        assertTrue(e.getMessage().contains("changed since the bootstrap was opened (20480 bytes)"), e.getMessage());
+    }
+
     @Test
     void twoOverlappingBlobMappings() throws IOException {
         Random r = new Random(1);
