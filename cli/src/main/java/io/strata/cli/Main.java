@@ -5,7 +5,8 @@ import picocli.CommandLine;
 
 /**
  * Entry point. Bad arguments print one line and exit 2; a failure while working (a malformed image,
- * a missing blob) prints one line and exits 1. No stack traces unless STRATA_DEBUG is set.
+ * a missing blob) prints one line and exits 1. No stack traces unless STRATA_DEBUG asks for them
+ * ({@link #debugRequested}).
  */
 public final class Main {
     public static final int EXIT_FAILURE = 1;
@@ -33,12 +34,25 @@ public final class Main {
             PrintWriter err = cmd.getErr();
             String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
             err.println(cmd.getCommandSpec().qualifiedName(" ") + ": " + msg);
-            if (System.getenv("STRATA_DEBUG") != null) {
+            if (debugRequested(System.getenv("STRATA_DEBUG"))) {
                 ex.printStackTrace(err);
             }
             err.flush();
             return EXIT_FAILURE;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * Stack traces are on when STRATA_DEBUG is set to a non-empty value other than {@code 0} or
+     * {@code false} (any case, surrounding blanks ignored): {@code STRATA_DEBUG=} (set but empty), as a
+     * shell leaves it after {@code STRATA_DEBUG= cmd} or an unset default, means off.
+     */
+    static boolean debugRequested(String value) {
+        if (value == null) {
+            return false;
+        }
+        String v = value.strip();
+        return !v.isEmpty() && !v.equals("0") && !v.equalsIgnoreCase("false");
     }
 }

@@ -110,4 +110,49 @@ class CliIT {
         assertTrue(r.err().contains("superblock.magic"), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
     }
+
+    @Test
+    void imagesWhoseSizesDisagreeAreRefusedBeforeAnythingIsWritten() throws Exception {
+        // Issue 8, defect 4: the fixture's device slot (at 1408) made to claim 2^31 blocks for its
+        // 36 KiB blob, then its mapped_blkaddr (at 1408 + 68) moved to 2^31 blocks: both were
+        // accepted, and export wrote terabytes of zeros.
+        Path blobs = Fixtures.nydusDir();
+        for (int[] patch : new int[][] {{1408 + 64, 1 << 31}, {1408 + 68, 1 << 31}}) {
+            Path bad = tmp.resolve("sizes.boot");
+            byte[] b = Files.readAllBytes(Fixtures.nydusBootstrap());
+            java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(patch[0], patch[1]);
+            Files.write(bad, b);
+            String field = patch[0] == 1408 + 64 ? "device_table[0].blocks = 2147483648" : "device_table[0].mapped_blkaddr = 0x80000000";
+            Path out = tmp.resolve("out.img");
+            for (String[] args : List.of(new String[] {"inspect", bad.toString()},
+                    new String[] {"export", bad.toString(), "-D", blobs.toString(), "-o", out.toString()})) {
+                StrataProcess.Run r = strata(args);
+                assertEquals(1, r.code(), String.join(" ", args) + ": " + r.err());
+                assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+                assertTrue(r.err().contains(bad + ": " + field), r.err());
+                assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+                assertFalse(Files.exists(out), "export wrote nothing");
+            }
+        }
+    }
+
+    @Test
+    void strataDebugSetButEmptyMeansNoStackTrace() throws Exception {
+        // Issue 8, defect 5: STRATA_DEBUG= (set, empty) turned stack traces on. Only a non-empty value
+        // other than 0 or false turns them on.
+        Path bad = tmp.resolve("bad.boot");
+        byte[] b = Files.readAllBytes(Fixtures.nydusBootstrap());
+        b[1024] = 0;
+        Files.write(bad, b);
+        for (String value : new String[] {"", "0", "false", "FALSE", " "}) {
+            StrataProcess.Run r = StrataProcess.run(tmp, java.util.Map.of("STRATA_DEBUG", value), "inspect", bad.toString());
+            assertEquals(1, r.code(), r.err());
+            assertEquals(1, r.err().strip().lines().count(), "STRATA_DEBUG='" + value + "': one line: " + r.err());
+        }
+        for (String value : new String[] {"1", "true", "yes"}) {
+            StrataProcess.Run r = StrataProcess.run(tmp, java.util.Map.of("STRATA_DEBUG", value), "inspect", bad.toString());
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().contains("\tat io.strata."), "STRATA_DEBUG='" + value + "': a stack trace: " + r.err());
+        }
+    }
 }

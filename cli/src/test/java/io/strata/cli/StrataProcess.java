@@ -80,12 +80,19 @@ final class StrataProcess {
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
         pb.environment().remove("SOURCE_DATE_EPOCH");
+        pb.environment().remove("STRATA_DEBUG");
         return pb;
     }
 
     /** Runs {@code bin/strata args} with its output captured under {@code tmp}. */
     static Run run(Path tmp, String... args) throws Exception {
+        return run(tmp, java.util.Map.of(), args);
+    }
+
+    /** As {@link #run(Path, String...)}, with {@code env} added to the environment. */
+    static Run run(Path tmp, java.util.Map<String, String> env, String... args) throws Exception {
         ProcessBuilder pb = builder(args);
+        pb.environment().putAll(env);
         Path out = tmp.resolve("stdout");
         Path err = tmp.resolve("stderr");
         pb.redirectOutput(out.toFile()).redirectError(err.toFile());
