@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: host tools, then every module's tests on JDK 17 (the default java), a
-# 2-minute soak (bench/soak.sh), and every module's tests again on JDK 25 when one is installed
-# (Strata must build and run on both).
+# 2-minute soak (bench/soak.sh), 20 s of fuzzing per fuzz test (scripts/fuzz.sh), and every module's
+# tests again on JDK 25 when one is installed (Strata must build and run on both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,12 @@ mvn -B verify
 # mappings grow, if any read is wrong, or if a tool is missing. `bench/soak.sh 30` soaks longer.
 echo "== soak: bench/soak.sh ${STRATA_SOAK_MINUTES:-2}"
 bench/soak.sh "${STRATA_SOAK_MINUTES:-2}"
+
+# Fuzzing, once (JDK 17): every *FuzzTest for a short fixed time; `mvn verify` already replayed
+# their seeds and saved crashes on this JDK and replays them again on JDK 25. Fails on any crash, or
+# if no fuzz test is found. `scripts/fuzz.sh 600` fuzzes longer.
+echo "== fuzzing: scripts/fuzz.sh ${STRATA_FUZZ_SECONDS:-20}"
+scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-20}"
 
 jdk25=${STRATA_JDK25:-/usr/lib/jvm/temurin-25-jdk-amd64}
 if [ -x "$jdk25/bin/java" ]; then
