@@ -12,7 +12,7 @@ public final class ImageFormatException extends IOException {
     private final String field;
 
     public ImageFormatException(Path file, String field, Object value, String problem) {
-        super(file + ": " + field + " = " + value + ": " + problem);
+        super(oneLine(file + ": " + field + " = " + value + ": " + problem));
         this.file = file;
         this.field = field;
     }
@@ -23,6 +23,26 @@ public final class ImageFormatException extends IOException {
 
     public String field() {
         return field;
+    }
+
+    /**
+     * The message is one line whatever the image holds: names and ids read from it can contain any
+     * byte (a fuzzer found a ToC entry name with a newline), so control characters are escaped.
+     */
+    static String oneLine(String s) {
+        StringBuilder b = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isISOControl(c)) {
+                if (b == null) {
+                    b = new StringBuilder(s.length() + 16).append(s, 0, i);
+                }
+                b.append(String.format("\\x%02x", (int) c));
+            } else if (b != null) {
+                b.append(c);
+            }
+        }
+        return b == null ? s : b.toString();
     }
 
     static String hex(long v) {

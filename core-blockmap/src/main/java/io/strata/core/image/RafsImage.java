@@ -172,7 +172,7 @@ public final class RafsImage {
             throw new ImageFormatException(file, f + ".blob_index", e.blobIndex(), "must equal the entry's position " + i);
         }
         if (!isUsableBlobId(e.blobId())) {
-            throw new ImageFormatException(file, f + ".blob_id", "'" + printable(e.blobId()) + "'",
+            throw new ImageFormatException(file, f + ".blob_id", "'" + e.blobId() + "'",
                     "not a usable blob id (it names a file: printable ASCII, no '/', not '.' or '..')");
         }
         Compression c = e.compression();
@@ -218,15 +218,6 @@ public final class RafsImage {
             }
         }
         return true;
-    }
-
-    private static String printable(String s) {
-        StringBuilder b = new StringBuilder();
-        for (int k = 0; k < s.length(); k++) {
-            char ch = s.charAt(k);
-            b.append(ch > ' ' && ch <= '~' ? String.valueOf(ch) : String.format("\\x%02x", (int) ch & 0xff));
-        }
-        return b.toString();
     }
 
     private static void validateDevice(Path file, int i, DeviceSlot d, BlobTableEntry blob, long bootstrapSize)
