@@ -16,10 +16,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -160,31 +164,38 @@ class VhostUserGuestTest {
         }
     }
 
+    /**
+     * The back-end is SIGKILLed while it holds requests: the test watches its inflight region (the
+     * memfd it shares with QEMU) from outside, freezes it (SIGSTOP) when descriptors are marked in
+     * flight, and kills it only if they still are in the frozen state; else it lets it go on and
+     * looks again. The restarted back-end must find those requests in the region QEMU hands it and
+     * say so, and every read in the guest must still return the image's bytes.
+     */
     @Test
     void backEndKilledAndRestartedMidReadLosesNothing() throws Exception {
         Path socket = tmp.resolve("restart.sock");
-        Path strata = GuestKit.strataHome().resolve("bin/strata");
-        List<String> serve = List.of(strata.toString(), "serve", "vhost-user", "--raw", treeImage.toString(),
-                "--socket", socket.toString(), "--queues", "2");
-        List<Process> backends = new ArrayList<>();
-        Path log = tmp.resolve("backend.log");
-        backends.add(start(serve, log));
-        waitForSocket(socket);
-        // The read is paced (20 slices with a pause after each, at least 6 s) so that the kill 1.5 s
-        // after it starts lands mid-read however fast the guest reads: unpaced, a fast run finished
-        // the whole disk before the kill, and QEMU never needed the restarted back-end.
-        long blocks = Files.size(treeImage) / 4096;
-        long slice = (blocks + 19) / 20;
+        String[] serve = {"--raw", treeImage.toString(), "--queues", "2"};
+        // Two readers at a time, four rounds, each read checked: the back-end is busy from the first
+        // read on, and whichever reads the kill interrupts must still end with the right bytes.
         String script = String.join("\n",
                 "echo STRATA-READ-START",
-                "sum=$(for i in $(seq 0 19); do dd if=/dev/vda bs=4k iflag=direct skip=$((i * " + slice + ")) count="
-                        + slice + " 2>/dev/null; sleep 0.3; done | sha256sum | cut -d' ' -f1)",
-                "echo \"sha256: $sum\"",
-                "[ \"$sum\" = \"$(cat /expected.sha)\" ] || exit 30",
+                "ok=0",
+                "for round in 1 2 3 4; do",
+                "  for r in 1 2; do (dd if=/dev/vda bs=256k iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1 > /sum.$r) & done",
+                "  wait",
+                "  for r in 1 2; do",
+                "    if [ \"$(cat /sum.$r)\" = \"$(cat /expected.sha)\" ]; then ok=$((ok+1)); else echo \"round $round reader $r: sha256 $(cat /sum.$r)\"; fi",
+                "  done",
+                "done",
+                "echo \"reads with the right sha256: $ok of 8\"",
+                "[ $ok = 8 ] || exit 30",
                 "");
         Path work = Files.createDirectories(tmp.resolve("boot-restart"));
+        AtomicReference<BackEndProcess> second = new AtomicReference<>();
+        AtomicReference<String> seenAtKill = new AtomicReference<>();
+        AtomicReference<Throwable> sideFailure = new AtomicReference<>();
         Guest.Result r;
-        try {
+        try (BackEndProcess first = BackEndProcess.start(socket, tmp.resolve("backend1.log"), serve)) {
             r = new Guest(kit, work, script).sharedMemory().memory(512).timeout(600)
                     .file("expected.sha", treeSha256).file("expected.md5", "")
                     .args("-chardev", "socket,id=c0,path=" + socket + ",reconnect-ms=1000",
@@ -192,42 +203,67 @@ class VhostUserGuestTest {
                     .whileRunning(console -> {
                         try {
                             waitForLine(console, "STRATA-READ-START", 300);
-                            Thread.sleep(1500); // the guest is now reading
-                            Process first = backends.get(0);
-                            first.destroyForcibly(); // SIGKILL: no cleanup, as in a crash
-                            first.waitFor(10, TimeUnit.SECONDS);
-                            Thread.sleep(1000);
-                            backends.add(start(serve, tmp.resolve("backend2.log")));
-                        } catch (Exception e) {
-                            throw new IllegalStateException(e);
+                            seenAtKill.set(killWithRequestsInFlight(first, 120));
+                            second.set(BackEndProcess.start(socket, tmp.resolve("backend2.log"), serve));
+                        } catch (Throwable e) {
+                            sideFailure.set(e);
                         }
                     })
                     .boot();
         } finally {
-            for (Process p : backends) {
-                p.destroy();
-                p.waitFor(10, TimeUnit.SECONDS);
+            if (second.get() != null) {
+                second.get().close();
             }
         }
-        String second = Files.exists(tmp.resolve("backend2.log")) ? Files.readString(tmp.resolve("backend2.log")) : "";
-        System.out.println("guest output:" + r.output() + "\nrestarted back-end log:\n" + second);
-        assertEquals(2, backends.size(), "the back-end was restarted");
-        assertEquals(0, r.exitCode(), "guest read after restart failed:\n" + r.output() + "\n" + Guest.tail(r.console()));
-        assertTrue(r.output().contains("sha256: " + treeSha256), r.output());
-        assertTrue(second.contains("queue 0 started"), "QEMU reconnected to the new back-end:\n" + second);
-    }
-
-    static Process start(List<String> cmd, Path log) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        return pb.start();
-    }
-
-    static void waitForSocket(Path socket) throws InterruptedException {
-        for (int i = 0; i < 300 && !Files.exists(socket); i++) {
-            Thread.sleep(100);
+        if (sideFailure.get() != null) {
+            throw new AssertionError("killing and restarting the back-end failed; guest output:\n" + r.output(),
+                    sideFailure.get());
         }
-        assertTrue(Files.exists(socket), "back-end socket " + socket + " never appeared");
+        if (second.get() == null) {
+            throw new AssertionError("the back-end was never killed with requests in flight and restarted;"
+                    + " guest output:\n" + r.output());
+        }
+        String log2 = second.get().log();
+        System.out.println("guest output:" + r.output() + "\nin flight at the kill: " + seenAtKill.get()
+                + "\nrestarted back-end log:\n" + log2);
+        assertEquals(0, r.exitCode(), "guest reads after the restart failed:\n" + r.output() + "\n" + Guest.tail(r.console()));
+        assertTrue(r.output().contains("reads with the right sha256: 8 of 8"), r.output());
+        assertTrue(log2.contains("queue 0 started"), "QEMU reconnected to the new back-end:\n" + log2);
+        Matcher resumed = Pattern.compile("queue (\\d+) resumes at avail (\\d+) with (\\d+) request\\(s\\) the previous"
+                + " back-end left in flight").matcher(log2);
+        int resubmitted = 0;
+        while (resumed.find()) {
+            resubmitted += Integer.parseInt(resumed.group(3));
+        }
+        assertTrue(resubmitted > 0, "the new back-end found the requests left in flight (" + seenAtKill.get()
+                + " at the kill) and read them again:\n" + log2);
+    }
+
+    /**
+     * Polls the back-end's inflight region until descriptors are marked in flight, freezes the
+     * process, and SIGKILLs it if they still are (a frozen snapshot, so they are in flight at the
+     * kill); otherwise thaws it and polls on. Returns the per-queue counts at the kill.
+     */
+    static String killWithRequestsInFlight(BackEndProcess backEnd, int seconds) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        int attempts = 0;
+        try (InflightWatch watch = InflightWatch.await(backEnd.pid(), "strata-inflight", seconds)) {
+            while (System.nanoTime() < deadline) {
+                if (Arrays.stream(watch.inflightPerQueue()).sum() > 0) {
+                    attempts++;
+                    backEnd.freeze();
+                    int[] frozen = watch.inflightPerQueue();
+                    if (Arrays.stream(frozen).sum() > 0) {
+                        backEnd.kill(); // SIGKILL: no cleanup, as in a crash
+                        return Arrays.toString(frozen) + " per queue (caught on attempt " + attempts + ")";
+                    }
+                    backEnd.thaw();
+                }
+                LockSupport.parkNanos(100_000);
+            }
+        }
+        throw new AssertionError("never saw the back-end with requests in flight in " + seconds + " s ("
+                + attempts + " near misses)");
     }
 
     static void waitForLine(Path console, String marker, int seconds) throws Exception {
