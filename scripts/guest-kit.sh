@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the guest kit the qemu-tests boot: QEMU 10 (bookworm-backports), the Debian 6.12 cloud
-# kernel, and a busybox initramfs with the modules the tests load. Cached outside the source tree
+# kernel (backports) and bookworm's own 6.1 cloud kernel (the --legacy-kernel oracle), and for each
+# a busybox initramfs with the modules the tests load. Cached outside the source tree
 # (STRATA_CACHE, default /var/cache/strata); rerunning reuses what is there. Needs root.
 #
 # Why backports: bookworm's QEMU 7.2 under TCG crashed this 6.12 guest in about a third of boots.
@@ -41,43 +42,76 @@ for p in busybox-static cpio xz-utils; do
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 
-# --- the 6.12 cloud kernel, unpacked ---------------------------------------------------------------
-if [ ! -f "$kit/vmlinuz" ]; then
-  pkg=$(apt-cache depends -t bookworm-backports linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  [ -n "$pkg" ] || { log "no linux-image cloud kernel in bookworm-backports"; exit 1; }
+# --- a cloud kernel, unpacked ---------------------------------------------------------------------
+# fetch_kernel DIR APT-CACHE-ARGS...: the linux-image package linux-image-cloud-amd64 depends on
+# (in the suite the arguments select), unpacked under DIR/kernel, with DIR/vmlinuz and DIR/kernel-version.
+fetch_kernel() {
+  local dir=$1; shift
+  [ -f "$dir/vmlinuz" ] && return 0
+  local pkg
+  pkg=$(apt-cache depends "$@" linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  [ -n "$pkg" ] || { log "no linux-image cloud kernel for apt-cache depends $*"; exit 1; }
   log "downloading $pkg"
-  rm -rf "$kit/kernel" && mkdir -p "$kit/kernel"
-  (cd "$kit" && rm -f linux-image-*.deb && apt-get download -t bookworm-backports "$pkg" >/dev/null)
-  dpkg -x "$kit"/linux-image-*.deb "$kit/kernel"
-  rm -f "$kit"/linux-image-*.deb
-  cp "$kit"/kernel/boot/vmlinuz-* "$kit/vmlinuz"
-  ls "$kit/kernel/lib/modules" > "$kit/kernel-version"
-fi
-kver=$(cat "$kit/kernel-version")
-moddir=$kit/kernel/lib/modules/$kver/kernel
+  mkdir -p "$dir" && rm -rf "$dir/kernel" && mkdir -p "$dir/kernel"
+  (cd "$dir" && rm -f linux-image-*.deb && apt-get download "$@" "$pkg" >/dev/null)
+  dpkg -x "$dir"/linux-image-*.deb "$dir/kernel"
+  rm -f "$dir"/linux-image-*.deb
+  ls "$dir/kernel/lib/modules" > "$dir/kernel-version"
+  cp "$dir"/kernel/boot/vmlinuz-* "$dir/vmlinuz.tmp" && mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
+}
+
+# The 6.12 kernel (bookworm-backports): the kernel most tests boot; virtio_pci is built in.
+fetch_kernel "$kit" -t bookworm-backports
+# Debian bookworm's own 6.1 kernel (bookworm or bookworm-security, never backports: backports' pin
+# of 100 loses to their 500). It predates EROFS's device table support for flat multi-blob images
+# (6.4), so it is the oracle for --legacy-kernel; its virtio_pci is a module, unlike 6.12's.
+fetch_kernel "$kit/legacy" -t bookworm
+case "$(cat "$kit/legacy/kernel-version")" in
+  6.1.*) ;;
+  *) log "bookworm's cloud kernel is $(cat "$kit/legacy/kernel-version"), not 6.1"; exit 1 ;;
+esac
 
 # --- the initramfs ------------------------------------------------------------------------------
-# Modules in load order (the package ships no modules.dep): the dependencies first.
-modules=(
-  lib/libcrc32c
-  drivers/block/virtio_blk
-  fs/netfs/netfs
-  fs/erofs/erofs
-  drivers/block/nbd
-)
-if [ ! -f "$kit/initramfs.cpio.gz" ] || [ "${BASH_SOURCE[0]}" -nt "$kit/initramfs.cpio.gz" ]; then
+# The modules the tests use; each is loaded after the modules its .modinfo "depends=" names (the
+# package ships no modules.dep and the host may have no kmod). One built into the kernel is skipped.
+wanted=(virtio_pci virtio_blk erofs nbd)
+
+# module_file MODDIR NAME: the .ko(.xz|.zst) file of module NAME (- and _ are the same in names).
+module_file() {
+  find "$1" -name '*.ko*' | awk -v n="$2" '{b=$0; sub(/.*\//, "", b); sub(/\.ko.*/, "", b); gsub(/-/, "_", b); if (b == n && !found) {print; found = 1}}'
+}
+ko_cat() {
+  case "$1" in
+    *.xz) xz -dc "$1" ;;
+    *.zst) zstd -qdc "$1" ;;
+    *) cat "$1" ;;
+  esac
+}
+# add_module MODDIR ROOT NAME: copies NAME's dependencies, then NAME, into ROOT/modules in load order.
+add_module() {
+  local moddir=$1 root=$2 name=$3 src dep
+  grep -qx "$name" "$root/modules/order" 2>/dev/null && return 0
+  src=$(module_file "$moddir" "$name")
+  [ -n "$src" ] || { log "module $name not in $(basename "$(dirname "$moddir")"): built in or absent, skipped"; return 0; }
+  for dep in $(ko_cat "$src" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
+    add_module "$moddir" "$root" "$dep"
+  done
+  ko_cat "$src" > "$root/modules/$name.ko"
+  echo "$name" >> "$root/modules/order"
+}
+
+# build_initramfs DIR: DIR/initramfs.cpio.gz for the kernel unpacked in DIR.
+build_initramfs() {
+  local dir=$1 kver root
+  kver=$(cat "$dir/kernel-version")
+  if [ -f "$dir/initramfs.cpio.gz" ] && [ ! "${BASH_SOURCE[0]}" -nt "$dir/initramfs.cpio.gz" ]; then
+    return 0
+  fi
   root=$(mktemp -d)
   mkdir -p "$root"/{bin,sbin,dev,proc,sys,mnt,tmp,modules,etc}
   cp /bin/busybox "$root/bin/busybox"
-  for m in "${modules[@]}"; do
-    src=$(ls "$moddir/$m".ko* 2>/dev/null | head -n 1 || true)
-    [ -n "$src" ] || { log "module $m not in $kver: skipped"; continue; }
-    case "$src" in
-      *.xz) xz -dc "$src" > "$root/modules/$(basename "$m").ko" ;;
-      *.zst) zstd -qdc "$src" > "$root/modules/$(basename "$m").ko" ;;
-      *) cp "$src" "$root/modules/$(basename "$m").ko" ;;
-    esac
-    echo "$(basename "$m")" >> "$root/modules/order"
+  for m in "${wanted[@]}"; do
+    add_module "$dir/kernel/lib/modules/$kver/kernel" "$root" "$m"
   done
   cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
@@ -87,7 +121,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules/order); do insmod /modules/$m.ko 2>/dev/null || echo "insmod $m failed"; done
-echo "STRATA-GUEST-BOOTED"
+echo "STRATA-GUEST-BOOTED $(uname -r)"
 if [ -x /test.sh ]; then
   echo "STRATA-TEST-BEGIN"
   /test.sh; rc=$?
@@ -99,16 +133,21 @@ sync
 poweroff -f
 INIT
   chmod +x "$root/init"
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$kit/initramfs.cpio.gz.tmp"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$dir/initramfs.cpio.gz.tmp"
   # Tests append an uncompressed cpio; the kernel wants it 4-byte aligned (zeros between are skipped).
-  truncate -s %4 "$kit/initramfs.cpio.gz.tmp"
-  mv "$kit/initramfs.cpio.gz.tmp" "$kit/initramfs.cpio.gz"
+  truncate -s %4 "$dir/initramfs.cpio.gz.tmp"
+  mv "$dir/initramfs.cpio.gz.tmp" "$dir/initramfs.cpio.gz"
+  log "initramfs for $kver with modules: $(tr '\n' ' ' < "$root/modules/order")"
   rm -rf "$root"
-  log "initramfs with modules: $(printf '%s ' "${modules[@]##*/}")"
-fi
+}
+build_initramfs "$kit"
+build_initramfs "$kit/legacy"
 
 echo "qemu=$(command -v qemu-system-x86_64)" > "$kit/kit.env"
 echo "kernel=$kit/vmlinuz" >> "$kit/kit.env"
 echo "initramfs=$kit/initramfs.cpio.gz" >> "$kit/kit.env"
-echo "kernel_version=$kver" >> "$kit/kit.env"
-log "ready: $kit ($(qemu-system-x86_64 --version | head -n 1), kernel $kver)"
+echo "kernel_version=$(cat "$kit/kernel-version")" >> "$kit/kit.env"
+echo "legacy_kernel=$kit/legacy/vmlinuz" >> "$kit/kit.env"
+echo "legacy_initramfs=$kit/legacy/initramfs.cpio.gz" >> "$kit/kit.env"
+echo "legacy_kernel_version=$(cat "$kit/legacy/kernel-version")" >> "$kit/kit.env"
+log "ready: $kit ($(qemu-system-x86_64 --version | head -n 1), kernels $(cat "$kit/kernel-version") and $(cat "$kit/legacy/kernel-version"))"

@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-# The guest kit (QEMU 10 from bookworm-backports, the 6.12 kernel, the initramfs), cached.
+# The guest kit (QEMU 10 from bookworm-backports, the 6.12 and bookworm 6.1 kernels, their initramfs), cached.
 "$(dirname "$0")/guest-kit.sh"
 # The mount tests need EROFS and loop devices in the running kernel.
 grep -qw erofs /proc/filesystems || modprobe erofs 2>/dev/null || true

@@ -8,18 +8,35 @@ import java.nio.file.Paths;
 import java.util.HashMap;
 import java.util.Map;
 
-/** The cached guest kit built by scripts/guest-kit.sh: QEMU 10, the 6.12 kernel, the base initramfs. */
+/**
+ * The cached guest kit built by scripts/guest-kit.sh: QEMU 10, the 6.12 kernel and its base
+ * initramfs, and bookworm's 6.1 kernel with its own initramfs ({@link #legacy}).
+ */
 final class GuestKit {
     final Path qemu;
     final Path kernel;
     final Path initramfs;
     final Path cacheDir;
+    private final Map<String, String> env;
 
-    private GuestKit(Path qemu, Path kernel, Path initramfs, Path cacheDir) {
+    private GuestKit(Path qemu, Path kernel, Path initramfs, Path cacheDir, Map<String, String> env) {
         this.qemu = qemu;
         this.kernel = kernel;
         this.initramfs = initramfs;
         this.cacheDir = cacheDir;
+        this.env = env;
+    }
+
+    /**
+     * The same QEMU with Debian bookworm's own 6.1 kernel: older than EROFS's flat multi-blob
+     * devices (6.4), so it mounts only the --legacy-kernel layout.
+     */
+    GuestKit legacy() {
+        String k = env.get("legacy_kernel");
+        String i = env.get("legacy_initramfs");
+        HostTools.require(k != null && i != null && Files.isRegularFile(Paths.get(k)) && Files.isRegularFile(Paths.get(i)),
+                "the guest kit has no 6.1 kernel: rerun scripts/guest-kit.sh (as root)");
+        return new GuestKit(qemu, Paths.get(k), Paths.get(i), cacheDir, env);
     }
 
     static Path cacheRoot() {
@@ -38,7 +55,7 @@ final class GuestKit {
             }
         }
         GuestKit kit = new GuestKit(Paths.get(kv.get("qemu")), Paths.get(kv.get("kernel")), Paths.get(kv.get("initramfs")),
-                cacheRoot());
+                cacheRoot(), Map.copyOf(kv));
         HostTools.require(Files.isExecutable(kit.qemu), "QEMU missing at " + kit.qemu + ": run scripts/guest-kit.sh");
         return kit;
     }
