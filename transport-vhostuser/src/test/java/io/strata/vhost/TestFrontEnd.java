@@ -338,11 +338,24 @@ public final class TestFrontEnd implements AutoCloseable {
 
     private final io.strata.core.buffer.NativeBuffer kickValue = io.strata.core.buffer.NativeBuffer.allocate(8);
 
-    /** Spins until the next used entry appears (for benchmarks); returns its length. */
+    /**
+     * Spins until the next used entry appears (for benchmarks; allocation-free); returns its length.
+     * Gives up after {@link #READ_TIMEOUT_MS} so that no test can spin forever.
+     */
     int spinUsed() {
         int used;
+        long deadline = 0;
+        int spins = 0;
         while ((used = NativeMemory.getU16Acquire(host(USED) + 2)) == seenUsed) {
             Thread.onSpinWait();
+            if ((++spins & 1023) == 0) {
+                long now = System.nanoTime();
+                if (deadline == 0) {
+                    deadline = now + READ_TIMEOUT_MS * 1_000_000L;
+                } else if (now - deadline > 0) {
+                    throw new IllegalStateException("no completion in " + READ_TIMEOUT_MS + " ms");
+                }
+            }
         }
         long e = host(USED) + 4 + 8L * (seenUsed % QSIZE);
         seenUsed = used & 0xffff;

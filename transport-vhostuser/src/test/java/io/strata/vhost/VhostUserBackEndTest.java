@@ -149,6 +149,31 @@ class VhostUserBackEndTest extends BackEndFixture {
     }
 
     @Test
+    void readsAllocateNothingOnTheQueueWorker() throws Exception {
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        io.strata.core.testing.HostTools.require(mx instanceof com.sun.management.ThreadMXBean,
+                "needs HotSpot's allocation counter");
+        com.sun.management.ThreadMXBean hs = (com.sun.management.ThreadMXBean) mx;
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            for (int i = 0; i < 3000; i++) { // let the JIT settle: kick, poll, chain, preadv, used ring, notify
+                fe.submit(fe.request(VirtioBlk.T_IN, i % 2000, 4096));
+                fe.spinUsed();
+            }
+            long tid = queue0Worker().getId();
+            long before = hs.getThreadAllocatedBytes(tid);
+            int requests = 2000;
+            for (int i = 0; i < requests; i++) {
+                fe.submit(fe.request(VirtioBlk.T_IN, i % 2000, 4096));
+                fe.spinUsed();
+            }
+            long allocated = hs.getThreadAllocatedBytes(tid) - before;
+            assertTrue(allocated < requests, "the worker allocated " + allocated + " bytes over " + requests + " requests");
+            assertReads(fe, 5, 4096);
+        }
+    }
+
+    @Test
     void reconnectingFrontEndsLeakNoThreadsMappingsOrFds() throws Exception {
         try (TestFrontEnd fe = new TestFrontEnd(socket)) { // warm up: classes, the first session
             fe.setUp(true);
