@@ -41,7 +41,7 @@
 # "Flat": the first 20 % of the run is warm-up (JVM start, JIT, G1 sizing, the cache filling up,
 # the connections arriving) and is not judged. The rest is split into two equal halves; a metric is
 # flat when the maximum of the later half is at most the maximum of the earlier half plus:
-#   anon RSS: max(10 %, 32 MiB)   (G1 and the JIT's code cache move by MiBs)
+#   anon RSS: max(10 %, 32 MiB)   (malloc arenas, the JIT's code cache move by MiBs)
 #   threads:  max(5 %, 4)         (the churn connection, JIT compiler threads come and go)
 #   fds:      max(5 %, 4)         (the churn connection; nbdcopy's 4)
 #   maps:     max(5 %, 8)         (thread stacks; a guest memory table mapped again and again)
@@ -51,7 +51,10 @@
 # A leak that keeps growing through the run exceeds the tolerance; each verdict line also shows the
 # growth per minute (least squares over the judged samples).
 #
-# Knobs (environment): SOAK_IMAGE_MIB, SOAK_CACHE, SOAK_NBD_CONNS, SOAK_RATE, SOAK_INTERVAL,
+# The servers run with a fixed, pre-touched heap (SOAK_HEAP, default 256m; see jvmopts below) and
+# log their GCs; the verdicts show the heap left after the collections of the first and last thirds.
+#
+# Knobs (environment): SOAK_IMAGE_MIB, SOAK_CACHE, SOAK_NBD_CONNS, SOAK_RATE, SOAK_INTERVAL, SOAK_HEAP,
 # SOAK_GUESTS (0-2), SOAK_KEEP=1 keeps the work directory, STRATA_CACHE (guest kit location).
 # Needs bin/strata built (mvn -B -DskipTests package; it runs on JAVA_HOME's or PATH's java), fio,
 # nbdcopy and nbdinfo (libnbd-bin), cpio, python3 and the guest kit, all from scripts/install-deps.sh.
@@ -188,13 +191,18 @@ await_socket() { # name, path
   fail "$1 did not open $2 within 60 s"
 }
 servers=(nbd)
-# Each server logs its garbage collections (one line each: heap before -> after): the heap after
-# a collection is what the server holds, which the verdicts show beside RSS.
-gclog() { echo "${STRATA_JAVA_OPTS:+$STRATA_JAVA_OPTS }-Xlog:gc:file=$work/$1.gc.log"; }
-STRATA_JAVA_OPTS=$(gclog nbd) start nbd "$strata" serve nbd "$work/image/bootstrap" --socket "$work/nbd.sock" --cache-size "$cache" --metrics-interval 30
+# JVM flags of the servers under test: a fixed heap (SOAK_HEAP, default 256m), touched at start,
+# so that resident memory does not grow as G1 sizes its young generation. With the default heap (a
+# quarter of RAM) and GCs minutes apart, G1 grew eden to 250 MB in a 30-minute soak before its
+# first collection, and resident memory with it: growth that is no leak but that a leak could hide
+# behind. With the heap fixed and resident, anonymous memory grows only if native memory does,
+# and a heap leak shows in the heap left after each GC (logged here, one line per collection).
+heap=${SOAK_HEAP:-256m}
+jvmopts() { echo "${STRATA_JAVA_OPTS:+$STRATA_JAVA_OPTS }-Xms$heap -Xmx$heap -XX:+AlwaysPreTouch -Xlog:gc:file=$work/$1.gc.log"; }
+STRATA_JAVA_OPTS=$(jvmopts nbd) start nbd "$strata" serve nbd "$work/image/bootstrap" --socket "$work/nbd.sock" --cache-size "$cache" --metrics-interval 30
 declare -A pid_of=([nbd]=$started)
 for g in $(seq 0 $((guests - 1))); do
-  STRATA_JAVA_OPTS=$(gclog "vhost$g") start "vhost$g" "$strata" serve vhost-user "$work/image/bootstrap" --socket "$work/vhost$g.sock" --cache-size "$cache" --queues 2
+  STRATA_JAVA_OPTS=$(jvmopts "vhost$g") start "vhost$g" "$strata" serve vhost-user "$work/image/bootstrap" --socket "$work/vhost$g.sock" --cache-size "$cache" --queues 2
   pid_of[vhost$g]=$started
   servers+=("vhost$g")
 done
