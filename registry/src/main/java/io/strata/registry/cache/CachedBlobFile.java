@@ -102,7 +102,8 @@ public final class CachedBlobFile implements Closeable {
         this.mapChannel = mapChannel;
         this.inUse = inUse;
         this.map = map;
-        this.completeAtOpen = presentCount() == ranges.count();
+        // A blob opened without its chunk ranges has no chunks to be present: its data file is not it.
+        this.completeAtOpen = ranges.count() > 0 && presentCount() == ranges.count();
     }
 
     /** Where the size of a blob comes from when its map has to be made: the registry, asked once. */

@@ -173,6 +173,9 @@ public final class RemoteBlob implements Blob {
             if (stored > 0) {
                 source.stored(stop - start);
             }
+            if (dst == null) {
+                return stop; // a prefetch: nobody to serve
+            }
             long to = Math.min(end, stop);
             ByteBuffer src = buf.duplicate();
             src.limit((int) (to - start)).position((int) (p - start));
@@ -191,6 +194,25 @@ public final class RemoteBlob implements Blob {
             }
             fill.finish(failure);
         }
+    }
+
+    /**
+     * Makes chunk {@code i} present unless it is: fetches it (with its missing neighbours, as a read
+     * would) or waits for the fetch under way. For prefetching; returns true if this call fetched.
+     */
+    public boolean fetchIfMissing(int i) throws IOException {
+        long at = ranges.offset(i);
+        while (ranges.length(i) > 0 && !file.isPresent(i)) {
+            if (fetchMissing(i, null, at, at) != at) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** How many chunks the blob has (indexes for {@link #fetchIfMissing}, in blob order). */
+    public int chunkCount() {
+        return ranges.count();
     }
 
     /**

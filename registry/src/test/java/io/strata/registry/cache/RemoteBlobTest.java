@@ -326,4 +326,48 @@ class RemoteBlobTest {
             assertArrayEquals(w.expectedDevice(), readDevice(dev));
         }
     }
+
+    @Test
+    void fetchIfMissingFillsABlobForPrefetchAndSkipsPresentChunks() throws IOException {
+        SyntheticImage.Written w = image("prefetch", Compression.NONE, 32, 12);
+        String id = w.blobIds().get(0);
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        Path cache = tmp.resolve("cache");
+        RemoteBlobSource source = source(cache, store, new FetchPolicy(512 << 10, 0));
+        try (RemoteBlob rb = source.open(id, rangesOf(w.chunks().get(0)))) {
+            rb.readFully(ByteBuffer.allocate(10), 3L * CHUNK); // chunks 3-10 by a read
+            store.clearRequests();
+            int fetched = 0;
+            for (int i = 0; i < rb.chunkCount(); i++) {
+                if (rb.fetchIfMissing(i)) {
+                    fetched++;
+                }
+            }
+            assertEquals(List.of(new FileBlobStore.Request(id, 0, 3 * CHUNK),
+                    new FileBlobStore.Request(id, 11L * CHUNK, 8 * CHUNK),
+                    new FileBlobStore.Request(id, 19L * CHUNK, 8 * CHUNK),
+                    new FileBlobStore.Request(id, 27L * CHUNK, 5 * CHUNK)), store.requests());
+            assertEquals(4, fetched);
+            assertEquals(32, rb.cacheFile().presentCount());
+        }
+        store.failing(true);
+        try (RemoteBlob rb = source(cache, store, FetchPolicy.defaults()).open(id, rangesOf(w.chunks().get(0)))) {
+            assertTrue(rb.fileChannel().isPresent(), "complete after prefetch");
+        }
+    }
+
+    @Test
+    void aBlobOpenedWithoutItsChunksIsReadAsItComesAndNeverPosesAsALocalFile() throws IOException {
+        SyntheticImage.Written w = image("plain", Compression.NONE, 4, 13);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (var rb = source.open(w.blobIds().get(0))) {
+            assertFalse(rb.fileChannel().isPresent());
+            ByteBuffer b = ByteBuffer.allocate(5000);
+            rb.readFully(b, 70_000);
+            assertArrayEquals(Arrays.copyOfRange(blob, 70_000, 75_000), b.array());
+            assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 70_000, 5000)), store.requests());
+        }
+    }
 }
