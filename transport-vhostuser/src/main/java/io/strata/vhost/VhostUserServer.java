@@ -94,7 +94,11 @@ public final class VhostUserServer implements Closeable {
         listener.close();
         SocketChannel c = current;
         if (c != null) {
-            c.shutdownInput(); // the session's recvmsg returns 0: it releases everything and ends
+            try {
+                c.shutdownInput(); // the session's recvmsg returns 0: it releases everything and ends
+            } catch (java.nio.channels.ClosedChannelException e) {
+                // the session ended on its own between our read of current and now: nothing to wake
+            }
         }
         if (acceptor != null) {
             try {
