@@ -139,8 +139,11 @@ final class ConnectionIo implements AutoCloseable {
 
     @Override
     public void close() {
-        if (tls != null && socket.isOpen()) {
-            tls.shutdown(socket);
+        if (tls != null) {
+            if (socket.isOpen()) {
+                tls.shutdown(socket);
+            }
+            tls.release(); // only this connection's thread used it
         }
         try {
             selector.close();

@@ -300,8 +300,11 @@ public final class NbdServer implements Closeable {
             if (deadline != null) {
                 deadline.cancel();
             }
-            if (handshake != null && handshake.tlsChannel() != null && ch.isOpen()) {
-                handshake.tlsChannel().shutdown(ch); // ABORT under TLS; transmission sent its own close_notify
+            if (handshake != null && handshake.tlsChannel() != null) {
+                if (ch.isOpen()) {
+                    handshake.tlsChannel().shutdown(ch); // ABORT under TLS; transmission sent its own close_notify
+                }
+                handshake.tlsChannel().release();
             }
             closeQuietly(ch);
             open.remove(closeSocket);

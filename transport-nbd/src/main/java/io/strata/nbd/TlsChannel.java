@@ -1,9 +1,11 @@
 package io.strata.nbd;
 
+import io.strata.core.buffer.NativeBuffer;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.WritableByteChannel;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
@@ -17,7 +19,7 @@ import javax.net.ssl.SSLSession;
  * swaps in {@link ConnectionIo}'s view of the non-blocking socket ({@link #useNetwork}), whose reads
  * may return nothing and whose writes wait until everything is sent. {@link #read} therefore
  * returns 0 when no whole record has arrived, and never waits once it has bytes to return. Every
- * buffer is allocated once per connection, none per read or write.
+ * buffer is allocated once per connection, none per read or write, and freed when it ends.
  */
 final class TlsChannel implements ByteChannel {
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
@@ -32,6 +34,12 @@ final class TlsChannel implements ByteChannel {
     private final ByteBuffer appIn;
     /** Ciphertext wrapped and not yet written (write mode). */
     private final ByteBuffer netOut;
+    /**
+     * The native memory behind the three buffers, freed by {@link #release} when the connection
+     * ends rather than by a GC that may be minutes away (as Connection's own buffers are).
+     */
+    private final NativeBuffer[] memory = new NativeBuffer[3];
+    private boolean released;
     private final int packetSize;
     private final int appSize;
     private boolean inboundClosed;
@@ -42,9 +50,30 @@ final class TlsChannel implements ByteChannel {
         SSLSession s = engine.getSession();
         packetSize = s.getPacketBufferSize();
         appSize = s.getApplicationBufferSize();
-        netIn = ByteBuffer.allocateDirect(packetSize);
-        appIn = ByteBuffer.allocateDirect(appSize);
-        netOut = ByteBuffer.allocateDirect(packetSize * RECORDS_PER_WRITE);
+        netIn = buffer(0, packetSize);
+        appIn = buffer(1, appSize);
+        netOut = buffer(2, packetSize * RECORDS_PER_WRITE);
+    }
+
+    private ByteBuffer buffer(int i, int capacity) {
+        memory[i] = NativeBuffer.allocate(capacity);
+        return memory[i].view().duplicate();
+    }
+
+    /** Frees the buffers; idempotent. The channel is unusable afterwards (its calls throw). */
+    void release() {
+        if (!released) {
+            released = true;
+            for (NativeBuffer b : memory) {
+                b.close();
+            }
+        }
+    }
+
+    private void checkUsable() throws ClosedChannelException {
+        if (released) {
+            throw new ClosedChannelException(); // never touch freed memory
+        }
     }
 
     /**
@@ -54,14 +83,20 @@ final class TlsChannel implements ByteChannel {
      */
     static TlsChannel accept(ByteChannel net, SSLEngine engine) throws IOException {
         TlsChannel t = new TlsChannel(net, engine);
+        boolean ok = false;
         try {
             engine.beginHandshake();
             t.handshake();
+            ok = true;
         } catch (SSLException e) {
             t.sendAlert();
             throw new SSLException("TLS handshake failed: " + e.getMessage(), e);
         } catch (EOFException e) {
             throw new EOFException("peer closed the connection during the TLS handshake");
+        } finally {
+            if (!ok) {
+                t.release();
+            }
         }
         return t;
     }
@@ -170,6 +205,7 @@ final class TlsChannel implements ByteChannel {
      */
     @Override
     public int read(ByteBuffer dst) throws IOException {
+        checkUsable();
         int total = 0;
         while (dst.hasRemaining()) {
             if (appIn.position() > 0) {
@@ -250,6 +286,7 @@ final class TlsChannel implements ByteChannel {
 
     @Override
     public int write(ByteBuffer src) throws IOException {
+        checkUsable();
         int consumed = 0;
             while (src.hasRemaining()) {
                 SSLEngineResult r = engine.wrap(src, netOut);
@@ -290,6 +327,9 @@ final class TlsChannel implements ByteChannel {
      * write attempt on {@code out}, the socket: a peer that stopped reading does not hold the close.
      */
     void shutdown(WritableByteChannel out) {
+        if (released) {
+            return;
+        }
         try {
             engine.closeOutbound();
             while (engine.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.NEED_WRAP
@@ -305,9 +345,10 @@ final class TlsChannel implements ByteChannel {
         }
     }
 
-    /** Closes the network channel (see {@link #shutdown} for a clean end). */
+    /** Closes the network channel and frees the buffers (see {@link #shutdown} for a clean end). */
     @Override
     public void close() throws IOException {
+        release();
         net.close();
     }
 }
