@@ -422,8 +422,9 @@ public final class CachedBlobFile implements Closeable {
      * Writes fetched chunks and marks them present: {@code fetched} holds the blob's bytes from
      * {@code fetchedAt} (from its position 0 to its limit); the chunks {@code chunks[0..count)} that
      * lie inside it and are still missing are written, each under a byte-range lock on the data file
-     * and only if its bit is still clear under that lock, made durable with one fdatasync, then
-     * marked. Returns how many chunks were written.
+     * and only if its bit is still clear under that lock (a chunk whose range another process has
+     * locked is left to that process), made durable with one fdatasync, then marked. Returns how
+     * many chunks were written.
      */
     int store(ByteBuffer fetched, long fetchedAt, int[] chunks, int count) throws IOException {
         FileLock[] locks = new FileLock[count];
@@ -438,9 +439,14 @@ public final class CachedBlobFile implements Closeable {
                     continue;
                 }
                 try {
-                    locks[k] = data.lock(off, len, false);
+                    // Never wait: a process holding the range is writing this very chunk (and may be
+                    // stopped); it sets the bit, and this read is served from the fetched bytes.
+                    locks[k] = data.tryLock(off, len, false);
                 } catch (OverlappingFileLockException e) {
                     continue; // an overlapping range (hostile layout) being written by another thread: leave it
+                }
+                if (locks[k] == null) {
+                    continue;
                 }
                 if (isPresent(i)) {
                     continue; // another process stored it first: never overwrite present bytes
