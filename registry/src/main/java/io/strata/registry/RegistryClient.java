@@ -441,6 +441,7 @@ public final class RegistryClient implements AutoCloseable {
             throw new RegistryException(host.name + " answered 401 Unauthorized without a Basic or Bearer challenge", 401);
         }
         AuthChallenge ch = c.get();
+        LOG.debug("{} asks for {} auth (realm {})", host.name, ch.scheme(), ch.param("realm").orElse("-"));
         if (ch.isBasic()) {
             if (host.credentials.isEmpty()) {
                 if (sent != null && sent.startsWith("Bearer ")) {
@@ -564,13 +565,9 @@ public final class RegistryClient implements AutoCloseable {
                 s.add(one);
             }
         }
-        ch.param("scope").ifPresent(cs -> {
-            for (String one : cs.split(" ")) {
-                if (!one.isEmpty()) {
-                    s.add(one);
-                }
-            }
-        });
+        // The challenge's own scope names what the refused request needed, which is the scope this
+        // request computed; the host keeps only the last challenge, so its scope may be another
+        // repository's and is not added.
         return java.util.List.copyOf(s);
     }
 

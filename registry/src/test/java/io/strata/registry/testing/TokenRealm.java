@@ -7,6 +7,7 @@ import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
+import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -19,7 +20,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A token endpoint as the distribution token spec describes it, for {@link RegistryFixture#bearer}:
  * GET (or, when {@link #refuseGet} is set, only POST with a form) with {@code service} and
- * {@code scope}, optionally Basic credentials, answering {@code {"token": ..., "expires_in": N}}
+ * {@code scope}, optionally credentials (Basic, or username/password in the POST form), answering {@code {"token": ..., "expires_in": N}}
  * (or {@code access_token}, as OAuth2 servers do). Every request is recorded so tests can count token
  * fetches and check what was sent. It is a real HTTP peer on 127.0.0.1, not a mock of the client.
  */
@@ -35,6 +36,7 @@ public final class TokenRealm implements AutoCloseable {
     private final List<TokenRequest> requests = new ArrayList<>();
     private final AtomicInteger issued = new AtomicInteger();
     private volatile String requiredAuthorization;
+    private volatile String requiredForm;
     private volatile Integer expiresIn = 300;
     private volatile boolean accessTokenField;
     private volatile boolean refuseGet;
@@ -55,6 +57,8 @@ public final class TokenRealm implements AutoCloseable {
     public TokenRealm requireCredentials(String user, String password) {
         requiredAuthorization = "Basic " + Base64.getEncoder()
                 .encodeToString((user + ":" + password).getBytes(StandardCharsets.UTF_8));
+        requiredForm = "username=" + URLEncoder.encode(user, StandardCharsets.UTF_8) + "&password="
+                + URLEncoder.encode(password, StandardCharsets.UTF_8);
         return this;
     }
 
@@ -106,7 +110,9 @@ public final class TokenRealm implements AutoCloseable {
                 return;
             }
             String required = requiredAuthorization;
-            if (required != null && !required.equals(auth)) {
+            // OAuth2's password grant (the POST form) carries the credentials in the body instead.
+            boolean formOk = ex.getRequestMethod().equals("POST") && requiredForm != null && body.contains(requiredForm);
+            if (required != null && !required.equals(auth) && !formOk) {
                 send(ex, 401, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"bad credentials\"}]}");
                 return;
             }
