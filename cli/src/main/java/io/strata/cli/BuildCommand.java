@@ -52,6 +52,11 @@ final class BuildCommand implements Callable<Integer> {
             description = "Build time for reproducible output (default: $SOURCE_DATE_EPOCH, else now).")
     Long sourceDateEpoch;
 
+    @Option(names = "--prefetch", paramLabel = "LISTFILE",
+            description = "Write a RAFS prefetch table: one path per line from the image root, files or directories "
+                    + "(everything below). Paths the image lacks are left out with a warning, as nydus-image does.")
+    Path prefetchList;
+
     @Option(names = "--threads", paramLabel = "N", description = "Chunk digest/compression threads (default: one per CPU).")
     Integer threads;
 
@@ -107,8 +112,16 @@ final class BuildCommand implements Callable<Integer> {
         }
         long buildTime = buildTime(cmd);
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        java.util.List<String> prefetch = java.util.List.of();
+        if (prefetchList != null) {
+            try {
+                prefetch = Files.readAllLines(prefetchList);
+            } catch (java.io.IOException e) {
+                throw new CommandLine.ParameterException(cmd, "--prefetch: cannot read " + prefetchList + ": " + e);
+            }
+        }
         try {
-            return new BuildOptions(c, chunkSize, d, buildTime, n, legacyKernel);
+            return new BuildOptions(c, chunkSize, d, buildTime, n, legacyKernel, prefetch);
         } catch (IllegalArgumentException e) {
             String opt = e.getMessage().startsWith("chunk size") ? "--chunk-size" : e.getMessage().startsWith("threads")
                     ? "--threads" : "--source-date-epoch";

@@ -59,6 +59,54 @@ class BuildCliIT {
     }
 
     @Test
+    void prefetchListIsWrittenShownByInspectAndTheImageMounts() throws Exception {
+        Path src = StrataProcess.home().resolve("core-blockmap/src/main/java/io/strata/core");
+        Path list = tmp.resolve("prefetch.list");
+        Files.writeString(list, "image\n/blob/Blob.java\nno/such/file\n");
+        Path out = tmp.resolve("img");
+        StrataProcess.Run b = strata("build", src.toString(), "-o", out.toString(), "--chunk-size", "64K",
+                "--prefetch", list.toString());
+        assertEquals(0, b.code(), b.err());
+        assertTrue(b.err().contains("strata build: warning: prefetch: 'no/such/file' is not in the image"), b.err());
+
+        StrataProcess.Run i = strata("inspect", out.resolve("bootstrap").toString(), "--json");
+        assertEquals(0, i.code(), i.err());
+        JsonNode p = new ObjectMapper().readTree(i.out()).get("prefetch");
+        assertEquals(2, p.get("entries").asInt(), i.out());
+        assertEquals(8, p.get("table_size").asInt());
+        assertEquals("/image", p.get("inodes").get(0).get("path").asText());
+        assertEquals("directory", p.get("inodes").get(0).get("type").asText());
+        assertEquals("/blob/Blob.java", p.get("inodes").get(1).get("path").asText());
+        long files;
+        try (Stream<Path> s = Files.walk(src.resolve("image"))) {
+            files = s.filter(Files::isRegularFile).count();
+        }
+        assertTrue(p.get("chunks").asLong() >= files + 1, "at least one chunk per planned file: " + p);
+
+        StrataProcess.Run text = strata("inspect", out.resolve("bootstrap").toString());
+        assertEquals(0, text.code(), text.err());
+        assertTrue(text.out().contains("prefetch:") && text.out().contains("entries: 2") && text.out().contains("path: /image"),
+                text.out());
+
+        Path disk = tmp.resolve("disk.raw");
+        StrataProcess.Run e = strata("export", out.resolve("bootstrap").toString(), "-o", disk.toString());
+        assertEquals(0, e.code(), e.err());
+        HostTools.requireRootWithErofsAndLoop();
+        try (HostTools.ErofsMount m = new HostTools.ErofsMount(disk, tmp.resolve("mnt"));
+             Stream<Path> s = Files.walk(src)) {
+            for (Path f : (Iterable<Path>) s.filter(Files::isRegularFile)::iterator) {
+                assertEquals(-1, Files.mismatch(f, m.path().resolve(src.relativize(f))), f.toString());
+            }
+        }
+
+        StrataProcess.Run missing = strata("build", src.toString(), "-o", tmp.resolve("o2").toString(),
+                "--prefetch", tmp.resolve("no-such-list").toString());
+        assertEquals(2, missing.code(), missing.err());
+        assertEquals(1, missing.err().strip().lines().count(), missing.err());
+        assertTrue(missing.err().startsWith("strata build: --prefetch: cannot read"), missing.err());
+    }
+
+    @Test
     void badArgumentsAreOneLineAndExit2() throws Exception {
         Path tar = Fixtures.root().resolve("tar/all-entry-type.tar");
         for (String[] args : List.of(

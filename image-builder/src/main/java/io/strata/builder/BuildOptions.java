@@ -13,9 +13,11 @@ import io.strata.core.image.RafsImage;
  *     ({@code --source-date-epoch} for reproducible output)
  * @param threads chunk digest/compression workers
  * @param legacyKernel also check that the image can be served to kernels 5.15-6.3 (see {@link ImageBuilder})
+ * @param prefetch paths from the image root for the RAFS prefetch table ({@code --prefetch LISTFILE}),
+ *     in order; a directory stands for everything below it; empty for no table
  */
 public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgorithm digest, long buildTime,
-                           int threads, boolean legacyKernel) {
+                           int threads, boolean legacyKernel, java.util.List<String> prefetch) {
     public static final long DEFAULT_CHUNK_SIZE = 1 << 20;
 
     public BuildOptions {
@@ -28,6 +30,12 @@ public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgo
         if (buildTime < 0) {
             throw new IllegalArgumentException("build time must not be before 1970, not " + buildTime);
         }
+        prefetch = java.util.List.copyOf(prefetch);
+    }
+
+    public BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgorithm digest, long buildTime,
+                        int threads, boolean legacyKernel) {
+        this(compressor, chunkSize, digest, buildTime, threads, legacyKernel, java.util.List.of());
     }
 
     /** zstd:3 chunks of 1 MiB with blake3 digests (Nydus's defaults), one worker per CPU. */
@@ -37,26 +45,30 @@ public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgo
     }
 
     public BuildOptions withCompressor(CompressorSpec c) {
-        return new BuildOptions(c, chunkSize, digest, buildTime, threads, legacyKernel);
+        return new BuildOptions(c, chunkSize, digest, buildTime, threads, legacyKernel, prefetch);
     }
 
     public BuildOptions withChunkSize(long size) {
-        return new BuildOptions(compressor, size, digest, buildTime, threads, legacyKernel);
+        return new BuildOptions(compressor, size, digest, buildTime, threads, legacyKernel, prefetch);
     }
 
     public BuildOptions withDigest(DigestAlgorithm d) {
-        return new BuildOptions(compressor, chunkSize, d, buildTime, threads, legacyKernel);
+        return new BuildOptions(compressor, chunkSize, d, buildTime, threads, legacyKernel, prefetch);
     }
 
     public BuildOptions withThreads(int n) {
-        return new BuildOptions(compressor, chunkSize, digest, buildTime, n, legacyKernel);
+        return new BuildOptions(compressor, chunkSize, digest, buildTime, n, legacyKernel, prefetch);
     }
 
     public BuildOptions withLegacyKernel(boolean legacy) {
-        return new BuildOptions(compressor, chunkSize, digest, buildTime, threads, legacy);
+        return new BuildOptions(compressor, chunkSize, digest, buildTime, threads, legacy, prefetch);
+    }
+
+    public BuildOptions withPrefetch(java.util.List<String> paths) {
+        return new BuildOptions(compressor, chunkSize, digest, buildTime, threads, legacyKernel, paths);
     }
 
     public BuildOptions withBuildTime(long seconds) {
-        return new BuildOptions(compressor, chunkSize, digest, seconds, threads, legacyKernel);
+        return new BuildOptions(compressor, chunkSize, digest, seconds, threads, legacyKernel, prefetch);
     }
 }

@@ -1,6 +1,7 @@
 package io.strata.core.image;
 
 import io.strata.core.chunk.ChunkTable;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,7 +15,7 @@ public final class ImageReport {
     private ImageReport() {
     }
 
-    public static Map<String, Object> of(RafsImage image) throws ImageFormatException {
+    public static Map<String, Object> of(RafsImage image) throws IOException {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("bootstrap", image.path().toString());
         root.put("bootstrap_bytes", image.fileSize());
@@ -96,7 +97,29 @@ public final class ImageReport {
         chunks.put("bytes_uncompressed", uncompressed);
         chunks.put("compression_ratio", uncompressed == 0 ? 0.0 : Math.round(1000.0 * compressed / uncompressed) / 1000.0);
         root.put("chunks", chunks);
+        root.put("prefetch", prefetch(image));
         return root;
+    }
+
+    /** The prefetch table: its entries (nid, a path reaching it) and the chunks they plan. */
+    private static Map<String, Object> prefetch(RafsImage image) throws IOException {
+        PrefetchPlan plan = PrefetchPlan.of(image);
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("table_offset", image.ext().prefetchTableOffset());
+        p.put("table_size", image.ext().prefetchTableSize());
+        p.put("entries", plan.entries().size());
+        List<Map<String, Object>> inodes = new ArrayList<>();
+        for (PrefetchPlan.Entry e : plan.entries()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("nid", e.nid());
+            m.put("path", e.path() == null ? "(not reachable from the root)" : e.path());
+            m.put("type", e.directory() ? "directory" : "file");
+            inodes.add(m);
+        }
+        p.put("inodes", inodes);
+        p.put("chunks", plan.chunks().size());
+        p.put("bytes_compressed", plan.compressedBytes());
+        return p;
     }
 
     private static String hex(long v) {

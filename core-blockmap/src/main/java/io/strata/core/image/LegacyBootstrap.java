@@ -76,7 +76,7 @@ public final class LegacyBootstrap {
         return n <= 1 ? 1 : Integer.highestOneBit(n - 1) << 1;
     }
 
-    private static ErofsInode decodeChecked(RafsImage image, ByteBuffer buf, ErofsSuperblock sb, long nid)
+    static ErofsInode decodeChecked(RafsImage image, ByteBuffer buf, ErofsSuperblock sb, long nid)
             throws ImageFormatException {
         long metaStart = sb.metaBlkaddr() * RafsImage.BLOCK_SIZE; // inside the file (RafsImage)
         long slots = (buf.capacity() - metaStart) / ErofsInode.SLOT_SIZE;
@@ -126,7 +126,7 @@ public final class LegacyBootstrap {
         }
     }
 
-    private static List<ErofsDirent> directoryEntries(RafsImage image, ByteBuffer buf, ErofsInode dir)
+    static List<ErofsDirent> directoryEntries(RafsImage image, ByteBuffer buf, ErofsInode dir)
             throws ImageFormatException {
         List<ErofsDirent> all = new java.util.ArrayList<>();
         long size = dir.size();

@@ -31,6 +31,8 @@ public final class RafsImage {
      * {@code export} writes and {@code serve} advertises.
      */
     public static final long MAX_MAPPED_ALIGN_BLOCKS = 512;
+    /** A prefetch table entry: a u32 nid. */
+    public static final int PREFETCH_ENTRY_SIZE = 4;
 
     private final Path path;
     private final long fileSize;
@@ -39,9 +41,10 @@ public final class RafsImage {
     private final List<DeviceSlot> devices;
     private final List<BlobTableEntry> blobs;
     private final List<ChunkInfo> chunks;
+    private final long[] prefetchNids;
 
     private RafsImage(Path path, long fileSize, ErofsSuperblock superblock, RafsSuperblockExt ext,
-                      List<DeviceSlot> devices, List<BlobTableEntry> blobs, List<ChunkInfo> chunks) {
+                      List<DeviceSlot> devices, List<BlobTableEntry> blobs, List<ChunkInfo> chunks, long[] prefetchNids) {
         this.path = path;
         this.fileSize = fileSize;
         this.superblock = superblock;
@@ -49,6 +52,7 @@ public final class RafsImage {
         this.devices = devices;
         this.blobs = blobs;
         this.chunks = chunks;
+        this.prefetchNids = prefetchNids;
     }
 
     public static RafsImage open(Path bootstrap) throws IOException {
@@ -149,7 +153,55 @@ public final class RafsImage {
             validateChunk(file, i, c, blobs);
             chunks.add(c);
         }
-        return new RafsImage(file, size, sb, ext, List.copyOf(devices), List.copyOf(blobs), List.copyOf(chunks));
+        long[] prefetch = readPrefetchTable(file, data, sb, ext, size);
+        return new RafsImage(file, size, sb, ext, List.copyOf(devices), List.copyOf(blobs), List.copyOf(chunks), prefetch);
+    }
+
+    /**
+     * The prefetch table (Nydus {@code RafsV6PrefetchTable}): u32 nids of the files and directories
+     * to fetch first, in order; a directory stands for everything below it. Nydus's builder puts it
+     * right after the blob table and sets {@code prefetch_table_size} in bytes (4 per entry); an
+     * image without one has size 0 (and offset 0). Every entry must name an inode slot inside the
+     * bootstrap that holds a plausible inode: its i_format has only the layout and extended bits and
+     * its mode a file type.
+     */
+    private static long[] readPrefetchTable(Path file, ByteBuffer data, ErofsSuperblock sb, RafsSuperblockExt ext, long size)
+            throws ImageFormatException {
+        long bytes = ext.prefetchTableSize();
+        if (bytes == 0) {
+            return new long[0];
+        }
+        checkTable(file, "rafs_ext.prefetch_table", ext.prefetchTableOffset(), bytes, PREFETCH_ENTRY_SIZE, size);
+        int count = (int) (bytes / PREFETCH_ENTRY_SIZE);
+        long[] nids = new long[count];
+        ByteBuffer b = data.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long metaStart = sb.metaBlkaddr() * BLOCK_SIZE; // inside the file (checked above)
+        for (int i = 0; i < count; i++) {
+            long nid = Integer.toUnsignedLong(b.getInt((int) ext.prefetchTableOffset() + i * PREFETCH_ENTRY_SIZE));
+            String f = "prefetch_table[" + i + "]";
+            if (metaStart + (nid + 1) * ErofsInode.SLOT_SIZE > size) {
+                throw new ImageFormatException(file, f, nid, "names no inode: nid lies outside the bootstrap ("
+                        + (size - metaStart) / ErofsInode.SLOT_SIZE + " inode slots from meta_blkaddr)");
+            }
+            ErofsInode inode = ErofsInode.decode(data, sb.metaBlkaddr(), nid);
+            if (inode.offset() + inode.inodeSize() > size) {
+                throw new ImageFormatException(file, f, nid, "names an extended inode that runs past the end of the bootstrap");
+            }
+            if ((inode.format() & ~0xF) != 0 || !isFileType(inode.mode())) {
+                throw new ImageFormatException(file, f, nid, "names no inode (i_format "
+                        + ImageFormatException.hex(inode.format()) + ", mode 0" + Integer.toOctalString(inode.mode()) + ")");
+            }
+            nids[i] = nid;
+        }
+        return nids;
+    }
+
+    private static boolean isFileType(int mode) {
+        return switch (mode & ErofsInode.S_IFMT) {
+            case ErofsInode.S_IFREG, ErofsInode.S_IFDIR, ErofsInode.S_IFLNK, ErofsInode.S_IFCHR, ErofsInode.S_IFBLK,
+                    ErofsInode.S_IFIFO, ErofsInode.S_IFSOCK -> true;
+            default -> false;
+        };
     }
 
     private static void checkTable(Path file, String field, long offset, long length, int entrySize, long fileSize)
@@ -354,6 +406,14 @@ public final class RafsImage {
 
     public List<ChunkInfo> chunks() {
         return chunks;
+    }
+
+    /**
+     * The nids of the prefetch table, in table order (empty if the image has none). Each names an
+     * inode slot with a plausible inode; {@link PrefetchPlan} turns them into chunks.
+     */
+    public long[] prefetchNids() {
+        return prefetchNids.clone();
     }
 
     /** Blocks of the flat device: the bootstrap, then every blob's space at its mapped_blkaddr. */

@@ -36,6 +36,7 @@ import java.util.List;
  * <pre>
  *   block 0: EROFS superblock at 1024, RAFS extension at 1152, device table at 1408 (one slot per blob)
  *   blob table (256 B per blob), 4 KiB-aligned after the device table
+ *   prefetch table (u32 nids, --prefetch), right after the blob table
  *   inodes from meta_blkaddr (with inline xattrs, tails and chunk indexes)
  *   whole directory / symlink blocks
  *   chunk-info table (80 B per file chunk), 4 KiB-aligned; the file padded to 4 KiB
@@ -61,7 +62,16 @@ public final class BootstrapWriter {
         int n = blobs.size();
         long devtOff = RafsSuperblockExt.OFFSET + RafsSuperblockExt.SIZE;
         long blobTableOff = MetaLayout.align(devtOff + (long) n * DeviceSlot.SIZE, BLOCK);
-        long metaStart = MetaLayout.align(blobTableOff + (long) n * BlobTableEntry.SIZE, BLOCK);
+        // The prefetch table goes right after the blob table, as Nydus's builder puts it (no blobs:
+        // no table, as in Nydus: there is nothing to fetch).
+        List<Node> prefetch = PrefetchList.resolve(tree, options.prefetch(), listener);
+        if (n == 0 && !prefetch.isEmpty()) {
+            listener.warning("prefetch: the image has no data blobs; no prefetch table written");
+            prefetch = List.of();
+        }
+        long prefetchOff = blobTableOff + (long) n * BlobTableEntry.SIZE;
+        long prefetchSize = (long) prefetch.size() * RafsImage.PREFETCH_ENTRY_SIZE;
+        long metaStart = MetaLayout.align(prefetchOff + prefetchSize, BLOCK);
         XattrFilter xattrs = new XattrFilter();
         MetaLayout layout = MetaLayout.plan(tree, metaStart, options, xattrs);
         xattrs.report(listener);
@@ -104,11 +114,14 @@ public final class BootstrapWriter {
                     options.digest().code, BlobTrailer.FEATURES, b.compressedSize(), b.uncompressedSize(),
                     b.metaInfo().encode()).encode(head, (int) blobTableOff + i * BlobTableEntry.SIZE);
         }
+        for (int i = 0; i < prefetch.size(); i++) {
+            head.putInt((int) prefetchOff + i * RafsImage.PREFETCH_ENTRY_SIZE, (int) layout.byNode.get(prefetch.get(i)).nid);
+        }
         long flags = options.compressor().compression().superFlag | options.digest().superFlag
                 | RafsSuperblockExt.FLAG_EXPLICIT_UID_GID | (n > 0 ? RafsSuperblockExt.FLAG_INLINED_CHUNK_DIGEST : 0)
                 | (hasXattrs ? RafsSuperblockExt.FLAG_HAS_XATTR : 0);
         new RafsSuperblockExt(flags, blobTableOff, (long) n * BlobTableEntry.SIZE, options.chunkSize(), chunkTableOff,
-                chunkEntries * ChunkInfo.SIZE, 0, 0).encode(head);
+                chunkEntries * ChunkInfo.SIZE, prefetchSize == 0 ? 0 : prefetchOff, prefetchSize).encode(head);
         int incompat = ErofsSuperblock.INCOMPAT_CHUNKED_FILE | (n > 0 ? ErofsSuperblock.INCOMPAT_DEVICE_TABLE : 0);
         new ErofsSuperblock(0, ErofsSuperblock.COMPAT_RAFS_V6, RafsImage.BLOCK_BITS, 0, (int) layout.root().nid,
                 layout.inodes.size(), options.buildTime(), 0, size / BLOCK, metaStart / BLOCK, 0, new byte[16], new byte[16],
