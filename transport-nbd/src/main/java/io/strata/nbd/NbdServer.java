@@ -238,8 +238,10 @@ public final class NbdServer implements Closeable {
      * greeting never comes) instead of waiting. One log line, at most one a second under a flood.
      */
     private synchronized void refuse(SocketChannel ch, String listener) {
-        closeQuietly(ch);
+        // Counted before the close: the client sees the close at once, and whoever then reads the
+        // counter (a test, the metrics line) must already see this refusal.
         metrics.refused.increment();
+        closeQuietly(ch);
         long now = System.nanoTime();
         refusedSinceLog++;
         if (now - lastRefusalLog >= 1_000_000_000L || lastRefusalLog == 0) {
