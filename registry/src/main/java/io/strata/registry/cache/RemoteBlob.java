@@ -88,7 +88,12 @@ public final class RemoteBlob implements Blob {
                 int i = ranges.firstEndingAfter(p);
                 if (i == ranges.count() || ranges.offset(i) > p) {
                     long to = i == ranges.count() ? end : Math.min(end, ranges.offset(i));
-                    fetchUncached(dst, p, to);
+                    source.demandStarted();
+                    try {
+                        fetchUncached(dst, p, to);
+                    } finally {
+                        source.demandFinished();
+                    }
                     p = to;
                 } else if (file.isPresent(i)) {
                     long to = Math.min(end, ranges.end(i));
@@ -99,7 +104,13 @@ public final class RemoteBlob implements Blob {
                         file.markMissing(i); // the data file lost it: fetch again
                     }
                 } else {
-                    p = fetchMissing(i, dst, p, end);
+                    // Counted while it fetches or waits: a prefetcher holds back meanwhile.
+                    source.demandStarted();
+                    try {
+                        p = fetchMissing(i, dst, p, end);
+                    } finally {
+                        source.demandFinished();
+                    }
                 }
             }
         } finally {

@@ -7,6 +7,7 @@ import io.strata.registry.RangeFetcher;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Blobs that live remotely (in a registry: digest {@code sha256:<blob id>} in one repository), read
@@ -32,6 +33,8 @@ public final class RemoteBlobSource implements BlobSource {
     private final String description;
     private final FetchPolicy policy;
     private final CacheCounters counters = new CacheCounters();
+    /** On-demand reads fetching from the remote (or waiting for a fetch) right now. */
+    private final AtomicInteger demandFetches = new AtomicInteger();
     /** Direct buffers of {@code policy.mergeLimit()} bytes not in use. Guarded by itself. */
     private final ArrayDeque<ByteBuffer> buffers = new ArrayDeque<>();
 
@@ -82,6 +85,23 @@ public final class RemoteBlobSource implements BlobSource {
 
     public BlobCacheDirectory cache() {
         return cache;
+    }
+
+    /**
+     * How many on-demand reads of this source's blobs are fetching from the remote, or waiting for
+     * a fetch, right now: a prefetcher issues its next request only while this is low, so that a
+     * read never queues behind prefetching.
+     */
+    public int demandFetches() {
+        return demandFetches.get();
+    }
+
+    void demandStarted() {
+        demandFetches.incrementAndGet();
+    }
+
+    void demandFinished() {
+        demandFetches.decrementAndGet();
     }
 
     void release(RemoteBlob blob) throws IOException {

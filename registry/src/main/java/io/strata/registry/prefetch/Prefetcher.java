@@ -1,0 +1,384 @@
+package io.strata.registry.prefetch;
+
+import io.strata.core.blob.ChunkRanges;
+import io.strata.core.image.BlobTableEntry;
+import io.strata.core.image.PrefetchPlan;
+import io.strata.core.image.RafsImage;
+import io.strata.registry.cache.RemoteBlob;
+import io.strata.registry.cache.RemoteBlobSource;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fetches a remote image's chunks into the persistent cache in the background, behind the reads.
+ *
+ * <p><b>Entry point</b> (for the serve commands): open the device first (its {@code ChunkStore}
+ * opens the blobs, which creates their cache files), then
+ * <pre>
+ *   Prefetcher p = Prefetcher.start(image, remoteBlobSource, PrefetchMode.parse(option), PrefetchOptions.defaults());
+ *   ... p.progress() for the metrics line ...
+ *   p.close();   // before the device, the source and the cache directory
+ * </pre>
+ * {@code start} returns at once; planning and fetching run on daemon threads named
+ * {@code strata-prefetch-N}.
+ *
+ * <p><b>What it fetches.</b> {@link PrefetchMode#TABLE}: the chunks the image's RAFS prefetch table
+ * names ({@link PrefetchPlan}: table order, file order). {@link PrefetchMode#ALL}: those first, then
+ * every other chunk of every blob in blob order, so that the whole image ends up in the cache (the
+ * next open of a blob then serves it as a local file, zero-copy paths included) and the device keeps
+ * working without the registry. Each fetch goes through {@link RemoteBlob#fetchIfMissing}: the same
+ * path as a read's miss (whole chunks, neighbouring missing chunks merged into one request up to the
+ * merge limit, one fetch per chunk however many want it), storing the compressed bytes as they came;
+ * nothing is decompressed here. Digests are checked when a read uses a chunk (the core's
+ * {@code ChunkStore}); a bad chunk is then dropped from the cache ({@code Blob.discard}) and fetched
+ * again by the next read.
+ *
+ * <p><b>Reads go first.</b> A prefetch keeps at most {@link PrefetchOptions#slots} requests in flight
+ * (default 2, of the registry client's 8 connections per registry), and before each request it waits
+ * while {@link PrefetchOptions#yieldAt} or more on-demand reads are fetching or waiting for a fetch
+ * ({@link RemoteBlobSource#demandFetches}). A read thus never queues behind prefetch requests; at worst
+ * it shares the link with the (at most {@code slots}) prefetch requests already on the wire.
+ *
+ * <p><b>Progress</b>: a log line each time a blob's planned bytes pass another 10 %
+ * ({@code prefetch (all): blob 3f2a... 40 % (12.0/30.1 MiB)}) and one at the end; counters in
+ * {@link #progress()} for the metrics line. After {@link PrefetchOptions#maxConsecutiveFailures}
+ * failed requests in a row (each already retried by the registry client) it gives up with one log
+ * line; reads keep fetching on demand. {@link #close} stops it between requests (a request in
+ * flight is finished, never interrupted: an interrupt would close the cache's shared file channel).
+ */
+public final class Prefetcher implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Prefetcher.class);
+    private static final double MIB = 1024.0 * 1024.0;
+    /** How long {@link #close} waits for the request in flight (the registry client's read deadline bounds it). */
+    private static final Duration CLOSE_WAIT = Duration.ofSeconds(90);
+
+    /** Consecutive chunks of one blob spanning at most the merge limit: one slot fetches them in order. */
+    private record Segment(int blob, int[] chunks) {
+    }
+
+    private final RafsImage image;
+    private final RemoteBlobSource source;
+    private final PrefetchMode mode;
+    private final PrefetchOptions options;
+    private final PrefetchProgress progress;
+    private final CountDownLatch finished = new CountDownLatch(1);
+    private final AtomicInteger nextSegment = new AtomicInteger();
+    private final AtomicInteger workersLeft = new AtomicInteger();
+    private final AtomicInteger consecutiveFailures = new AtomicInteger();
+    private volatile boolean stopping;
+    private volatile boolean failed;
+    private long startNanos;
+    // Set by the planner before the workers start (Thread.start orders them).
+    private RemoteBlob[] blobs = new RemoteBlob[0];
+    private ChunkRanges[] ranges;
+    private List<Segment> segments = List.of();
+    private long[] blobPlanned;
+    private AtomicLongArray blobDone;
+    private AtomicIntegerArray blobDecile;
+
+    private Prefetcher(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+        this.image = image;
+        this.source = source;
+        this.mode = mode;
+        this.options = options;
+        this.progress = new PrefetchProgress(mode);
+    }
+
+    /**
+     * Starts prefetching {@code image}'s blobs from {@code source} in the background and returns at
+     * once. {@link PrefetchMode#NONE} (or an image without blobs) starts nothing.
+     */
+    public static Prefetcher start(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+        Prefetcher p = new Prefetcher(image, source, mode, options);
+        if (mode == PrefetchMode.NONE || image.blobs().isEmpty()) {
+            p.progress.state = mode == PrefetchMode.NONE ? PrefetchProgress.State.OFF : PrefetchProgress.State.DONE;
+            p.finished.countDown();
+            return p;
+        }
+        p.progress.state = PrefetchProgress.State.RUNNING;
+        p.startNanos = System.nanoTime();
+        p.workersLeft.set(options.slots());
+        Thread planner = new Thread(p::planThenWork, "strata-prefetch-1");
+        planner.setDaemon(true);
+        planner.start();
+        return p;
+    }
+
+    public PrefetchProgress progress() {
+        return progress;
+    }
+
+    /** Waits until the prefetch has finished (done, failed or stopped); false on timeout. */
+    public boolean awaitFinished(Duration timeout) throws InterruptedException {
+        return finished.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /** The first worker plans (opening the blobs may ask the registry for a size), then starts the others. */
+    private void planThenWork() {
+        try {
+            plan();
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("prefetch ({}): cannot plan: {}; reads fetch on demand", mode.cliName(), oneLine(e));
+            failed = true;
+            stopping = true;
+        }
+        if (!stopping) {
+            long chunks = progress.plannedChunks();
+            LOG.info("prefetch ({}): {} chunk(s), {} MiB in {} blob(s), {} slot(s)", mode.cliName(), chunks,
+                    mib(progress.plannedBytes()), blobs.length, options.slots());
+            for (int k = 2; k <= options.slots(); k++) {
+                Thread t = new Thread(this::work, "strata-prefetch-" + k);
+                t.setDaemon(true);
+                t.start();
+            }
+        } else {
+            for (int k = 2; k <= options.slots(); k++) {
+                workerDone();
+            }
+        }
+        work();
+    }
+
+    private void plan() throws IOException {
+        int n = image.blobs().size();
+        io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(image);
+        blobs = new RemoteBlob[n];
+        ranges = new ChunkRanges[n];
+        blobPlanned = new long[n];
+        blobDone = new AtomicLongArray(n);
+        blobDecile = new AtomicIntegerArray(n);
+        for (int b = 0; b < n && !stopping; b++) {
+            blobs[b] = source.open(image.blobs().get(b).blobId(), tables[b].compressedRanges());
+            ranges[b] = blobs[b].cacheFile().ranges();
+        }
+        if (stopping) {
+            return;
+        }
+        boolean[][] planned = new boolean[n][];
+        for (int b = 0; b < n; b++) {
+            planned[b] = new boolean[ranges[b].count()];
+        }
+        // Tasks in order: (blob, chunk) pairs, the table's first.
+        List<long[]> tasks = new ArrayList<>();
+        for (PrefetchPlan.Chunk c : PrefetchPlan.of(image).chunks()) {
+            int i = indexOf(ranges[c.blob()], c.compressedOffset(), c.compressedSize());
+            if (i >= 0 && !planned[c.blob()][i]) {
+                planned[c.blob()][i] = true;
+                tasks.add(new long[] {c.blob(), i});
+            }
+        }
+        if (mode == PrefetchMode.ALL) {
+            for (int b = 0; b < n; b++) {
+                for (int i = 0; i < ranges[b].count(); i++) {
+                    if (!planned[b][i] && ranges[b].length(i) > 0) {
+                        planned[b][i] = true;
+                        tasks.add(new long[] {b, i});
+                    }
+                }
+            }
+        }
+        segments = group(tasks);
+        for (long[] t : tasks) {
+            int len = ranges[(int) t[0]].length((int) t[1]);
+            blobPlanned[(int) t[0]] += len;
+            progress.plannedChunks.increment();
+            progress.plannedBytes.add(len);
+        }
+    }
+
+    /** The index in {@code r} of the chunk at {@code offset} with {@code length}, or -1. */
+    static int indexOf(ChunkRanges r, long offset, int length) {
+        for (int i = r.firstEndingAfter(offset); i < r.count() && r.offset(i) <= offset; i++) {
+            if (r.offset(i) == offset && r.length(i) == length) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Groups consecutive tasks of one blob, in ascending blob order and spanning at most the merge
+     * limit, into segments: one request normally fetches a whole segment, and two slots never ask
+     * for the same bytes.
+     */
+    private List<Segment> group(List<long[]> tasks) {
+        int limit = source.policy().mergeLimit();
+        List<Segment> out = new ArrayList<>();
+        int k = 0;
+        while (k < tasks.size()) {
+            int blob = (int) tasks.get(k)[0];
+            ChunkRanges r = ranges[blob];
+            int first = (int) tasks.get(k)[1];
+            long start = r.offset(first);
+            long end = r.end(first);
+            int[] chunks = new int[8];
+            int count = 0;
+            chunks[count++] = first;
+            k++;
+            while (k < tasks.size() && tasks.get(k)[0] == blob) {
+                int i = (int) tasks.get(k)[1];
+                if (r.offset(i) < end || r.end(i) - start > limit) {
+                    break;
+                }
+                if (count == chunks.length) {
+                    chunks = Arrays.copyOf(chunks, count * 2);
+                }
+                chunks[count++] = i;
+                end = r.end(i);
+                k++;
+            }
+            out.add(new Segment(blob, Arrays.copyOf(chunks, count)));
+        }
+        return out;
+    }
+
+    private void work() {
+        try {
+            while (!stopping) {
+                int s = nextSegment.getAndIncrement();
+                if (s >= segments.size()) {
+                    break;
+                }
+                fetch(segments.get(s));
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("prefetch ({}): stopped: {}", mode.cliName(), oneLine(e));
+            failed = true;
+            stopping = true;
+        } finally {
+            workerDone();
+        }
+    }
+
+    private void fetch(Segment seg) {
+        RemoteBlob blob = blobs[seg.blob()];
+        ChunkRanges r = ranges[seg.blob()];
+        for (int i : seg.chunks()) {
+            if (stopping) {
+                return;
+            }
+            boolean missing = !blob.cacheFile().isPresent(i);
+            if (missing) {
+                yieldToReads();
+                if (stopping) {
+                    return;
+                }
+                try {
+                    if (blob.fetchIfMissing(i)) {
+                        progress.requests.increment();
+                    }
+                    consecutiveFailures.set(0);
+                } catch (IOException e) {
+                    progress.failures.increment();
+                    int inARow = consecutiveFailures.incrementAndGet();
+                    LOG.warn("prefetch ({}): blob {} chunk at byte {}: {}", mode.cliName(), blob.id(), r.offset(i), oneLine(e));
+                    if (inARow >= options.maxConsecutiveFailures()) {
+                        LOG.warn("prefetch ({}): gave up after {} failed requests in a row; reads still fetch on demand",
+                                mode.cliName(), inARow);
+                        failed = true;
+                        stopping = true;
+                    }
+                    continue;
+                }
+            }
+            chunkDone(seg.blob(), r.length(i));
+        }
+    }
+
+    /** Holds back while reads are fetching: they go first. */
+    private void yieldToReads() {
+        boolean counted = false;
+        while (!stopping && source.demandFetches() >= options.yieldAt()) {
+            if (!counted) {
+                progress.yields.increment();
+                counted = true;
+            }
+            LockSupport.parkNanos(options.yieldPoll().toNanos());
+        }
+    }
+
+    private void chunkDone(int blob, int bytes) {
+        progress.doneChunks.increment();
+        progress.doneBytes.add(bytes);
+        long done = blobDone.addAndGet(blob, bytes);
+        long planned = blobPlanned[blob];
+        int decile = planned == 0 ? 10 : (int) (done * 10 / planned);
+        int logged = blobDecile.get(blob);
+        if (decile > logged && blobDecile.compareAndSet(blob, logged, decile)) {
+            LOG.info("prefetch ({}): blob {} {} % ({}/{} MiB)", mode.cliName(), shortId(image.blobs().get(blob)),
+                    decile * 10, mib(done), mib(planned));
+        }
+    }
+
+    private void workerDone() {
+        if (workersLeft.decrementAndGet() != 0) {
+            return;
+        }
+        for (RemoteBlob b : blobs) {
+            if (b != null) {
+                try {
+                    b.close();
+                } catch (IOException e) {
+                    LOG.warn("prefetch: closing blob {}: {}", b.id(), oneLine(e));
+                }
+            }
+        }
+        boolean complete = !failed && nextSegment.get() >= segments.size() && progress.doneChunks() == progress.plannedChunks();
+        progress.state = complete ? PrefetchProgress.State.DONE
+                : failed ? PrefetchProgress.State.FAILED : PrefetchProgress.State.STOPPED;
+        double secs = (System.nanoTime() - startNanos) / 1e9;
+        LOG.info(String.format(Locale.ROOT, "prefetch (%s): %s: %d/%d chunk(s), %s/%s MiB cached in %.1f s; %d request(s),"
+                        + " held back %d time(s) for reads, %d failure(s)", mode.cliName(), progress.state.name().toLowerCase(Locale.ROOT),
+                progress.doneChunks(), progress.plannedChunks(), mib(progress.doneBytes()), mib(progress.plannedBytes()), secs,
+                progress.requests(), progress.yields(), progress.failures()));
+        finished.countDown();
+    }
+
+    /**
+     * Stops prefetching: no new request starts; waits for the requests in flight (bounded by the
+     * registry client's deadline) so that the blobs are released before the caller closes the source.
+     */
+    @Override
+    public void close() {
+        stopping = true;
+        try {
+            if (!finished.await(CLOSE_WAIT.toNanos(), TimeUnit.NANOSECONDS)) {
+                LOG.warn("prefetch ({}): a request is still in flight after {} s; left to finish on its own",
+                        mode.cliName(), CLOSE_WAIT.toSeconds());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static String shortId(BlobTableEntry b) {
+        String id = b.blobId();
+        return id.length() > 12 ? id.substring(0, 12) : id;
+    }
+
+    private static String mib(long bytes) {
+        return String.format(Locale.ROOT, "%.1f", bytes / MIB);
+    }
+
+    private static String oneLine(Throwable e) {
+        String m = e.getMessage() == null ? e.toString() : e.getMessage();
+        return m.replace('\n', ' ').replace('\r', ' ');
+    }
+
+    @Override
+    public String toString() {
+        return progress.toString();
+    }
+}
