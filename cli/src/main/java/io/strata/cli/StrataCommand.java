@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = StrataCommand.Version.class,
         description = "Serve container images (Nydus RAFS v6 / EROFS) as flat block devices.",
-        subcommands = {BuildCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
+        subcommands = {BuildCommand.class, PushCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
                 AttachCommand.class, CommandLine.HelpCommand.class})
 public final class StrataCommand implements Runnable {
     @CommandLine.Spec
