@@ -49,6 +49,8 @@ final class HttpCall<T> {
     /** Whether I/O failures and retryable statuses are tried again (false for a PUT of an upload session). */
     boolean retry = true;
     long deadlineNanos;
+    /** Whether one try may take until the deadline (a whole-blob transfer) instead of the per-try timeout. */
+    boolean wholeTransfer;
 
     HttpCall(String method, URI uri, Supplier<TryBody<T>> body) {
         this.method = method;
@@ -78,6 +80,12 @@ final class HttpCall<T> {
 
     HttpCall<T> redirects(boolean follow) {
         this.followRedirects = follow;
+        return this;
+    }
+
+    /** A whole-blob download or upload: one try may use the whole (size-scaled) deadline. */
+    HttpCall<T> wholeTransfer() {
+        this.wholeTransfer = true;
         return this;
     }
 

@@ -261,6 +261,7 @@ public final class ImagePusher {
                 .header("Content-Type", "application/octet-stream")
                 .publisher(counted)
                 .deadline(client.transferDeadline(size))
+                .wholeTransfer()
                 .noRetry(); // a broken upload session is not resumed: ensureBlob starts a new one
         HttpCall.Reply<Void> r = client.send(host, call);
         if (r.status() != 201) {

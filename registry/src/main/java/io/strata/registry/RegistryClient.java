@@ -144,7 +144,7 @@ public final class RegistryClient implements AutoCloseable {
         RegistryHost host = host(repo.registry());
         URI uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
         HttpCall<Path> call = new HttpCall<Path>("GET", uri, () -> info -> HttpResponse.BodySubscribers.ofFile(target))
-                .scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size));
+                .scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size)).wholeTransfer();
         HttpCall.Reply<Path> r = send(host, call);
         if (r.status() != 200) {
             throw statusError(call, r, repo + ": blob " + digest);
@@ -228,8 +228,9 @@ public final class RegistryClient implements AutoCloseable {
             boolean toRegistry = call.scope != null && host.sameOrigin(uri);
             String auth = toRegistry ? authorization(host, call.scope, call.deadlineNanos) : call.explicitAuthorization;
             HttpCall.TryBody<T> tryBody = call.body.get();
+            long tryMillis = call.wholeTransfer ? remaining : Math.min(options.tryTimeout().toMillis(), remaining);
             HttpRequest.Builder rb = HttpRequest.newBuilder(uri)
-                    .timeout(Duration.ofMillis(Math.max(1, Math.min(options.tryTimeout().toMillis(), remaining))))
+                    .timeout(Duration.ofMillis(Math.max(1, tryMillis)))
                     .method(call.method, call.publisher == null ? HttpRequest.BodyPublishers.noBody() : call.publisher.get())
                     .header("User-Agent", USER_AGENT);
             call.headers.forEach(rb::header);
@@ -252,13 +253,13 @@ public final class RegistryClient implements AutoCloseable {
             IOException failure = null;
             CompletableFuture<HttpResponse<Object[]>> cf = http.sendAsync(rb.build(), handler);
             try {
-                resp = cf.get(Math.max(1, Math.min(options.tryTimeout().toMillis(), remainingMillis(call, uri))),
+                long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime()));
+                resp = cf.get(Math.max(1, call.wholeTransfer ? left : Math.min(options.tryTimeout().toMillis(), left)),
                         TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 cf.cancel(true);
                 tryBody.abandon();
-                failure = new HttpTimeoutException("no complete answer within "
-                        + Math.min(options.tryTimeout().toMillis(), remaining) + " ms");
+                failure = new HttpTimeoutException("no complete answer within " + tryMillis + " ms");
             } catch (ExecutionException e) {
                 tryBody.abandon();
                 Throwable cause = e.getCause();

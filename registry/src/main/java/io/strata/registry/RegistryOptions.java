@@ -13,7 +13,7 @@ import java.util.Set;
  * @param retry when to try again (default {@link RetryPolicy#DEFAULT})
  * @param connectTimeout TCP + TLS connect (default 5 s, as Nydus)
  * @param tryTimeout one try of a request, headers and body (default 20 s): a stalled response is
- *     abandoned and tried again
+ *     abandoned and tried again (a whole-blob download or upload may instead use its whole deadline)
  * @param readDeadline one read (or other operation) including all its retries (default 60 s); a whole-blob
  *     transfer gets {@code readDeadline} plus its size at 1 MiB/s
  * @param maxConcurrency requests in flight to one registry at once (default 8; Nydus fetches with 8
