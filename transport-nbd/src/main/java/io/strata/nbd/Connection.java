@@ -171,6 +171,10 @@ final class Connection {
                 if (allReady(current)) {
                     current.prepareAll();
                     answer(current);
+                    // answer() put the batch back among the idle ones: reading into it again from
+                    // here as well would let a later takeBatch() hand the same batch to the loader
+                    // pool while this loop overwrites its requests (a cold read then never finished).
+                    current = null;
                 } else {
                     loading++;
                     try {
