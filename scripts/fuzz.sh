@@ -59,12 +59,14 @@ fi
 flags+=(-Xmx1g -Dorg.slf4j.simpleLogger.defaultLogLevel=off -Djunit.jupiter.execution.timeout.mode=disabled)
 
 echo "== fuzz.sh: ${#sources[@]} fuzz test(s) in $modules, ${seconds}s each, on Java $version"
-# One Maven run: compile the modules' tests (seeds land in target/test-classes) and write each
-# module's test classpath.
+# One Maven run: build the modules and what they depend on, tests compiled but not run (seeds land
+# in target/test-classes), and write each module's test classpath. `package`, not `test-compile`:
+# a module's classpath names the test jars of the modules it depends on (core-blockmap's), which
+# only `package` brings up to date.
 mvn_log=$(mktemp)
 trap 'rm -f "$mvn_log"' EXIT
 # shellcheck disable=SC2086
-if ! mvn -B -q ${MVN_FLAGS:-} -Dstyle.color=never -pl "$modules" -am test-compile dependency:build-classpath \
+if ! mvn -B -q ${MVN_FLAGS:-} -Dstyle.color=never -pl "$modules" -am package -DskipTests dependency:build-classpath \
     -Dmdep.includeScope=test -Dmdep.outputFile=target/fuzz-classpath.txt >"$mvn_log" 2>&1; then
   cat "$mvn_log" >&2
   echo "fuzz.sh: compiling the fuzz tests failed" >&2

@@ -2,6 +2,7 @@ package io.strata.core.image;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.strata.core.testing.FuzzContract;
+import io.strata.core.testing.FuzzImages;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -20,8 +21,7 @@ class BlobTrailerFuzzTest {
     @FuzzTest
     void fuzz(byte[] blob) throws IOException {
         if (file == null) {
-            file = Files.createTempFile("strata-fuzz", ".blob");
-            file.toFile().deleteOnExit();
+            file = FuzzImages.scratchDir().resolve("blob");
         }
         Files.write(file, blob);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {

@@ -26,8 +26,31 @@ public final class FuzzImages {
 
     private static Path scratch;
     private static Path blobDir;
+    private static Path scratchDir;
 
     private FuzzImages() {
+    }
+
+    /**
+     * A directory for the files a fuzz test writes per input, made once per JVM: in /dev/shm when
+     * there is one (a fuzzer writes thousands of files a second; the builder also fsyncs its blobs),
+     * else in java.io.tmpdir. Deleted at exit.
+     */
+    public static synchronized Path scratchDir() throws IOException {
+        if (scratchDir == null) {
+            Path shm = Path.of("/dev/shm");
+            scratchDir = Files.isDirectory(shm) && Files.isWritable(shm)
+                    ? Files.createTempDirectory(shm, "strata-fuzz") : Files.createTempDirectory("strata-fuzz");
+            Path dir = scratchDir;
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                try (var all = Files.walk(dir)) {
+                    all.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+                } catch (IOException ignored) {
+                    // best effort: a temporary directory
+                }
+            }));
+        }
+        return scratchDir;
     }
 
     /**
@@ -37,10 +60,7 @@ public final class FuzzImages {
      */
     public static synchronized Path writeBootstrap(byte[] input) throws IOException {
         if (scratch == null) {
-            Path dir = Files.createTempDirectory("strata-fuzz");
-            dir.toFile().deleteOnExit();
-            scratch = dir.resolve("bootstrap");
-            scratch.toFile().deleteOnExit();
+            scratch = scratchDir().resolve("bootstrap");
         }
         if (input.length >= RafsImage.BLOCK_SIZE) {
             ByteBuffer b = ByteBuffer.wrap(input).order(ByteOrder.LITTLE_ENDIAN);

@@ -7,6 +7,7 @@ import io.strata.builder.BuildResult;
 import io.strata.builder.ImageBuilder;
 import io.strata.core.image.LegacyBootstrap;
 import io.strata.core.image.RafsImage;
+import io.strata.core.testing.FuzzImages;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -26,19 +27,13 @@ public final class BuildFuzzing {
     /** Small chunks so that a few KiB of input spans several; one thread: one fuzz input at a time. */
     private static final BuildOptions OPTIONS = BuildOptions.defaults(0).withChunkSize(4096).withThreads(1);
 
-    private static Path scratch;
-
     private BuildFuzzing() {
     }
 
-    /** A fresh, empty directory {@code name} in this JVM's scratch directory. */
+    /** A fresh, empty directory {@code name} in this JVM's scratch directory ({@link FuzzImages#scratchDir}). */
     public static synchronized Path fresh(String name) {
         try {
-            if (scratch == null) {
-                scratch = Files.createTempDirectory("strata-build-fuzz");
-                Runtime.getRuntime().addShutdownHook(new Thread(() -> delete(scratch)));
-            }
-            Path p = scratch.resolve(name);
+            Path p = FuzzImages.scratchDir().resolve(name);
             delete(p);
             return Files.createDirectories(p);
         } catch (IOException e) {
