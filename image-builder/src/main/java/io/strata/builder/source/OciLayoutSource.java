@@ -102,7 +102,7 @@ public final class OciLayoutSource implements ImageSource {
                  read[0] += n;
                  ctx.addDone(n);
              }), sha);
-             InputStream tar = Decompression.open(raw)) {
+             InputStream tar = Decompression.open(raw, name)) {
             new TarLayerReader(ctx, i, WhiteoutMode.APPLY, name).read(tar);
             try {
                 // The tar's end-of-archive blocks may come before the end of the compressed stream;

@@ -26,7 +26,7 @@ public final class TarSource implements ImageSource {
     public void addTo(BuildContext ctx) throws IOException {
         ctx.addTotal(Files.size(file));
         try (InputStream raw = new CountingInputStream(Files.newInputStream(file), ctx::addDone);
-             InputStream tar = Decompression.open(raw)) {
+             InputStream tar = Decompression.open(raw, file.toString())) {
             new TarLayerReader(ctx, 0, WhiteoutMode.OVERLAY, file.toString()).read(tar);
         }
         ctx.pipeline().endLayer();
