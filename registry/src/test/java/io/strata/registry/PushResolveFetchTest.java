@@ -258,6 +258,22 @@ class PushResolveFetchTest {
     }
 
     @Test
+    void largeUploadsReportProgress() throws Exception {
+        Path big = shared.resolve("image-big");
+        // 9 MiB stored uncompressed: above the 8 MiB progress threshold.
+        SyntheticImage.write(big, List.of(SyntheticImage.uniformBlob(new Random(11), 144, 65536, Compression.NONE,
+                DigestAlgorithm.BLAKE3)));
+        List<String> lines = new ArrayList<>();
+        ImagePusher.Result r = new ImagePusher(client, lines::add)
+                .push(big, ImageReference.parse(registry.reference("big/image:v1")), Optional.empty());
+        assertEquals(3, r.layersUploaded());
+        for (int pct = 10; pct <= 90; pct += 10) {
+            String want = ": " + pct + "% (";
+            assertTrue(lines.stream().anyMatch(l -> l.startsWith("blob ") && l.contains(want)), want + " in " + lines);
+        }
+    }
+
+    @Test
     void unknownTagDigestAndHostAreOneLineErrors() throws Exception {
         RegistryException tag = assertThrows(RegistryException.class,
                 () -> client.resolve(ImageReference.parse(registry.reference("strata/demo:nope"))));
