@@ -18,7 +18,9 @@ import java.nio.file.Path;
  * fixture's real blobs: either the image is refused with an {@link ImageFormatException} naming file
  * and field, or it opens, its size agrees with its tables, and reads of a few ranges return bytes
  * (a chunk whose digest no longer matches fails that read with {@link ChunkCorruptedException}).
- * Seeds: {@code RafsImageFuzzTestInputs/fuzz/} (the Nydus fixture's bootstrap, Strata-built images).
+ * Its prefetch table is planned ({@link PrefetchPlan}) under the same contract.
+ * Seeds: {@code RafsImageFuzzTestInputs/fuzz/} (the Nydus fixture's bootstrap, one with a prefetch
+ * table naming its root, Strata-built images).
  */
 class RafsImageFuzzTest {
     private static final long CACHE_BYTES = 4L << 20;
@@ -34,6 +36,12 @@ class RafsImageFuzzTest {
             return;
         }
         FuzzImages.checkSizesAgree(image);
+        try {
+            // The prefetch table's walk (what inspect shows and the prefetcher fetches).
+            PrefetchPlan.of(image);
+        } catch (ImageFormatException e) {
+            FuzzContract.checkRefusal(e, file);
+        }
         try (FlatDevice dev = FlatDevice.open(file, new LocalBlobDirectory(FuzzImages.blobDir()),
                 new FlatDeviceOptions(CACHE_BYTES, false))) {
             readSome(dev);
