@@ -175,7 +175,9 @@ class PrefetcherTest {
         Path img = buildImage(tmp, List.of());
         RafsImage image = RafsImage.open(img.resolve("bootstrap"));
         byte[] expected = localDevice(img);
-        long delay = 400;
+        // Long against scheduling noise: the margins below are half and twice this, and a loaded
+        // 2-core CI machine can stall a thread for a few hundred milliseconds.
+        long delay = 1500;
         TimedStore store = new TimedStore(new FileBlobStore(img.resolve("blobs"))).delay(delay);
         RemoteBlobSource source = source(tmp.resolve("cache"), store, new FetchPolicy(FetchPolicy.MIN_MERGE_LIMIT, 0));
         ChunkTable table = ChunkTable.buildAll(image)[0];
