@@ -23,8 +23,8 @@ final class AttachCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "DEVICE", description = "The nbd device, e.g. /dev/nbd0 (modprobe nbd first).")
     Path nbdDevice;
 
-    @Parameters(index = "1", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
-    Path bootstrap;
+    @Parameters(index = "1", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap, or image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST], to serve.")
+    String bootstrap;
 
     @CommandLine.Mixin
     ServedDeviceOptions image;

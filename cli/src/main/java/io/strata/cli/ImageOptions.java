@@ -1,19 +1,21 @@
 package io.strata.cli;
 
-import io.strata.core.blob.LocalBlobDirectory;
 import io.strata.core.device.FlatDevice;
 import io.strata.core.device.FlatDeviceOptions;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** The options every command that opens a RAFS image shares: bootstrap, blob directory, cache, layout. */
+/** The options every command that opens a RAFS image shares: bootstrap or reference, blob directory, registry, cache, layout. */
 public final class ImageOptions {
-    @Parameters(index = "0", paramLabel = "BOOTSTRAP", description = "The RAFS v6 bootstrap (meta blob).")
-    Path bootstrap;
+    @Parameters(index = "0", paramLabel = "IMAGE",
+            description = "The RAFS v6 bootstrap (meta blob), or an image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST].")
+    String image;
+
+    @CommandLine.Mixin
+    RemoteImageOptions registry;
 
     @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR",
             description = "Directory holding the data blobs, each named by its blob id (default: the bootstrap's "
@@ -29,13 +31,7 @@ public final class ImageOptions {
     boolean legacyKernel;
 
     FlatDevice open(CommandLine cmd) throws IOException {
-        if (!Files.isRegularFile(bootstrap)) {
-            throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + bootstrap);
-        }
-        Path dir = blobDir != null ? blobDir : DeviceSpec.defaultBlobDir(bootstrap);
-        if (!Files.isDirectory(dir)) {
-            throw new CommandLine.ParameterException(cmd, "blob directory not found: " + dir);
-        }
-        return FlatDevice.open(bootstrap, new LocalBlobDirectory(dir), new FlatDeviceOptions(cacheSize, legacyKernel));
+        ImageSource.Opened opened = ImageSource.open(cmd, image, blobDir, registry);
+        return FlatDevice.open(opened.bootstrap(), opened.blobs(), new FlatDeviceOptions(cacheSize, legacyKernel));
     }
 }

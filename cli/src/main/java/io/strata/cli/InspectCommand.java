@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import io.strata.core.image.ImageReport;
 import io.strata.core.image.RafsImage;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -21,17 +20,19 @@ final class InspectCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "BOOTSTRAP", description = "The RAFS v6 bootstrap.")
-    Path bootstrap;
+    @Parameters(index = "0", paramLabel = "IMAGE",
+            description = "The RAFS v6 bootstrap, or an image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (its bootstrap is fetched).")
+    String image;
+
+    @CommandLine.Mixin
+    RemoteImageOptions registry;
 
     @Option(names = "--json", description = "Print JSON instead of text.")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
-        if (!Files.isRegularFile(bootstrap)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "bootstrap not found: " + bootstrap);
-        }
+        Path bootstrap = ImageSource.open(spec.commandLine(), image, null, registry).bootstrap();
         Map<String, Object> report = ImageReport.of(RafsImage.open(bootstrap));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {

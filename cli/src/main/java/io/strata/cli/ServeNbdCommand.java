@@ -8,7 +8,6 @@ import io.strata.nbd.TlsConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -25,8 +24,8 @@ final class ServeNbdCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap of the default export.")
-    Path bootstrap;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap, or image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST], of the default export.")
+    String bootstrap;
 
     @CommandLine.Mixin
     ServedDeviceOptions image;
@@ -34,7 +33,7 @@ final class ServeNbdCommand implements Callable<Integer> {
     @CommandLine.Mixin
     TlsOptions tls;
 
-    @Option(names = "--export", paramLabel = "NAME=BOOTSTRAP", description = "A further named export (repeatable); NAME=raw:IMAGE serves a plain image.")
+    @Option(names = "--export", paramLabel = "NAME=BOOTSTRAP", description = "A further named export (repeatable): a bootstrap or an image reference; NAME=raw:IMAGE serves a plain image.")
     List<String> exports = new ArrayList<>();
 
     @Option(names = "--socket", paramLabel = "PATH", description = "Listen on this unix socket.")
@@ -130,8 +129,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 String name = spec.substring(0, eq);
                 String target = spec.substring(eq + 1);
                 boolean isRaw = target.startsWith("raw:");
-                Path p = Paths.get(isRaw ? target.substring(4) : target);
-                BlockDevice d = image.open(cmd, p, isRaw);
+                BlockDevice d = image.open(cmd, isRaw ? target.substring(4) : target, isRaw);
                 devices.add(d);
                 try {
                     registry.add(new Export(name, d, d.describe()), false);
@@ -160,7 +158,8 @@ final class ServeNbdCommand implements Callable<Integer> {
             }
             while (!stopped.await(metricsInterval > 0 ? metricsInterval : 3600, java.util.concurrent.TimeUnit.SECONDS)) {
                 if (metricsInterval > 0) {
-                    CommandLoggers.serve().info("metrics: {}; cache {}", server.metrics().snapshot(), devices.get(0).cacheStats());
+                    CommandLoggers.serve().info("metrics: {}; cache {}{}", server.metrics().snapshot(), devices.get(0).cacheStats(),
+                            image.registryMetrics());
                 }
             }
             return 0;

@@ -18,8 +18,8 @@ final class ServeVhostUserCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap to serve.")
-    Path bootstrap;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "BOOTSTRAP", description = "RAFS v6 bootstrap, or image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST], to serve.")
+    String bootstrap;
 
     @CommandLine.Mixin
     ServedDeviceOptions image;

@@ -25,21 +25,64 @@ final class ServedDeviceOptions {
     @Option(names = "--legacy-kernel", description = "Serve RAFS images with a rewritten bootstrap for kernels 5.15-6.3.")
     boolean legacyKernel;
 
+    @CommandLine.Mixin
+    RemoteImageOptions registry;
+
+    /** The remote blob sources opened so far (one per image given by reference), for the metrics line. */
+    final java.util.List<io.strata.registry.cache.RemoteBlobSource> remotes = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     /** Whether BOOTSTRAP or --raw names a device (a command may allow neither, e.g. with --export). */
-    boolean given(Path bootstrap) {
+    boolean given(String bootstrap) {
         return bootstrap != null || raw != null;
     }
 
     /** Opens BOOTSTRAP or --raw IMAGE; exactly one must be given. */
-    BlockDevice open(CommandLine cmd, Path bootstrap) throws IOException {
+    BlockDevice open(CommandLine cmd, String bootstrap) throws IOException {
         if ((bootstrap == null) == (raw == null)) {
             throw new CommandLine.ParameterException(cmd, "give BOOTSTRAP or --raw IMAGE (one of them)");
         }
-        return open(cmd, bootstrap != null ? bootstrap : raw, raw != null);
+        return bootstrap != null ? open(cmd, bootstrap, false) : open(cmd, raw.toString(), true);
     }
 
-    /** Opens a named image: a RAFS bootstrap (blobs from -D) or, with {@code isRaw}, a plain file. */
-    BlockDevice open(CommandLine cmd, Path path, boolean isRaw) throws IOException {
-        return DeviceSpec.open(cmd, path, isRaw, blobDir, cacheSize, legacyKernel);
+    /**
+     * Opens a named image: a RAFS bootstrap (blobs from -D), an image reference (see
+     * {@link ImageSource}) or, with {@code isRaw}, a plain file.
+     */
+    BlockDevice open(CommandLine cmd, String image, boolean isRaw) throws IOException {
+        if (isRaw) {
+            return DeviceSpec.openRaw(cmd, java.nio.file.Paths.get(image));
+        }
+        ImageSource.Opened opened = ImageSource.open(cmd, image, blobDir, registry);
+        if (opened.remote() != null) {
+            remotes.add(opened.remote());
+        }
+        return io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
+                new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
+    }
+
+    /**
+     * The registry part of the metrics line: per registry its requests, bytes, retries, errors and
+     * fetch latency, then the disk cache's hits and misses summed over the remote images; "" when
+     * every image is local.
+     */
+    String registryMetrics() {
+        io.strata.registry.RegistryClient client = registry.clientIfMade();
+        if (client == null || remotes.isEmpty()) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder();
+        for (io.strata.registry.RegistryMetrics m : client.metrics().values()) {
+            b.append("; ").append(m.summary());
+        }
+        long hits = 0;
+        long misses = 0;
+        long discarded = 0;
+        for (io.strata.registry.cache.RemoteBlobSource r : remotes) {
+            hits += r.counters().hits();
+            misses += r.counters().misses();
+            discarded += r.counters().discarded();
+        }
+        return b.append("; disk cache hits=").append(hits).append(" misses=").append(misses)
+                .append(" discarded=").append(discarded).toString();
     }
 }

@@ -1,0 +1,166 @@
+package io.strata.cli;
+
+import io.strata.core.blob.BlobSource;
+import io.strata.core.blob.LocalBlobDirectory;
+import io.strata.registry.ImageReference;
+import io.strata.registry.RegistryClient;
+import io.strata.registry.RegistryException;
+import io.strata.registry.ResolvedImage;
+import io.strata.registry.cache.RemoteBlobSource;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import picocli.CommandLine;
+
+/**
+ * Turns the image argument of a command into a bootstrap file and the source of its data blobs.
+ *
+ * <p>An argument is a <b>reference</b> when it starts with {@code docker://}, or when no file or
+ * directory of that name exists and its first path component names a registry host: it contains a
+ * '.' or a ':' or is {@code localhost} ({@link ImageReference#looksLikeReference}, the grammar of
+ * distribution's reference package). Anything else is a local bootstrap path, as before; so
+ * {@code ./localhost:5000/x} or an existing file always means the file.
+ *
+ * <p>A reference is resolved to its Nydus manifest; the bootstrap layer is fetched, its digest
+ * checked and {@code image.boot} unpacked to {@code CACHE_DIR/bootstraps/<layer digest>/bootstrap}
+ * (content-addressed, so reused as is); the data blobs are read lazily through a
+ * {@link RemoteBlobSource} over {@code CACHE_DIR/blobs}. What a reference resolved to is remembered
+ * in {@code CACHE_DIR/refs/}, so that with the registry unreachable (no HTTP answer at all) a warm
+ * cache still serves the image last resolved for that reference, with a warning.
+ */
+final class ImageSource {
+    /** A bootstrap and where its blobs come from; {@code remote} is null for a local image. */
+    record Opened(Path bootstrap, BlobSource blobs, RemoteBlobSource remote) {
+    }
+
+    private ImageSource() {
+    }
+
+    /** Whether a command-line image argument is a registry reference rather than a local path (see the class comment). */
+    static boolean isReference(String arg) {
+        if (arg.startsWith(ImageReference.DOCKER_SCHEME)) {
+            return true;
+        }
+        try {
+            if (Files.exists(Paths.get(arg))) {
+                return false;
+            }
+        } catch (InvalidPathException e) {
+            return false;
+        }
+        return ImageReference.looksLikeReference(arg);
+    }
+
+    /** Opens a local bootstrap (blobs from {@code blobDir}, or beside it) or a reference. */
+    static Opened open(CommandLine cmd, String arg, Path blobDir, RemoteImageOptions registry) throws IOException {
+        if (isReference(arg)) {
+            ImageReference ref;
+            try {
+                ref = ImageReference.parse(arg);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(cmd, e.getMessage());
+            }
+            if (blobDir != null) {
+                throw new CommandLine.ParameterException(cmd, "--blob-dir is for a local bootstrap, not a reference (" + arg + ")");
+            }
+            return openRemote(cmd, ref, registry);
+        }
+        Path bootstrap = Paths.get(arg);
+        if (!Files.isRegularFile(bootstrap)) {
+            throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + arg);
+        }
+        Path dir = blobDir != null ? blobDir : DeviceSpec.defaultBlobDir(bootstrap);
+        if (!Files.isDirectory(dir)) {
+            throw new CommandLine.ParameterException(cmd, "blob directory not found: " + dir);
+        }
+        return new Opened(bootstrap, new LocalBlobDirectory(dir), null);
+    }
+
+    private static Opened openRemote(CommandLine cmd, ImageReference ref, RemoteImageOptions options) throws IOException {
+        RegistryClient client = options.client(cmd);
+        Path cacheDir = options.cacheDir;
+        Path refFile = cacheDir.resolve("refs").resolve(fileName(ref.toString()) + ".properties");
+        ResolvedImage image;
+        try {
+            image = client.resolve(ref);
+        } catch (RegistryException e) {
+            // Only "no answer at all" (connection refused, DNS, deadline) falls back; a registry that
+            // answers "unknown tag" or "not authorized" is believed.
+            if (e.status() != 0 || !Files.isRegularFile(refFile)) {
+                throw e;
+            }
+            image = load(ref, refFile);
+            CommandLoggers.serve().warn("{}: registry unreachable ({}); using the image last resolved for it, {}",
+                    ref, e.getMessage(), image.manifestDigest());
+        }
+        Path bootDir = cacheDir.resolve("bootstraps").resolve(image.bootstrap().blobId());
+        Path bootstrap = bootDir.resolve("bootstrap");
+        if (!Files.isRegularFile(bootstrap)) {
+            // fetchBootstrap verifies the layer's digest and moves the unpacked file into place atomically.
+            bootstrap = client.fetchBootstrap(image, bootDir);
+        }
+        save(image, refFile);
+        Map<String, Long> sizes = new HashMap<>();
+        for (ResolvedImage.Layer l : image.blobs()) {
+            sizes.put(l.blobId(), l.size());
+        }
+        ImageReference pinned = image.reference();
+        RemoteBlobSource remote = new RemoteBlobSource(options.blobCache(cmd),
+                id -> client.blob(pinned, "sha256:" + id, sizes.getOrDefault(id, -1L)),
+                pinned.registry() + "/" + pinned.repository());
+        return new Opened(bootstrap, remote, remote);
+    }
+
+    /** A file name for a reference: its text with everything but [A-Za-z0-9._-] replaced. */
+    private static String fileName(String ref) {
+        return ref.replaceAll("[^A-Za-z0-9._-]", "_");
+    }
+
+    private static void save(ResolvedImage image, Path file) throws IOException {
+        Properties p = new Properties();
+        p.setProperty("manifest", image.manifestDigest());
+        p.setProperty("bootstrap", image.bootstrap().digest() + " " + image.bootstrap().size());
+        for (int i = 0; i < image.blobs().size(); i++) {
+            ResolvedImage.Layer l = image.blobs().get(i);
+            p.setProperty("blob." + i, l.digest() + " " + l.size());
+        }
+        Files.createDirectories(file.getParent());
+        Path tmp = Files.createTempFile(file.getParent(), "ref", ".tmp");
+        try (OutputStream out = Files.newOutputStream(tmp)) {
+            p.store(out, null);
+        }
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static ResolvedImage load(ImageReference ref, Path file) throws IOException {
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(file)) {
+            p.load(in);
+        }
+        try {
+            List<ResolvedImage.Layer> blobs = new ArrayList<>();
+            for (int i = 0; p.containsKey("blob." + i); i++) {
+                blobs.add(layer(p.getProperty("blob." + i)));
+            }
+            String manifest = p.getProperty("manifest");
+            return new ResolvedImage(ref.withDigest(manifest), manifest, blobs, layer(p.getProperty("bootstrap")));
+        } catch (RuntimeException e) {
+            throw new IOException(file + ": unreadable saved resolution of " + ref + " (" + e.getMessage() + ")");
+        }
+    }
+
+    private static ResolvedImage.Layer layer(String value) {
+        String[] parts = value.split(" ");
+        return new ResolvedImage.Layer(parts[0], Long.parseLong(parts[1]));
+    }
+}

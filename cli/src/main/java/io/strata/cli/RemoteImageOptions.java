@@ -1,0 +1,59 @@
+package io.strata.cli;
+
+import io.strata.registry.RegistryClient;
+import io.strata.registry.cache.BlobCacheDirectory;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine;
+import picocli.CommandLine.Option;
+
+/**
+ * The options of every command that accepts an image reference instead of a bootstrap path
+ * (inspect, export, serve nbd, serve vhost-user, attach): the registry options
+ * ({@link RegistryCliOptions}, shared with push) and where the persistent cache lives. Holds the
+ * command's one {@link RegistryClient} and blob cache, made on first use (a command given only local
+ * paths makes neither).
+ */
+final class RemoteImageOptions {
+    @CommandLine.Mixin
+    RegistryCliOptions registry;
+
+    @Option(names = "--cache-dir", paramLabel = "DIR", defaultValue = "/var/cache/strata",
+            description = "Persistent cache of images given by reference: blobs/ (fetched chunks), bootstraps/ and refs/ (default: ${DEFAULT-VALUE}).")
+    Path cacheDir;
+
+    @Option(names = "--cache-max", paramLabel = "SIZE", converter = SizeConverter.class,
+            description = "Bound on the blob cache's disk use; whole blobs not in use are evicted, least recently used first (default: unbounded).")
+    Long cacheMax;
+
+    private RegistryClient client;
+    private BlobCacheDirectory blobCache;
+
+    /** The process's registry client, made on first use from these options. */
+    synchronized RegistryClient client(CommandLine cmd) {
+        if (client == null) {
+            client = registry.client(cmd);
+        }
+        return client;
+    }
+
+    /** The blob cache under {@code --cache-dir}, made (with its directory) on first use. */
+    synchronized BlobCacheDirectory blobCache(CommandLine cmd) throws IOException {
+        if (blobCache == null) {
+            if (cacheMax != null && cacheMax <= 0) {
+                throw new CommandLine.ParameterException(cmd, "--cache-max must be positive");
+            }
+            try {
+                blobCache = new BlobCacheDirectory(cacheDir.resolve("blobs"), cacheMax == null ? BlobCacheDirectory.UNBOUNDED : cacheMax);
+            } catch (java.nio.file.AccessDeniedException e) {
+                throw new IOException("cannot create the cache directory " + e.getFile() + ": permission denied (give --cache-dir DIR)");
+            }
+        }
+        return blobCache;
+    }
+
+    /** The client, if one was made, for the metrics line. */
+    synchronized RegistryClient clientIfMade() {
+        return client;
+    }
+}

@@ -1,0 +1,266 @@
+package io.strata.cli;
+
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A fault-injecting HTTP/1.1 reverse proxy in front of a registry, for tests: the client under test
+ * talks to it as if it were the registry (loopback, plain HTTP). Every request is forwarded to the
+ * upstream as is; the answer to a blob range read ({@code GET .../blobs/...} with a Range header)
+ * can be replaced by the next queued {@link Fault}. Everything else passes through untouched.
+ */
+final class FaultProxy implements AutoCloseable {
+    /** What to do to one blob range read. */
+    enum Fault {
+        /** Answer 500 without forwarding. */
+        STATUS_500,
+        /** Answer 503 without forwarding. */
+        STATUS_503,
+        /** Answer 429 with Retry-After: 1. */
+        TOO_MANY_429,
+        /** Send the headers (full Content-Length) and half the body, then reset the connection. */
+        RESET_MID_BODY,
+        /** Send the headers (full Content-Length) and half the body, then close cleanly. */
+        SHORT_BODY,
+        /** Forward the answer with its first body byte flipped. */
+        FLIP_FIRST_BYTE,
+        /** Send nothing for 30 s (past the client's per-try timeout), then close. */
+        STALL
+    }
+
+    private static final Set<String> HOP_HEADERS = Set.of("connection", "content-length", "host", "transfer-encoding",
+            "keep-alive", "upgrade", "expect", "te", "trailer", "proxy-connection");
+
+    private final URI upstream;
+    private final ServerSocket listener;
+    private final ExecutorService threads = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "fault-proxy");
+        t.setDaemon(true);
+        return t;
+    });
+    private final HttpClient http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER)
+            .connectTimeout(Duration.ofSeconds(5)).build();
+    private final ArrayDeque<Fault> faults = new ArrayDeque<>();
+    private final AtomicInteger rangeReads = new AtomicInteger();
+    private final AtomicInteger faultsApplied = new AtomicInteger();
+    private final List<Socket> open = new ArrayList<>();
+
+    FaultProxy(URI upstream) throws IOException {
+        this.upstream = upstream;
+        this.listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        threads.execute(this::acceptLoop);
+    }
+
+    /** HOST:PORT of the proxy, to put in a reference. */
+    String registry() {
+        return "127.0.0.1:" + listener.getLocalPort();
+    }
+
+    /** Queues faults, applied in order to the next blob range reads. */
+    synchronized void inject(Fault fault, int times) {
+        for (int i = 0; i < times; i++) {
+            faults.add(fault);
+        }
+    }
+
+    /** Faults still queued. */
+    synchronized int pending() {
+        return faults.size();
+    }
+
+    int rangeReads() {
+        return rangeReads.get();
+    }
+
+    int faultsApplied() {
+        return faultsApplied.get();
+    }
+
+    private synchronized Fault nextFault() {
+        return faults.poll();
+    }
+
+    private void acceptLoop() {
+        while (!listener.isClosed()) {
+            try {
+                Socket s = listener.accept();
+                synchronized (open) {
+                    open.add(s);
+                }
+                threads.execute(() -> serve(s));
+            } catch (IOException e) {
+                return;
+            }
+        }
+    }
+
+    private void serve(Socket s) {
+        try (s) {
+            s.setSoTimeout(60_000);
+            InputStream in = new BufferedInputStream(s.getInputStream());
+            OutputStream out = s.getOutputStream();
+            for (;;) {
+                String requestLine = readLine(in);
+                if (requestLine == null || requestLine.isEmpty()) {
+                    return;
+                }
+                String[] parts = requestLine.split(" ");
+                Map<String, String> headers = new LinkedHashMap<>();
+                for (String line = readLine(in); line != null && !line.isEmpty(); line = readLine(in)) {
+                    int colon = line.indexOf(':');
+                    headers.put(line.substring(0, colon).trim(), line.substring(colon + 1).trim());
+                }
+                byte[] body = new byte[0];
+                String length = header(headers, "content-length");
+                if (length != null) {
+                    body = in.readNBytes(Integer.parseInt(length));
+                }
+                boolean rangeRead = parts[0].equals("GET") && parts[1].contains("/blobs/") && header(headers, "range") != null;
+                Fault fault = null;
+                if (rangeRead) {
+                    rangeReads.incrementAndGet();
+                    fault = nextFault();
+                }
+                if (fault != null) {
+                    faultsApplied.incrementAndGet();
+                }
+                if (!answer(s, out, parts[0], parts[1], headers, body, fault)) {
+                    return;
+                }
+            }
+        } catch (IOException | InterruptedException e) {
+            // the client went away, or a fault ended the connection
+        }
+    }
+
+    /** Answers one request; false when the connection must end. */
+    private boolean answer(Socket s, OutputStream out, String method, String target, Map<String, String> headers, byte[] body,
+            Fault fault) throws IOException, InterruptedException {
+        if (fault == Fault.STATUS_500 || fault == Fault.STATUS_503) {
+            int code = fault == Fault.STATUS_500 ? 500 : 503;
+            write(out, code, Map.of(), new byte[0], 0);
+            return true;
+        }
+        if (fault == Fault.TOO_MANY_429) {
+            write(out, 429, Map.of("Retry-After", List.of("1")), new byte[0], 0);
+            return true;
+        }
+        if (fault == Fault.STALL) {
+            Thread.sleep(30_000);
+            return false;
+        }
+        HttpRequest.Builder rb = HttpRequest.newBuilder(upstream.resolve(target)).timeout(Duration.ofSeconds(30));
+        for (Map.Entry<String, String> h : headers.entrySet()) {
+            if (!HOP_HEADERS.contains(h.getKey().toLowerCase(Locale.ROOT))) {
+                rb.header(h.getKey(), h.getValue());
+            }
+        }
+        rb.method(method, body.length == 0 ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofByteArray(body));
+        HttpResponse<byte[]> r = http.send(rb.build(), HttpResponse.BodyHandlers.ofByteArray());
+        byte[] content = r.body();
+        Map<String, List<String>> respHeaders = new LinkedHashMap<>();
+        r.headers().map().forEach((k, v) -> {
+            if (!HOP_HEADERS.contains(k.toLowerCase(Locale.ROOT)) && !k.startsWith(":")) {
+                respHeaders.put(k, v);
+            }
+        });
+        // HEAD answers carry the blob's length without a body.
+        long declared = method.equals("HEAD") ? r.headers().firstValueAsLong("content-length").orElse(0) : content.length;
+        if (fault == Fault.FLIP_FIRST_BYTE && content.length > 0) {
+            content = content.clone();
+            content[0] ^= (byte) 0x5a;
+        }
+        if (fault == Fault.RESET_MID_BODY || fault == Fault.SHORT_BODY) {
+            writeHead(out, r.statusCode(), respHeaders, declared);
+            out.write(content, 0, content.length / 2);
+            out.flush();
+            if (fault == Fault.RESET_MID_BODY) {
+                s.setSoLinger(true, 0); // close() now sends RST, not FIN
+            }
+            return false;
+        }
+        write(out, r.statusCode(), respHeaders, method.equals("HEAD") ? new byte[0] : content, declared);
+        return true;
+    }
+
+    private static void write(OutputStream out, int status, Map<String, List<String>> headers, byte[] body, long declared)
+            throws IOException {
+        writeHead(out, status, headers, Math.max(declared, body.length));
+        out.write(body);
+        out.flush();
+    }
+
+    private static void writeHead(OutputStream out, int status, Map<String, List<String>> headers, long length) throws IOException {
+        StringBuilder b = new StringBuilder("HTTP/1.1 ").append(status).append(" X\r\n");
+        headers.forEach((k, vs) -> vs.forEach(v -> b.append(k).append(": ").append(v).append("\r\n")));
+        b.append("Content-Length: ").append(length).append("\r\n\r\n");
+        out.write(b.toString().getBytes(StandardCharsets.ISO_8859_1));
+    }
+
+    private static String header(Map<String, String> headers, String name) {
+        for (Map.Entry<String, String> h : headers.entrySet()) {
+            if (h.getKey().equalsIgnoreCase(name)) {
+                return h.getValue();
+            }
+        }
+        return null;
+    }
+
+    private static String readLine(InputStream in) throws IOException {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        for (;;) {
+            int c = in.read();
+            if (c < 0) {
+                return b.size() == 0 ? null : b.toString(StandardCharsets.ISO_8859_1);
+            }
+            if (c == '\n') {
+                String s = b.toString(StandardCharsets.ISO_8859_1);
+                return s.endsWith("\r") ? s.substring(0, s.length() - 1) : s;
+            }
+            b.write(c);
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        listener.close();
+        synchronized (open) {
+            for (Socket s : open) {
+                try {
+                    s.close();
+                } catch (IOException ignored) {
+                    // closing anyway
+                }
+            }
+        }
+        threads.shutdownNow();
+        try {
+            threads.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,285 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.testing.HostTools;
+import io.strata.registry.ImageReference;
+import io.strata.registry.MediaTypes;
+import io.strata.registry.RegistryClient;
+import io.strata.registry.RegistryOptions;
+import io.strata.registry.testing.OciLayouts;
+import io.strata.registry.testing.RegistryFixture;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Images by reference, end to end through bin/strata and a real registry (Debian's docker-registry):
+ * {@code strata build} of a generated tree, {@code strata push}, then
+ * {@code strata serve nbd REF} with an empty cache: nbdcopy's copy equals {@code strata export} of the
+ * local image byte for byte, and the kernel's EROFS mounts it with every file's md5 right; a partial
+ * read shows as range requests in the registry's access log, far below the image's size; a warm
+ * cache serves everything with the registry stopped; faults injected by {@link FaultProxy} are
+ * retried or fail that read alone, never give a wrong byte; bad references fail in one line.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(value = 240, unit = TimeUnit.SECONDS)
+class RemoteImageIT {
+    @TempDir
+    static Path shared;
+
+    RegistryFixture registry;
+    Path source;
+    Path image;
+    Path localExport;
+    String ref;
+    long blobBytes;
+
+    @BeforeAll
+    void buildPushAndExport() throws Exception {
+        RegistryFixture.requireTools();
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        source = generateTree(shared.resolve("src"));
+        image = shared.resolve("img");
+        StrataProcess.Run b = StrataProcess.run(shared, "build", source.toString(), "-o", image.toString(), "--source-date-epoch", "1700000000");
+        assertEquals(0, b.code(), b.err());
+        localExport = shared.resolve("local.raw");
+        StrataProcess.Run e = StrataProcess.run(shared, "export", image.resolve("bootstrap").toString(), "-o", localExport.toString());
+        assertEquals(0, e.code(), e.err());
+        try (Stream<Path> blobs = Files.list(image.resolve("blobs"))) {
+            for (Path p : (Iterable<Path>) blobs::iterator) {
+                blobBytes += Files.size(p);
+            }
+        }
+        registry = RegistryFixture.anonymous(shared.resolve("registry"));
+        ref = registry.reference("strata/e2e:v1");
+        StrataProcess.Run p = StrataProcess.run(shared, "push", image.toString(), ref);
+        assertEquals(0, p.code(), p.err());
+    }
+
+    @AfterAll
+    void stopRegistry() {
+        if (registry != null) {
+            registry.close();
+        }
+    }
+
+    /** A few hundred files, a few MB: random (incompressible) and repetitive (compressible) contents, nested directories. */
+    private static Path generateTree(Path root) throws IOException {
+        Random r = new Random(9);
+        for (int i = 0; i < 300; i++) {
+            Path dir = root.resolve("d" + (i % 17)).resolve("e" + (i % 5));
+            Files.createDirectories(dir);
+            int size = i % 10 == 0 ? 100_000 + r.nextInt(200_000) : r.nextInt(12_000);
+            byte[] data = new byte[size];
+            if (i % 2 == 0) {
+                r.nextBytes(data);
+            } else {
+                byte[] word = ("line " + i + " of a compressible file\n").getBytes(StandardCharsets.UTF_8);
+                for (int j = 0; j < size; j++) {
+                    data[j] = word[j % word.length];
+                }
+            }
+            Files.write(dir.resolve("f" + i + ".bin"), data);
+        }
+        return root;
+    }
+
+    private StrataProcess.Server serve(Path tmp, String name, String reference, Path cacheDir, String... extra) throws Exception {
+        Path sock = tmp.resolve(name + ".sock");
+        List<String> args = new java.util.ArrayList<>(List.of("serve", "nbd", reference, "--socket", sock.toString(),
+                "--cache-dir", cacheDir.toString(), "--metrics-interval", "1"));
+        args.addAll(List.of(extra));
+        StrataProcess.Server s = StrataProcess.start(tmp, name, args.toArray(String[]::new));
+        s.awaitLog("nbd: export");
+        return s;
+    }
+
+    private static String uri(Path tmp, String name) {
+        return "nbd+unix:///?socket=" + tmp.resolve(name + ".sock");
+    }
+
+    private static HostTools.Outcome nbdcopy(Path tmp, String name, Path out) throws IOException {
+        Files.deleteIfExists(out);
+        try {
+            return HostTools.execute(List.of("nbdcopy", uri(tmp, name), out.toString()));
+        } catch (IOException e) {
+            throw new IOException(e.getMessage() + "; server log:\n" + Files.readString(tmp.resolve(name + ".err")), e);
+        }
+    }
+
+    private void assertSameAsLocalExport(Path copy) throws IOException {
+        assertEquals(-1, Files.mismatch(localExport, copy), "the device served from the registry equals the local export");
+    }
+
+    @Test
+    void coldServeEqualsTheLocalExportMountsWithEveryMd5AndAWarmCacheNeedsNoRegistry(@TempDir Path tmp) throws Exception {
+        Path cache = tmp.resolve("cache");
+        Path copy = tmp.resolve("copy.raw");
+        try (StrataProcess.Server s = serve(tmp, "cold", ref, cache)) {
+            HostTools.Outcome o = nbdcopy(tmp, "cold", copy);
+            assertEquals(0, o.exitCode(), o.output());
+            assertSameAsLocalExport(copy);
+            // The metrics line carries the registry's fields once something was fetched.
+            String log = s.awaitLog("registry=" + registry.registry() + " requests=");
+            assertTrue(log.contains("disk cache hits="), log);
+        }
+        HostTools.requireRootWithErofsAndLoop();
+        try (HostTools.ErofsMount m = new HostTools.ErofsMount(copy, tmp.resolve("mnt"))) {
+            Map<String, String> want = md5s(source);
+            assertEquals(300, want.size());
+            assertEquals(want, md5s(m.path()));
+        }
+        registry.stop();
+        try {
+            Path warm = tmp.resolve("warm.raw");
+            try (StrataProcess.Server s = serve(tmp, "warm", ref, cache, "--registry-deadline", "5")) {
+                assertTrue(s.log().contains("registry unreachable"), s.log());
+                HostTools.Outcome o = nbdcopy(tmp, "warm", warm);
+                assertEquals(0, o.exitCode(), o.output() + s.log());
+            }
+            assertSameAsLocalExport(warm);
+        } finally {
+            registry.restart();
+        }
+    }
+
+    @Test
+    void aPartialReadFetchesRangesFarBelowTheImageSize(@TempDir Path tmp) throws Exception {
+        HostTools.requireTool("qemu-io", "qemu-utils");
+        int before = registry.accessLog().size();
+        try (StrataProcess.Server s = serve(tmp, "partial", ref, tmp.resolve("cache"))) {
+            // The first MiB: the superblock, the inodes and directories, and the first data blocks.
+            HostTools.run(List.of("qemu-io", "-r", "-f", "raw", uri(tmp, "partial"), "-c", "read -q 0 1M"));
+        }
+        List<RegistryFixture.AccessLogEntry> log = registry.accessLog();
+        List<RegistryFixture.AccessLogEntry> reads = log.subList(before, log.size()).stream()
+                .filter(RegistryFixture.AccessLogEntry::isRangeRead).toList();
+        long fetched = reads.stream().mapToLong(RegistryFixture.AccessLogEntry::bytes).sum();
+        assertFalse(reads.isEmpty(), "range requests in the access log: " + log.subList(before, log.size()));
+        assertTrue(fetched > 0 && fetched < blobBytes / 3, "fetched " + fetched + " of " + blobBytes + " blob bytes");
+    }
+
+    /** Faults the client retries: the whole device still arrives, byte for byte. */
+    @ParameterizedTest
+    @EnumSource(value = FaultProxy.Fault.class, names = {"STATUS_503", "STATUS_500", "TOO_MANY_429", "RESET_MID_BODY", "SHORT_BODY", "STALL"})
+    void retriedFaultsStillServeEveryByte(FaultProxy.Fault fault, @TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.inject(fault, fault == FaultProxy.Fault.STALL ? 1 : 3);
+            String viaProxy = proxy.registry() + "/strata/e2e:v1";
+            Path copy = tmp.resolve("copy.raw");
+            try (StrataProcess.Server s = serve(tmp, "faulty", viaProxy, tmp.resolve("cache"),
+                    "--registry-try-timeout", "2", "--registry-deadline", "30")) {
+                HostTools.Outcome o = nbdcopy(tmp, "faulty", copy);
+                assertEquals(0, o.exitCode(), o.output() + s.log());
+                assertSameAsLocalExport(copy);
+                assertEquals(0, proxy.pending(), "every fault was hit");
+                // The metrics line (every second) counts the retries.
+                java.util.regex.Pattern retried = java.util.regex.Pattern.compile("registry=" + proxy.registry() + " requests=\\d+ bytes=\\d+ retries=[1-9]");
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (!retried.matcher(s.log()).find() && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertTrue(retried.matcher(s.log()).find(), s.log());
+            }
+        }
+    }
+
+    /** Wrong bytes: that read fails (EIO), nothing wrong is served or cached, and the next read is right. */
+    @Test
+    void wrongBytesFailThatReadAloneAndAreFetchedAgain(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.inject(FaultProxy.Fault.FLIP_FIRST_BYTE, 1);
+            String viaProxy = proxy.registry() + "/strata/e2e:v1";
+            Path first = tmp.resolve("first.raw");
+            try (StrataProcess.Server s = serve(tmp, "flip", viaProxy, tmp.resolve("cache"))) {
+                HostTools.Outcome o = nbdcopy(tmp, "flip", first);
+                assertEquals(1, proxy.faultsApplied());
+                assertNotEquals(0, o.exitCode(), "a read of the flipped chunk fails: " + o.output());
+                // The server keeps serving: the same device copied again is right (the bad chunk was dropped and refetched).
+                Path second = tmp.resolve("second.raw");
+                HostTools.Outcome again = nbdcopy(tmp, "flip", second);
+                assertEquals(0, again.exitCode(), again.output() + s.log());
+                assertSameAsLocalExport(second);
+            }
+        }
+    }
+
+    @Test
+    void badReferencesAndManifestsFailInOneLine(@TempDir Path tmp) throws Exception {
+        // Syntax: exit 2.
+        StrataProcess.Run syntax = StrataProcess.run(tmp, "inspect", "docker://" + registry.registry() + "/UPPER/case:v1");
+        assertEquals(2, syntax.code(), syntax.err());
+        assertTrue(syntax.err().contains("bad image reference"), syntax.err());
+        OciLayouts.pushWithSkopeo(tmp.resolve("plain"), registry, "plain/image:v1", List.of(new OciLayouts.Layer(
+                MediaTypes.OCI_LAYER_TAR_GZIP, OciLayouts.gzipTarWithFile("hello.txt", new byte[] {1}), Map.of())));
+        OciLayouts.pushWithSkopeo(tmp.resolve("notgz"), registry, "bad/boot:v1", List.of(new OciLayouts.Layer(
+                MediaTypes.OCI_LAYER_TAR_GZIP, "not a gzip tar".getBytes(StandardCharsets.UTF_8),
+                Map.of(MediaTypes.ANNOTATION_NYDUS_BOOTSTRAP, "true", MediaTypes.ANNOTATION_NYDUS_FS_VERSION, "6"))));
+        // A copy of the image whose bootstrap layer is damaged in the registry's storage.
+        // (Built with another time, so its bootstrap is a blob of its own: damaging it leaves the shared image alone.)
+        Path damaged = tmp.resolve("damaged-img");
+        StrataProcess.Run b = StrataProcess.run(tmp, "build", source.toString(), "-o", damaged.toString(), "--source-date-epoch", "1600000000");
+        assertEquals(0, b.code(), b.err());
+        try (RegistryClient client = new RegistryClient(RegistryOptions.defaults())) {
+            StrataProcess.Run p = StrataProcess.run(tmp, "push", damaged.toString(), registry.reference("damaged/image:v1"));
+            assertEquals(0, p.code(), p.err());
+            String hex = client.resolve(ImageReference.parse(registry.reference("damaged/image:v1"))).bootstrap().blobId();
+            Path data = registry.storageDir().resolve("docker/registry/v2/blobs/sha256/" + hex.substring(0, 2) + "/" + hex + "/data");
+            byte[] bytes = Files.readAllBytes(data);
+            bytes[bytes.length / 2] ^= 0x55;
+            Files.write(data, bytes);
+        }
+        Map<String, String> cases = new TreeMap<>(Map.of(
+                "no-such-host.invalid:5000/x/y:z", "no-such-host.invalid",
+                registry.reference("strata/e2e:nope"), "no such image",
+                registry.reference("plain/image:v1"), "is not a Nydus image",
+                registry.reference("bad/boot:v1"), "is not a gzip tar",
+                registry.reference("damaged/image:v1"), "does not match its digest"));
+        for (Map.Entry<String, String> c : cases.entrySet()) {
+            for (String command : List.of("inspect", "export")) {
+                List<String> args = new java.util.ArrayList<>(List.of(command, c.getKey(), "--cache-dir", tmp.resolve("cache").toString(),
+                        "--registry-retries", "2", "--registry-deadline", "10"));
+                if (command.equals("export")) {
+                    args.addAll(List.of("-o", tmp.resolve("out.raw").toString()));
+                }
+                StrataProcess.Run r = StrataProcess.run(tmp, args.toArray(String[]::new));
+                assertEquals(1, r.code(), command + " " + c.getKey() + ": " + r.err());
+                assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+                assertTrue(r.err().contains(c.getValue()), c.getKey() + ": " + r.err());
+                assertFalse(Files.exists(tmp.resolve("out.raw")));
+            }
+        }
+    }
+
+    private static Map<String, String> md5s(Path root) throws Exception {
+        Map<String, String> sums = new TreeMap<>();
+        try (Stream<Path> files = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+                byte[] md5 = MessageDigest.getInstance("MD5").digest(Files.readAllBytes(p));
+                sums.put(root.relativize(p).toString(), HexFormat.of().formatHex(md5));
+            }
+        }
+        return sums;
+    }
+}
