@@ -28,6 +28,15 @@ final class ServedDeviceOptions {
     @CommandLine.Mixin
     RemoteImageOptions registry;
 
+    @Option(names = "--prefetch", paramLabel = "MODE", defaultValue = "table",
+            description = "For an image given by reference: fill the disk cache in the background, behind the reads: 'table' "
+                    + "the files of the image's prefetch table, 'all' then every chunk (the device then survives losing the registry), "
+                    + "'none' nothing (default: ${DEFAULT-VALUE}).")
+    String prefetch;
+
+    /** The prefetchers started (one per image given by reference). */
+    final java.util.List<io.strata.registry.prefetch.Prefetcher> prefetchers = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     /** The remote blob sources opened so far (one per image given by reference), for the metrics line. */
     final java.util.List<io.strata.registry.cache.RemoteBlobSource> remotes = new java.util.concurrent.CopyOnWriteArrayList<>();
 
@@ -52,12 +61,26 @@ final class ServedDeviceOptions {
         if (isRaw) {
             return DeviceSpec.openRaw(cmd, java.nio.file.Paths.get(image));
         }
+        io.strata.registry.prefetch.PrefetchMode mode;
+        try {
+            mode = io.strata.registry.prefetch.PrefetchMode.parse(prefetch);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cmd, e.getMessage());
+        }
         ImageSource.Opened opened = ImageSource.open(cmd, image, blobDir, registry);
+        io.strata.core.device.FlatDevice device = io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
+                new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
         if (opened.remote() != null) {
             remotes.add(opened.remote());
+            try {
+                prefetchers.add(io.strata.registry.prefetch.Prefetcher.start(io.strata.core.image.RafsImage.open(opened.bootstrap()),
+                        opened.remote(), mode, io.strata.registry.prefetch.PrefetchOptions.defaults()));
+            } catch (IOException | RuntimeException e) {
+                device.close();
+                throw e;
+            }
         }
-        return io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
-                new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
+        return device;
     }
 
     /**
@@ -82,7 +105,10 @@ final class ServedDeviceOptions {
             misses += r.counters().misses();
             discarded += r.counters().discarded();
         }
-        return b.append("; disk cache hits=").append(hits).append(" misses=").append(misses)
-                .append(" discarded=").append(discarded).toString();
+        b.append("; disk cache hits=").append(hits).append(" misses=").append(misses).append(" discarded=").append(discarded);
+        for (io.strata.registry.prefetch.Prefetcher p : prefetchers) {
+            b.append("; ").append(p.progress());
+        }
+        return b.toString();
     }
 }

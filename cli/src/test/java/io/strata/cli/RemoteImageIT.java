@@ -165,10 +165,26 @@ class RemoteImageIT {
     }
 
     @Test
+    void prefetchAllFillsTheCacheSoTheDeviceSurvivesLosingTheRegistry(@TempDir Path tmp) throws Exception {
+        Path copy = tmp.resolve("copy.raw");
+        try (StrataProcess.Server s = serve(tmp, "prefetch", ref, tmp.resolve("cache"), "--prefetch", "all")) {
+            s.awaitLog("prefetch=all:done 100%");
+            registry.stop();
+            try {
+                HostTools.Outcome o = nbdcopy(tmp, "prefetch", copy);
+                assertEquals(0, o.exitCode(), o.output() + s.log());
+            } finally {
+                registry.restart();
+            }
+        }
+        assertSameAsLocalExport(copy);
+    }
+
+    @Test
     void aPartialReadFetchesRangesFarBelowTheImageSize(@TempDir Path tmp) throws Exception {
         HostTools.requireTool("qemu-io", "qemu-utils");
         int before = registry.accessLog().size();
-        try (StrataProcess.Server s = serve(tmp, "partial", ref, tmp.resolve("cache"))) {
+        try (StrataProcess.Server s = serve(tmp, "partial", ref, tmp.resolve("cache"), "--prefetch", "none")) {
             // The first MiB: the superblock, the inodes and directories, and the first data blocks.
             HostTools.run(List.of("qemu-io", "-r", "-f", "raw", uri(tmp, "partial"), "-c", "read -q 0 1M"));
         }
@@ -189,7 +205,7 @@ class RemoteImageIT {
             String viaProxy = proxy.registry() + "/strata/e2e:v1";
             Path copy = tmp.resolve("copy.raw");
             try (StrataProcess.Server s = serve(tmp, "faulty", viaProxy, tmp.resolve("cache"),
-                    "--registry-try-timeout", "2", "--registry-deadline", "30")) {
+                    "--registry-try-timeout", "2", "--registry-deadline", "30", "--prefetch", "none")) {
                 HostTools.Outcome o = nbdcopy(tmp, "faulty", copy);
                 assertEquals(0, o.exitCode(), o.output() + s.log());
                 assertSameAsLocalExport(copy);
@@ -212,7 +228,7 @@ class RemoteImageIT {
             proxy.inject(FaultProxy.Fault.FLIP_FIRST_BYTE, 1);
             String viaProxy = proxy.registry() + "/strata/e2e:v1";
             Path first = tmp.resolve("first.raw");
-            try (StrataProcess.Server s = serve(tmp, "flip", viaProxy, tmp.resolve("cache"))) {
+            try (StrataProcess.Server s = serve(tmp, "flip", viaProxy, tmp.resolve("cache"), "--prefetch", "none")) {
                 HostTools.Outcome o = nbdcopy(tmp, "flip", first);
                 assertEquals(1, proxy.faultsApplied());
                 assertNotEquals(0, o.exitCode(), "a read of the flipped chunk fails: " + o.output());
