@@ -247,6 +247,16 @@ class RemoteImageIT {
         StrataProcess.Run syntax = StrataProcess.run(tmp, "inspect", "docker://" + registry.registry() + "/UPPER/case:v1");
         assertEquals(2, syntax.code(), syntax.err());
         assertTrue(syntax.err().contains("bad image reference"), syntax.err());
+        StrataProcess.Run badMode = StrataProcess.run(tmp, "serve", "nbd", ref, "--socket", tmp.resolve("x.sock").toString(),
+                "--prefetch", "some", "--cache-dir", tmp.resolve("cache").toString());
+        assertEquals(2, badMode.code(), badMode.err());
+        assertEquals(1, badMode.err().strip().lines().count(), badMode.err());
+        // A server given a reference that does not resolve stops before listening, in one line.
+        StrataProcess.Run serveUnknown = StrataProcess.run(tmp, "serve", "nbd", registry.reference("strata/e2e:nope"),
+                "--socket", tmp.resolve("x.sock").toString(), "--cache-dir", tmp.resolve("cache").toString());
+        assertEquals(1, serveUnknown.code(), serveUnknown.err());
+        assertTrue(serveUnknown.err().strip().lines().count() == 1 && serveUnknown.err().contains("no such image"), serveUnknown.err());
+        assertFalse(Files.exists(tmp.resolve("x.sock")));
         OciLayouts.pushWithSkopeo(tmp.resolve("plain"), registry, "plain/image:v1", List.of(new OciLayouts.Layer(
                 MediaTypes.OCI_LAYER_TAR_GZIP, OciLayouts.gzipTarWithFile("hello.txt", new byte[] {1}), Map.of())));
         OciLayouts.pushWithSkopeo(tmp.resolve("notgz"), registry, "bad/boot:v1", List.of(new OciLayouts.Layer(
