@@ -180,6 +180,17 @@ class RemoteImageIT {
         assertSameAsLocalExport(copy);
     }
 
+    /** vhost-user takes a reference too (a guest reading it is the QEMU suite's job): it resolves and serves the RAFS image. */
+    @Test
+    void serveVhostUserTakesAReference(@TempDir Path tmp) throws Exception {
+        try (StrataProcess.Server s = StrataProcess.start(tmp, "vhost", "serve", "vhost-user", ref, "--socket",
+                tmp.resolve("vhost.sock").toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "none")) {
+            String log = s.awaitLog("vhost-user: serving");
+            assertTrue(log.contains("vhost-user: serving RAFS image " + tmp.resolve("cache").resolve("bootstraps")), log);
+            assertTrue(Files.exists(tmp.resolve("vhost.sock")));
+        }
+    }
+
     @Test
     void aPartialReadFetchesRangesFarBelowTheImageSize(@TempDir Path tmp) throws Exception {
         HostTools.requireTool("qemu-io", "qemu-utils");
