@@ -19,9 +19,12 @@ final class Bodies {
      * which the JDK would otherwise report as a body cut short; the connection is closed instead.
      */
     static <T> BodySubscriber<T> ignoring() {
-        return new BodySubscriber<>() {
-            private final CompletableFuture<T> result = CompletableFuture.completedFuture(null);
+        return cancelled(CompletableFuture.completedFuture(null));
+    }
 
+    /** A subscriber that cancels the body as soon as it is offered and answers {@code result}. */
+    static <T> BodySubscriber<T> cancelled(CompletableFuture<T> result) {
+        return new BodySubscriber<>() {
             @Override
             public CompletionStage<T> getBody() {
                 return result;

@@ -6,13 +6,9 @@ import java.net.http.HttpRequest.BodyPublisher;
 import java.net.http.HttpResponse;
 import java.net.http.HttpResponse.BodySubscriber;
 import java.net.http.HttpResponse.BodySubscribers;
-import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Flow;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -106,30 +102,6 @@ final class HttpCall<T> {
 
     /** A body subscriber that fails at once: the answer's headers already show it is wrong. */
     static <T> BodySubscriber<T> failing(Throwable error) {
-        return new BodySubscriber<>() {
-            private final CompletableFuture<T> result = CompletableFuture.failedFuture(error);
-
-            @Override
-            public CompletionStage<T> getBody() {
-                return result;
-            }
-
-            @Override
-            public void onSubscribe(Flow.Subscription s) {
-                s.cancel();
-            }
-
-            @Override
-            public void onNext(List<ByteBuffer> item) {
-            }
-
-            @Override
-            public void onError(Throwable t) {
-            }
-
-            @Override
-            public void onComplete() {
-            }
-        };
+        return Bodies.cancelled(CompletableFuture.failedFuture(error));
     }
 }
