@@ -40,6 +40,10 @@ public record ErofsDirent(long nid, int nameoff, int fileType, String name) {
     /** Entries of one directory block ({@code length} bytes of the block are used). */
     public static java.util.List<ErofsDirent> decodeBlock(ByteBuffer image, int at, int length) {
         ByteBuffer b = image.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (at < 0 || length < SIZE || (long) at + length > b.limit()) {
+            throw new IllegalArgumentException("directory block at " + at + " (" + length + " bytes) lies outside the "
+                    + b.limit() + "-byte bootstrap or cannot hold an entry");
+        }
         int first = Short.toUnsignedInt(b.getShort(at + NAMEOFF_OFF));
         if (first < SIZE || first % SIZE != 0 || first > length) {
             throw new IllegalArgumentException("directory block at " + at + ": first nameoff " + first + " is invalid");

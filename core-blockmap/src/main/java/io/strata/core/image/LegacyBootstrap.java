@@ -149,6 +149,11 @@ public final class LegacyBootstrap {
             }
             long tail = size - fullBlocks * RafsImage.BLOCK_SIZE;
             if (layout == ErofsInode.LAYOUT_FLAT_INLINE && tail > 0) {
+                // The inline tail follows the inode; a mutated size or xattr count can put it past the end.
+                if (dir.inlineDataOffset() + tail > buf.capacity()) {
+                    throw new ImageFormatException(image.path(), "inode " + dir.nid() + " size", dir.size(),
+                            "its inline tail runs past the end of the bootstrap");
+                }
                 all.addAll(ErofsDirent.decodeBlock(buf, (int) dir.inlineDataOffset(), (int) tail));
             }
         } catch (IllegalArgumentException e) {
