@@ -11,6 +11,7 @@ import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.SyntheticImage;
+import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -36,12 +37,6 @@ class CacheEvictionTest {
 
     @TempDir
     Path tmp;
-
-    private static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        dev.read(0, ByteBuffer.wrap(all));
-        return all;
-    }
 
     private static List<Path> filesOf(Path cache, String blobId) throws IOException {
         try (Stream<Path> s = Files.list(cache)) {
@@ -73,7 +68,7 @@ class CacheEvictionTest {
         for (SyntheticImage.Written w : images) {
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), new RemoteBlobSource(new BlobCacheDirectory(cache,
                     BlobCacheDirectory.UNBOUNDED), new FileBlobStore(w.blobDir()), "store"), FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
             }
         }
         long blobBytes = images.get(0).chunks().get(0).stream().mapToLong(ChunkInfo::compressedSize).sum();
@@ -109,7 +104,7 @@ class CacheEvictionTest {
                 assertEquals(0, holder.await(60), holder.logText());
                 assertEquals(List.of(a), tiny.evictIfOverBound(), "a is no longer in use");
                 assertTrue(filesOf(cache, a).isEmpty());
-                assertArrayEquals(images.get(2).expectedDevice(), readDevice(dev), "c still reads");
+                assertArrayEquals(images.get(2).expectedDevice(), TestDevices.readAll(dev), "c still reads");
             }
             assertFalse(filesOf(cache, c).isEmpty());
         }
@@ -119,7 +114,7 @@ class CacheEvictionTest {
         FileBlobStore store = new FileBlobStore(wb.blobDir());
         try (FlatDevice dev = FlatDevice.open(wb.bootstrap(), new RemoteBlobSource(new BlobCacheDirectory(cache,
                 BlobCacheDirectory.UNBOUNDED), store, "store"), FlatDeviceOptions.defaults())) {
-            assertArrayEquals(wb.expectedDevice(), readDevice(dev));
+            assertArrayEquals(wb.expectedDevice(), TestDevices.readAll(dev));
         }
         assertEquals(blobBytes, store.bytesServed());
     }
@@ -137,7 +132,7 @@ class CacheEvictionTest {
             BlobCacheDirectory bounded = new BlobCacheDirectory(cache, 2 * blobBytes + blobBytes / 2);
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), new RemoteBlobSource(bounded,
                     new FileBlobStore(w.blobDir()), "store"), FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
             }
             assertTrue(bounded.usedBytes() <= 3 * blobBytes, "bounded while filling: " + bounded.usedBytes());
         }

@@ -11,6 +11,7 @@ import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.SyntheticImage;
+import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -36,12 +37,6 @@ class CachedBlobFileTest {
     @TempDir
     Path tmp;
 
-    private static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        dev.read(0, ByteBuffer.wrap(all));
-        return all;
-    }
-
     /** Fills a cache, damages its map with {@code damage}, then reads through a new source. */
     private void damagedMapIsResetAndRefetched(String name, Consumer<Path> damage) throws IOException {
         SyntheticImage.Written w = SyntheticImage.write(tmp.resolve(name), List.of(
@@ -50,7 +45,7 @@ class CachedBlobFileTest {
         FileBlobStore store = new FileBlobStore(w.blobDir());
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), new RemoteBlobSource(new BlobCacheDirectory(cache,
                 BlobCacheDirectory.UNBOUNDED), store, "store"), FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
         }
         Path map = onlyMap(cache);
         damage.accept(map);
@@ -58,7 +53,7 @@ class CachedBlobFileTest {
         store.clearRequests();
         RemoteBlobSource again = new RemoteBlobSource(new BlobCacheDirectory(cache, BlobCacheDirectory.UNBOUNDED), store, "store");
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), again, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev), name);
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev), name);
         }
         assertEquals(w.chunks().get(0).size(), again.counters().misses(), name + ": nothing was trusted from the damaged map");
         long chunkBytes = w.chunks().get(0).stream().mapToLong(ChunkInfo::compressedSize).sum();
@@ -67,7 +62,7 @@ class CachedBlobFileTest {
         store.failing(true);
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), new RemoteBlobSource(new BlobCacheDirectory(cache,
                 BlobCacheDirectory.UNBOUNDED), store, "store"), FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev), name);
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev), name);
         }
     }
 

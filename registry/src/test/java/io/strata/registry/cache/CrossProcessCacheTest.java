@@ -11,6 +11,7 @@ import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.SyntheticImage;
+import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -43,25 +44,9 @@ class CrossProcessCacheTest {
         return w;
     }
 
-    private static ChunkRanges rangesOf(List<ChunkInfo> chunks) {
-        long[] o = new long[chunks.size()];
-        int[] l = new int[chunks.size()];
-        for (int i = 0; i < o.length; i++) {
-            o[i] = chunks.get(i).compressedOffset();
-            l[i] = (int) chunks.get(i).compressedSize();
-        }
-        return ChunkRanges.of(o, l);
-    }
-
     private ChildJvm reader(String name, Path cache, SyntheticImage.Written w, int delayMs, long seed) throws IOException {
         return new ChildJvm(tmp.resolve(name + ".log"), "read", cache.toString(), w.bootstrap().toString(),
                 w.blobDir().toString(), tmp.resolve("expected").toString(), Integer.toString(delayMs), Long.toString(seed));
-    }
-
-    private static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        dev.read(0, ByteBuffer.wrap(all));
-        return all;
     }
 
     @Timeout(value = 3, unit = TimeUnit.MINUTES)
@@ -85,7 +70,7 @@ class CrossProcessCacheTest {
         int total = 0;
         Random garbage = new Random(5);
         for (int b = 0; b < 2; b++) {
-            try (RemoteBlob rb = after.open(w.blobIds().get(b), rangesOf(w.chunks().get(b)));
+            try (RemoteBlob rb = after.open(w.blobIds().get(b), TestDevices.rangesOf(w.chunks().get(b)));
                  FileChannel data = FileChannel.open(rb.cacheFile().dataPath(), StandardOpenOption.WRITE)) {
                 ChunkRanges r = rb.cacheFile().ranges();
                 for (int i = 0; i < r.count(); i++) {
@@ -104,7 +89,7 @@ class CrossProcessCacheTest {
         assertTrue(present > 0 && present < total, "the kill came mid-fill: " + present + " of " + total + " chunks present");
 
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), after, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
         }
         assertEquals(missingBytes, store.bytesServed(), "exactly the chunks that were not present were fetched again");
         assertEquals(0, after.counters().discarded(), "no chunk marked present failed its digest");
@@ -125,14 +110,14 @@ class CrossProcessCacheTest {
         FileBlobStore store = new FileBlobStore(w.blobDir()).failing(true);
         RemoteBlobSource after = new RemoteBlobSource(new BlobCacheDirectory(cache, BlobCacheDirectory.UNBOUNDED), store, "store");
         for (int b = 0; b < 2; b++) {
-            try (RemoteBlob rb = after.open(w.blobIds().get(b), rangesOf(w.chunks().get(b)))) {
+            try (RemoteBlob rb = after.open(w.blobIds().get(b), TestDevices.rangesOf(w.chunks().get(b)))) {
                 assertEquals(w.chunks().get(b).size(), rb.cacheFile().presentCount());
                 assertEquals(w.chunks().get(b).stream().mapToLong(ChunkInfo::compressedSize).sum(), rb.cacheFile().cachedBytes());
                 assertTrue(rb.fileChannel().isPresent());
             }
         }
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), after, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
         }
         assertEquals(0, after.counters().discarded());
     }

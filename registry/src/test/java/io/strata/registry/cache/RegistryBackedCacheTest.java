@@ -14,8 +14,7 @@ import io.strata.registry.ImageReference;
 import io.strata.registry.RegistryClient;
 import io.strata.registry.RegistryOptions;
 import io.strata.registry.testing.RegistryFixture;
-import java.io.IOException;
-import java.nio.ByteBuffer;
+import io.strata.registry.testing.TestDevices;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -32,12 +31,6 @@ import org.junit.jupiter.api.io.TempDir;
 class RegistryBackedCacheTest {
     @TempDir
     Path tmp;
-
-    private static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        dev.read(0, ByteBuffer.wrap(all));
-        return all;
-    }
 
     @Test
     void coldReadsAreMergedRangeRequestsAndAWarmCacheNeedsNoRegistry() throws Exception {
@@ -56,7 +49,7 @@ class RegistryBackedCacheTest {
             RemoteBlobSource cold = new RemoteBlobSource(new BlobCacheDirectory(cache, BlobCacheDirectory.UNBOUNDED), fetchers,
                     ref.registry() + "/" + ref.repository());
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
             }
             List<RegistryFixture.AccessLogEntry> ranges = registry.accessLog().stream()
                     .filter(RegistryFixture.AccessLogEntry::isRangeRead).skip(rangesBefore).toList();
@@ -71,7 +64,7 @@ class RegistryBackedCacheTest {
             RemoteBlobSource warm = new RemoteBlobSource(new BlobCacheDirectory(cache, BlobCacheDirectory.UNBOUNDED), fetchers,
                     ref.registry() + "/" + ref.repository());
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), warm, FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev));
             }
             assertEquals(0, warm.counters().fetchRequests());
         }

@@ -14,6 +14,7 @@ import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.SyntheticImage;
+import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -50,33 +51,13 @@ class RemoteBlobTest {
         return new RemoteBlobSource(new BlobCacheDirectory(cacheDir, BlobCacheDirectory.UNBOUNDED), store, "test store", policy);
     }
 
-    private static ChunkRanges rangesOf(List<ChunkInfo> chunks) {
-        long[] o = new long[chunks.size()];
-        int[] l = new int[chunks.size()];
-        for (int i = 0; i < o.length; i++) {
-            o[i] = chunks.get(i).compressedOffset();
-            l[i] = (int) chunks.get(i).compressedSize();
-        }
-        return ChunkRanges.of(o, l);
-    }
-
-    private static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        for (int at = 0; at < all.length; at += 128 << 10) {
-            int n = Math.min(128 << 10, all.length - at);
-            ByteBuffer b = ByteBuffer.wrap(all, at, n);
-            dev.read(at, b);
-        }
-        return all;
-    }
-
     @Test
     void readsThroughTheCacheEqualTheBlobAndTheDevice() throws IOException {
         SyntheticImage.Written w = image("zstd", Compression.ZSTD, 24, 1);
         byte[] blob = Files.readAllBytes(w.blobPath(0));
         FileBlobStore store = new FileBlobStore(w.blobDir());
         RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
-        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             assertEquals(blob.length, rb.size());
             Random r = new Random(7);
             for (int k = 0; k < 200; k++) {
@@ -94,7 +75,7 @@ class RemoteBlobTest {
         }
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache2"), store, FetchPolicy.defaults()),
                 FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
         }
     }
 
@@ -108,7 +89,7 @@ class RemoteBlobTest {
             FileBlobStore store = new FileBlobStore(w.blobDir());
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache-" + limit), store,
                     new FetchPolicy(limit, FetchPolicy.DEFAULT_MAX_GAP)), FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
             }
             List<FileBlobStore.Request> requests = store.requests();
             assertEquals((total + limit - 1) / limit, requests.size(), "limit " + limit + ": " + requests);
@@ -131,7 +112,7 @@ class RemoteBlobTest {
         int limit = 128 << 10;
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache"), store,
                 new FetchPolicy(limit, 0)), FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
         }
         long total = chunks.stream().mapToLong(ChunkInfo::compressedSize).sum();
         List<FileBlobStore.Request> requests = store.requests();
@@ -157,7 +138,7 @@ class RemoteBlobTest {
         FileBlobStore store = new FileBlobStore(w.blobDir());
         int limit = 128 << 10; // two chunks per request
         RemoteBlobSource source = source(tmp.resolve("cache"), store, new FetchPolicy(limit, 0));
-        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             rb.readFully(ByteBuffer.allocate(10), 10L * CHUNK + 5);
             assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 10L * CHUNK, 2 * CHUNK)), store.requests(),
                     "forward first: chunks 10 and 11");
@@ -208,7 +189,7 @@ class RemoteBlobTest {
         RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
         int threads = 8;
         ExecutorService pool = Executors.newFixedThreadPool(threads);
-        try (RemoteBlob rb = source.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = source.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             CountDownLatch go = new CountDownLatch(1);
             List<Future<byte[]>> reads = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
@@ -240,19 +221,19 @@ class RemoteBlobTest {
         Path cache = tmp.resolve("cache");
         RemoteBlobSource cold = source(cache, store, FetchPolicy.defaults());
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
         }
         assertTrue(cold.counters().fetchRequests() > 0);
 
         store.failing(true); // the registry is gone; a new process over the same directory
         RemoteBlobSource warm = source(cache, store, FetchPolicy.defaults());
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), warm, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
         }
         assertEquals(0, warm.counters().fetchRequests());
         assertEquals(24, warm.counters().hits(), warm.counters().toString());
         for (int b = 0; b < 2; b++) {
-            try (RemoteBlob rb = warm.open(w.blobIds().get(b), rangesOf(w.chunks().get(b)))) {
+            try (RemoteBlob rb = warm.open(w.blobIds().get(b), TestDevices.rangesOf(w.chunks().get(b)))) {
                 assertTrue(rb.fileChannel().isPresent(), "a fully cached blob is served from its data file");
                 assertEquals(rb.cacheFile().dataPath(), cache.toRealPath().resolve(w.blobIds().get(b) + ".data"));
                 byte[] blob = Files.readAllBytes(w.blobPath(b));
@@ -265,7 +246,7 @@ class RemoteBlobTest {
         }
         // Partly cached: no file to serve zero-copy.
         RemoteBlobSource other = source(tmp.resolve("cache-partial"), store.failing(false), FetchPolicy.defaults());
-        try (RemoteBlob rb = other.open(w.blobIds().get(0), rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = other.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             rb.readFully(ByteBuffer.allocate(10), 0);
             assertFalse(rb.fileChannel().isPresent());
         }
@@ -307,7 +288,7 @@ class RemoteBlobTest {
             store.failing(true);
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(tmp.resolve("cache-" + c), store,
                     FetchPolicy.defaults()), FlatDeviceOptions.defaults())) {
-                assertArrayEquals(w.expectedDevice(), readDevice(dev));
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
             }
         }
     }
@@ -323,7 +304,7 @@ class RemoteBlobTest {
             IOException e = assertThrows(IOException.class, () -> dev.read(at, ByteBuffer.allocate(4096)));
             assertTrue(e.getMessage().contains("down"), e.getMessage());
             store.failing(false);
-            assertArrayEquals(w.expectedDevice(), readDevice(dev));
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 128 << 10));
         }
     }
 
@@ -334,7 +315,7 @@ class RemoteBlobTest {
         FileBlobStore store = new FileBlobStore(w.blobDir());
         Path cache = tmp.resolve("cache");
         RemoteBlobSource source = source(cache, store, new FetchPolicy(512 << 10, 0));
-        try (RemoteBlob rb = source.open(id, rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
             rb.readFully(ByteBuffer.allocate(10), 3L * CHUNK); // chunks 3-10 by a read
             store.clearRequests();
             int fetched = 0;
@@ -351,7 +332,7 @@ class RemoteBlobTest {
             assertEquals(32, rb.cacheFile().presentCount());
         }
         store.failing(true);
-        try (RemoteBlob rb = source(cache, store, FetchPolicy.defaults()).open(id, rangesOf(w.chunks().get(0)))) {
+        try (RemoteBlob rb = source(cache, store, FetchPolicy.defaults()).open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
             assertTrue(rb.fileChannel().isPresent(), "complete after prefetch");
         }
     }

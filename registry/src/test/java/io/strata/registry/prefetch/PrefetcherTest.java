@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.strata.builder.BuildListener;
 import io.strata.builder.BuildOptions;
 import io.strata.builder.ImageBuilder;
-import io.strata.core.blob.Blob;
 import io.strata.core.blob.LocalBlobDirectory;
 import io.strata.core.chunk.ChunkTable;
 import io.strata.core.device.FlatDevice;
@@ -22,6 +21,7 @@ import io.strata.registry.cache.FetchPolicy;
 import io.strata.registry.cache.FileBlobStore;
 import io.strata.registry.cache.RemoteBlob;
 import io.strata.registry.cache.RemoteBlobSource;
+import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -69,18 +69,10 @@ class PrefetcherTest {
         Files.write(p, b);
     }
 
-    static byte[] readDevice(FlatDevice dev) throws IOException {
-        byte[] all = new byte[(int) dev.size()];
-        for (int at = 0; at < all.length; at += 128 << 10) {
-            dev.read(at, ByteBuffer.wrap(all, at, Math.min(128 << 10, all.length - at)));
-        }
-        return all;
-    }
-
     static byte[] localDevice(Path img) throws IOException {
         try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), new LocalBlobDirectory(img.resolve("blobs")),
                 FlatDeviceOptions.defaults())) {
-            return readDevice(dev);
+            return TestDevices.readAll(dev, 128 << 10);
         }
     }
 
@@ -119,7 +111,7 @@ class PrefetcherTest {
                 assertEquals(f.ranges().count(), f.presentCount(), "every chunk is on disk");
             }
             files.failing(true);
-            assertArrayEquals(expected, readDevice(dev), "the open device reads everything from the cache");
+            assertArrayEquals(expected, TestDevices.readAll(dev, 128 << 10), "the open device reads everything from the cache");
         }
         // A fresh process view: a new source on the same cache directory, the store still gone.
         RemoteBlobSource fresh = source(tmp.resolve("cache"), new TimedStore(files), FetchPolicy.defaults());
@@ -128,7 +120,7 @@ class PrefetcherTest {
             assertTrue(again.fileChannel().isPresent(), "a complete blob offers its data file");
         }
         try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), fresh, FlatDeviceOptions.defaults())) {
-            assertArrayEquals(expected, readDevice(dev));
+            assertArrayEquals(expected, TestDevices.readAll(dev, 128 << 10));
         }
         assertEquals(0, fresh.counters().fetchRequests());
     }

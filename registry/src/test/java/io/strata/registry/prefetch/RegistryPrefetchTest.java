@@ -15,6 +15,7 @@ import io.strata.registry.RegistryOptions;
 import io.strata.registry.cache.BlobCacheDirectory;
 import io.strata.registry.cache.RemoteBlobSource;
 import io.strata.registry.testing.RegistryFixture;
+import io.strata.registry.testing.TestDevices;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -53,7 +54,7 @@ class RegistryPrefetchTest {
                 assertTrue(ranges >= p.progress().requests() && ranges >= 1, "range requests in the registry's log: " + ranges);
                 registry.stop();
                 assertFalse(registry.isRunning());
-                assertArrayEquals(expected, PrefetcherTest.readDevice(dev), "every byte from the cache, the registry stopped");
+                assertArrayEquals(expected, TestDevices.readAll(dev, 128 << 10), "every byte from the cache, the registry stopped");
             }
         }
     }
