@@ -103,6 +103,10 @@ final class TarLayerReader {
                 break;
             case REGULAR:
                 long size = e.isSparse() ? e.getRealSize() : e.getSize();
+                if (FileContent.chunksFor(size, ctx.options().chunkSize()) > FileContent.MAX_CHUNKS) {
+                    throw new EntryException(e.getName(), "declares " + size + " bytes, more than an image file of "
+                            + ctx.options().chunkSize() + "-byte chunks can hold");
+                }
                 FileContent c = new FileContent(size, ctx.options().chunkSize());
                 n.setContent(c);
                 ctx.pipeline().addFile(c, in, "'" + e.getName() + "'");

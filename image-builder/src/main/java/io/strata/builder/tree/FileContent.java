@@ -9,17 +9,31 @@ public final class FileContent {
     public static final int HOLE = -1;
     private static final int UNSET = -2;
 
+    /** The most chunks one file may have: its chunk ids are one Java array. */
+    public static final long MAX_CHUNKS = Integer.MAX_VALUE - 8;
+
     private final long size;
-    private final int[] chunks;
+    private final int count;
+    /**
+     * The ids stored so far. It grows as chunks are stored rather than being sized up front,
+     * because a tar header may declare a size that its data never delivers.
+     */
+    private int[] chunks;
 
     public FileContent(long size, long chunkSize) {
-        long n = (size + chunkSize - 1) / chunkSize;
-        if (n > Integer.MAX_VALUE - 8) {
+        long n = chunksFor(size, chunkSize);
+        if (n > MAX_CHUNKS) {
             throw new IllegalArgumentException("a file of " + size + " bytes has too many " + chunkSize + "-byte chunks");
         }
         this.size = size;
-        this.chunks = new int[(int) n];
+        this.count = (int) n;
+        this.chunks = new int[(int) Math.min(n, 1024)];
         java.util.Arrays.fill(chunks, UNSET);
+    }
+
+    /** How many {@code chunkSize}-byte chunks hold {@code size} bytes. */
+    public static long chunksFor(long size, long chunkSize) {
+        return size / chunkSize + (size % chunkSize == 0 ? 0 : 1);
     }
 
     public long size() {
@@ -27,18 +41,25 @@ public final class FileContent {
     }
 
     public int chunkCount() {
-        return chunks.length;
+        return count;
     }
 
-    public int chunk(int i) {
-        int c = chunks[i];
+    public synchronized int chunk(int i) {
+        java.util.Objects.checkIndex(i, count);
+        int c = i < chunks.length ? chunks[i] : UNSET;
         if (c == UNSET) {
             throw new IllegalStateException("chunk " + i + " of a " + size + "-byte file was never stored");
         }
         return c;
     }
 
-    public void setChunk(int i, int id) {
+    public synchronized void setChunk(int i, int id) {
+        java.util.Objects.checkIndex(i, count);
+        if (i >= chunks.length) {
+            int old = chunks.length;
+            chunks = java.util.Arrays.copyOf(chunks, (int) Math.min(count, Math.max(i + 1L, 2L * old)));
+            java.util.Arrays.fill(chunks, old, chunks.length, UNSET);
+        }
         chunks[i] = id;
     }
 }
