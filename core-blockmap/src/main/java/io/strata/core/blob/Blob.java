@@ -26,7 +26,9 @@ public interface Blob extends Closeable {
 
     /**
      * The local file holding the blob, when there is one: transports then move stored (uncompressed)
-     * chunks with {@code transferTo} (sendfile) or positional reads instead of copying.
+     * chunks with {@code transferTo} (sendfile) or positional reads instead of copying. A blob may
+     * gain its file later (a remote blob whose last chunk has arrived in the cache); once present it
+     * stays, and asking again allocates nothing.
      */
     Optional<FileChannel> fileChannel();
 

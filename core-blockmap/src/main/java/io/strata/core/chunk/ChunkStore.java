@@ -137,14 +137,21 @@ public final class ChunkStore implements Closeable {
         return tables[blob];
     }
 
-    /** The local file of a blob, for zero-copy transfer of stored chunks; null if it has none. */
+    /** The local file of a blob, for zero-copy transfer of stored chunks; null if it has none (yet). */
     public FileChannel fileOf(int blob) {
-        return files[blob];
+        FileChannel f = files[blob];
+        if (f == null) {
+            // A remote blob gains a local file when its last chunk arrives (Blob#fileChannel): from
+            // then on it is served like a local blob. Optional.empty() is a constant: no allocation.
+            f = blobs[blob].fileChannel().orElse(null);
+            files[blob] = f; // a benign race: every thread that looks sees null or the same channel
+        }
+        return f;
     }
 
     /** True for a stored (uncompressed) chunk of a blob with a local file: once verified, it is read from the file. */
     public boolean isStoredInFile(int blob, int chunk) {
-        return files[blob] != null && !tables[blob].isCompressed(chunk);
+        return !tables[blob].isCompressed(chunk) && fileOf(blob) != null;
     }
 
     /** True for a stored (uncompressed) chunk whose digest was already checked. */

@@ -35,7 +35,10 @@ public final class RemoteBlob implements Blob {
     private final RangeFetcher fetcher;
     private final ChunkRanges ranges;
     private final FileChannel data;
-    private final Optional<FileChannel> completeFile;
+    /** The data file once every chunk is present (at open, or when the last one arrives); empty until then. */
+    private volatile Optional<FileChannel> completeFile;
+    /** The sum of every chunk's length: the cached-bytes counter of a complete blob. */
+    private final long chunkBytes;
     private final FetchPolicy policy;
     private final CacheCounters counters;
     /** Chunks being fetched now, by chunk index, in this blob's cache file. Guarded by itself. */
@@ -49,6 +52,11 @@ public final class RemoteBlob implements Blob {
         this.ranges = file.ranges();
         this.data = file.data();
         this.completeFile = file.completeAtOpen() ? Optional.of(file.data()) : Optional.empty();
+        long sum = 0;
+        for (int i = 0; i < ranges.count(); i++) {
+            sum += ranges.length(i);
+        }
+        this.chunkBytes = sum;
         this.policy = source.policy();
         this.counters = source.counters();
         this.inFlight = file.inFlight();
@@ -302,10 +310,20 @@ public final class RemoteBlob implements Blob {
         }
     }
 
-    /** The cache's data file, when every chunk was present at open: then the blob is served like a local one. */
+    /**
+     * The cache's data file once every chunk is present (filled by reads, the prefetcher or another
+     * process sharing the cache): then the blob is served like a local one. Until then this is a
+     * volatile read and, when the cached-bytes counter says the blob may be complete, a check of
+     * the readiness map.
+     */
     @Override
     public Optional<FileChannel> fileChannel() {
-        return completeFile;
+        Optional<FileChannel> f = completeFile;
+        if (f.isEmpty() && file.cachedBytes() >= chunkBytes && file.presentCount() == ranges.count() && ranges.count() > 0) {
+            f = Optional.of(data);
+            completeFile = f;
+        }
+        return f;
     }
 
     @Override

@@ -8,8 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.blob.ChunkRanges;
 import io.strata.core.chunk.ChunkCorruptedException;
+import io.strata.core.buffer.NativeBuffer;
 import io.strata.core.device.FlatDevice;
 import io.strata.core.device.FlatDeviceOptions;
+import io.strata.core.device.SegmentSink;
 import io.strata.core.image.ChunkInfo;
 import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
@@ -17,6 +19,7 @@ import io.strata.core.testing.SyntheticImage;
 import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -244,11 +247,50 @@ class RemoteBlobTest {
                 assertArrayEquals(blob, all.array(), "the data file is the blob");
             }
         }
-        // Partly cached: no file to serve zero-copy.
-        RemoteBlobSource other = source(tmp.resolve("cache-partial"), store.failing(false), FetchPolicy.defaults());
+        // Partly cached (one merged request of 128 KiB: 2 of 12 chunks): no file to serve zero-copy.
+        RemoteBlobSource other = source(tmp.resolve("cache-partial"), store.failing(false),
+                new FetchPolicy(FetchPolicy.MIN_MERGE_LIMIT, FetchPolicy.DEFAULT_MAX_GAP));
         try (RemoteBlob rb = other.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             rb.readFully(ByteBuffer.allocate(10), 0);
             assertFalse(rb.fileChannel().isPresent());
+        }
+    }
+
+    @Test
+    void aBlobCompletedWhileOpenIsThenServedFromItsDataFile() throws IOException {
+        SyntheticImage.Written w = image("stored", Compression.NONE, 8, 21);
+        RemoteBlobSource cold = source(tmp.resolve("cache"), new FileBlobStore(w.blobDir()), FetchPolicy.defaults());
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults())) {
+            FileSegments first = new FileSegments();
+            dev.resolve(0, dev.size(), first);
+            assertTrue(first.memoryBytes > 0, "the first read loads (and verifies) chunks through the cache");
+            // The first read fetched the last chunk: the blob is complete, and its stored chunks,
+            // verified by that read, now go from the cache's data file (sendfile for NBD).
+            FileSegments second = new FileSegments();
+            dev.resolve(0, dev.size(), second);
+            assertEquals(0, second.memoryBytes, "every chunk byte comes from the data file");
+            assertTrue(second.fileBytes >= w.chunks().get(0).stream().mapToLong(ChunkInfo::uncompressedSize).sum());
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 96 << 10));
+        }
+    }
+
+    /** Counts the bytes a resolve hands over as file regions (the zero-copy path) and as cached memory. */
+    private static final class FileSegments implements SegmentSink {
+        long fileBytes;
+        long memoryBytes;
+
+        @Override
+        public void file(FileChannel file, long position, long length) {
+            fileBytes += length;
+        }
+
+        @Override
+        public void memory(NativeBuffer buffer, int offset, int length) {
+            memoryBytes += length;
+        }
+
+        @Override
+        public void zeros(long length) {
         }
     }
 

@@ -170,7 +170,11 @@ class PrefetcherTest {
         // Long against scheduling noise: the margins below are half and twice this, and a loaded
         // 2-core CI machine can stall a thread for a few hundred milliseconds.
         long delay = 1500;
-        TimedStore store = new TimedStore(new FileBlobStore(img.resolve("blobs"))).delay(delay);
+        // The read's own request lasts longer than the prefetch requests already on the wire, so that
+        // they end while it still fetches (seconds of margin even on a loaded machine): the prefetcher
+        // must then hold back rather than send more.
+        long demandDelay = 3 * delay;
+        TimedStore store = new TimedStore(new FileBlobStore(img.resolve("blobs"))).delay(delay).demandDelay(demandDelay);
         RemoteBlobSource source = source(tmp.resolve("cache"), store, new FetchPolicy(FetchPolicy.MIN_MERGE_LIMIT, 0));
         ChunkTable table = ChunkTable.buildAll(image)[0];
         // The chunk stored last in the blob: `all` would reach it last, seconds from now.
@@ -199,7 +203,7 @@ class PrefetcherTest {
             long queuedMillis = (mine.startNanos() - t0) / 1_000_000;
             // A prefetch request takes `delay`: a read queued behind one would start that much later.
             assertTrue(queuedMillis < delay / 2, "the read's request started " + queuedMillis + " ms after the read");
-            assertTrue(readMillis < delay * 2, "the read took " + readMillis + " ms (one request: " + delay + " ms)");
+            assertTrue(readMillis < demandDelay + delay, "the read took " + readMillis + " ms (one request: " + demandDelay + " ms)");
             assertEquals(PrefetchProgress.State.RUNNING, p.progress().state(), "the prefetch was still running");
             long overlapping = store.requests().stream().filter(TimedStore.Request::prefetch)
                     .filter(r -> r.startNanos() < mine.endNanos() && r.endNanos() > mine.startNanos()).count();

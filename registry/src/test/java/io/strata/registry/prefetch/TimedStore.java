@@ -28,6 +28,8 @@ final class TimedStore implements RemoteBlobSource.FetcherFactory {
 
     private final FileBlobStore store;
     private volatile long delayMillis;
+    /** The delay of a request sent by a read (not the prefetcher), when set; else {@link #delayMillis}. */
+    private volatile long demandDelayMillis = -1;
     private final List<Request> log = new ArrayList<>();
     private final List<long[]> open = new ArrayList<>();
 
@@ -37,6 +39,11 @@ final class TimedStore implements RemoteBlobSource.FetcherFactory {
 
     TimedStore delay(long millis) {
         delayMillis = millis;
+        return this;
+    }
+
+    TimedStore demandDelay(long millis) {
+        demandDelayMillis = millis;
         return this;
     }
 
@@ -72,8 +79,9 @@ final class TimedStore implements RemoteBlobSource.FetcherFactory {
                 }
                 int len = dst.remaining();
                 try {
-                    if (delayMillis > 0) {
-                        Thread.sleep(delayMillis);
+                    long delay = marker[1] == 0 && demandDelayMillis >= 0 ? demandDelayMillis : delayMillis;
+                    if (delay > 0) {
+                        Thread.sleep(delay);
                     }
                     inner.fetch(position, dst);
                 } catch (InterruptedException e) {
