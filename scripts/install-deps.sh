@@ -20,6 +20,7 @@ packages=(
   docker-registry  # CNCF distribution 2.8: the real OCI registry of the remote-image tests (RegistryFixture)
   skopeo           # an independent registry client: inspects what strata push wrote, copies plain OCI images
   apache2-utils    # htpasswd -B: the bcrypt entries of the registry's basic-auth variant
+  python3-libnbd   # libnbd for Python: the NBD client of bench/remote-vs-peers.sh (replays recorded block ranges)
 )
 
 missing=()
