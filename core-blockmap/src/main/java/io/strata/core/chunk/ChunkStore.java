@@ -280,6 +280,11 @@ public final class ChunkStore implements Closeable {
             this.digestInput = digestInput;
         }
 
+        void close() {
+            staging.close();
+            decompressors.values().forEach(Decompressor::close);
+        }
+
         Decompressor decompressor(Compression c) {
             Decompressor d = decompressors.get(c);
             if (d == null) {
@@ -305,7 +310,7 @@ public final class ChunkStore implements Closeable {
         cache.close();
         Workspace ws;
         while ((ws = workspaces.poll()) != null) {
-            ws.staging.close();
+            ws.close();
         }
         if (first != null) {
             throw first;
