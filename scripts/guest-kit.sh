@@ -74,7 +74,8 @@ esac
 # --- the initramfs ------------------------------------------------------------------------------
 # The modules the tests use; each is loaded after the modules its .modinfo "depends=" names (the
 # package ships no modules.dep and the host may have no kmod). One built into the kernel is skipped.
-wanted=(virtio_pci virtio_blk erofs nbd)
+# virtio_net: a guest that reaches a registry on the host through QEMU's user-mode network (slirp).
+wanted=(virtio_pci virtio_blk erofs nbd virtio_net)
 
 # module_file MODDIR NAME: the .ko(.xz|.zst) file of module NAME (- and _ are the same in names).
 module_file() {

@@ -16,8 +16,8 @@ import java.util.stream.Stream;
  * outside the source tree; {@link #command} starts it through the copied dynamic loader.
  */
 final class GuestJre {
-    /** From {@code jdeps --print-module-deps} over the CLI and its libraries. */
-    static final String MODULES = "java.base,java.desktop,java.management,java.naming,java.sql,jdk.unsupported";
+    /** From {@code jdeps --print-module-deps} over the CLI and its libraries (java.net.http: the registry client). */
+    static final String MODULES = "java.base,java.desktop,java.management,java.naming,java.net.http,java.sql,jdk.unsupported";
 
     private GuestJre() {
     }
@@ -73,10 +73,11 @@ final class GuestJre {
         }
     }
 
-    /** The jlink image for the running JDK, built once and cached. */
+    /** The jlink image for the running JDK and {@link #MODULES}, built once and cached. */
     private static Path jlinkImage() throws IOException {
         String home = System.getProperty("java.home");
-        String version = System.getProperty("java.version");
+        // The module list is part of the key: an image cached before a module was added lacks it.
+        String version = System.getProperty("java.version") + "-" + Integer.toHexString(MODULES.hashCode());
         Path cached = GuestKit.cacheRoot().resolve("guest-jre/" + version);
         if (Files.isExecutable(cached.resolve("bin/java"))) {
             return cached;

@@ -39,6 +39,21 @@ final class GuestKit {
         return new GuestKit(qemu, Paths.get(k), Paths.get(i), cacheDir, env);
     }
 
+    /**
+     * Fails (CI) or skips unless the kit's initramfs carries kernel module {@code name} (its /init
+     * loads every module in it): a kit built by an older scripts/guest-kit.sh may lack one a test needs.
+     */
+    void requireModule(String name) throws IOException {
+        byte[] cpio;
+        // GZIPInputStream ignores the zeros the kit pads the archive with (to 4 bytes, for the test's cpio).
+        try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(initramfs))) {
+            cpio = in.readAllBytes();
+        }
+        String entry = "modules/" + name + ".ko\0";
+        HostTools.require(new String(cpio, java.nio.charset.StandardCharsets.ISO_8859_1).contains(entry),
+                "the guest kit's initramfs " + initramfs + " has no " + name + " module: rerun scripts/guest-kit.sh (as root)");
+    }
+
     static Path cacheRoot() {
         return Paths.get(System.getenv().getOrDefault("STRATA_CACHE", "/var/cache/strata"));
     }
