@@ -1,13 +1,13 @@
 package io.strata.core.chunk;
 
+import io.strata.core.digest.Blake3;
 import io.strata.core.image.DigestAlgorithm;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import org.bouncycastle.crypto.digests.Blake3Digest;
 
 /** Computes a chunk's digest (blake3 or sha256 over the uncompressed bytes). One per thread. */
 final class ChunkDigester {
-    private final Blake3Digest blake3 = new Blake3Digest(256);
+    private final Blake3 blake3 = new Blake3();
     private final MessageDigest sha256;
     private final byte[] out = new byte[32];
 
@@ -21,15 +21,14 @@ final class ChunkDigester {
 
     /**
      * True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. BLAKE3
-     * (BouncyCastle) takes only arrays, so its input is first copied into {@code heapScratch}; the
+     * ({@link Blake3}) takes only arrays, so its input is first copied into {@code heapScratch}; the
      * JDK's SHA-256 reads the direct buffer itself.
      */
     boolean matches(DigestAlgorithm algorithm, java.nio.ByteBuffer data, int length, byte[] heapScratch,
                     byte[] expected, int at) {
         if (algorithm == DigestAlgorithm.BLAKE3) {
             data.get(0, heapScratch, 0, length);
-            blake3.update(heapScratch, 0, length);
-            blake3.doFinal(out, 0);
+            blake3.hash(heapScratch, 0, length, out, 0);
         } else {
             sha256.update(data.duplicate().position(0).limit(length));
             try {

@@ -1,10 +1,10 @@
 package io.strata.builder.data;
 
+import io.strata.core.digest.Blake3;
 import io.strata.core.image.DigestAlgorithm;
 import java.security.DigestException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import org.bouncycastle.crypto.digests.Blake3Digest;
 
 /** A chunk's digest over its uncompressed bytes (blake3 or sha256, 32 bytes). Not thread-safe. */
 abstract class ChunkHasher {
@@ -13,7 +13,7 @@ abstract class ChunkHasher {
     abstract byte[] digest(byte[] data, int length);
 
     static ChunkHasher create(DigestAlgorithm algorithm) {
-        return algorithm == DigestAlgorithm.SHA256 ? new Sha256() : new Blake3();
+        return algorithm == DigestAlgorithm.SHA256 ? new Sha256() : new Blake3Hasher();
     }
 
     static MessageDigest sha256() {
@@ -40,14 +40,13 @@ abstract class ChunkHasher {
         }
     }
 
-    private static final class Blake3 extends ChunkHasher {
-        private final Blake3Digest b3 = new Blake3Digest(DIGEST_SIZE * 8);
+    private static final class Blake3Hasher extends ChunkHasher {
+        private final Blake3 b3 = new Blake3();
 
         @Override
         byte[] digest(byte[] data, int length) {
-            b3.update(data, 0, length);
             byte[] out = new byte[DIGEST_SIZE];
-            b3.doFinal(out, 0);
+            b3.hash(data, 0, length, out, 0);
             return out;
         }
     }
