@@ -35,6 +35,9 @@ final class AttachCommand implements Callable<Integer> {
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30", description = "Kernel request timeout (default: ${DEFAULT-VALUE}).")
     int timeout;
 
+    @CommandLine.Mixin
+    MetricsLine metrics;
+
     @Override
     public Integer call() throws Exception {
         CommandLine cmd = spec.commandLine();
@@ -44,6 +47,7 @@ final class AttachCommand implements Callable<Integer> {
         if (timeout < 1) {
             throw new CommandLine.ParameterException(cmd, "--timeout must be at least 1 second");
         }
+        metrics.check(cmd);
         if (!Files.exists(nbdDevice)) {
             throw new CommandLine.ParameterException(cmd, nbdDevice + " does not exist (is the nbd module loaded? modprobe nbd)");
         }
@@ -81,7 +85,10 @@ final class AttachCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(hook);
         System.out.println("attached " + nbdDevice + ": " + device.describe());
         System.out.flush();
-        attached.awaitDisconnect();
+        try (AutoCloseable line = metrics.start(CommandLoggers.attach(),
+                () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(device, image))) {
+            attached.awaitDisconnect();
+        }
         return 0;
     }
 }

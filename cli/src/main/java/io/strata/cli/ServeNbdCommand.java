@@ -70,8 +70,8 @@ final class ServeNbdCommand implements Callable<Integer> {
             description = "A client that has not chosen an export this long after connecting is dropped (default: ${DEFAULT-VALUE}).")
     int handshakeTimeout;
 
-    @Option(names = "--metrics-interval", paramLabel = "SECONDS", defaultValue = "60", description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")
-    int metricsInterval;
+    @CommandLine.Mixin
+    MetricsLine metrics;
 
     @Override
     public Integer call() throws Exception {
@@ -97,6 +97,7 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (handshakeTimeout < 1 || handshakeTimeout > 3600) {
             throw new CommandLine.ParameterException(cmd, "--handshake-timeout must be 1..3600 seconds");
         }
+        metrics.check(cmd);
         TcpListenAddress listen = null;
         if (tcp != null) {
             try {
@@ -156,11 +157,9 @@ final class ServeNbdCommand implements Callable<Integer> {
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
             }
-            while (!stopped.await(metricsInterval > 0 ? metricsInterval : 3600, java.util.concurrent.TimeUnit.SECONDS)) {
-                if (metricsInterval > 0) {
-                    CommandLoggers.serve().info("metrics: {}; cache {}{}", server.metrics().snapshot(), devices.get(0).cacheStats(),
-                            image.registryMetrics());
-                }
+            try (AutoCloseable line = metrics.start(CommandLoggers.serve(),
+                    () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
+                stopped.await();
             }
             return 0;
         } catch (IOException | RuntimeException e) {

@@ -35,12 +35,16 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             description = "Queues offered (GET_QUEUE_NUM); QEMU's num-queues must not exceed it, and defaults to the guest's vCPU count (default: ${DEFAULT-VALUE}).")
     int queues;
 
+    @CommandLine.Mixin
+    MetricsLine metrics;
+
     @Override
     public Integer call() throws Exception {
         CommandLine cmd = spec.commandLine();
         if (queues < 1 || queues > 255) {
             throw new CommandLine.ParameterException(cmd, "--queues must be 1..255");
         }
+        metrics.check(cmd);
         BlockDevice device = image.open(cmd, bootstrap);
         VhostUserServer server;
         try {
@@ -62,7 +66,9 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         }, "strata-shutdown"));
         CommandLoggers.serve().info("vhost-user: serving {}", device.describe());
         server.start();
-        stopped.await();
+        try (AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> MetricsLine.deviceFields(device, image))) {
+            stopped.await();
+        }
         return 0;
     }
 }

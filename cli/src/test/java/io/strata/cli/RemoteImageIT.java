@@ -85,7 +85,7 @@ class RemoteImageIT {
     }
 
     /** A few hundred files, a few MB: random (incompressible) and repetitive (compressible) contents, nested directories. */
-    private static Path generateTree(Path root) throws IOException {
+    static Path generateTree(Path root) throws IOException {
         Random r = new Random(9);
         for (int i = 0; i < 300; i++) {
             Path dir = root.resolve("d" + (i % 17)).resolve("e" + (i % 5));
@@ -180,14 +180,28 @@ class RemoteImageIT {
         assertSameAsLocalExport(copy);
     }
 
-    /** vhost-user takes a reference too (a guest reading it is the QEMU suite's job): it resolves and serves the RAFS image. */
+    /**
+     * vhost-user takes a reference too (a guest reading it is the QEMU suite's job): it resolves and
+     * serves the RAFS image, and its metrics line (the code attach shares) carries the registry's
+     * fields, the disk cache's and the prefetch progress.
+     */
     @Test
-    void serveVhostUserTakesAReference(@TempDir Path tmp) throws Exception {
+    void serveVhostUserTakesAReferenceAndLogsTheRegistryMetrics(@TempDir Path tmp) throws Exception {
         try (StrataProcess.Server s = StrataProcess.start(tmp, "vhost", "serve", "vhost-user", ref, "--socket",
-                tmp.resolve("vhost.sock").toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "none")) {
+                tmp.resolve("vhost.sock").toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "all",
+                "--metrics-interval", "1")) {
             String log = s.awaitLog("vhost-user: serving");
             assertTrue(log.contains("vhost-user: serving RAFS image " + tmp.resolve("cache").resolve("bootstraps")), log);
             assertTrue(Files.exists(tmp.resolve("vhost.sock")));
+            // The prefetch fills the disk cache from the registry with no guest attached; the line says so.
+            java.util.regex.Pattern line = java.util.regex.Pattern.compile("metrics: cache .*; registry=" + registry.registry()
+                    + " requests=[1-9]\\d* bytes=[1-9]\\d* retries=\\d+ errors=\\d+ p50=\\S+ p99=\\S+; disk cache hits=\\d+ misses=\\d+"
+                    + " discarded=\\d+; prefetch=all:done 100%");
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (!line.matcher(s.log()).find() && s.process.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            assertTrue(line.matcher(s.log()).find(), s.log());
         }
     }
 

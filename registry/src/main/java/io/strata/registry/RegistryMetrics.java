@@ -1,6 +1,7 @@
 package io.strata.registry;
 
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.LongAccumulator;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -8,12 +9,13 @@ import java.util.concurrent.atomic.LongAdder;
  * retries, errors (failed tries and failed operations) and request latency. Updating allocates
  * nothing: adders and a fixed array of histogram buckets.
  *
- * <p>Latency goes into 64 buckets whose bounds grow by a factor of 2^(1/4) from 50 microseconds
- * (so up to ~3 minutes); a percentile is reported as its bucket's upper bound, within 19 % of the
- * true value, which is what a metrics line needs.
+ * <p>Latency goes into 96 buckets whose bounds grow by a factor of 2^(1/4) from 50 microseconds
+ * (so up to ~12 minutes, past any sensible --registry-deadline); a percentile is reported as its
+ * bucket's upper bound, within 19 % of the true value, which is what a metrics line needs. The last
+ * bucket has no upper bound: a percentile that falls there is reported as the longest latency seen.
  */
 public final class RegistryMetrics {
-    private static final int BUCKETS = 64;
+    private static final int BUCKETS = 96;
     private static final long[] UPPER_MICROS = new long[BUCKETS];
 
     static {
@@ -31,6 +33,7 @@ public final class RegistryMetrics {
     private final LongAdder retries = new LongAdder();
     private final LongAdder errors = new LongAdder();
     private final AtomicLongArray latency = new AtomicLongArray(BUCKETS);
+    private final LongAccumulator maxMicros = new LongAccumulator(Math::max, 0);
 
     RegistryMetrics(String registry) {
         this.registry = registry;
@@ -69,6 +72,7 @@ public final class RegistryMetrics {
             }
         }
         latency.incrementAndGet(lo);
+        maxMicros.accumulate(micros);
     }
 
     public long requests() {
@@ -103,10 +107,10 @@ public final class RegistryMetrics {
         for (int i = 0; i < BUCKETS; i++) {
             seen += counts[i];
             if (seen >= rank && counts[i] > 0) {
-                return UPPER_MICROS[i];
+                return i == BUCKETS - 1 ? maxMicros.get() : UPPER_MICROS[i];
             }
         }
-        return UPPER_MICROS[BUCKETS - 1];
+        return maxMicros.get();
     }
 
     public long p50Micros() {

@@ -86,6 +86,20 @@ class ClientPartsTest {
         assertTrue(m.summary().startsWith("registry=r requests=1 bytes=10 retries=0 errors=0 p50=1.1ms p99="), m.summary());
     }
 
+    /** Slow answers (a throttled or stalled registry) are reported as seconds, not as Long.MAX_VALUE microseconds. */
+    @Test
+    void slowLatenciesKeepTheirSize() {
+        RegistryMetrics m = new RegistryMetrics("r");
+        m.latencyNanos(5_000_000_000L); // 5 s: a request waiting out a deadline
+        long p99 = m.p99Micros();
+        assertTrue(p99 >= 5_000_000 && p99 < 6_000_000, "p99 " + p99);
+        assertTrue(m.summary().endsWith(" p50=" + p99 / 1000 + "ms p99=" + p99 / 1000 + "ms"), m.summary());
+        m.latencyNanos(3_600_000_000_000L); // an hour: past the last bound, reported as it is
+        m.latencyNanos(3_600_000_000_000L);
+        assertEquals(3_600_000_000L, m.p99Micros());
+        assertTrue(m.summary().endsWith(" p99=3600000ms"), m.summary());
+    }
+
     @Test
     void indexChoosesTheNydusManifestForThisPlatform() throws Exception {
         ObjectMapper json = new ObjectMapper();

@@ -35,6 +35,8 @@ public final class TokenRealm implements AutoCloseable {
     private final ExecutorService executor;
     private final List<TokenRequest> requests = new ArrayList<>();
     private final AtomicInteger issued = new AtomicInteger();
+    /** When each token handed out stops being valid (System.nanoTime()), for a gate that checks tokens. */
+    private final java.util.Map<String, Long> expiresAtNanos = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile String requiredAuthorization;
     private volatile String requiredForm;
     private volatile Integer expiresIn = 300;
@@ -89,6 +91,15 @@ public final class TokenRealm implements AutoCloseable {
         return issued.get();
     }
 
+    /**
+     * Whether {@code token} was handed out by this realm and its {@code expires_in} (the spec's 60 s
+     * when left out) has not passed: what a registry that checks tokens would accept.
+     */
+    public boolean isLive(String token) {
+        Long at = expiresAtNanos.get(token);
+        return at != null && System.nanoTime() - at < 0;
+    }
+
     public List<TokenRequest> requests() {
         synchronized (requests) {
             return List.copyOf(requests);
@@ -123,6 +134,7 @@ public final class TokenRealm implements AutoCloseable {
             if (exp != null) {
                 json.append(",\"expires_in\":").append(exp);
             }
+            expiresAtNanos.put(token, System.nanoTime() + TimeUnit.SECONDS.toNanos(exp == null ? 60 : exp));
             json.append('}');
             send(ex, 200, json.toString());
         }

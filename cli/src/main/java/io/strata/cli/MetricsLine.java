@@ -1,0 +1,59 @@
+package io.strata.cli;
+
+import io.strata.core.device.BlockDevice;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import picocli.CommandLine;
+import picocli.CommandLine.Option;
+
+/**
+ * The periodic {@code metrics:} log line of every server (serve nbd, serve vhost-user, attach): a
+ * mixin owning {@code --metrics-interval} and the one timer that logs the line. Each server says
+ * what its line starts with (NBD: its connection and request counters); the rest is the same for all
+ * ({@link #deviceFields}): the chunk cache, then, for images given by reference, the registry's
+ * requests, bytes, retries, errors and latency, the disk cache's hits and misses and prefetch progress.
+ */
+final class MetricsLine {
+    @Option(names = "--metrics-interval", paramLabel = "SECONDS", defaultValue = "60",
+            description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")
+    int intervalSeconds;
+
+    /** A usage error (exit 2) for an interval out of range; call before opening anything. */
+    void check(CommandLine cmd) {
+        if (intervalSeconds < 0 || intervalSeconds > 86_400) {
+            throw new CommandLine.ParameterException(cmd, "--metrics-interval must be 0..86400 seconds");
+        }
+    }
+
+    /**
+     * Logs {@code "metrics: " + line.get()} every interval on a daemon thread until the returned
+     * handle is closed; does nothing when the interval is 0.
+     */
+    AutoCloseable start(Logger log, Supplier<String> line) {
+        if (intervalSeconds <= 0) {
+            return () -> { };
+        }
+        ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "strata-metrics");
+            t.setDaemon(true);
+            return t;
+        });
+        timer.scheduleAtFixedRate(() -> {
+            try {
+                log.info("metrics: {}", line.get());
+            } catch (RuntimeException e) {
+                // A counter read failing (a device closing under us) must not end the timer.
+                log.warn("metrics: {}", e.toString());
+            }
+        }, intervalSeconds, intervalSeconds, TimeUnit.SECONDS);
+        return timer::shutdownNow;
+    }
+
+    /** The fields every server's line ends with: the device's chunk cache, then the registry part (see {@link ServedDeviceOptions#registryMetrics}). */
+    static String deviceFields(BlockDevice device, ServedDeviceOptions image) {
+        return "cache " + device.cacheStats() + image.registryMetrics();
+    }
+}

@@ -1,0 +1,241 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.testing.HostTools;
+import io.strata.registry.testing.RegistryFixture;
+import io.strata.registry.testing.TokenRealm;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Registry faults that need a registry with credentials, end to end through bin/strata: blobs
+ * redirected to another host (which must never see Authorization), a Bearer token that expires
+ * in the middle of a long read, a registry that stalls forever (the read fails with EIO within the
+ * deadline and the server goes on serving), and a push that fails part way (no tag; the next push
+ * completes and skips what is there). The registry is Debian's docker-registry with htpasswd (or
+ * Bearer) auth; faults come from {@link FaultProxy} in front of it.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class RegistryFaultsIT {
+    private static final String USER = "alice";
+    private static final String PASSWORD = "s3cret-pw";
+    private static final String CREDS = USER + ":" + PASSWORD;
+    private static final String REPO = "strata/faults";
+
+    @TempDir
+    static Path shared;
+
+    RegistryFixture registry;
+    Path image;
+    Path localExport;
+    long blobBytes;
+
+    @BeforeAll
+    void buildAndPush() throws Exception {
+        RegistryFixture.requireTools();
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        HostTools.requireTool("qemu-io", "qemu-utils");
+        Path source = RemoteImageIT.generateTree(shared.resolve("src"));
+        image = shared.resolve("img");
+        StrataProcess.Run b = StrataProcess.run(shared, "build", source.toString(), "-o", image.toString(), "--source-date-epoch", "1700000000");
+        assertEquals(0, b.code(), b.err());
+        localExport = shared.resolve("local.raw");
+        StrataProcess.Run e = StrataProcess.run(shared, "export", image.resolve("bootstrap").toString(), "-o", localExport.toString());
+        assertEquals(0, e.code(), e.err());
+        try (Stream<Path> blobs = Files.list(image.resolve("blobs"))) {
+            for (Path p : (Iterable<Path>) blobs::iterator) {
+                blobBytes += Files.size(p);
+            }
+        }
+        registry = RegistryFixture.htpasswd(shared.resolve("registry"), USER, PASSWORD);
+        StrataProcess.Run p = StrataProcess.run(shared, "push", image.toString(), registry.reference(REPO + ":v1"), "--creds", CREDS);
+        assertEquals(0, p.code(), p.err());
+    }
+
+    @AfterAll
+    void stopRegistry() {
+        if (registry != null) {
+            registry.close();
+        }
+    }
+
+    private static StrataProcess.Server serve(Path tmp, String name, String reference, String... extra) throws Exception {
+        List<String> args = new ArrayList<>(List.of("serve", "nbd", reference, "--socket", tmp.resolve(name + ".sock").toString(),
+                "--cache-dir", tmp.resolve(name + "-cache").toString(), "--prefetch", "none", "--metrics-interval", "1"));
+        args.addAll(List.of(extra));
+        StrataProcess.Server s = StrataProcess.start(tmp, name, args.toArray(String[]::new));
+        s.awaitLog("nbd: export");
+        return s;
+    }
+
+    private static String uri(Path tmp, String name) {
+        return "nbd+unix:///?socket=" + tmp.resolve(name + ".sock");
+    }
+
+    /** nbdcopy of the whole device; returns how long it took. */
+    private long copyAndCompare(Path tmp, String name, StrataProcess.Server s) throws Exception {
+        Path copy = tmp.resolve(name + ".raw");
+        long start = System.nanoTime();
+        HostTools.Outcome o = HostTools.execute(List.of("nbdcopy", uri(tmp, name), copy.toString()));
+        long took = System.nanoTime() - start;
+        assertEquals(0, o.exitCode(), o.output() + "\nserver log:\n" + s.log());
+        assertEquals(-1, Files.mismatch(localExport, copy), "the device served from the registry equals the local export");
+        return took;
+    }
+
+    /**
+     * The registry hands every blob to an object store on another port with a 302 (the proxy turns
+     * the registry's authorized answers into redirects): every byte arrives right, the object store
+     * served the range reads, and not one request to it carried Authorization, while the registry
+     * itself only answers with the credentials.
+     */
+    @Test
+    void blobsRedirectedToAnotherHostArriveAndThatHostNeverSeesAuthorization(@TempDir Path tmp) throws Exception {
+        try (ObjectStore store = new ObjectStore(registry.storageDir()); FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.redirectBlobs(store::uri);
+            try (StrataProcess.Server s = serve(tmp, "redirect", proxy.registry() + "/" + REPO + ":v1", "--creds", CREDS)) {
+                copyAndCompare(tmp, "redirect", s);
+            }
+            List<ObjectStore.Seen> seen = store.seen();
+            assertTrue(proxy.redirects() > 0, "the registry redirected blob reads");
+            assertTrue(seen.stream().anyMatch(r -> r.range() != null), "range reads went to the object store: " + seen);
+            assertTrue(seen.stream().allMatch(r -> r.authorization() == null), "no Authorization to the other host: " + seen);
+        }
+        // The registry does require the credentials: the same blobs without them are refused.
+        HttpResponse<Void> anonymous = HttpClient.newHttpClient().send(HttpRequest.newBuilder(registry.baseUri()
+                .resolve("/v2/" + REPO + "/manifests/v1")).timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.discarding());
+        assertEquals(401, anonymous.statusCode());
+    }
+
+    /**
+     * A Bearer token that lives 1 s, checked by the proxy as a real registry checks tokens, and a
+     * read throttled to take several seconds: the copy is right and new tokens were fetched while it ran.
+     */
+    @Test
+    void aTokenThatExpiresDuringALongReadIsRenewed(@TempDir Path tmp) throws Exception {
+        TokenRealm realm = new TokenRealm().expiresIn(1);
+        // The image as pushed, without another push: a copy of the first registry's storage.
+        copyTree(registry.storageDir(), tmp.resolve("bearer/storage"));
+        try (RegistryFixture bearer = RegistryFixture.bearer(tmp.resolve("bearer"), realm);
+                FaultProxy proxy = new FaultProxy(bearer.baseUri())) {
+            proxy.refuseExpiredTokens(realm, "Bearer realm=\"" + realm.uri() + "\",service=\"" + TokenRealm.SERVICE
+                    + "\",scope=\"repository:" + REPO + ":pull\"");
+            try (StrataProcess.Server s = serve(tmp, "token", proxy.registry() + "/" + REPO + ":v1")) {
+                // About 4 s for the blobs: several token lifetimes.
+                proxy.throttle(blobBytes / 4);
+                int before = realm.tokensIssued();
+                long took = copyAndCompare(tmp, "token", s);
+                int fetched = realm.tokensIssued() - before;
+                assertTrue(took > TimeUnit.SECONDS.toNanos(2), "the read spans token lifetimes: " + took / 1_000_000 + " ms");
+                assertTrue(fetched >= 2, fetched + " tokens fetched during a " + took / 1_000_000 + " ms read (expired and refused: "
+                        + proxy.expiredRefused() + ")\n" + s.log());
+            }
+        }
+    }
+
+    /**
+     * A registry that stalls forever: a read through {@code --registry-deadline 3} fails with EIO
+     * within the deadline and a margin, and the same read afterwards is answered right.
+     */
+    @Test
+    void aStalledRegistryFailsThatReadWithEioWithinTheDeadlineAndTheServerGoesOn(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            try (StrataProcess.Server s = serve(tmp, "stall", proxy.registry() + "/" + REPO + ":v1", "--creds", CREDS,
+                    "--registry-deadline", "3")) {
+                proxy.inject(FaultProxy.Fault.STALL_FOREVER, 1);
+                // 1 MiB from the middle of the device: file data, so chunks from the registry.
+                long offset = (Files.size(localExport) / 2) & ~0xfffffL;
+                long start = System.nanoTime();
+                HostTools.Outcome first = HostTools.execute(List.of("qemu-io", "-r", "-f", "raw", uri(tmp, "stall"),
+                        "-c", "read -q " + offset + " 1M"));
+                double seconds = (System.nanoTime() - start) / 1e9;
+                assertEquals(1, proxy.faultsApplied(), "the read met the stall: " + first.output());
+                assertTrue(first.exitCode() != 0 && first.output().contains("Input/output error"), "EIO: " + first.output() + s.log());
+                assertTrue(seconds < 3 + 7, "failed after " + seconds + " s, deadline 3 s");
+                // The server goes on: the whole device, that range included, is read right.
+                copyAndCompare(tmp, "stall", s);
+                assertTrue(s.process.isAlive());
+            }
+        }
+    }
+
+    /**
+     * A push whose blob uploads fail, then one whose manifest PUT fails: each exits 1 with one error
+     * line and leaves no tag; a push without faults then completes, skipping every blob already there.
+     */
+    @Test
+    void aFailedPushLeavesNoTagAndTheNextPushSkipsWhatIsThere(@TempDir Path tmp) throws Exception {
+        String repo = "strata/pushfail";
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            String ref = proxy.registry() + "/" + repo + ":v1";
+            proxy.injectOn("PUT", "/blobs/uploads/", FaultProxy.Fault.STATUS_500, Integer.MAX_VALUE);
+            assertPushFails(tmp, ref, "HTTP 500");
+            assertEquals(404, manifestStatus(repo, "v1"), "no tag after a failed blob upload");
+
+            proxy.clearRules();
+            proxy.injectOn("PUT", "/manifests/", FaultProxy.Fault.RESET_NOW, Integer.MAX_VALUE);
+            assertPushFails(tmp, ref, "/manifests/v1");
+            assertEquals(404, manifestStatus(repo, "v1"), "no tag after a failed manifest PUT");
+
+            proxy.clearRules();
+            StrataProcess.Run ok = StrataProcess.run(tmp, "push", image.toString(), ref, "--creds", CREDS);
+            assertEquals(0, ok.code(), ok.err());
+            assertFalse(ok.err().contains(": uploaded"), "every layer was already there: " + ok.err());
+            assertTrue(ok.err().contains("0 layers uploaded"), ok.err());
+            assertEquals(200, manifestStatus(repo, "v1"));
+        }
+    }
+
+    private static void copyTree(Path from, Path to) throws java.io.IOException {
+        try (Stream<Path> all = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) all::iterator) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
+    }
+
+    private void assertPushFails(Path tmp, String ref, String why) throws Exception {
+        StrataProcess.Run r = StrataProcess.run(tmp, "push", image.toString(), ref, "--creds", CREDS, "--registry-retries", "2");
+        assertEquals(1, r.code(), r.err());
+        List<String> errors = r.err().lines().filter(l -> !l.startsWith("push: ")).toList();
+        assertEquals(1, errors.size(), r.err());
+        assertTrue(errors.get(0).startsWith("strata push: ") && errors.get(0).contains(why), r.err());
+        assertFalse(r.err().contains(PASSWORD), r.err());
+    }
+
+    /** The registry's own answer (not through the proxy) to GET of a manifest by tag. */
+    private int manifestStatus(String repo, String tag) throws Exception {
+        String basic = "Basic " + Base64.getEncoder().encodeToString(CREDS.getBytes(StandardCharsets.UTF_8));
+        HttpRequest get = HttpRequest.newBuilder(URI.create(registry.baseUri() + "/v2/" + repo + "/manifests/" + tag))
+                .header("Authorization", basic)
+                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                .timeout(Duration.ofSeconds(10)).build();
+        return HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.discarding()).statusCode();
+    }
+}
