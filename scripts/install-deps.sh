@@ -21,6 +21,8 @@ packages=(
   skopeo           # an independent registry client: inspects what strata push wrote, copies plain OCI images
   apache2-utils    # htpasswd -B: the bcrypt entries of the registry's basic-auth variant
   python3-libnbd   # libnbd for Python: the NBD client of bench/remote-vs-peers.sh (replays recorded block ranges)
+  asciidoctor      # mvn package: turns the AsciiDoc man pages picocli-codegen writes into troff (cli/pom.xml)
+  man-db           # man -l: ManPagesIT renders every generated page
 )
 
 missing=()
