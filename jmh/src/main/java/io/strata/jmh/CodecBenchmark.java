@@ -1,6 +1,7 @@
 package io.strata.jmh;
 
 import com.github.luben.zstd.ZstdDecompressCtx;
+import io.strata.core.digest.Blake3;
 import io.strata.core.image.Compression;
 import io.strata.core.testing.SyntheticImage;
 import java.nio.ByteBuffer;
@@ -10,7 +11,6 @@ import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import net.jpountz.lz4.LZ4Factory;
 import net.jpountz.lz4.LZ4SafeDecompressor;
-import org.bouncycastle.crypto.digests.Blake3Digest;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Scope;
@@ -22,7 +22,7 @@ import org.openjdk.jmh.annotations.TearDown;
  * The pieces of a cache miss, one core, on chunk 0 of the {@link ReadPathBenchmark} images (1 MiB,
  * same content, same compression settings): decompress with the calls the core makes (lz4 safe
  * decompressor and zstd context, direct buffers), digest with the same classes (JDK SHA-256,
- * BouncyCastle BLAKE3), and the 1 MiB copy from the cache slot to a heap array that precedes the
+ * Strata's {@link Blake3}; {@link DigestBenchmark} sets it beside BouncyCastle's), and the 1 MiB copy from the cache slot to a heap array that precedes the
  * digest in {@code ChunkStore.loadChunk}. Every op processes 1 MiB.
  */
 @State(Scope.Thread)
@@ -39,7 +39,7 @@ public class CodecBenchmark extends JvmSettings {
     private final LZ4SafeDecompressor lz4 = LZ4Factory.fastestInstance().safeDecompressor();
     private ZstdDecompressCtx zstd;
     private MessageDigest sha256;
-    private final Blake3Digest blake3 = new Blake3Digest(256);
+    private final Blake3 blake3 = new Blake3();
 
     @Setup(Level.Trial)
     public void setup() throws NoSuchAlgorithmException {
@@ -93,8 +93,7 @@ public class CodecBenchmark extends JvmSettings {
 
     @Benchmark
     public byte[] blake3() {
-        blake3.update(plain, 0, CHUNK);
-        blake3.doFinal(out, 0);
+        blake3.hash(plain, 0, CHUNK, out, 0);
         return out;
     }
 

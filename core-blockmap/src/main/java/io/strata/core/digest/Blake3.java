@@ -13,7 +13,10 @@ import java.nio.ByteOrder;
  * (section 2.4). {@link #fullChunk} runs a chunk's 16 blocks with the chaining value, the 16-word
  * state and the 16 message words all in locals, and the seven rounds unrolled with each round's message
  * schedule applied when the code was written ({@code scripts/blake3-rounds.py} prints them), so the
- * inner loop touches no array but the input.
+ * inner loop touches no array but the input. That runs at about BouncyCastle's speed; what makes long
+ * inputs fast is {@link Blake3Lanes}, which hashes up to 256 whole chunks side by side in SIMD lanes and,
+ * for each whole group of 256, the parent nodes of their subtree level by level. This class keeps the
+ * tree: the stack of subtree chaining values, short or last chunks, and the root.
  *
  * <p>Not thread-safe: one instance per thread (it keeps the chaining-value stack of the tree).
  */
@@ -44,11 +47,16 @@ public final class Blake3 {
 
     /** Inputs are at most 2^31 bytes, 2^21 chunks: the stack of subtree chaining values is at most 22 deep. */
     private static final int MAX_DEPTH = 32;
+    /** log2 of {@link Blake3Lanes#MAX_LANES}: a whole group of lanes is a subtree of 2^8 chunks. */
+    private static final int GROUP_LOG2 = 8;
 
     private final int[] stack = new int[MAX_DEPTH * 8];
     private int depth;
     /** The chaining value the last compression wrote. */
     private final int[] cvs = new int[8];
+    /** The chaining values {@link Blake3Lanes} wrote, 8 words a chunk. */
+    private int[] laneCvs;
+    private Blake3Lanes lanes;
     /** Message words of a block that is not a whole input block: a padded last block or a parent node. */
     private final int[] words = new int[16];
 
@@ -57,16 +65,55 @@ public final class Blake3 {
         java.util.Objects.checkFromIndexSize(off, len, in.length);
         java.util.Objects.checkFromIndexSize(outOff, OUT_LEN, out.length);
         depth = 0;
-        // Every chunk but the last is whole and not the root; the last one (possibly short or empty)
-        // is finished by lastChunk, which knows whether it is the root (section 2.5).
+        // Every chunk but the last is whole and not the root. The last one may be short, empty or the
+        // root (section 2.5); lastChunk handles those. A whole last chunk of a longer input is hashed
+        // like the others (so 1 MiB is four full groups of lanes), but its chaining value is not pushed:
+        // it stays in cvs for the fold below, which gives the root its flag.
         int chunks = len == 0 ? 1 : (int) ((len + (long) CHUNK_LEN - 1) / CHUNK_LEN);
+        int laneChunks = chunks > 1 && len % CHUNK_LEN == 0 ? chunks : chunks - 1;
         int chunk = 0;
+        // Whole groups of 256 chunks are aligned, complete subtrees of the tree (it is left-full,
+        // section 2.5): their parents are computed in lanes too, level by level, down to two nodes.
+        while (laneChunks - chunk >= Blake3Lanes.MAX_LANES) {
+            int n = Blake3Lanes.MAX_LANES;
+            Blake3Lanes l = lanes();
+            l.chunks(in, off + chunk * CHUNK_LEN, chunk, n, laneCvs);
+            for (int nodes = n; nodes > 2; nodes /= 2) {
+                l.parents(laneCvs, nodes / 2);
+            }
+            chunk += n;
+            if (chunk == chunks && chunks == n) {
+                // The group is the whole input: its top node is the root.
+                parent(laneCvs, 0, laneCvs, 8, ROOT, cvs);
+                writeOut(out, outOff);
+                return;
+            }
+            parent(laneCvs, 0, laneCvs, 8, 0, cvs);
+            if (chunk == chunks) {
+                break; // the rightmost subtree: it stays in cvs for the fold below
+            }
+            pushSubtree(cvs, 0, chunk, GROUP_LOG2);
+        }
+        while (laneChunks - chunk >= Blake3Lanes.MIN_LANES) {
+            int n = Math.min(Blake3Lanes.MAX_LANES, laneChunks - chunk);
+            lanes().chunks(in, off + chunk * CHUNK_LEN, chunk, n, laneCvs);
+            for (int lane = 0; lane < n; lane++) {
+                if (chunk + lane == chunks - 1) {
+                    System.arraycopy(laneCvs, lane * 8, cvs, 0, 8);
+                } else {
+                    pushChunk(laneCvs, lane * 8, chunk + lane + 1);
+                }
+            }
+            chunk += n;
+        }
         for (; chunk < chunks - 1; chunk++) {
             fullChunk(in, off + chunk * CHUNK_LEN, chunk, cvs, 0);
             pushChunk(cvs, 0, chunk + 1);
         }
-        int lastStart = chunk * CHUNK_LEN;
-        lastChunk(in, off + lastStart, len - lastStart, chunk, chunks == 1, cvs);
+        if (chunk == chunks - 1) {
+            int lastStart = chunk * CHUNK_LEN;
+            lastChunk(in, off + lastStart, len - lastStart, chunk, chunks == 1, cvs);
+        }
         if (chunks > 1) {
             // Fold the right edge of the tree (section 2.5): each stacked subtree is the left sibling of
             // everything after it; the last parent is the root.
@@ -75,9 +122,22 @@ public final class Blake3 {
                 parent(stack, depth * 8, cvs, 0, depth == 0 ? ROOT : 0, cvs);
             }
         }
+        writeOut(out, outOff);
+    }
+
+    private void writeOut(byte[] out, int outOff) {
         for (int i = 0; i < 8; i++) {
             LE_INT.set(out, outOff + 4 * i, cvs[i]);
         }
+    }
+
+    /** Made on first use: inputs under 33 KiB never need its 40 KiB of rows. */
+    private Blake3Lanes lanes() {
+        if (lanes == null) {
+            lanes = new Blake3Lanes();
+            laneCvs = new int[8 * Blake3Lanes.MAX_LANES];
+        }
+        return lanes;
     }
 
     /**
@@ -87,8 +147,17 @@ public final class Blake3 {
      * this never merges the final chunk, so the root flag goes where the spec puts it.
      */
     private void pushChunk(int[] cv, int at, long chunksSoFar) {
+        pushSubtree(cv, at, chunksSoFar, 0);
+    }
+
+    /**
+     * Adds the chaining value of a complete subtree of 2^log2 chunks, none of them the last;
+     * {@code chunksSoFar} counts its chunks. Merges as if its chunks had been pushed one by one.
+     */
+    private void pushSubtree(int[] cv, int at, long chunksSoFar, int log2) {
         System.arraycopy(cv, at, stack, depth * 8, 8);
         depth++;
+        chunksSoFar >>>= log2;
         while ((chunksSoFar & 1) == 0) {
             depth--;
             parent(stack, (depth - 1) * 8, stack, depth * 8, 0, stack);

@@ -16,8 +16,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link Blake3} against the BLAKE3 team's test vectors and against BouncyCastle's {@code Blake3Digest}
  * on random inputs of every length class: empty, within one block, block edges, chunk (1 KiB) edges,
- * tree shapes with full and partial last chunks, the 8-chunk lane groups and their edges, and the
- * 1 MiB image chunk with its neighbours.
+ * tree shapes with full and partial last chunks, the edges of {@link Blake3Lanes}' groups (32 to 256
+ * whole chunks before the last one), and the 1 MiB image chunk with its neighbours.
  */
 class Blake3Test {
     private static final int KIB = 1024;
@@ -53,7 +53,9 @@ class Blake3Test {
         int[] lengths = {
             0, 1, 2, 63, 64, 65, 127, 128, 129, 1023, 1024, 1025, 2047, 2048, 2049, 3072, 3073,
             7 * KIB, 8 * KIB - 1, 8 * KIB, 8 * KIB + 1, 9 * KIB, 9 * KIB + 5, 16 * KIB, 16 * KIB + 1,
-            17 * KIB, 31 * KIB + 1, 64 * KIB, 100_000, 256 * KIB + 3, MIB - 1, MIB, MIB + 1,
+            17 * KIB, 31 * KIB + 1, 32 * KIB, 33 * KIB - 1, 33 * KIB, 33 * KIB + 1, 34 * KIB, 64 * KIB,
+            100_000, 256 * KIB, 257 * KIB, 257 * KIB + 1, 258 * KIB + 3, 289 * KIB, 289 * KIB + 1,
+            512 * KIB, 512 * KIB + 64, 768 * KIB, MIB - 1, MIB, MIB + 1, 1280 * KIB, 2 * MIB,
             MIB + 1000, 2 * MIB + KIB, 3 * MIB + 512, 4 * MIB,
         };
         long seed = System.nanoTime();
