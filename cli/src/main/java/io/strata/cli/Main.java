@@ -16,6 +16,7 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        HostLogging.prepare(System.getenv());
         System.exit(run(args));
     }
 
@@ -33,8 +34,15 @@ public final class Main {
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             PrintWriter err = cmd.getErr();
             String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-            err.println(cmd.getCommandSpec().qualifiedName(" ") + ": " + msg);
-            if (debugRequested(System.getenv("STRATA_DEBUG"))) {
+            String line = cmd.getCommandSpec().qualifiedName(" ") + ": " + msg;
+            boolean debug = debugRequested(System.getenv("STRATA_DEBUG"));
+            if (LogFormat.current() == LogFormat.JSON) {
+                // A log shipper reading the JSON lines gets the failure as one of them too.
+                org.slf4j.LoggerFactory.getLogger("strata").error(line, debug ? ex : null);
+                return EXIT_FAILURE;
+            }
+            err.println(line);
+            if (debug) {
                 ex.printStackTrace(err);
             }
             err.flush();

@@ -14,6 +14,18 @@ public final class StrataCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /**
+     * Inherited by every subcommand, so it may follow the subcommand's name too
+     * ({@code strata serve nbd --log-format json ...}); applied as soon as it is parsed.
+     */
+    @CommandLine.Option(names = "--log-format", paramLabel = "text|json", scope = CommandLine.ScopeType.INHERIT,
+            converter = LogFormat.Converter.class, completionCandidates = LogFormat.Names.class,
+            description = "Log lines as text (default; without timestamps when stderr is the systemd journal, which adds them) "
+                    + "or json: one object per line with time, level, logger, message and exception, for log shippers.")
+    void logFormat(LogFormat format) {
+        LogFormat.use(format);
+    }
+
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
