@@ -23,6 +23,8 @@ packages=(
   python3-libnbd   # libnbd for Python: the NBD client of bench/remote-vs-peers.sh (replays recorded block ranges)
   asciidoctor      # mvn package: turns the AsciiDoc man pages picocli-codegen writes into troff (cli/pom.xml)
   man-db           # man -l: ManPagesIT renders every generated page
+  systemd          # systemd-socket-activate, systemd-analyze: SystemdIT (socket activation, the shipped units)
+  python3          # SystemdIT's NOTIFY_SOCKET reader (a unix datagram socket, as systemd reads it)
 )
 
 missing=()

@@ -7,6 +7,7 @@ import io.strata.nbd.NbdServer;
 import io.strata.nbd.TlsConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -76,7 +77,9 @@ final class ServeNbdCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         CommandLine cmd = spec.commandLine();
-        if (socket == null && tcp == null) {
+        // Under systemd socket activation (strata-nbd.socket) the listening sockets are passed in.
+        List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
+        if (socket == null && tcp == null && activated.isEmpty()) {
             throw new CommandLine.ParameterException(cmd, "give --socket PATH and/or --tcp HOST[:PORT]");
         }
         if (!image.given(bootstrap) && exports.isEmpty()) {
@@ -139,9 +142,11 @@ final class ServeNbdCommand implements Callable<Integer> {
                 }
             }
             NbdServer server = new NbdServer(registry, options, tlsConfig);
+            SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 CommandLoggers.serve().info("stopping on signal");
+                systemd.stopping();
                 server.close();
                 closeAll(devices);
                 stopped.countDown();
@@ -154,9 +159,13 @@ final class ServeNbdCommand implements Callable<Integer> {
                 InetSocketAddress a = server.listenTcp(listen.host(), listen.port());
                 CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
             }
+            for (ServerSocketChannel listener : activated) {
+                server.listenOn(listener);
+            }
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
             }
+            systemd.ready("serving " + registry.all().size() + " NBD export(s)");
             try (AutoCloseable line = metrics.start(CommandLoggers.serve(),
                     () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
                 stopped.await();

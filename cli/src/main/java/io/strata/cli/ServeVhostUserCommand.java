@@ -53,9 +53,11 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             device.close();
             throw e;
         }
+        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             CommandLoggers.serve().info("stopping on signal");
+            systemd.stopping();
             try {
                 server.close();
                 device.close();
@@ -66,6 +68,7 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         }, "strata-shutdown"));
         CommandLoggers.serve().info("vhost-user: serving {}", device.describe());
         server.start();
+        systemd.ready("serving vhost-user on " + socket);
         try (AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> MetricsLine.deviceFields(device, image))) {
             stopped.await();
         }

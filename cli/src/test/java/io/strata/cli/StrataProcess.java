@@ -67,7 +67,13 @@ final class StrataProcess {
 
     /** Starts {@code bin/strata args} in the background, its output under {@code tmp} (NAME.out, NAME.err). */
     static Server start(Path tmp, String name, String... args) throws Exception {
+        return start(tmp, name, java.util.Map.of(), args);
+    }
+
+    /** As {@link #start(Path, String, String...)}, with {@code env} added to the environment. */
+    static Server start(Path tmp, String name, java.util.Map<String, String> env, String... args) throws Exception {
         ProcessBuilder pb = builder(args);
+        pb.environment().putAll(env);
         Path err = tmp.resolve(name + ".err");
         pb.redirectOutput(tmp.resolve(name + ".out").toFile()).redirectError(err.toFile());
         return new Server(pb.start(), err);

@@ -183,6 +183,26 @@ public final class NbdServer implements Closeable {
     }
 
     /**
+     * Serves on a socket already bound and listening, opened by someone else (systemd socket
+     * activation): its address, backlog and file mode are theirs, and its socket file is not
+     * removed on close.
+     */
+    public void listenOn(ServerSocketChannel server) throws IOException {
+        java.net.SocketAddress local = server.getLocalAddress();
+        String name;
+        if (local instanceof InetSocketAddress bound) {
+            name = "tcp:" + bound.getHostString() + ":" + bound.getPort();
+            start(server, name, " (passed in)");
+            if (isExposedWithoutTls(bound)) {
+                LOG.warn("nbd: serving on {} without TLS required: anyone who can reach this address reads the exports", name);
+            }
+        } else {
+            name = "unix:" + local;
+            start(server, name, " (passed in)");
+        }
+    }
+
+    /**
      * True when a listener is reachable from other machines (not a loopback address) and clients
      * are not required to use TLS: worth a warning, since NBD itself authenticates nobody.
      */
@@ -191,11 +211,15 @@ public final class NbdServer implements Closeable {
     }
 
     private void start(ServerSocketChannel server, String name) {
+        start(server, name, "");
+    }
+
+    private void start(ServerSocketChannel server, String name, String note) {
         listeners.add(server);
         Thread t = new Thread(() -> acceptLoop(server, name), "nbd-accept-" + name);
         t.setDaemon(true);
         t.start();
-        LOG.info("nbd: listening on {}", name);
+        LOG.info("nbd: listening on {}{}", name, note);
     }
 
     private void acceptLoop(ServerSocketChannel server, String name) {

@@ -1,0 +1,204 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.testing.Fixtures;
+import io.strata.core.testing.HostTools;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Running under systemd without a running systemd (issue 11 part 4): socket activation through
+ * systemd-socket-activate, which passes listening sockets as systemd does (LISTEN_FDS, LISTEN_PID,
+ * fds from 3), and Type=notify through a datagram socket this test owns, read by Python's socket
+ * module as systemd would read NOTIFY_SOCKET.
+ */
+@Timeout(240)
+class SystemdIT {
+    /**
+     * Binds a unix datagram socket (a path, or @name in the abstract namespace), prints each
+     * datagram on one line ('|' for its newlines) and exits after STOPPING=1, or fails after 120 s.
+     */
+    private static final String RECEIVER = String.join("\n",
+            "import socket, sys",
+            "a = sys.argv[1]",
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",
+            "s.bind('\\0' + a[1:] if a.startswith('@') else a)",
+            "print('bound', flush=True)",
+            "s.settimeout(120)",
+            "while True:",
+            "    m = s.recv(4096).decode()",
+            "    print(m.replace('\\n', '|'), flush=True)",
+            "    if 'STOPPING=1' in m.split('\\n'):",
+            "        break");
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void socketActivationServesOnEveryPassedSocket() throws Exception {
+        HostTools.requireTool("systemd-socket-activate", "systemd");
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        int port;
+        try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = probe.getLocalPort();
+        }
+        Path socket = tmp.resolve("nbd.sock");
+        // systemd-socket-activate gives the service only TERM, PATH, USER, HOME and what -E names.
+        List<String> cmd = List.of("systemd-socket-activate", "-l", "127.0.0.1:" + port, "-l", socket.toString(),
+                "-E", "JAVA_HOME=" + System.getProperty("java.home"),
+                StrataProcess.home().resolve("bin/strata").toString(), "serve", "nbd", Fixtures.nydusBootstrap().toString());
+        Path log = tmp.resolve("activate.err");
+        Process activate = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
+        try {
+            // It listens on both, then starts Strata with both when the first client connects.
+            awaitFile(log, "Listening on " + socket + " as 4.", activate);
+            Path overTcp = tmp.resolve("tcp.raw");
+            Path overUnix = tmp.resolve("unix.raw");
+            HostTools.run(List.of("nbdcopy", "nbd://127.0.0.1:" + port, overTcp.toString()));
+            HostTools.run(List.of("nbdcopy", "nbd+unix:///?socket=" + socket, overUnix.toString()));
+
+            String text = Files.readString(log, StandardCharsets.UTF_8);
+            assertTrue(text.contains("nbd: listening on tcp:127.0.0.1:" + port + " (passed in)"), text);
+            assertTrue(text.contains("nbd: listening on unix:" + socket + " (passed in)"), text);
+
+            Path expected = tmp.resolve("export.raw");
+            StrataProcess.Run export = StrataProcess.run(tmp, "export", Fixtures.nydusBootstrap().toString(), "-o", expected.toString());
+            assertEquals(0, export.code(), export.err());
+            byte[] device = Files.readAllBytes(expected);
+            assertEquals(Fixtures.NYDUS_BLOCKS * 4096, device.length);
+            assertArrayEquals(device, Files.readAllBytes(overTcp), "the copy over the passed TCP socket");
+            assertArrayEquals(device, Files.readAllBytes(overUnix), "the copy over the passed unix socket");
+        } finally {
+            stop(activate);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"nbd path", "nbd abstract", "vhost-user path"})
+    void notifiesReadyOnceServingAndStoppingOnShutdown(String variant) throws Exception {
+        HostTools.requireTool("python3", "python3");
+        boolean nbd = variant.startsWith("nbd");
+        String notifySocket = variant.endsWith("path") ? tmp.resolve("notify").toString()
+                : "@strata-test-" + ProcessHandle.current().pid() + "-" + System.nanoTime();
+        Path received = tmp.resolve("received");
+        Process receiver = new ProcessBuilder("python3", "-c", RECEIVER, notifySocket).redirectErrorStream(true)
+                .redirectOutput(received.toFile()).start();
+        try {
+            awaitFile(received, "bound", receiver);
+            Path socket = tmp.resolve("served.sock");
+            try (StrataProcess.Server server = StrataProcess.start(tmp, "notify", Map.of("NOTIFY_SOCKET", notifySocket), "serve",
+                    nbd ? "nbd" : "vhost-user", Fixtures.nydusBootstrap().toString(), "--socket", socket.toString())) {
+                awaitFile(received, "READY=1", server.process);
+                // READY=1 comes once it serves: a client connecting now is answered.
+                if (nbd) {
+                    HostTools.requireTool("nbdinfo", "libnbd-bin");
+                    assertEquals(String.valueOf(Fixtures.NYDUS_BLOCKS * 4096),
+                            HostTools.run(List.of("nbdinfo", "--size", "nbd+unix:///?socket=" + socket)).strip());
+                    assertTrue(server.log().contains("nbd: export ''"), server.log());
+                } else {
+                    try (SocketChannel qemuSide = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+                        assertTrue(qemuSide.isConnected());
+                    }
+                }
+                server.close();
+            }
+            assertTrue(receiver.waitFor(60, TimeUnit.SECONDS), "no STOPPING=1: " + Files.readString(received));
+            assertEquals(0, receiver.exitValue(), Files.readString(received));
+            String status = nbd ? "serving 1 NBD export(s)" : "serving vhost-user on " + socket;
+            assertEquals(List.of("bound", "READY=1|STATUS=" + status, "STOPPING=1"), Files.readAllLines(received));
+        } finally {
+            receiver.destroyForcibly();
+            receiver.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aPassedDescriptorThatIsNotAListeningSocketIsRefused() throws Exception {
+        // LISTEN_PID must be the server's own pid: the shell exports its $$, which bin/strata's exec keeps.
+        String script = "export LISTEN_PID=$$ LISTEN_FDS=1; exec 3<\"$1\"; exec \"$2\" serve nbd \"$1\"";
+        ProcessBuilder pb = new ProcessBuilder("bash", "-c", script, "strata-test", Fixtures.nydusBootstrap().toString(),
+                StrataProcess.home().resolve("bin/strata").toString());
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.environment().remove("STRATA_DEBUG");
+        Path err = tmp.resolve("bad.err");
+        pb.redirectOutput(tmp.resolve("bad.out").toFile()).redirectError(err.toFile());
+        Process p = pb.start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "strata did not exit");
+        String text = Files.readString(err, StandardCharsets.UTF_8);
+        assertEquals(1, p.exitValue(), text);
+        assertEquals(1, text.strip().lines().count(), "one line: " + text);
+        assertTrue(text.contains("fd 3 from LISTEN_FDS is not a socket"), text);
+    }
+
+    @Test
+    void theShippedUnitsVerifyAndCarryTheHardening() throws Exception {
+        HostTools.requireTool("systemd-analyze", "systemd");
+        Path shipped = StrataProcess.home().resolve("packaging/systemd");
+        List<String> command = new ArrayList<>(List.of("env", "MANPATH=" + ManPagesIT.generated("man"), "systemd-analyze", "verify"));
+        for (String unit : List.of("strata.service", "strata-nbd.socket", "strata-nbd.service")) {
+            String text = Files.readString(shipped.resolve(unit), StandardCharsets.UTF_8);
+            if (unit.endsWith(".service")) {
+                for (String line : List.of("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes", "CacheDirectory=strata")) {
+                    assertTrue(text.lines().anyMatch(line::equals), unit + " lacks " + line);
+                }
+            }
+            // The package installs /usr/bin/strata; here the checkout's launcher stands in for it.
+            Path copy = tmp.resolve(unit);
+            Files.writeString(copy, text.replace("/usr/bin/strata", StrataProcess.home().resolve("bin/strata").toString()));
+            command.add(copy.toString());
+        }
+        // verify loads each unit as systemd would: unknown or misspelt keys, bad values, a missing
+        // ExecStart binary or a Documentation= man page that man cannot find are all reported.
+        HostTools.Outcome o = HostTools.execute(command);
+        assertEquals(0, o.exitCode(), o.output());
+        assertEquals("", o.output().strip(), "systemd-analyze verify complains");
+    }
+
+    /** Polls {@code file} until it holds {@code text}; fails if {@code process} exits first or 60 s pass. */
+    private static void awaitFile(Path file, String text, Process process) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        for (;;) {
+            String content = Files.exists(file) ? Files.readString(file, StandardCharsets.UTF_8) : "";
+            if (content.contains(text)) {
+                return;
+            }
+            if (!process.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("no '" + text + "' in " + file + " (" + (process.isAlive() ? "timed out" : "exited") + "):\n" + content);
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** SIGTERM to the process and whatever it started (Strata runs as its child or in its place). */
+    private static void stop(Process process) throws InterruptedException {
+        List<ProcessHandle> all = new ArrayList<>(process.descendants().toList());
+        all.add(process.toHandle());
+        for (ProcessHandle h : all) {
+            h.destroy();
+        }
+        for (ProcessHandle h : all) {
+            try {
+                h.onExit().get(30, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+                h.destroyForcibly();
+            }
+        }
+    }
+}
