@@ -77,15 +77,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+forget() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
+# bounded CMD...: runs CMD under the step timeout, in the background so that a signal to this script
+# runs the cleanup at once (bash runs traps only between foreground commands, but during a wait).
+bounded() {
+  timeout "$step_timeout" "$@" &
+  local p=$! rc=0
+  pids+=("$p")
+  wait "$p" || rc=$?
+  forget "$p"
+  return $rc
+}
 # stop PID: SIGTERM, SIGKILL after 5 s, reap it and forget it (so cleanup never signals a reused pid).
 stop() {
   kill "$1" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
-  local keep=() p
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
+  forget "$1"
 }
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
@@ -102,12 +111,13 @@ fi
 if [ ! -f "$data/image.done" ]; then
   log "strata build $data/tree"
   rm -rf "$data/image"
-  timeout "$step_timeout" bin/strata build "$data/tree" -o "$data/image" --source-date-epoch 0 2>&1 | tail -n 3 >&2
+  bounded bin/strata build "$data/tree" -o "$data/image" --source-date-epoch 0 > "$work/build.log" 2>&1 || die "build failed: $(tail -n 5 "$work/build.log")"
+  tail -n 3 "$work/build.log" >&2
   touch "$data/image.done"
 fi
 if [ ! -f "$data/flat.done" ]; then
   log "strata export -> $data/flat.img"
-  timeout "$step_timeout" bin/strata export "$data/image/bootstrap" -D "$data/image/blobs" -o "$data/flat.img" >/dev/null
+  bounded bin/strata export "$data/image/bootstrap" -D "$data/image/blobs" -o "$data/flat.img" >/dev/null
   sha256sum "$data/flat.img" | cut -d' ' -f1 > "$data/flat.sha256"
   touch "$data/flat.done"
 fi
@@ -199,12 +209,12 @@ curl -fs "http://127.0.0.1:$ctl_port/stats" >/dev/null || die "the registry or t
 log "registry 127.0.0.1:$reg_port, shaping proxy 127.0.0.1:$proxy_port"
 
 log "strata push (straight to the registry)"
-timeout "$step_timeout" bin/strata push "$data/image" "127.0.0.1:$reg_port/bench/tree:latest" > "$work/push.log" 2>&1 || die "push failed: $(tail -n 5 "$work/push.log")"
+bounded bin/strata push "$data/image" "127.0.0.1:$reg_port/bench/tree:latest" > "$work/push.log" 2>&1 || die "push failed: $(tail -n 5 "$work/push.log")"
 log "uploading the flat device as one blob (POST + PUT)"
 location=$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$reg_port/v2/bench/flat/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p')
 case $location in http*) ;; *) location="http://127.0.0.1:$reg_port$location" ;; esac
 case $location in *\?*) sep='&' ;; *) sep='?' ;; esac
-timeout "$step_timeout" curl -fsS -T "$data/flat.img" -H 'Content-Type: application/octet-stream' "$location${sep}digest=sha256:$flat_digest" >/dev/null
+bounded curl -fsS -T "$data/flat.img" -H 'Content-Type: application/octet-stream' "$location${sep}digest=sha256:$flat_digest" >/dev/null
 # The bootstrap layer's size: Strata's registry byte count less this is the chunk data it fetched.
 boot_layer_bytes=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$reg_port/v2/bench/tree/manifests/latest" \
   | "$py" -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"] if (l.get("annotations") or {}).get("containerd.io/snapshot/nydus-bootstrap")))')
@@ -227,7 +237,7 @@ run() {
       bin/strata serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${contender#lazy-}" --socket "$sock" --metrics-interval 1 > "$d/log" 2>&1 &
       ;;
     pull)
-      timeout "$step_timeout" skopeo copy -q --src-tls-verify=false "docker://$ref" "dir:$d/pull" > "$d/skopeo.log" 2>&1 \
+      bounded skopeo copy -q --src-tls-verify=false "docker://$ref" "dir:$d/pull" > "$d/skopeo.log" 2>&1 \
         || die "skopeo copy failed: $(tail -n 3 "$d/skopeo.log")"
       local boot_layer
       boot_layer=$("$py" -c 'import json,sys; m=json.load(open(sys.argv[1])); print([l["digest"].split(":")[1] for l in m["layers"] if (l.get("annotations") or {}).get("containerd.io/snapshot/nydus-bootstrap")][0])' "$d/pull/manifest.json")
@@ -240,14 +250,16 @@ run() {
   esac
   server=$!
   pids+=($server)
-  first=$(timeout 300 "$py" bench/nbd-replay.py first "$uri" 240) || die "$contender did not serve: $(tail -n 5 "$d/log")"
+  bounded "$py" bench/nbd-replay.py first "$uri" 240 > "$d/first" || die "$contender did not serve: $(tail -n 5 "$d/log")"
+  first=$(cat "$d/first")
   local t1 t2 nbd_bytes=0 nbd_reqs=0
   t1=$(now)
   if [ "$workload" = a ]; then
-    read -r work_s nbd_bytes nbd_reqs < <(timeout "$step_timeout" "$py" bench/nbd-replay.py replay "$uri" "$data/a-ranges.txt" "$depth") \
+    bounded "$py" bench/nbd-replay.py replay "$uri" "$data/a-ranges.txt" "$depth" > "$d/replay" \
       || die "$contender: replay failed: $(tail -n 5 "$d/log")"
+    read -r work_s nbd_bytes nbd_reqs < "$d/replay"
   else
-    timeout "$step_timeout" nbdcopy "$uri" null: || die "$contender: nbdcopy failed: $(tail -n 5 "$d/log")"
+    bounded nbdcopy "$uri" null: || die "$contender: nbdcopy failed: $(tail -n 5 "$d/log")"
     t2=$(now)
     work_s=$(calc "$t2 - $t1")
   fi
