@@ -77,7 +77,7 @@ final class BuildCommand implements Callable<Integer> {
 
                 @Override
                 public void warning(String message) {
-                    System.err.println("strata build: warning: " + message);
+                    StatusLine.warn("build", "strata build: warning: " + message);
                 }
             });
         }

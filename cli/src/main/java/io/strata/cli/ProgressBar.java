@@ -24,8 +24,9 @@ final class ProgressBar implements AutoCloseable {
         this.lastPrint = start;
     }
 
+    /** A redrawn bar only on a terminal and with text logs; JSON logs get the plain lines as events. */
     static ProgressBar forStderr(String label) {
-        return new ProgressBar(label, System.err, System.console() != null);
+        return new ProgressBar(label, System.err, System.console() != null && LogFormat.current() != LogFormat.JSON);
     }
 
     void update(long done, long total) {
@@ -39,7 +40,8 @@ final class ProgressBar implements AutoCloseable {
         if (terminal) {
             err.print("\r" + render(done, total));
         } else {
-            err.println(label + ": " + percent(done, total) + "% (" + mib(done) + " of " + mib(total) + " MiB)");
+            StatusLine.info(label, label + ": " + percent(done, total) + "% (" + mib(done) + " of " + mib(total) + " MiB)");
+            return;
         }
         err.flush();
     }
@@ -67,8 +69,8 @@ final class ProgressBar implements AutoCloseable {
                 + String.format("%.2f", secs) + " s)";
         if (terminal) {
             err.print("\r" + render(lastDone, lastTotal) + "\n");
+            err.flush();
         }
-        err.println(summary);
-        err.flush();
+        StatusLine.info(label, summary);
     }
 }

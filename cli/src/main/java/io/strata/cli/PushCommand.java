@@ -59,11 +59,7 @@ final class PushCommand implements Callable<Integer> {
             }
         }
         RegistryClient client = registry.client(cmd);
-        PrintWriter err = cmd.getErr();
-        ImagePusher.Result r = new ImagePusher(client, line -> {
-            err.println("push: " + line);
-            err.flush();
-        }).push(imageDir, target, source);
+        ImagePusher.Result r = new ImagePusher(client, line -> StatusLine.info("push", "push: " + line)).push(imageDir, target, source);
         PrintWriter out = cmd.getOut();
         out.println(target + "@" + r.manifestDigest());
         out.flush();

@@ -96,6 +96,36 @@ class LogFormatIT {
     }
 
     @Test
+    void batchCommandsStatusLinesAreJsonEventsToo() throws Exception {
+        // build's progress and its warnings, and export's progress, otherwise plain stderr lines.
+        Path list = tmp.resolve("prefetch.list");
+        Files.writeString(list, "no/such/file\n");
+        Path image = tmp.resolve("img");
+        StrataProcess.Run build = StrataProcess.run(tmp, "build", StrataProcess.home().resolve("core-blockmap/src/main/java/io/strata/core/os").toString(),
+                "-o", image.toString(), "--prefetch", list.toString(), "--log-format", "json");
+        assertEquals(0, build.code(), build.err());
+        List<JsonNode> events = new ArrayList<>();
+        for (String line : build.err().lines().toList()) {
+            events.add(event(line));
+        }
+        assertTrue(events.stream().anyMatch(e -> e.get("level").asText().equals("WARN") && e.get("logger").asText().equals("strata.build")
+                && e.get("message").asText().startsWith("strata build: warning: prefetch: 'no/such/file' is not in the image")), build.err());
+        assertTrue(events.stream().anyMatch(e -> e.get("logger").asText().equals("strata.build")
+                && e.get("message").asText().startsWith("build: 100% (")), build.err());
+
+        StrataProcess.Run export = StrataProcess.run(tmp, "--log-format=json", "export", image.resolve("bootstrap").toString(),
+                "-o", tmp.resolve("flat.raw").toString());
+        assertEquals(0, export.code(), export.err());
+        assertTrue(export.err().lines().map(line -> {
+            try {
+                return event(line);
+            } catch (Exception e) {
+                throw new AssertionError(line, e);
+            }
+        }).anyMatch(e -> e.get("message").asText().startsWith("export: 100% (")), export.err());
+    }
+
+    @Test
     void jsonEscapesEveryCharacterJsonForbidsRaw() throws Exception {
         StringBuilder nasty = new StringBuilder("quote \" backslash \\ slash / ");
         for (char c = 0; c < 0x20; c++) {
