@@ -206,6 +206,10 @@ public final class RafsImage {
 
     private static void checkTable(Path file, String field, long offset, long length, int entrySize, long fileSize)
             throws ImageFormatException {
+        if (length < 0) {
+            // The RAFS extension stores some table sizes as u64: read as a Java long, past 2^63 they are negative.
+            throw new ImageFormatException(file, field + "_size", Long.toUnsignedString(length), "larger than any bootstrap");
+        }
         if (length % entrySize != 0) {
             throw new ImageFormatException(file, field + "_size", length, "not a multiple of the " + entrySize + "-byte entry size");
         }
