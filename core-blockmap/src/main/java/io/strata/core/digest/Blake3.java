@@ -67,8 +67,8 @@ public final class Blake3 {
         depth = 0;
         // Every chunk but the last is whole and not the root. The last one may be short, empty or the
         // root (section 2.5); lastChunk handles those. A whole last chunk of a longer input is hashed
-        // like the others (so 1 MiB is four full groups of lanes), but its chaining value is not pushed:
-        // it stays in cvs for the fold below, which gives the root its flag.
+        // like the others (so 1 MiB is four full groups of lanes, 4 KiB four fullChunk calls), but its
+        // chaining value is not pushed: it stays in cvs for the fold below, which gives the root its flag.
         int chunks = len == 0 ? 1 : (int) ((len + (long) CHUNK_LEN - 1) / CHUNK_LEN);
         int laneChunks = chunks > 1 && len % CHUNK_LEN == 0 ? chunks : chunks - 1;
         int chunk = 0;
@@ -106,9 +106,11 @@ public final class Blake3 {
             }
             chunk += n;
         }
-        for (; chunk < chunks - 1; chunk++) {
+        for (; chunk < laneChunks; chunk++) {
             fullChunk(in, off + chunk * CHUNK_LEN, chunk, cvs, 0);
-            pushChunk(cvs, 0, chunk + 1);
+            if (chunk < chunks - 1) {
+                pushChunk(cvs, 0, chunk + 1);
+            }
         }
         if (chunk == chunks - 1) {
             int lastStart = chunk * CHUNK_LEN;
