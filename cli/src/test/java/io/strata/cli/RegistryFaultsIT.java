@@ -56,18 +56,10 @@ class RegistryFaultsIT {
         RegistryFixture.requireTools();
         HostTools.requireTool("nbdcopy", "libnbd-bin");
         HostTools.requireTool("qemu-io", "qemu-utils");
-        Path source = RemoteImageIT.generateTree(shared.resolve("src"));
-        image = shared.resolve("img");
-        StrataProcess.Run b = StrataProcess.run(shared, "build", source.toString(), "-o", image.toString(), "--source-date-epoch", "1700000000");
-        assertEquals(0, b.code(), b.err());
-        localExport = shared.resolve("local.raw");
-        StrataProcess.Run e = StrataProcess.run(shared, "export", image.resolve("bootstrap").toString(), "-o", localExport.toString());
-        assertEquals(0, e.code(), e.err());
-        try (Stream<Path> blobs = Files.list(image.resolve("blobs"))) {
-            for (Path p : (Iterable<Path>) blobs::iterator) {
-                blobBytes += Files.size(p);
-            }
-        }
+        BuiltImage built = BuiltImage.buildAndExport(shared);
+        image = built.image();
+        localExport = built.localExport();
+        blobBytes = built.blobBytes();
         registry = RegistryFixture.htpasswd(shared.resolve("registry"), USER, PASSWORD);
         StrataProcess.Run p = StrataProcess.run(shared, "push", image.toString(), registry.reference(REPO + ":v1"), "--creds", CREDS);
         assertEquals(0, p.code(), p.err());

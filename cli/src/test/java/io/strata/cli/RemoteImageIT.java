@@ -20,7 +20,7 @@ import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
+
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -59,18 +59,11 @@ class RemoteImageIT {
     void buildPushAndExport() throws Exception {
         RegistryFixture.requireTools();
         HostTools.requireTool("nbdcopy", "libnbd-bin");
-        source = generateTree(shared.resolve("src"));
-        image = shared.resolve("img");
-        StrataProcess.Run b = StrataProcess.run(shared, "build", source.toString(), "-o", image.toString(), "--source-date-epoch", "1700000000");
-        assertEquals(0, b.code(), b.err());
-        localExport = shared.resolve("local.raw");
-        StrataProcess.Run e = StrataProcess.run(shared, "export", image.resolve("bootstrap").toString(), "-o", localExport.toString());
-        assertEquals(0, e.code(), e.err());
-        try (Stream<Path> blobs = Files.list(image.resolve("blobs"))) {
-            for (Path p : (Iterable<Path>) blobs::iterator) {
-                blobBytes += Files.size(p);
-            }
-        }
+        BuiltImage built = BuiltImage.buildAndExport(shared);
+        source = built.source();
+        image = built.image();
+        localExport = built.localExport();
+        blobBytes = built.blobBytes();
         registry = RegistryFixture.anonymous(shared.resolve("registry"));
         ref = registry.reference("strata/e2e:v1");
         StrataProcess.Run p = StrataProcess.run(shared, "push", image.toString(), ref);
@@ -82,27 +75,6 @@ class RemoteImageIT {
         if (registry != null) {
             registry.close();
         }
-    }
-
-    /** A few hundred files, a few MB: random (incompressible) and repetitive (compressible) contents, nested directories. */
-    static Path generateTree(Path root) throws IOException {
-        Random r = new Random(9);
-        for (int i = 0; i < 300; i++) {
-            Path dir = root.resolve("d" + (i % 17)).resolve("e" + (i % 5));
-            Files.createDirectories(dir);
-            int size = i % 10 == 0 ? 100_000 + r.nextInt(200_000) : r.nextInt(12_000);
-            byte[] data = new byte[size];
-            if (i % 2 == 0) {
-                r.nextBytes(data);
-            } else {
-                byte[] word = ("line " + i + " of a compressible file\n").getBytes(StandardCharsets.UTF_8);
-                for (int j = 0; j < size; j++) {
-                    data[j] = word[j % word.length];
-                }
-            }
-            Files.write(dir.resolve("f" + i + ".bin"), data);
-        }
-        return root;
     }
 
     private StrataProcess.Server serve(Path tmp, String name, String reference, Path cacheDir, String... extra) throws Exception {

@@ -4,15 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.testing.HostTools;
+import io.strata.core.testing.SampleTrees;
 import io.strata.registry.testing.RegistryFixture;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
+
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -51,7 +51,7 @@ class RemoteImageGuestTest {
         HostTools.requireTool("mkfs.erofs", "erofs-utils");
         HostTools.requireRootWithErofsAndLoop();
 
-        Path source = generateTree(tmp.resolve("src"));
+        Path source = SampleTrees.mixed(tmp.resolve("src"), 200, 13, 4, 11);
         Path image = tmp.resolve("img");
         StrataCli.run(tmp.resolve("build.log"), 120, "build", source.toString(), "-o", image.toString(),
                 "--source-date-epoch", "1700000000");
@@ -169,25 +169,5 @@ class RemoteImageGuestTest {
                 }
             }
         }
-    }
-
-    /** A few hundred files, a few MB: random (incompressible) and repetitive contents in nested directories. */
-    private static Path generateTree(Path root) throws IOException {
-        Random r = new Random(11);
-        for (int i = 0; i < 200; i++) {
-            Path dir = Files.createDirectories(root.resolve("d" + (i % 13)).resolve("e" + (i % 4)));
-            int size = i % 10 == 0 ? 100_000 + r.nextInt(200_000) : r.nextInt(12_000);
-            byte[] data = new byte[size];
-            if (i % 2 == 0) {
-                r.nextBytes(data);
-            } else {
-                byte[] word = ("line " + i + " of a compressible file\n").getBytes(StandardCharsets.UTF_8);
-                for (int j = 0; j < size; j++) {
-                    data[j] = word[j % word.length];
-                }
-            }
-            Files.write(dir.resolve("f" + i + ".bin"), data);
-        }
-        return root;
     }
 }
