@@ -24,6 +24,10 @@
 # Contenders, alternating, each through the same proxy:
 #  lazy      strata serve nbd REF with an empty --cache-dir (--prefetch table, the default; for (b)
 #            also --prefetch all)
+#  lazy-recorded  (a) only, not run unless named in STRATA_BENCH_A: the same tree built with
+#            `strata build --prefetch LIST`, LIST = every file (a) reads (a prefetch table recorded
+#            for this very workload, the favourable case), pushed as bench/tree-recorded and served
+#            like lazy-table; (a) is recorded again on its device (the table moves the metadata)
 #  pull      skopeo copy docker://REF dir:..., unpack the bootstrap layer, strata serve nbd on the
 #            local copy; the pull is part of the time
 #  nbdkit    nbdkit --filter=readahead --filter=cache curl, serving the flat device `strata export`
@@ -123,9 +127,46 @@ if [ ! -f "$data/flat.done" ]; then
 fi
 flat_digest=$(cat "$data/flat.sha256")
 
+# record_a FLAT BOOTSTRAP PREFIX: reads the files of (a) from FLAT (EROFS on a loop device) and writes
+# PREFIX-ranges.txt (the block requests the kernel issued, in order), PREFIX-files.txt (files, bytes)
+# and PREFIX-chunks.txt (the chunks those ranges touch, bench/ChunkBytes.java on BOOTSTRAP).
+record_a() {
+  local flat=$1 boot=$2 out=$3 devt
+  [ "$(id -u)" = 0 ] || die "recording workload (a) needs root (loop mount, tracefs)"
+  log "recording the block ranges of reading them from $flat (EROFS on a loop device)"
+  [ -d /sys/kernel/tracing/instances ] || mount -t tracefs nodev /sys/kernel/tracing
+  mnt=$work/mnt; mkdir -p "$mnt"
+  loopdev=$(losetup -r -f --show "$flat")
+  devt=$(( (0x$(stat -c %t "$loopdev") << 20) | 0x$(stat -c %T "$loopdev") ))
+  trace=/sys/kernel/tracing/instances/strata-bench-$$
+  mkdir "$trace"
+  echo 65536 > "$trace/buffer_size_kb"
+  echo "dev == $devt" > "$trace/events/block/block_rq_issue/filter"
+  echo 1 > "$trace/events/block/block_rq_issue/enable"
+  echo 1 > "$trace/tracing_on"
+  mount -t erofs -o ro "$loopdev" "$mnt"
+  (cd "$mnt" && while IFS= read -r d; do find "$d" -maxdepth 1 -type f -exec cat {} + ; done < "$data/a-dirs.txt") > /dev/null
+  (cd "$mnt" && while IFS= read -r d; do find "$d" -maxdepth 1 -type f -printf '%s\n'; done < "$data/a-dirs.txt") \
+    | awk '{n++; b+=$1} END {print n, b}' > "$out-files.txt"
+  umount "$mnt"
+  echo 0 > "$trace/tracing_on"
+  "$py" - "$trace/trace" > "$out-ranges.txt" <<'PY'
+import re, sys
+pat = re.compile(r"block_rq_issue: \d+,\d+ (\S+) \d+ \(.*?\) (\d+) \+ (\d+)")
+for line in open(sys.argv[1]):
+    m = pat.search(line)
+    if m and "R" in m.group(1) and int(m.group(3)) > 0:
+        print(int(m.group(2)) * 512, int(m.group(3)) * 512)
+PY
+  grep -q 'LOST' "$trace/trace" && die "the trace buffer overflowed"
+  echo 0 > "$trace/events/block/block_rq_issue/enable"; rmdir "$trace"; trace=
+  losetup -d "$loopdev"; loopdev=
+  [ -s "$out-ranges.txt" ] || die "no block requests recorded"
+  java -cp "cli/target/lib/*" bench/ChunkBytes.java "$boot" "$out-ranges.txt" > "$out-chunks.txt"
+}
+
 # ---------------------------------------------------------------- workload (a): choose and record
 if [ ! -f "$data/a.done" ]; then
-  [ "$(id -u)" = 0 ] || die "recording workload (a) needs root (loop mount, tracefs)"
   log "choosing $percent % of the files as whole directories (seed $seed)"
   "$py" - "$data/tree" "$seed" "$percent" > "$data/a-dirs.txt" <<'PY'
 import os, random, sys
@@ -146,38 +187,34 @@ for d, n in dirs:
     count += n
 print("\n".join(chosen))
 PY
-  log "recording the block ranges of reading them from the exported device (EROFS on a loop device)"
-  [ -d /sys/kernel/tracing/instances ] || mount -t tracefs nodev /sys/kernel/tracing
-  mnt=$work/mnt; mkdir -p "$mnt"
-  loopdev=$(losetup -r -f --show "$data/flat.img")
-  devt=$(( (0x$(stat -c %t "$loopdev") << 20) | 0x$(stat -c %T "$loopdev") ))
-  trace=/sys/kernel/tracing/instances/strata-bench-$$
-  mkdir "$trace"
-  echo 65536 > "$trace/buffer_size_kb"
-  echo "dev == $devt" > "$trace/events/block/block_rq_issue/filter"
-  echo 1 > "$trace/events/block/block_rq_issue/enable"
-  echo 1 > "$trace/tracing_on"
-  mount -t erofs -o ro "$loopdev" "$mnt"
-  (cd "$mnt" && while IFS= read -r d; do find "$d" -maxdepth 1 -type f -exec cat {} + ; done < "$data/a-dirs.txt") > /dev/null
-  (cd "$mnt" && while IFS= read -r d; do find "$d" -maxdepth 1 -type f -printf '%s\n'; done < "$data/a-dirs.txt") \
-    | awk '{n++; b+=$1} END {print n, b}' > "$data/a-files.txt"
-  umount "$mnt"
-  echo 0 > "$trace/tracing_on"
-  "$py" - "$trace/trace" > "$data/a-ranges.txt" <<'PY'
-import re, sys
-pat = re.compile(r"block_rq_issue: \d+,\d+ (\S+) \d+ \(.*?\) (\d+) \+ (\d+)")
-for line in open(sys.argv[1]):
-    m = pat.search(line)
-    if m and "R" in m.group(1) and int(m.group(3)) > 0:
-        print(int(m.group(2)) * 512, int(m.group(3)) * 512)
-PY
-  grep -q 'LOST' "$trace/trace" && die "the trace buffer overflowed"
-  echo 0 > "$trace/events/block/block_rq_issue/enable"; rmdir "$trace"; trace=
-  losetup -d "$loopdev"; loopdev=
-  [ -s "$data/a-ranges.txt" ] || die "no block requests recorded"
-  java -cp "cli/target/lib/*" bench/ChunkBytes.java "$data/image/bootstrap" "$data/a-ranges.txt" > "$data/a-chunks.txt"
+  record_a "$data/flat.img" "$data/image/bootstrap" "$data/a"
   touch "$data/a.done"
 fi
+
+# STRATA_BENCH_A / STRATA_BENCH_B pick the contenders of each workload (e.g. STRATA_BENCH_B="" skips (b)).
+read -r -a a_contenders <<<"${STRATA_BENCH_A-lazy-table pull nbdkit}"
+read -r -a b_contenders <<<"${STRATA_BENCH_B-lazy-table lazy-all pull nbdkit}"
+recorded=0
+for c in "${a_contenders[@]}"; do [ "$c" = lazy-recorded ] && recorded=1; done
+for c in "${b_contenders[@]}"; do [ "$c" = lazy-recorded ] && die "lazy-recorded is a contender of workload (a) only"; done
+
+# ------------------------------------------------- (a) lazy-recorded: the image with a recorded prefetch table
+# The same tree built with `--prefetch LIST`, LIST being every file (a) reads, as a Nydus user ships
+# an image with the prefetch list recorded from the application's start. The table moves the metadata
+# (it sits before it), so the device differs from flat.img: (a) is recorded again on this image's device.
+if [ $recorded = 1 ] && [ ! -f "$data/recorded.done" ]; then
+  (cd "$data/tree" && while IFS= read -r d; do find "$d" -maxdepth 1 -type f; done < "$data/a-dirs.txt") > "$data/a-prefetch.txt"
+  log "strata build --prefetch a-prefetch.txt ($(wc -l < "$data/a-prefetch.txt") files) $data/tree"
+  rm -rf "$data/image-recorded"
+  bounded bin/strata build "$data/tree" -o "$data/image-recorded" --source-date-epoch 0 --prefetch "$data/a-prefetch.txt" \
+    > "$data/build-recorded.log" 2>&1 || die "build failed: $(tail -n 5 "$data/build-recorded.log")"
+  log "build: $(grep -c 'prefetch:' "$data/build-recorded.log" || true) prefetch warnings (empty files left out); $(tail -n 1 "$data/build-recorded.log")"
+  bounded bin/strata export "$data/image-recorded/bootstrap" -D "$data/image-recorded/blobs" -o "$work/flat-recorded.img" >/dev/null
+  record_a "$work/flat-recorded.img" "$data/image-recorded/bootstrap" "$data/a-recorded"
+  rm -f "$work/flat-recorded.img"
+  touch "$data/recorded.done"
+fi
+
 read -r a_files a_file_bytes < "$data/a-files.txt"
 a_ranges=$(wc -l < "$data/a-ranges.txt")
 a_range_bytes=$(awk '{b+=$2} END {print b}' "$data/a-ranges.txt")
@@ -190,6 +227,12 @@ blob_bytes=$(du -cb "$data"/image/blobs/* | tail -n 1 | cut -f1)
 device_bytes=$(stat -c %s "$data/flat.img")
 log "tree: $total_files files, $((tree_bytes >> 20)) MiB; blob $((blob_bytes >> 20)) MiB compressed; device $((device_bytes >> 20)) MiB"
 log "(a): $(wc -l < "$data/a-dirs.txt") directories, $a_files files, $((a_file_bytes >> 20)) MiB; $a_ranges block requests, $((a_range_bytes >> 20)) MiB; $chunk_line"
+rec_line= rec_compressed=0 boot_layer_recorded=0
+if [ $recorded = 1 ]; then
+  rec_line="$(wc -l < "$data/a-recorded-ranges.txt") NBD reads ($(( $(awk '{b+=$2} END {print b}' "$data/a-recorded-ranges.txt") >> 20 )) MiB) touching $(cat "$data/a-recorded-chunks.txt")"
+  rec_compressed=$(val compressed_bytes "$(cat "$data/a-recorded-chunks.txt")")
+  log "(a) on the image with the recorded prefetch table ($(wc -l < "$data/a-prefetch.txt") files listed): $rec_line"
+fi
 
 [ "$rounds" = 0 ] && { log "prepared; ROUNDS=0: no runs"; exit 0; }
 
@@ -219,6 +262,14 @@ bounded curl -fsS -T "$data/flat.img" -H 'Content-Type: application/octet-stream
 boot_layer_bytes=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$reg_port/v2/bench/tree/manifests/latest" \
   | "$py" -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"] if (l.get("annotations") or {}).get("containerd.io/snapshot/nydus-bootstrap")))')
 ref=127.0.0.1:$proxy_port/bench/tree:latest
+if [ $recorded = 1 ]; then
+  log "strata push of the image with the recorded prefetch table"
+  bounded bin/strata push "$data/image-recorded" "127.0.0.1:$reg_port/bench/tree-recorded:latest" > "$work/push-recorded.log" 2>&1 \
+    || die "push failed: $(tail -n 5 "$work/push-recorded.log")"
+  boot_layer_recorded=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$reg_port/v2/bench/tree-recorded/manifests/latest" \
+    | "$py" -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"] if (l.get("annotations") or {}).get("containerd.io/snapshot/nydus-bootstrap")))')
+fi
+ref_recorded=127.0.0.1:$proxy_port/bench/tree-recorded:latest
 flat_url=http://127.0.0.1:$proxy_port/v2/bench/flat/blobs/sha256:$flat_digest
 
 # ---------------------------------------------------------------- one contender, one workload
@@ -229,10 +280,15 @@ proxy_stats() { curl -fsS "http://127.0.0.1:$ctl_port/$1"; }
 run() {
   local setting=$1 workload=$2 contender=$3 round=$4
   local d=$work/c; rm -rf "$d"; mkdir -p "$d"
+  local ranges=$data/a-ranges.txt
+  [ "$contender" = lazy-recorded ] && ranges=$data/a-recorded-ranges.txt
   local sock=$d/nbd.sock uri="nbd+unix:///?socket=$d/nbd.sock" server t0 first work_s extra=
   proxy_stats reset >/dev/null
   t0=$(now)
   case $contender in
+    lazy-recorded)
+      bin/strata serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 > "$d/log" 2>&1 &
+      ;;
     lazy-*)
       bin/strata serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${contender#lazy-}" --socket "$sock" --metrics-interval 1 > "$d/log" 2>&1 &
       ;;
@@ -255,7 +311,7 @@ run() {
   local t1 t2 nbd_bytes=0 nbd_reqs=0
   t1=$(now)
   if [ "$workload" = a ]; then
-    bounded "$py" bench/nbd-replay.py replay "$uri" "$data/a-ranges.txt" "$depth" > "$d/replay" \
+    bounded "$py" bench/nbd-replay.py replay "$uri" "$ranges" "$depth" > "$d/replay" \
       || die "$contender: replay failed: $(tail -n 5 "$d/log")"
     read -r work_s nbd_bytes nbd_reqs < "$d/replay"
   else
@@ -294,9 +350,6 @@ PY
 
 # ---------------------------------------------------------------- the runs, alternating
 rm -rf "$data/logs"; mkdir -p "$data/logs"   # each contender's server log of the last run
-# STRATA_BENCH_A / STRATA_BENCH_B pick the contenders of each workload (e.g. STRATA_BENCH_B="" skips (b)).
-read -r -a a_contenders <<<"${STRATA_BENCH_A-lazy-table pull nbdkit}"
-read -r -a b_contenders <<<"${STRATA_BENCH_B-lazy-table lazy-all pull nbdkit}"
 for r in $(seq "$rounds"); do
   for s in $settings; do
     shape "${s%/*}" "${s#*/}"
@@ -313,10 +366,12 @@ echo
 echo "remote-vs-peers, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(java -version 2>&1 | head -n 1)"
 echo "image: $total_files files, $((tree_bytes >> 20)) MiB ($sources); blob $((blob_bytes >> 20)) MiB (zstd, 1 MiB chunks); device $((device_bytes >> 20)) MiB"
 echo "(a): $(wc -l < "$data/a-dirs.txt") directories (seed $seed), $a_files files, $((a_file_bytes >> 20)) MiB; replayed as $a_ranges NBD reads ($((a_range_bytes >> 20)) MiB) at depth $depth; they touch $chunk_line"
-"$py" - "$work/results" "$a_compressed" "$boot_layer_bytes" <<'PY'
+[ -n "$rec_line" ] && echo "(a) lazy-recorded: the same tree built with --prefetch listing the $(wc -l < "$data/a-prefetch.txt") files (a) reads; replayed as $rec_line"
+"$py" - "$work/results" "$a_compressed" "$boot_layer_bytes" "$rec_compressed" "$boot_layer_recorded" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 a_compressed, boot_layer = int(sys.argv[2]), int(sys.argv[3])
+rec_compressed, boot_layer_rec = int(sys.argv[4]), int(sys.argv[5])
 nan = float("nan")
 def med(setting, workload, contender, key):
     v = [r[key] for r in rows if (r["setting"], r["workload"], r["contender"]) == (setting, workload, contender) and r[key] >= 0]
@@ -325,11 +380,11 @@ settings = list(dict.fromkeys(r["setting"] for r in rows))
 n = max(r["round"] for r in rows)
 print(f"setting = delay ms / MiB/s (0 = unlimited); medians of {n} round(s); total = time to first byte + workload")
 print("MiB, requests, conns: as the proxy counted them; strata MiB/reqs: Strata's own registry counters (metrics line)")
-print(f"{'setting':<8} {'wl':<2} {'contender':<10} {'ttfb s':>7} {'work s':>7} {'total s':>8} {'MiB':>8} {'requests':>8} {'conns':>5} {'strata MiB':>10} {'strata reqs':>11}")
+print(f"{'setting':<8} {'wl':<2} {'contender':<13} {'ttfb s':>7} {'work s':>7} {'total s':>8} {'MiB':>8} {'requests':>8} {'conns':>5} {'strata MiB':>10} {'strata reqs':>11}")
 for s in settings:
     for w in ("a", "b"):
         for c in dict.fromkeys(r["contender"] for r in rows if r["workload"] == w):
-            print(f"{s:<8} {w:<2} {c:<10} {med(s, w, c, 'ttfb'):7.2f} {med(s, w, c, 'work'):7.2f} {med(s, w, c, 'total'):8.2f} "
+            print(f"{s:<8} {w:<2} {c:<13} {med(s, w, c, 'ttfb'):7.2f} {med(s, w, c, 'work'):7.2f} {med(s, w, c, 'total'):8.2f} "
                   f"{med(s, w, c, 'bytes') / 2**20:8.1f} {med(s, w, c, 'requests'):8.0f} {med(s, w, c, 'connections'):5.0f} "
                   f"{med(s, w, c, 'strata_bytes') / 2**20:10.1f} {med(s, w, c, 'strata_requests'):11.0f}")
 print()
@@ -346,6 +401,14 @@ for s in settings:
     print(f"{s}: (a) lazy fetched {chunk_bytes / 2**20:.1f} MiB of chunk data (registry bytes less the {boot_layer / 2**20:.1f} MiB "
           f"bootstrap layer) for chunks of {a_compressed / 2**20:.1f} MiB compressed: {chunk_bytes / a_compressed:.2f}x "
           f"(goal <= 2x){mark(chunk_bytes / a_compressed, chunk_bytes / a_compressed <= 2)}")
+    rec_a = med(s, "a", "lazy-recorded", "total")
+    if rec_a == rec_a:
+        print(f"{s}: (a) total time pull/lazy-recorded {pull_a / rec_a:.2f}x (goal >= 5x){mark(pull_a / rec_a, pull_a / rec_a >= 5)}; "
+              f"nbdkit/lazy-recorded {kit_a / rec_a:.2f}x (goal >= 2x){mark(kit_a / rec_a, kit_a / rec_a >= 2)}")
+        rec_bytes = med(s, "a", "lazy-recorded", "strata_bytes") - boot_layer_rec
+        print(f"{s}: (a) lazy-recorded fetched {rec_bytes / 2**20:.1f} MiB of chunk data (less its {boot_layer_rec / 2**20:.1f} MiB "
+              f"bootstrap layer) for chunks of {rec_compressed / 2**20:.1f} MiB compressed: {rec_bytes / rec_compressed:.2f}x "
+              f"(goal <= 2x){mark(rec_bytes / rec_compressed, rec_bytes / rec_compressed <= 2)}")
     pull_b = med(s, "b", "pull", "total")
     for c in ("lazy-table", "lazy-all"):
         lb = med(s, "b", c, "total")
