@@ -194,9 +194,10 @@ class VhostUserGuestTest {
         AtomicReference<BackEndProcess> second = new AtomicReference<>();
         AtomicReference<String> seenAtKill = new AtomicReference<>();
         AtomicReference<Throwable> sideFailure = new AtomicReference<>();
-        Guest.Result r;
+        Guest.Result r = null;
         try (BackEndProcess first = BackEndProcess.start(socket, tmp.resolve("backend1.log"), serve)) {
-            r = new Guest(kit, work, script).sharedMemory().memory(512).timeout(600)
+            try {
+                r = new Guest(kit, work, script).sharedMemory().memory(512).timeout(600)
                     .file("expected.sha", treeSha256).file("expected.md5", "")
                     .args("-chardev", "socket,id=c0,path=" + socket + ",reconnect-ms=1000",
                             "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2")
@@ -210,6 +211,18 @@ class VhostUserGuestTest {
                         }
                     })
                     .boot();
+            } catch (AssertionError guestFailed) {
+                // A guest that hung or died: what both back-ends logged, and what the side thread met,
+                // are what tell a lost request from a failed restart.
+                AssertionError e = new AssertionError(guestFailed.getMessage() + "\nin flight at the kill: " + seenAtKill.get()
+                        + "\nfirst back-end log (tail):\n" + Guest.tail(first.log())
+                        + "\nrestarted back-end log (tail):\n" + (second.get() == null ? "(never started)" : Guest.tail(second.get().log())),
+                        guestFailed);
+                if (sideFailure.get() != null) {
+                    e.addSuppressed(sideFailure.get());
+                }
+                throw e;
+            }
         } finally {
             if (second.get() != null) {
                 second.get().close();

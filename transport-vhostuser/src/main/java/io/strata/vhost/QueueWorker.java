@@ -41,10 +41,14 @@ final class QueueWorker implements Runnable {
     private volatile boolean broken;
     private final java.util.concurrent.atomic.AtomicLongArray requestCounters;
     private long rejected;
+    /** Signal the guest once at start: a previous back-end may have completed a request it never announced. */
+    private final boolean interruptOnStart;
 
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
-                int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters) throws IOException {
+                int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
+                boolean interruptOnStart) throws IOException {
         this.requestCounters = requestCounters;
+        this.interruptOnStart = interruptOnStart;
         this.queue = queue;
         this.memory = memory;
         this.handler = handler;
@@ -88,7 +92,11 @@ final class QueueWorker implements Runnable {
         // pollfd pairs: {fd, events | revents << 16}
         int[] fds = {kickFd, LibC.POLLIN, stopFd, LibC.POLLIN};
         try {
-            if (!drain()) { // requests may already be waiting (a restart, or a kick before we listened)
+            boolean ok = drain(); // requests may already be waiting (a restart, or a kick before we listened)
+            if (interruptOnStart) {
+                queue.notifyGuest();
+            }
+            if (!ok) {
                 return;
             }
             while (!stopping) {

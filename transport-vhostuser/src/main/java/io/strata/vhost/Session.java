@@ -151,6 +151,7 @@ final class Session {
                     if (left > 0) {
                         LOG.info("{}: queue {} resumes at avail {} with {} request(s) the previous back-end left in flight;"
                                 + " they are read from the ring again", name, v.index, v.base, left);
+                        v.interruptOnStart = true;
                     }
                     inflight.clearQueue(v.index);
                 }
@@ -381,7 +382,10 @@ final class Session {
         boolean eventIdx = (features & (1L << VIRTIO_RING_F_EVENT_IDX)) != 0;
         Virtqueue q = new Virtqueue(v.index, v.size, rings, eventIdx, v.callFd, v.errFd, v.base);
         QueueWorker w = new QueueWorker(q, memory, device.newHandler(name + " queue " + v.index), inflight, v.kickFd,
-                name + "-q" + v.index, requestsPerQueue);
+                name + "-q" + v.index, requestsPerQueue, v.interruptOnStart && v.callFd >= 0);
+        if (v.callFd >= 0) {
+            v.interruptOnStart = false;
+        }
         v.worker = w;
         w.start();
         if (v.restarting && change != null) {

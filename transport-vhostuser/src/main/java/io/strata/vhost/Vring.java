@@ -30,6 +30,14 @@ final class Vring {
     boolean broken;
     /** Set when a worker was stopped for a change, so that its restart is not logged as a start. */
     boolean restarting;
+    /**
+     * The queue resumes where a previous back-end left requests in flight: it may have put one in
+     * the used ring and died before signalling the guest, which would then wait for that interrupt
+     * forever. The next worker signals the call fd once when it starts (a spurious interrupt costs
+     * the driver one look at its used ring). libvhost-user kicks itself after a reconnect for the
+     * same reason (vu_check_queue_inflights).
+     */
+    boolean interruptOnStart;
     /** The running worker, or null. */
     QueueWorker worker;
 

@@ -120,7 +120,7 @@ class DescriptorChainFuzzTest {
         Virtqueue q = new Virtqueue(0, size, rings, eventIdx, -1, -1, lastAvail);
         int usedBefore = q.usedIdx;
         CheckedHandler handler = new CheckedHandler();
-        QueueWorker worker = new QueueWorker(q, MEMORY, handler, null, -1, "fuzz-q0", new AtomicLongArray(1));
+        QueueWorker worker = new QueueWorker(q, MEMORY, handler, null, -1, "fuzz-q0", new AtomicLongArray(1), false);
         try {
             boolean ok = worker.drain();
             int published = (q.usedIdx - usedBefore) & 0xffff;

@@ -99,6 +99,39 @@ class RingStateChangeTest extends BackEndFixture {
         }
     }
 
+    /**
+     * A back-end killed after putting a request in the used ring but before signalling the guest
+     * (and before clearing the request's mark in the inflight region) leaves a guest that waits for
+     * that interrupt forever: VhostUserGuestTest's kill-and-restart hung that way once in 600 s. The
+     * back-end that resumes the queue must signal the guest once, though it has nothing new to serve.
+     */
+    @Test
+    void aQueueResumedWithRequestsInFlightSignalsTheGuest() throws Exception {
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(false);
+            int fd = getInflightFd(fe);
+            long size = InflightRegion.strideOf(TestFrontEnd.QSIZE);
+            long region = Native.libc().mmap(0, size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, fd, 0);
+            try {
+                assertReads(fe, 1, 512);
+                assertTrue(fe.awaitInterrupt(fe.call, 5000), "the completion is signalled");
+                int base = fe.stopQueue();
+                // The state the killed back-end left: completed in the used ring, still marked in flight.
+                NativeMemory.putByte(region + InflightRegion.QUEUE_HEADER + InflightRegion.D_INFLIGHT, (byte) 1);
+                fe.startQueue(base);
+                assertTrue(fe.awaitInterrupt(fe.call, 5000), "the resumed queue signals the guest");
+                assertEquals(1, fe.usedIdx(), "nothing was served twice");
+                // A plain restart (nothing left in flight) does not.
+                fe.startQueue(fe.stopQueue());
+                assertFalse(fe.awaitInterrupt(fe.call, 500), "no interrupt without requests left in flight");
+                assertReads(fe, 2, 512);
+            } finally {
+                Native.libc().munmap(region, size);
+                Native.libc().close(fd);
+            }
+        }
+    }
+
     /** GET_INFLIGHT_FD for 1 queue of QSIZE; returns the region's fd (received with SCM_RIGHTS). */
     static int getInflightFd(TestFrontEnd fe) throws Exception {
         ByteBuffer p = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
