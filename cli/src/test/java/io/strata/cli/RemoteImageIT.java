@@ -169,11 +169,7 @@ class RemoteImageIT {
             java.util.regex.Pattern line = java.util.regex.Pattern.compile("metrics: cache .*; registry=" + registry.registry()
                     + " requests=[1-9]\\d* bytes=[1-9]\\d* retries=\\d+ errors=\\d+ p50=\\S+ p99=\\S+; disk cache hits=\\d+ misses=\\d+"
                     + " discarded=\\d+; prefetch=all:done 100%");
-            long deadline = System.nanoTime() + 30_000_000_000L;
-            while (!line.matcher(s.log()).find() && s.process.isAlive() && System.nanoTime() < deadline) {
-                Thread.sleep(100);
-            }
-            assertTrue(line.matcher(s.log()).find(), s.log());
+            s.awaitLog(line, 30);
         }
     }
 
@@ -209,11 +205,7 @@ class RemoteImageIT {
                 assertEquals(0, proxy.pending(), "every fault was hit");
                 // The metrics line (every second) counts the retries.
                 java.util.regex.Pattern retried = java.util.regex.Pattern.compile("registry=" + proxy.registry() + " requests=\\d+ bytes=\\d+ retries=[1-9]");
-                long deadline = System.nanoTime() + 10_000_000_000L;
-                while (!retried.matcher(s.log()).find() && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
-                assertTrue(retried.matcher(s.log()).find(), s.log());
+                s.awaitLog(retried, 10);
             }
         }
     }

@@ -41,18 +41,12 @@ final class StrataProcess {
 
         /** Waits up to 60 s for {@code text} in the log; fails (with the log) if the server exits first or it never comes. */
         String awaitLog(String text) throws Exception {
-            long deadline = System.nanoTime() + 60_000_000_000L;
-            for (;;) {
-                String log = log();
-                if (log.contains(text)) {
-                    return log;
-                }
-                if (!process.isAlive() || System.nanoTime() > deadline) {
-                    throw new AssertionError("no '" + text + "' in the server's log (" + (process.isAlive() ? "timed out" : "exited "
-                            + process.exitValue()) + "):\n" + log);
-                }
-                Thread.sleep(50);
-            }
+            return awaitText(err, text, process);
+        }
+
+        /** Waits up to {@code seconds} for a match of {@code pattern} in the log; fails as {@link #awaitLog(String)}. */
+        String awaitLog(java.util.regex.Pattern pattern, int seconds) throws Exception {
+            return awaitText(err, log -> pattern.matcher(log).find(), "/" + pattern + "/", process, seconds);
         }
 
         @Override
@@ -62,6 +56,32 @@ final class StrataProcess {
                 process.destroyForcibly();
                 process.waitFor(10, TimeUnit.SECONDS);
             }
+        }
+    }
+
+    /** Waits up to 60 s for {@code text} in {@code file}; fails as {@link #awaitText(Path, java.util.function.Predicate, String, Process, int)}. */
+    static String awaitText(Path file, String text, Process process) throws Exception {
+        return awaitText(file, t -> t.contains(text), "'" + text + "'", process, 60);
+    }
+
+    /**
+     * Polls {@code file} (a log, or what a test's receiver writes) until its text satisfies
+     * {@code holds}; returns that text. Fails, with the text, if {@code process} exits first or
+     * {@code seconds} pass. {@code what} names the awaited text in the failure.
+     */
+    static String awaitText(Path file, java.util.function.Predicate<String> holds, String what, Process process, int seconds)
+            throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        for (;;) {
+            String text = Files.exists(file) ? Files.readString(file, StandardCharsets.UTF_8) : "";
+            if (holds.test(text)) {
+                return text;
+            }
+            if (!process.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("no " + what + " in " + file + " (" + (process.isAlive() ? "timed out" : "exited "
+                        + process.exitValue()) + "):\n" + text);
+            }
+            Thread.sleep(50);
         }
     }
 

@@ -68,7 +68,7 @@ class SystemdIT {
         Process activate = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
         try {
             // It listens on both, then starts Strata with both when the first client connects.
-            awaitFile(log, "Listening on " + socket + " as 4.", activate);
+            StrataProcess.awaitText(log, "Listening on " + socket + " as 4.", activate);
             Path overTcp = tmp.resolve("tcp.raw");
             Path overUnix = tmp.resolve("unix.raw");
             HostTools.run(List.of("nbdcopy", "nbd://127.0.0.1:" + port, overTcp.toString()));
@@ -101,11 +101,11 @@ class SystemdIT {
         Process receiver = new ProcessBuilder("python3", "-c", RECEIVER, notifySocket).redirectErrorStream(true)
                 .redirectOutput(received.toFile()).start();
         try {
-            awaitFile(received, "bound", receiver);
+            StrataProcess.awaitText(received, "bound", receiver);
             Path socket = tmp.resolve("served.sock");
             try (StrataProcess.Server server = StrataProcess.start(tmp, "notify", Map.of("NOTIFY_SOCKET", notifySocket), "serve",
                     nbd ? "nbd" : "vhost-user", Fixtures.nydusBootstrap().toString(), "--socket", socket.toString())) {
-                awaitFile(received, "READY=1", server.process);
+                StrataProcess.awaitText(received, "READY=1", server.process);
                 // READY=1 comes once it serves: a client connecting now is answered.
                 if (nbd) {
                     HostTools.requireTool("nbdinfo", "libnbd-bin");
@@ -169,21 +169,6 @@ class SystemdIT {
         HostTools.Outcome o = HostTools.execute(command);
         assertEquals(0, o.exitCode(), o.output());
         assertEquals("", o.output().strip(), "systemd-analyze verify complains");
-    }
-
-    /** Polls {@code file} until it holds {@code text}; fails if {@code process} exits first or 60 s pass. */
-    private static void awaitFile(Path file, String text, Process process) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        for (;;) {
-            String content = Files.exists(file) ? Files.readString(file, StandardCharsets.UTF_8) : "";
-            if (content.contains(text)) {
-                return;
-            }
-            if (!process.isAlive() || System.nanoTime() > deadline) {
-                throw new AssertionError("no '" + text + "' in " + file + " (" + (process.isAlive() ? "timed out" : "exited") + "):\n" + content);
-            }
-            Thread.sleep(50);
-        }
     }
 
     /** SIGTERM to the process and whatever it started (Strata runs as its child or in its place). */
