@@ -72,24 +72,18 @@ class RegistryFaultsIT {
         }
     }
 
+    /** serve nbd REF with its own cache directory and no prefetch: only the test's reads reach the registry. */
     private static StrataProcess.Server serve(Path tmp, String name, String reference, String... extra) throws Exception {
-        List<String> args = new ArrayList<>(List.of("serve", "nbd", reference, "--socket", tmp.resolve(name + ".sock").toString(),
-                "--cache-dir", tmp.resolve(name + "-cache").toString(), "--prefetch", "none", "--metrics-interval", "1"));
+        List<String> args = new ArrayList<>(List.of("--prefetch", "none"));
         args.addAll(List.of(extra));
-        StrataProcess.Server s = StrataProcess.start(tmp, name, args.toArray(String[]::new));
-        s.awaitLog("nbd: export");
-        return s;
-    }
-
-    private static String uri(Path tmp, String name) {
-        return "nbd+unix:///?socket=" + tmp.resolve(name + ".sock");
+        return StrataProcess.serveReference(tmp, name, reference, tmp.resolve(name + "-cache"), args.toArray(String[]::new));
     }
 
     /** nbdcopy of the whole device; returns how long it took. */
     private long copyAndCompare(Path tmp, String name, StrataProcess.Server s) throws Exception {
         Path copy = tmp.resolve(name + ".raw");
         long start = System.nanoTime();
-        HostTools.Outcome o = HostTools.execute(List.of("nbdcopy", uri(tmp, name), copy.toString()));
+        HostTools.Outcome o = HostTools.execute(List.of("nbdcopy", StrataProcess.nbdUri(tmp, name), copy.toString()));
         long took = System.nanoTime() - start;
         assertEquals(0, o.exitCode(), o.output() + "\nserver log:\n" + s.log());
         assertEquals(-1, Files.mismatch(localExport, copy), "the device served from the registry equals the local export");
@@ -159,7 +153,7 @@ class RegistryFaultsIT {
                 // 1 MiB from the middle of the device: file data, so chunks from the registry.
                 long offset = (Files.size(localExport) / 2) & ~0xfffffL;
                 long start = System.nanoTime();
-                HostTools.Outcome first = HostTools.execute(List.of("qemu-io", "-r", "-f", "raw", uri(tmp, "stall"),
+                HostTools.Outcome first = HostTools.execute(List.of("qemu-io", "-r", "-f", "raw", StrataProcess.nbdUri(tmp, "stall"),
                         "-c", "read -q " + offset + " 1M"));
                 double seconds = (System.nanoTime() - start) / 1e9;
                 assertEquals(1, proxy.faultsApplied(), "the read met the stall: " + first.output());

@@ -77,24 +77,10 @@ class RemoteImageIT {
         }
     }
 
-    private StrataProcess.Server serve(Path tmp, String name, String reference, Path cacheDir, String... extra) throws Exception {
-        Path sock = tmp.resolve(name + ".sock");
-        List<String> args = new java.util.ArrayList<>(List.of("serve", "nbd", reference, "--socket", sock.toString(),
-                "--cache-dir", cacheDir.toString(), "--metrics-interval", "1"));
-        args.addAll(List.of(extra));
-        StrataProcess.Server s = StrataProcess.start(tmp, name, args.toArray(String[]::new));
-        s.awaitLog("nbd: export");
-        return s;
-    }
-
-    private static String uri(Path tmp, String name) {
-        return "nbd+unix:///?socket=" + tmp.resolve(name + ".sock");
-    }
-
     private static HostTools.Outcome nbdcopy(Path tmp, String name, Path out) throws IOException {
         Files.deleteIfExists(out);
         try {
-            return HostTools.execute(List.of("nbdcopy", uri(tmp, name), out.toString()));
+            return HostTools.execute(List.of("nbdcopy", StrataProcess.nbdUri(tmp, name), out.toString()));
         } catch (IOException e) {
             throw new IOException(e.getMessage() + "; server log:\n" + Files.readString(tmp.resolve(name + ".err")), e);
         }
@@ -108,7 +94,7 @@ class RemoteImageIT {
     void coldServeEqualsTheLocalExportMountsWithEveryMd5AndAWarmCacheNeedsNoRegistry(@TempDir Path tmp) throws Exception {
         Path cache = tmp.resolve("cache");
         Path copy = tmp.resolve("copy.raw");
-        try (StrataProcess.Server s = serve(tmp, "cold", ref, cache)) {
+        try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "cold", ref, cache)) {
             HostTools.Outcome o = nbdcopy(tmp, "cold", copy);
             assertEquals(0, o.exitCode(), o.output());
             assertSameAsLocalExport(copy);
@@ -125,7 +111,7 @@ class RemoteImageIT {
         registry.stop();
         try {
             Path warm = tmp.resolve("warm.raw");
-            try (StrataProcess.Server s = serve(tmp, "warm", ref, cache, "--registry-deadline", "5")) {
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "warm", ref, cache, "--registry-deadline", "5")) {
                 assertTrue(s.log().contains("registry unreachable"), s.log());
                 HostTools.Outcome o = nbdcopy(tmp, "warm", warm);
                 assertEquals(0, o.exitCode(), o.output() + s.log());
@@ -139,7 +125,7 @@ class RemoteImageIT {
     @Test
     void prefetchAllFillsTheCacheSoTheDeviceSurvivesLosingTheRegistry(@TempDir Path tmp) throws Exception {
         Path copy = tmp.resolve("copy.raw");
-        try (StrataProcess.Server s = serve(tmp, "prefetch", ref, tmp.resolve("cache"), "--prefetch", "all")) {
+        try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "prefetch", ref, tmp.resolve("cache"), "--prefetch", "all")) {
             s.awaitLog("prefetch=all:done 100%");
             registry.stop();
             try {
@@ -177,9 +163,9 @@ class RemoteImageIT {
     void aPartialReadFetchesRangesFarBelowTheImageSize(@TempDir Path tmp) throws Exception {
         HostTools.requireTool("qemu-io", "qemu-utils");
         int before = registry.accessLog().size();
-        try (StrataProcess.Server s = serve(tmp, "partial", ref, tmp.resolve("cache"), "--prefetch", "none")) {
+        try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "partial", ref, tmp.resolve("cache"), "--prefetch", "none")) {
             // The first MiB: the superblock, the inodes and directories, and the first data blocks.
-            HostTools.run(List.of("qemu-io", "-r", "-f", "raw", uri(tmp, "partial"), "-c", "read -q 0 1M"));
+            HostTools.run(List.of("qemu-io", "-r", "-f", "raw", StrataProcess.nbdUri(tmp, "partial"), "-c", "read -q 0 1M"));
         }
         List<RegistryFixture.AccessLogEntry> log = registry.accessLog();
         List<RegistryFixture.AccessLogEntry> reads = log.subList(before, log.size()).stream()
@@ -197,7 +183,7 @@ class RemoteImageIT {
             proxy.inject(fault, fault == FaultProxy.Fault.STALL ? 1 : 3);
             String viaProxy = proxy.registry() + "/strata/e2e:v1";
             Path copy = tmp.resolve("copy.raw");
-            try (StrataProcess.Server s = serve(tmp, "faulty", viaProxy, tmp.resolve("cache"),
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "faulty", viaProxy, tmp.resolve("cache"),
                     "--registry-try-timeout", "2", "--registry-deadline", "30", "--prefetch", "none")) {
                 HostTools.Outcome o = nbdcopy(tmp, "faulty", copy);
                 assertEquals(0, o.exitCode(), o.output() + s.log());
@@ -217,7 +203,7 @@ class RemoteImageIT {
             proxy.inject(FaultProxy.Fault.FLIP_FIRST_BYTE, 1);
             String viaProxy = proxy.registry() + "/strata/e2e:v1";
             Path first = tmp.resolve("first.raw");
-            try (StrataProcess.Server s = serve(tmp, "flip", viaProxy, tmp.resolve("cache"), "--prefetch", "none")) {
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "flip", viaProxy, tmp.resolve("cache"), "--prefetch", "none")) {
                 HostTools.Outcome o = nbdcopy(tmp, "flip", first);
                 assertEquals(1, proxy.faultsApplied());
                 assertNotEquals(0, o.exitCode(), "a read of the flipped chunk fails: " + o.output());

@@ -85,6 +85,25 @@ final class StrataProcess {
         }
     }
 
+    /**
+     * {@code strata serve nbd REFERENCE} on the unix socket {@code tmp/NAME.sock} (see {@link #nbdUri}),
+     * its blob cache in {@code cacheDir}, a metrics line every second, and {@code extra} options;
+     * returns once the export is up.
+     */
+    static Server serveReference(Path tmp, String name, String reference, Path cacheDir, String... extra) throws Exception {
+        java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("serve", "nbd", reference,
+                "--socket", tmp.resolve(name + ".sock").toString(), "--cache-dir", cacheDir.toString(), "--metrics-interval", "1"));
+        args.addAll(java.util.List.of(extra));
+        Server s = start(tmp, name, args.toArray(String[]::new));
+        s.awaitLog("nbd: export");
+        return s;
+    }
+
+    /** The NBD URI of a server started by {@link #serveReference} as {@code name}. */
+    static String nbdUri(Path tmp, String name) {
+        return "nbd+unix:///?socket=" + tmp.resolve(name + ".sock");
+    }
+
     /** Starts {@code bin/strata args} in the background, its output under {@code tmp} (NAME.out, NAME.err). */
     static Server start(Path tmp, String name, String... args) throws Exception {
         return start(tmp, name, java.util.Map.of(), args);
