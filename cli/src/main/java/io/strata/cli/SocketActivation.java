@@ -1,5 +1,7 @@
 package io.strata.cli;
 
+import io.strata.core.os.LibC;
+import io.strata.core.os.Native;
 import java.io.FileDescriptor;
 import java.io.IOException;
 import java.lang.reflect.Constructor;
@@ -54,34 +56,34 @@ final class SocketActivation {
 
     /** The socket's protocol family, after checking it is a listening stream socket. */
     private static ProtocolFamily family(int fd) throws IOException {
-        SystemdLibc libc = SystemdLibc.Holder.libc();
-        int type = option(libc, fd, SystemdLibc.SO_TYPE);
-        int listening = option(libc, fd, SystemdLibc.SO_ACCEPTCONN);
-        int domain = option(libc, fd, SystemdLibc.SO_DOMAIN);
-        if (type != SystemdLibc.SOCK_STREAM || listening != 1) {
+        LibC libc = Native.libc();
+        int type = option(libc, fd, LibC.SO_TYPE);
+        int listening = option(libc, fd, LibC.SO_ACCEPTCONN);
+        int domain = option(libc, fd, LibC.SO_DOMAIN);
+        if (type != LibC.SOCK_STREAM || listening != 1) {
             throw new IOException("socket activation: fd " + fd + " is not a listening stream socket (type " + type + ", listening " + listening + ")");
         }
         ProtocolFamily family = switch (domain) {
-            case SystemdLibc.AF_UNIX -> StandardProtocolFamily.UNIX;
-            case SystemdLibc.AF_INET -> StandardProtocolFamily.INET;
-            case SystemdLibc.AF_INET6 -> StandardProtocolFamily.INET6;
+            case LibC.AF_UNIX -> StandardProtocolFamily.UNIX;
+            case LibC.AF_INET -> StandardProtocolFamily.INET;
+            case LibC.AF_INET6 -> StandardProtocolFamily.INET6;
             default -> throw new IOException("socket activation: fd " + fd + " has address family " + domain + ", not unix, IPv4 or IPv6");
         };
-        if (libc.fcntl(fd, SystemdLibc.F_SETFD, SystemdLibc.FD_CLOEXEC) < 0) {
-            throw new IOException("socket activation: fcntl(" + fd + ", F_SETFD): errno " + SystemdLibc.Holder.errno());
+        if (libc.fcntl(fd, LibC.F_SETFD, LibC.FD_CLOEXEC) < 0) {
+            throw new IOException("socket activation: fcntl(" + fd + ", F_SETFD): errno " + Native.errno());
         }
-        int flags = libc.fcntl(fd, SystemdLibc.F_GETFL, 0);
-        if (flags < 0 || libc.fcntl(fd, SystemdLibc.F_SETFL, flags & ~SystemdLibc.O_NONBLOCK) < 0) {
-            throw new IOException("socket activation: fcntl(" + fd + ", F_SETFL): errno " + SystemdLibc.Holder.errno());
+        int flags = libc.fcntl(fd, LibC.F_GETFL, 0);
+        if (flags < 0 || libc.fcntl(fd, LibC.F_SETFL, flags & ~LibC.O_NONBLOCK) < 0) {
+            throw new IOException("socket activation: fcntl(" + fd + ", F_SETFL): errno " + Native.errno());
         }
         return family;
     }
 
-    private static int option(SystemdLibc libc, int fd, int name) throws IOException {
+    private static int option(LibC libc, int fd, int name) throws IOException {
         int[] value = new int[1];
         int[] length = {4};
-        if (libc.getsockopt(fd, SystemdLibc.SOL_SOCKET, name, value, length) < 0) {
-            int errno = SystemdLibc.Holder.errno();
+        if (libc.getsockopt(fd, LibC.SOL_SOCKET, name, value, length) < 0) {
+            int errno = Native.errno();
             throw new IOException("socket activation: fd " + fd + " from LISTEN_FDS is not a socket (getsockopt: errno " + errno + ")");
         }
         return value[0];

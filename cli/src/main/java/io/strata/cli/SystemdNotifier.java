@@ -1,5 +1,7 @@
 package io.strata.cli;
 
+import io.strata.core.os.LibC;
+import io.strata.core.os.Native;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
@@ -45,15 +47,15 @@ final class SystemdNotifier {
 
     static void sendDatagram(String socket, byte[] message) throws IOException {
         byte[] address = sockaddrUn(socket);
-        SystemdLibc libc = SystemdLibc.Holder.libc();
-        int fd = libc.socket(SystemdLibc.AF_UNIX, SystemdLibc.SOCK_DGRAM | SystemdLibc.SOCK_CLOEXEC, 0);
+        LibC libc = Native.libc();
+        int fd = libc.socket(LibC.AF_UNIX, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            throw new IOException("socket(AF_UNIX, SOCK_DGRAM): errno " + SystemdLibc.Holder.errno());
+            throw new IOException("socket(AF_UNIX, SOCK_DGRAM): errno " + Native.errno());
         }
         try {
-            long sent = libc.sendto(fd, message, message.length, SystemdLibc.MSG_NOSIGNAL, address, address.length);
+            long sent = libc.sendto(fd, message, message.length, LibC.MSG_NOSIGNAL, address, address.length);
             if (sent != message.length) {
-                throw new IOException("sendto: " + (sent < 0 ? "errno " + SystemdLibc.Holder.errno() : "sent " + sent + " of " + message.length + " bytes"));
+                throw new IOException("sendto: " + (sent < 0 ? "errno " + Native.errno() : "sent " + sent + " of " + message.length + " bytes"));
             }
         } finally {
             libc.close(fd);
@@ -75,7 +77,7 @@ final class SystemdNotifier {
             throw new IOException("NOTIFY_SOCKET is longer than a unix socket address holds (107 bytes): " + socket);
         }
         byte[] address = new byte[2 + path.length + (abstractName ? 0 : 1)];
-        address[0] = (byte) SystemdLibc.AF_UNIX;
+        address[0] = (byte) LibC.AF_UNIX;
         System.arraycopy(path, 0, address, 2, path.length);
         if (abstractName) {
             address[2] = 0;

@@ -6,10 +6,10 @@ import io.strata.core.buffer.NativeBuffer;
 import io.strata.core.device.BlockDevice;
 import io.strata.core.device.OutOfRangeException;
 import io.strata.core.device.SegmentSink;
+import io.strata.core.os.OpenFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -40,6 +40,11 @@ final class Connection {
 
     /** Requests taken from the socket at a time: they arrive together at queue depth. */
     static final int MAX_BATCH = 16;
+    /**
+     * Socket input buffer: requests are 28 bytes, so one read takes in a deep queue's worth; also
+     * the unit in which refused writes' payloads are read and dropped.
+     */
+    private static final int INPUT_BUFFER = 64 << 10;
 
     private final SocketChannel socket;
     private final String peer;
@@ -51,10 +56,10 @@ final class Connection {
     private final ConnectionIo io;
     private final ReplyWriter writer = new ReplyWriter();
     /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
-    private final NativeBuffer inMemory = NativeBuffer.allocate(64 << 10);
+    private final NativeBuffer inMemory = NativeBuffer.allocate(INPUT_BUFFER);
     private final ByteBuffer in = inMemory.view().duplicate().order(ByteOrder.BIG_ENDIAN);
     /** Discards the payload of requests that carry one (writes, which are refused). */
-    private final NativeBuffer scratchMemory = NativeBuffer.allocate(64 << 10);
+    private final NativeBuffer scratchMemory = NativeBuffer.allocate(INPUT_BUFFER);
     private final ByteBuffer scratch = scratchMemory.view().duplicate();
     /** Batches not in the pool, ready for reuse (this connection's thread only). */
     private final ArrayDeque<Batch> idle = new ArrayDeque<>();
@@ -74,7 +79,7 @@ final class Connection {
     /** Warms the cache and checks every chunk before a reply starts: errors must precede data. */
     private static final SegmentSink PREFLIGHT = new SegmentSink() {
         @Override
-        public void file(FileChannel file, long position, long length) {
+        public void file(OpenFile file, long position, long length) {
         }
 
         @Override

@@ -20,6 +20,12 @@ final class Handshake {
     static final int TRANSMISSION_FLAGS = TFLAG_HAS_FLAGS | TFLAG_READ_ONLY | TFLAG_SEND_FLUSH
             | TFLAG_CAN_MULTI_CONN | TFLAG_SEND_CACHE;
     private static final int OPTION_HEADER = 16;
+    /** Server greeting of the newstyle handshake: NBDMAGIC (8), IHAVEOPT (8), handshake flags (2). */
+    private static final int GREETING_SIZE = 18;
+    /** Reply to NBD_OPT_EXPORT_NAME: export size (8) and transmission flags (2) ... */
+    private static final int EXPORT_NAME_REPLY_SIZE = 10;
+    /** ... then 124 zero bytes, unless the client set NBD_FLAG_C_NO_ZEROES (the NBD protocol's "reserved" field). */
+    private static final int EXPORT_NAME_REPLY_PADDING = 124;
     /**
      * Options one client may send before it must pick an export. Real clients send a handful (nbdinfo
      * --list: two per export); a client sending options forever is cut off here or, if slow, by the
@@ -61,7 +67,7 @@ final class Handshake {
 
     /** Runs the negotiation; returns null when the client aborted cleanly. */
     Negotiated run() throws IOException {
-        ByteBuffer greet = ByteBuffer.allocate(18);
+        ByteBuffer greet = ByteBuffer.allocate(GREETING_SIZE);
         greet.putLong(NBDMAGIC).putLong(IHAVEOPT).putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip();
         Wire.writeFully(ch, greet);
         ByteBuffer cflags = ByteBuffer.allocate(4);
@@ -119,7 +125,7 @@ final class Handshake {
                     // EXPORT_NAME has no error reply: the spec says to close the connection.
                     throw new NbdProtocolException("EXPORT_NAME for unknown export '" + name + "'");
                 }
-                ByteBuffer out = ByteBuffer.allocate(10 + (noZeroes ? 0 : 124));
+                ByteBuffer out = ByteBuffer.allocate(EXPORT_NAME_REPLY_SIZE + (noZeroes ? 0 : EXPORT_NAME_REPLY_PADDING));
                 out.putLong(e.device().size()).putShort((short) TRANSMISSION_FLAGS).position(out.capacity()).flip();
                 Wire.writeFully(ch, out);
                 return new Negotiated(e, structured, allocation && name.equals(metaExport));

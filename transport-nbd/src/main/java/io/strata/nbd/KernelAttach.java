@@ -30,6 +30,10 @@ public final class KernelAttach implements Closeable {
 
     private final Path device;
     private final int fd;
+    /** The kernel block layer's unit: a device size must be a multiple of it. */
+    private static final int SECTOR = 512;
+    /** The block size asked for when the size allows: one page, what EROFS reads in. */
+    private static final int PAGE_BLOCK = 4096;
     private final LibC libc = Native.libc();
     private final List<SocketChannel> kernelEnds = new ArrayList<>();
     private final List<Thread> servers = new ArrayList<>();
@@ -49,7 +53,7 @@ public final class KernelAttach implements Closeable {
     public static KernelAttach attach(Path device, Export export, NbdServer server, int connections, int timeoutSeconds)
             throws IOException {
         long size = export.device().size();
-        if (size % 512 != 0) {
+        if (size % SECTOR != 0) {
             throw new IOException("the kernel needs a size in 512-byte sectors; " + export.name() + " has " + size + " bytes");
         }
         LibC libc = Native.libc();
@@ -68,9 +72,9 @@ public final class KernelAttach implements Closeable {
         long size = export.device().size();
         // A device left configured by a crashed server refuses new sockets: clear it first.
         libc.ioctl(fd, KernelNbd.CLEAR_SOCK, 0);
-        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, size % 4096 == 0 ? 4096 : 512), "NBD_SET_BLKSIZE");
-        if (size % 4096 == 0) {
-            Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE_BLOCKS, size / 4096), "NBD_SET_SIZE_BLOCKS");
+        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, size % PAGE_BLOCK == 0 ? PAGE_BLOCK : SECTOR), "NBD_SET_BLKSIZE");
+        if (size % PAGE_BLOCK == 0) {
+            Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE_BLOCKS, size / PAGE_BLOCK), "NBD_SET_SIZE_BLOCKS");
         } else {
             Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
         }

@@ -7,6 +7,7 @@ import io.strata.core.device.SegmentSink;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import io.strata.core.os.OpenFile;
 import java.nio.channels.FileChannel;
 
 /**
@@ -159,7 +160,8 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
     }
 
     @Override
-    public void file(FileChannel file, long position, long length) throws IOException {
+    public void file(OpenFile region, long position, long length) throws IOException {
+        FileChannel file = region.channel();
         dataChunkHeader(length);
         if (gathering) {
             int end = copy.position() + (int) length;

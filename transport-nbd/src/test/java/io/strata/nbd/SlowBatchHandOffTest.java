@@ -45,11 +45,13 @@ class SlowBatchHandOffTest {
     /** A file-backed device whose first 64 KiB block in resolve until {@link #release} opens. */
     static final class GatedDevice implements BlockDevice {
         final FileChannel file;
+        final io.strata.core.os.OpenFile region;
         final CountDownLatch loadStarted = new CountDownLatch(1);
         final CountDownLatch release = new CountDownLatch(1);
 
         GatedDevice(Path path) throws IOException {
             file = FileChannel.open(path, StandardOpenOption.READ);
+            region = new io.strata.core.os.OpenFile(file);
         }
 
         @Override
@@ -76,7 +78,7 @@ class SlowBatchHandOffTest {
                     throw new IOException("interrupted", e);
                 }
             }
-            sink.file(file, offset, length);
+            sink.file(region, offset, length);
         }
 
         @Override

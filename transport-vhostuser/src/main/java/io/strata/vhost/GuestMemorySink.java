@@ -5,9 +5,9 @@ import io.strata.core.buffer.NativeMemory;
 import io.strata.core.device.SegmentSink;
 import io.strata.core.os.LibC;
 import io.strata.core.os.Native;
+import io.strata.core.os.OpenFile;
 import java.io.EOFException;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 
 /**
  * Writes a resolved read straight into the guest's buffers (the chain's writable segments, minus the
@@ -20,10 +20,6 @@ final class GuestMemorySink implements SegmentSink {
     private int segment;
     private int offsetInSegment;
     private long remaining;
-    // A tiny identity cache: a device has a handful of files (bootstrap, blobs).
-    private final FileChannel[] cachedChannel = new FileChannel[8];
-    private final int[] cachedFd = new int[8];
-    private int cacheNext;
 
     /** Starts filling the chain's writable bytes, {@code dataLength} of them. */
     void begin(DescriptorChain c, long dataLength) {
@@ -58,8 +54,8 @@ final class GuestMemorySink implements SegmentSink {
      * guest pages it spans (a 1 MiB read is ~256 scattered 4 KiB pages), not one pread per page.
      */
     @Override
-    public void file(FileChannel file, long position, long length) throws IOException {
-        int fd = fdOf(file);
+    public void file(OpenFile file, long position, long length) throws IOException {
+        int fd = file.descriptor();
         long pos = position;
         long left = take(length);
         while (left > 0) {
@@ -145,18 +141,5 @@ final class GuestMemorySink implements SegmentSink {
         }
         remaining -= length;
         return length;
-    }
-
-    private int fdOf(FileChannel ch) throws IOException {
-        for (int i = 0; i < cachedChannel.length; i++) {
-            if (cachedChannel[i] == ch) {
-                return cachedFd[i];
-            }
-        }
-        int fd = Native.fdOf(ch);
-        cachedChannel[cacheNext] = ch;
-        cachedFd[cacheNext] = fd;
-        cacheNext = (cacheNext + 1) % cachedChannel.length;
-        return fd;
     }
 }

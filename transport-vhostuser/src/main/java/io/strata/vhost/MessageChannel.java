@@ -1,15 +1,12 @@
 package io.strata.vhost;
 
+import io.strata.core.os.FdPassing;
 import io.strata.core.os.LibC;
 import io.strata.core.os.Native;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import jnr.posix.CmsgHdr;
-import jnr.posix.MsgHdr;
-import jnr.posix.POSIX;
-import jnr.posix.POSIXFactory;
 
 /**
  * The vhost-user socket: messages in (header through recvmsg, so that the fds riding on it arrive as
@@ -17,11 +14,6 @@ import jnr.posix.POSIXFactory;
  * raw fd of a connected unix socket.
  */
 final class MessageChannel {
-    private static final int SOL_SOCKET = 1;
-    private static final int SCM_RIGHTS = 1;
-    private static final int MSG_CTRUNC = 0x8;
-    private static final POSIX POSIX_API = POSIXFactory.getNativePOSIX();
-
     private final int fd;
     private final LibC libc = Native.libc();
     private final ByteBuffer header = ByteBuffer.allocateDirect(VhostUserProtocol.HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
@@ -34,32 +26,15 @@ final class MessageChannel {
 
     /** Reads the next message into {@code m}; EOFException when the front-end has gone. */
     void receive(Message m) throws IOException {
-        MsgHdr msg = POSIX_API.allocateMsgHdr();
         header.clear();
-        msg.setIov(new ByteBuffer[] {header});
-        msg.allocateControl(4 * VhostUserProtocol.MAX_FDS);
-        int n = POSIX_API.recvmsg(fd, msg, 0);
+        FdPassing.Received got = FdPassing.receive(fd, header, m.fds);
+        m.fdCount = got.descriptors();
+        int n = got.bytes();
         if (n == 0) {
+            closeFds(m);
             throw new EOFException("front-end closed the socket");
         }
-        if (n < 0) {
-            throw new IOException("recvmsg failed: errno " + POSIX_API.errno());
-        }
-        m.fdCount = 0;
-        for (CmsgHdr c : msg.getControls()) {
-            if (c.getLevel() == SOL_SOCKET && c.getType() == SCM_RIGHTS) {
-                ByteBuffer data = c.getData().order(ByteOrder.nativeOrder());
-                while (data.remaining() >= 4) {
-                    int received = data.getInt();
-                    if (m.fdCount < m.fds.length) {
-                        m.fds[m.fdCount++] = received;
-                    } else {
-                        libc.close(received);
-                    }
-                }
-            }
-        }
-        if ((msg.getFlags() & MSG_CTRUNC) != 0) {
+        if (got.truncated()) {
             closeFds(m);
             throw new VhostUserException("file descriptors were truncated (MSG_CTRUNC)");
         }
@@ -139,14 +114,7 @@ final class MessageChannel {
             }
             return;
         }
-        MsgHdr msg = POSIX_API.allocateMsgHdr();
-        msg.setIov(new ByteBuffer[] {reply});
-        CmsgHdr c = msg.allocateControl(4);
-        c.setLevel(SOL_SOCKET);
-        c.setType(SCM_RIGHTS);
-        ByteBuffer fdData = ByteBuffer.allocate(4).order(ByteOrder.nativeOrder()).putInt(fdToSend).flip();
-        c.setData(fdData);
-        int n = POSIX_API.sendmsg(fd, msg, 0);
+        int n = FdPassing.send(fd, reply, fdToSend);
         if (n != VhostUserProtocol.HEADER_SIZE + size) {
             throw new IOException("sendmsg sent " + n + " of " + (VhostUserProtocol.HEADER_SIZE + size) + " bytes");
         }

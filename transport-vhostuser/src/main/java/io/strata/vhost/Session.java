@@ -248,8 +248,11 @@ final class Session {
         startAll("SET_MEM_TABLE");
     }
 
+    /** vhost_vring_addr: u32 index, u32 flags, then the guest addresses u64 desc, used, avail, log. */
+    private static final int VRING_ADDR_SIZE = 40;
+
     private void setVringAddr() throws IOException {
-        m.requireSize(40);
+        m.requireSize(VRING_ADDR_SIZE);
         Vring v = vring();
         long desc = m.u64(8);
         long used = m.u64(16);
@@ -302,12 +305,16 @@ final class Session {
         maybeStart(v, requestName(m.request));
     }
 
+    /** VhostUserConfig: u32 offset, u32 size, u32 flags, then the bytes; QEMU's limit on them is 256. */
+    private static final int CONFIG_HEADER = 12;
+    private static final int MAX_CONFIG = 256;
+
     private void getConfig() throws IOException {
-        m.requireSize(12);
+        m.requireSize(CONFIG_HEADER);
         int offset = m.u32(0);
         int size = m.u32(4);
         int flags = m.u32(8);
-        if (offset < 0 || size < 0 || size > 256 || offset > 256 - size) {
+        if (offset < 0 || size < 0 || size > MAX_CONFIG || offset > MAX_CONFIG - size) {
             throw new VhostUserException("GET_CONFIG offset " + Integer.toUnsignedString(offset) + " size "
                     + Integer.toUnsignedString(size) + " (at most 256 bytes)");
         }
@@ -316,18 +323,22 @@ final class Session {
         r.putInt(0, offset).putInt(4, size).putInt(8, flags);
         for (int i = 0; i < size; i++) {
             int at = offset + i;
-            r.put(12 + i, at < config.length ? config[at] : 0);
+            r.put(CONFIG_HEADER + i, at < config.length ? config[at] : 0);
         }
-        channel.sendReply(m, 12 + size, -1);
+        channel.sendReply(m, CONFIG_HEADER + size, -1);
     }
 
     /** VhostUserInflight: u64 mmap_size, u64 mmap_offset, u16 num_queues, u16 queue_size, padded to 24 by C. */
     static final int INFLIGHT_MSG_SIZE = 24;
+    private static final int INFLIGHT_NUM_QUEUES = 16;
+    private static final int INFLIGHT_QUEUE_SIZE = 18;
+    /** The fields read: up to queue_size's end. */
+    private static final int INFLIGHT_FIELDS = 20;
 
     private void getInflightFd() throws IOException {
-        m.requireSize(20);
-        int nq = Short.toUnsignedInt(m.payload.getShort(16));
-        int qs = Short.toUnsignedInt(m.payload.getShort(18));
+        m.requireSize(INFLIGHT_FIELDS);
+        int nq = Short.toUnsignedInt(m.payload.getShort(INFLIGHT_NUM_QUEUES));
+        int qs = Short.toUnsignedInt(m.payload.getShort(INFLIGHT_QUEUE_SIZE));
         if (nq == 0 || nq > vrings.length || qs == 0 || qs > Virtqueue.MAX_SIZE) {
             throw new VhostUserException("GET_INFLIGHT_FD for " + nq + " queue(s) of " + qs);
         }
@@ -338,18 +349,18 @@ final class Session {
         }
         inflight = next;
         ByteBuffer r = channel.beginReply();
-        r.putLong(0, inflight.size).putLong(8, 0).putShort(16, (short) nq).putShort(18, (short) qs);
+        r.putLong(0, inflight.size).putLong(8, 0).putShort(INFLIGHT_NUM_QUEUES, (short) nq).putShort(INFLIGHT_QUEUE_SIZE, (short) qs);
         channel.sendReply(m, INFLIGHT_MSG_SIZE, inflight.fd);
         LOG.info("{}: inflight region for {} queue(s) of {} ({} bytes)", name, nq, qs, inflight.size);
         startAll("GET_INFLIGHT_FD");
     }
 
     private void setInflightFd() throws IOException {
-        m.requireSize(20);
+        m.requireSize(INFLIGHT_FIELDS);
         long size = m.u64(0);
         long offset = m.u64(8);
-        int nq = Short.toUnsignedInt(m.payload.getShort(16));
-        int qs = Short.toUnsignedInt(m.payload.getShort(18));
+        int nq = Short.toUnsignedInt(m.payload.getShort(INFLIGHT_NUM_QUEUES));
+        int qs = Short.toUnsignedInt(m.payload.getShort(INFLIGHT_QUEUE_SIZE));
         int fd = m.takeFd();
         if (fd < 0) {
             throw new VhostUserException("SET_INFLIGHT_FD without an fd");

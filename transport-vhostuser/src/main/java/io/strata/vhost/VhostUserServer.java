@@ -19,6 +19,8 @@ import org.slf4j.LoggerFactory;
 public final class VhostUserServer implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
 
+    /** Pending connections the kernel queues: QEMU connects once per device (and again after a restart). */
+    private static final int BACKLOG = 16;
     private final Path socketPath;
     private final BlockDevice device;
     private final int maxQueues;
@@ -46,7 +48,7 @@ public final class VhostUserServer implements Closeable {
         this.serial = VirtioBlk.serialOf(device);
         this.blk = new VirtioBlk(device, serial, maxQueues);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
-        this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, 16);
+        this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, BACKLOG);
     }
 
     /** Serves sessions on a background thread until {@link #close}. */

@@ -3,7 +3,7 @@ package io.strata.core.blob;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
+import io.strata.core.os.OpenFile;
 import java.util.Optional;
 
 /** One opened data blob: the compressed chunks of one layer, addressed by byte offset. */
@@ -30,7 +30,7 @@ public interface Blob extends Closeable {
      * gain its file later (a remote blob whose last chunk has arrived in the cache); once present it
      * stays, and asking again allocates nothing.
      */
-    Optional<FileChannel> fileChannel();
+    Optional<OpenFile> localFile();
 
     /**
      * The bytes at {@code [position, position + length)} failed to decompress or did not match their

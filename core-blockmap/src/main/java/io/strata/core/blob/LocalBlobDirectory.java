@@ -3,6 +3,7 @@ package io.strata.core.blob;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import io.strata.core.os.OpenFile;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,11 +45,14 @@ public final class LocalBlobDirectory implements BlobSource {
     static final class FileBlob implements Blob {
         private final String id;
         private final FileChannel channel;
+        /** The same channel as transports see it; Optional made once, so asking allocates nothing. */
+        private final Optional<OpenFile> file;
         private final Path path;
 
         FileBlob(String id, FileChannel channel, Path path) {
             this.id = id;
             this.channel = channel;
+            this.file = Optional.of(new OpenFile(channel));
             this.path = path;
         }
 
@@ -75,8 +79,8 @@ public final class LocalBlobDirectory implements BlobSource {
         }
 
         @Override
-        public Optional<FileChannel> fileChannel() {
-            return Optional.of(channel);
+        public Optional<OpenFile> localFile() {
+            return file;
         }
 
         @Override

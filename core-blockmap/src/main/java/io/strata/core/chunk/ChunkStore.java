@@ -12,7 +12,7 @@ import io.strata.core.image.RafsImage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
+import io.strata.core.os.OpenFile;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -35,7 +35,7 @@ public final class ChunkStore implements Closeable {
     private final ChunkTable[] tables;
     private final Blob[] blobs;
     /** Each blob's local file, or null when the blob is not a local file; looked up once. */
-    private final FileChannel[] files;
+    private final OpenFile[] files;
     private final Compression[] compression;
     private final DigestAlgorithm[] digest;
     /** Stored chunks whose digest has been checked, one bit per chunk: they may then go zero-copy. */
@@ -58,9 +58,9 @@ public final class ChunkStore implements Closeable {
                        long cacheBytes, int slotSize) {
         this.tables = tables;
         this.blobs = blobs;
-        this.files = new FileChannel[blobs.length];
+        this.files = new OpenFile[blobs.length];
         for (int b = 0; b < blobs.length; b++) {
-            files[b] = blobs[b].fileChannel().orElse(null);
+            files[b] = blobs[b].localFile().orElse(null);
         }
         this.compression = compression;
         this.digest = digest;
@@ -138,12 +138,12 @@ public final class ChunkStore implements Closeable {
     }
 
     /** The local file of a blob, for zero-copy transfer of stored chunks; null if it has none (yet). */
-    public FileChannel fileOf(int blob) {
-        FileChannel f = files[blob];
+    public OpenFile fileOf(int blob) {
+        OpenFile f = files[blob];
         if (f == null) {
-            // A remote blob gains a local file when its last chunk arrives (Blob#fileChannel): from
+            // A remote blob gains a local file when its last chunk arrives (Blob#localFile): from
             // then on it is served like a local blob. Optional.empty() is a constant: no allocation.
-            f = blobs[blob].fileChannel().orElse(null);
+            f = blobs[blob].localFile().orElse(null);
             files[blob] = f; // a benign race: every thread that looks sees null or the same channel
         }
         return f;

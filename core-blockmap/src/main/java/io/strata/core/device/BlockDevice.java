@@ -4,7 +4,7 @@ import io.strata.core.chunk.CacheStats;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
+import io.strata.core.os.OpenFile;
 import io.strata.core.buffer.NativeBuffer;
 
 /** A read-only block device as the transports see it: a size and a way to resolve byte ranges. */
@@ -80,13 +80,13 @@ public interface BlockDevice extends Closeable {
         }
 
         @Override
-        public void file(FileChannel file, long position, long length) throws IOException {
+        public void file(OpenFile file, long position, long length) throws IOException {
             int end = dst.position() + (int) length;
             int oldLimit = dst.limit();
             dst.limit(end);
             long pos = position;
             while (dst.hasRemaining()) {
-                int n = file.read(dst, pos);
+                int n = file.channel().read(dst, pos);
                 if (n < 0) {
                     throw new IOException("file ends at " + pos + " inside a segment");
                 }

@@ -11,6 +11,7 @@ import io.strata.core.image.LegacyBootstrap;
 import io.strata.core.image.RafsImage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import io.strata.core.os.OpenFile;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -29,7 +30,7 @@ public final class FlatDevice implements BlockDevice {
 
     private final RafsImage image;
     private final ChunkStore chunks;
-    private final FileChannel bootstrapFile;
+    private final OpenFile bootstrapFile;
     /** The rewritten bootstrap in legacy-kernel mode, else null (then the file is served as it is). */
     private final NativeBuffer legacyBootstrap;
     private final long size;
@@ -41,7 +42,7 @@ public final class FlatDevice implements BlockDevice {
     private FlatDevice(RafsImage image, ChunkStore chunks, FileChannel bootstrapFile, NativeBuffer legacyBootstrap) {
         this.image = image;
         this.chunks = chunks;
-        this.bootstrapFile = bootstrapFile;
+        this.bootstrapFile = new OpenFile(bootstrapFile);
         this.legacyBootstrap = legacyBootstrap;
         this.size = image.flatDeviceBlocks() * BLOCK;
         List<long[]> extents = new ArrayList<>();
@@ -187,7 +188,7 @@ public final class FlatDevice implements BlockDevice {
             long dataEnd = start + t.uncompressedSize(c);
             if (p < dataEnd) {
                 long n = Math.min(dataEnd, stop) - p;
-                FileChannel file = chunks.fileOf(blob);
+                OpenFile file = chunks.fileOf(blob);
                 boolean storedInFile = chunks.isStoredInFile(blob, c);
                 if (storedInFile && chunks.isVerifiedStored(blob, c)) {
                     sink.file(file, t.compressedOffset(c) + (p - start), n);
@@ -273,7 +274,7 @@ public final class FlatDevice implements BlockDevice {
         try {
             chunks.close();
         } finally {
-            bootstrapFile.close();
+            bootstrapFile.channel().close();
             if (legacyBootstrap != null) {
                 legacyBootstrap.close();
             }

@@ -1,5 +1,6 @@
 package io.strata.core.device;
 
+import io.strata.core.os.OpenFile;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -9,11 +10,13 @@ import java.nio.file.StandardOpenOption;
 public final class RawImageDevice implements BlockDevice {
     private final Path path;
     private final FileChannel channel;
+    private final OpenFile file;
     private final long size;
 
     private RawImageDevice(Path path, FileChannel channel, long size) {
         this.path = path;
         this.channel = channel;
+        this.file = new OpenFile(channel);
         this.size = size;
     }
 
@@ -31,7 +34,7 @@ public final class RawImageDevice implements BlockDevice {
     public void resolve(long offset, long length, SegmentSink sink) throws IOException {
         BlockDevice.checkRange(offset, length, size);
         if (length > 0) {
-            sink.file(channel, offset, length);
+            sink.file(file, offset, length);
         }
     }
 

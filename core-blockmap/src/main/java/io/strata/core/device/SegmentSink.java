@@ -1,8 +1,8 @@
 package io.strata.core.device;
 
 import io.strata.core.buffer.NativeBuffer;
+import io.strata.core.os.OpenFile;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 
 /**
  * Receives the pieces of a resolved byte range, in order. Each transport implements it with the
@@ -11,7 +11,7 @@ import java.nio.channels.FileChannel;
  */
 public interface SegmentSink {
     /** {@code length} bytes of {@code file} starting at {@code position}. */
-    void file(FileChannel file, long position, long length) throws IOException;
+    void file(OpenFile file, long position, long length) throws IOException;
 
     /** {@code length} bytes of off-heap {@code buffer} starting at {@code offset} (a cached chunk). */
     void memory(NativeBuffer buffer, int offset, int length) throws IOException;

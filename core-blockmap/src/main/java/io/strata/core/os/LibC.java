@@ -1,8 +1,10 @@
 package io.strata.core.os;
 
 /**
- * The libc calls Strata needs that the JDK does not offer, bound with jnr-ffi. Kept in one place for
- * both transports. jnr-ffi's x86-64 asm stubs must be off ({@code -Djnr.ffi.x86asm.enabled=false},
+ * The libc calls Strata needs that the JDK does not offer, bound with jnr-ffi: the one place where
+ * Strata declares native functions (the transports, the image builder's xattrs, the systemd
+ * protocols; file-descriptor passing over unix sockets is {@link FdPassing}). Binding it costs a few
+ * hundred milliseconds the first time ({@link Native#libc} does it once, on first use). jnr-ffi's x86-64 asm stubs must be off ({@code -Djnr.ffi.x86asm.enabled=false},
  * set by bin/strata and the build): they pass a garbage sixth argument, which breaks mmap.
  */
 public interface LibC {
@@ -36,6 +38,24 @@ public interface LibC {
 
     int memfd_create(String name, int flags);
 
+    /** {@code llistxattr(2)}: the xattr names of {@code path} (NUL-terminated bytes) without following a symlink. */
+    long llistxattr(@jnr.ffi.annotations.In byte[] path, @jnr.ffi.annotations.Out byte[] list, long size);
+
+    /** {@code lgetxattr(2)}: one xattr's value, without following a symlink. */
+    long lgetxattr(@jnr.ffi.annotations.In byte[] path, @jnr.ffi.annotations.In byte[] name,
+                   @jnr.ffi.annotations.Out byte[] value, long size);
+
+    /** {@code socket(2)}: systemd's NOTIFY_SOCKET is a unix datagram socket, which the JDK cannot open. */
+    int socket(int domain, int type, int protocol);
+
+    long sendto(int fd, @jnr.ffi.annotations.In byte[] buf, long len, int flags, @jnr.ffi.annotations.In byte[] addr, int addrlen);
+
+    /** {@code getsockopt(2)} of an int option (what socket activation checks of an inherited socket). */
+    int getsockopt(int fd, int level, int optname, @jnr.ffi.annotations.Out int[] optval,
+                   @jnr.ffi.annotations.In @jnr.ffi.annotations.Out int[] optlen);
+
+    int fcntl(int fd, int cmd, int arg);
+
     int ftruncate(int fd, long length);
 
     int PROT_READ = 1;
@@ -51,4 +71,21 @@ public interface LibC {
 
     int O_RDWR = 2;
     int O_CLOEXEC = 0x80000;
+
+    int AF_UNIX = 1;
+    int AF_INET = 2;
+    int AF_INET6 = 10;
+    int SOCK_STREAM = 1;
+    int SOCK_DGRAM = 2;
+    int SOCK_CLOEXEC = 0x80000;
+    int MSG_NOSIGNAL = 0x4000;
+    int SOL_SOCKET = 1;
+    int SO_TYPE = 3;
+    int SO_ACCEPTCONN = 30;
+    int SO_DOMAIN = 39;
+    int F_SETFD = 2;
+    int F_GETFL = 3;
+    int F_SETFL = 4;
+    int FD_CLOEXEC = 1;
+    int O_NONBLOCK = 0x800;
 }

@@ -13,7 +13,6 @@ import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.SyntheticImage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -76,7 +75,7 @@ class BlobSeamTest {
                 }
 
                 @Override
-                public Optional<FileChannel> fileChannel() {
+                public Optional<io.strata.core.os.OpenFile> localFile() {
                     return Optional.empty();
                 }
 

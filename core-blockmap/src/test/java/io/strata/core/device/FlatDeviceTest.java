@@ -14,7 +14,6 @@ import io.strata.core.testing.SyntheticImage;
 import io.strata.core.testing.SyntheticImage.Chunk;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -134,7 +133,7 @@ class FlatDeviceTest {
             List<String> kinds = new ArrayList<>();
             SegmentSink recorder = new SegmentSink() {
                 @Override
-                public void file(FileChannel file, long position, long length) {
+                public void file(io.strata.core.os.OpenFile file, long position, long length) {
                     kinds.add("file@" + position + "+" + length);
                 }
 

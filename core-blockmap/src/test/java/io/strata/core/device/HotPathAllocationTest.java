@@ -9,7 +9,6 @@ import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.testing.HostTools;
 import io.strata.core.testing.SyntheticImage;
 import java.lang.management.ManagementFactory;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
@@ -29,7 +28,7 @@ class HotPathAllocationTest {
         long bytes;
 
         @Override
-        public void file(FileChannel file, long position, long length) {
+        public void file(io.strata.core.os.OpenFile file, long position, long length) {
             bytes += length;
         }
 

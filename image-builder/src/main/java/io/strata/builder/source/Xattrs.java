@@ -1,5 +1,6 @@
 package io.strata.builder.source;
 
+import io.strata.core.os.Native;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -8,7 +9,7 @@ import java.util.TreeMap;
 
 /**
  * Reads a file's extended attributes in every namespace without following symlinks, through libc's
- * {@code llistxattr}/{@code lgetxattr} ({@link Libc}): the JDK's {@code UserDefinedFileAttributeView}
+ * {@code llistxattr}/{@code lgetxattr} (bound in core's {@link io.strata.core.os.LibC}): the JDK's {@code UserDefinedFileAttributeView}
  * sees only {@code user.*} and cannot read a symlink's own attributes.
  */
 final class Xattrs {
@@ -43,9 +44,9 @@ final class Xattrs {
 
     private static byte[] listNames(Path file, byte[] path) throws IOException {
         for (int attempt = 0; attempt < 8; attempt++) {
-            long size = Libc.Holder.LIBC.llistxattr(path, null, 0);
+            long size = Native.libc().llistxattr(path, null, 0);
             if (size < 0) {
-                int errno = Libc.Holder.errno();
+                int errno = Native.errno();
                 if (errno == ENOTSUP) {
                     return new byte[0];
                 }
@@ -55,12 +56,12 @@ final class Xattrs {
                 return new byte[0];
             }
             byte[] buf = new byte[(int) size];
-            long n = Libc.Holder.LIBC.llistxattr(path, buf, buf.length);
+            long n = Native.libc().llistxattr(path, buf, buf.length);
             if (n >= 0) {
                 return java.util.Arrays.copyOf(buf, (int) n);
             }
-            if (Libc.Holder.errno() != ERANGE) {
-                throw new IOException(file + ": llistxattr failed, errno " + Libc.Holder.errno());
+            if (Native.errno() != ERANGE) {
+                throw new IOException(file + ": llistxattr failed, errno " + Native.errno());
             }
         }
         throw new IOException(file + ": xattr list keeps changing");
@@ -69,9 +70,9 @@ final class Xattrs {
     /** The value, or null if the attribute vanished meanwhile. */
     private static byte[] value(Path file, byte[] path, byte[] name) throws IOException {
         for (int attempt = 0; attempt < 8; attempt++) {
-            long size = Libc.Holder.LIBC.lgetxattr(path, name, null, 0);
+            long size = Native.libc().lgetxattr(path, name, null, 0);
             if (size < 0) {
-                int errno = Libc.Holder.errno();
+                int errno = Native.errno();
                 if (errno == ENODATA) {
                     return null;
                 }
@@ -79,12 +80,12 @@ final class Xattrs {
                         + " failed, errno " + errno);
             }
             byte[] buf = new byte[(int) size];
-            long n = size == 0 ? 0 : Libc.Holder.LIBC.lgetxattr(path, name, buf, buf.length);
+            long n = size == 0 ? 0 : Native.libc().lgetxattr(path, name, buf, buf.length);
             if (n >= 0) {
                 return java.util.Arrays.copyOf(buf, (int) n);
             }
-            if (Libc.Holder.errno() != ERANGE) {
-                throw new IOException(file + ": lgetxattr failed, errno " + Libc.Holder.errno());
+            if (Native.errno() != ERANGE) {
+                throw new IOException(file + ": lgetxattr failed, errno " + Native.errno());
             }
         }
         throw new IOException(file + ": xattr value keeps changing");

@@ -6,6 +6,7 @@ import io.strata.registry.RangeFetcher;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import io.strata.core.os.OpenFile;
 import java.nio.channels.FileChannel;
 import java.util.Arrays;
 import java.util.Map;
@@ -36,7 +37,9 @@ public final class RemoteBlob implements Blob {
     private final ChunkRanges ranges;
     private final FileChannel data;
     /** The data file once every chunk is present (at open, or when the last one arrives); empty until then. */
-    private volatile Optional<FileChannel> completeFile;
+    private volatile Optional<OpenFile> completeFile;
+    /** The data file as transports see it, made once. */
+    private final OpenFile dataFile;
     /** The sum of every chunk's length: the cached-bytes counter of a complete blob. */
     private final long chunkBytes;
     private final FetchPolicy policy;
@@ -51,7 +54,8 @@ public final class RemoteBlob implements Blob {
         this.fetcher = fetcher;
         this.ranges = file.ranges();
         this.data = file.data();
-        this.completeFile = file.completeAtOpen() ? Optional.of(file.data()) : Optional.empty();
+        this.dataFile = new OpenFile(data);
+        this.completeFile = file.completeAtOpen() ? Optional.of(dataFile) : Optional.empty();
         long sum = 0;
         for (int i = 0; i < ranges.count(); i++) {
             sum += ranges.length(i);
@@ -317,10 +321,10 @@ public final class RemoteBlob implements Blob {
      * the readiness map.
      */
     @Override
-    public Optional<FileChannel> fileChannel() {
-        Optional<FileChannel> f = completeFile;
+    public Optional<OpenFile> localFile() {
+        Optional<OpenFile> f = completeFile;
         if (f.isEmpty() && file.cachedBytes() >= chunkBytes && file.presentCount() == ranges.count() && ranges.count() > 0) {
-            f = Optional.of(data);
+            f = Optional.of(dataFile);
             completeFile = f;
         }
         return f;

@@ -113,7 +113,7 @@ class CrossProcessCacheTest {
             try (RemoteBlob rb = after.open(w.blobIds().get(b), TestDevices.rangesOf(w.chunks().get(b)))) {
                 assertEquals(w.chunks().get(b).size(), rb.cacheFile().presentCount());
                 assertEquals(w.chunks().get(b).stream().mapToLong(ChunkInfo::compressedSize).sum(), rb.cacheFile().cachedBytes());
-                assertTrue(rb.fileChannel().isPresent());
+                assertTrue(rb.localFile().isPresent());
             }
         }
         try (FlatDevice dev = FlatDevice.open(w.bootstrap(), after, FlatDeviceOptions.defaults())) {

@@ -19,7 +19,6 @@ import io.strata.core.testing.SyntheticImage;
 import io.strata.registry.testing.TestDevices;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -237,12 +236,12 @@ class RemoteBlobTest {
         assertEquals(24, warm.counters().hits(), warm.counters().toString());
         for (int b = 0; b < 2; b++) {
             try (RemoteBlob rb = warm.open(w.blobIds().get(b), TestDevices.rangesOf(w.chunks().get(b)))) {
-                assertTrue(rb.fileChannel().isPresent(), "a fully cached blob is served from its data file");
+                assertTrue(rb.localFile().isPresent(), "a fully cached blob is served from its data file");
                 assertEquals(rb.cacheFile().dataPath(), cache.toRealPath().resolve(w.blobIds().get(b) + ".data"));
                 byte[] blob = Files.readAllBytes(w.blobPath(b));
                 ByteBuffer all = ByteBuffer.allocate(blob.length);
                 while (all.hasRemaining()) {
-                    rb.fileChannel().get().read(all, all.position());
+                    rb.localFile().get().channel().read(all, all.position());
                 }
                 assertArrayEquals(blob, all.array(), "the data file is the blob");
             }
@@ -252,7 +251,7 @@ class RemoteBlobTest {
                 new FetchPolicy(FetchPolicy.MIN_MERGE_LIMIT, FetchPolicy.DEFAULT_MAX_GAP));
         try (RemoteBlob rb = other.open(w.blobIds().get(0), TestDevices.rangesOf(w.chunks().get(0)))) {
             rb.readFully(ByteBuffer.allocate(10), 0);
-            assertFalse(rb.fileChannel().isPresent());
+            assertFalse(rb.localFile().isPresent());
         }
     }
 
@@ -280,7 +279,7 @@ class RemoteBlobTest {
         long memoryBytes;
 
         @Override
-        public void file(FileChannel file, long position, long length) {
+        public void file(io.strata.core.os.OpenFile file, long position, long length) {
             fileBytes += length;
         }
 
@@ -375,7 +374,7 @@ class RemoteBlobTest {
         }
         store.failing(true);
         try (RemoteBlob rb = source(cache, store, FetchPolicy.defaults()).open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
-            assertTrue(rb.fileChannel().isPresent(), "complete after prefetch");
+            assertTrue(rb.localFile().isPresent(), "complete after prefetch");
         }
     }
 
@@ -386,7 +385,7 @@ class RemoteBlobTest {
         FileBlobStore store = new FileBlobStore(w.blobDir());
         RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
         try (var rb = source.open(w.blobIds().get(0))) {
-            assertFalse(rb.fileChannel().isPresent());
+            assertFalse(rb.localFile().isPresent());
             ByteBuffer b = ByteBuffer.allocate(5000);
             rb.readFully(b, 70_000);
             assertArrayEquals(Arrays.copyOfRange(blob, 70_000, 75_000), b.array());

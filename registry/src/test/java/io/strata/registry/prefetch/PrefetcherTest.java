@@ -117,7 +117,7 @@ class PrefetcherTest {
         RemoteBlobSource fresh = source(tmp.resolve("cache"), new TimedStore(files), FetchPolicy.defaults());
         // Complete on disk: a blob opened now is its cache file, served like a local one (zero-copy paths).
         try (RemoteBlob again = fresh.open(id, table.compressedRanges())) {
-            assertTrue(again.fileChannel().isPresent(), "a complete blob offers its data file");
+            assertTrue(again.localFile().isPresent(), "a complete blob offers its data file");
         }
         try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), fresh, FlatDeviceOptions.defaults())) {
             assertArrayEquals(expected, TestDevices.readAll(dev, 128 << 10));
