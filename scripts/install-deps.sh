@@ -25,6 +25,7 @@ packages=(
   man-db           # man -l: ManPagesIT renders every generated page
   systemd          # systemd-socket-activate, systemd-analyze: SystemdIT (socket activation, the shipped units)
   python3          # SystemdIT's NOTIFY_SOCKET reader (a unix datagram socket, as systemd reads it)
+  prometheus       # promtool check metrics: MetricsIT lints a live scrape of --metrics-listen (the server itself is kept off, below)
 )
 
 missing=()
@@ -40,6 +41,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+# The prometheus package is here for promtool only. On a machine without a policy-rc.d its maintainer
+# scripts start the server (port 9090) and the recommended node exporter (9100): stop them and keep
+# them from starting at boot, so nothing but the tests listens on the test machine.
+for service in prometheus prometheus-node-exporter; do
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "$service" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$service" ]; then
+    "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+    update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+done
 # The guest kit (QEMU 10 from bookworm-backports, the 6.12 and bookworm 6.1 kernels, their initramfs), cached.
 "$(dirname "$0")/guest-kit.sh"
 # The mount tests need EROFS and loop devices in the running kernel.

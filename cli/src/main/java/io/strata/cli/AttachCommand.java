@@ -85,8 +85,13 @@ final class AttachCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(hook);
         System.out.println("attached " + nbdDevice + ": " + device.describe());
         System.out.flush();
-        try (AutoCloseable line = metrics.start(CommandLoggers.attach(),
-                () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(device, image))) {
+        // The kernel's connections serve the one export; the nbd device's path names it in the metrics.
+        metrics.served.addExport(nbdDevice.toString(), "nbd", export.counters());
+        metrics.served.addDevice(nbdDevice.toString(), device);
+        image.registerMetrics(metrics.served, nbdDevice.toString(), device);
+        try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.attach());
+                AutoCloseable line = metrics.start(CommandLoggers.attach(),
+                        () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(device, image))) {
             attached.awaitDisconnect();
         }
         return 0;

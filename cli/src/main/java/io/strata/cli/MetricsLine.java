@@ -1,6 +1,9 @@
 package io.strata.cli;
 
+import io.strata.cli.metrics.MetricsHttpServer;
+import io.strata.cli.metrics.ServedMetrics;
 import io.strata.core.device.BlockDevice;
+import java.io.IOException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -10,8 +13,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /**
- * The periodic {@code metrics:} log line of every server (serve nbd, serve vhost-user, attach): a
- * mixin owning {@code --metrics-interval} and the one timer that logs the line. Each server says
+ * The metrics of every server (serve nbd, serve vhost-user, attach): a mixin owning
+ * {@code --metrics-listen}, the Prometheus endpoint serving {@link #served} (what the command
+ * registers there: its exports and devices), and {@code --metrics-interval}, the periodic
+ * {@code metrics:} log line, with the one timer that logs it. Each server says
  * what its line starts with (NBD: its connection and request counters); the rest is the same for all
  * ({@link #deviceFields}): the chunk cache, then, for images given by reference, the registry's
  * requests, bytes, retries, errors and latency, the disk cache's hits and misses and prefetch progress.
@@ -21,11 +26,42 @@ final class MetricsLine {
             description = "Log a metrics line this often; 0 turns it off (default: ${DEFAULT-VALUE}).")
     int intervalSeconds;
 
-    /** A usage error (exit 2) for an interval out of range; call before opening anything. */
+    @Option(names = "--metrics-listen", paramLabel = "[HOST:]PORT",
+            description = "Serve Prometheus metrics (GET /metrics: requests, errors, latency, connections, chunk cache, "
+                    + "registry, JVM) on this TCP address; the host defaults to 127.0.0.1, port 0 picks a free one (logged). Off unless given.")
+    String listen;
+
+    private TcpListenAddress listenAddress;
+
+    /** What the Prometheus endpoint reports; commands register their exports and devices here, listening or not. */
+    final ServedMetrics served = new ServedMetrics();
+
+    /** A usage error (exit 2) for an interval or address out of range; call before opening anything. */
     void check(CommandLine cmd) {
         if (intervalSeconds < 0 || intervalSeconds > 86_400) {
             throw new CommandLine.ParameterException(cmd, "--metrics-interval must be 0..86400 seconds");
         }
+        if (listen != null) {
+            try {
+                listenAddress = TcpListenAddress.parse(listen, "--metrics-listen", -1);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(cmd, e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Starts the Prometheus endpoint when {@code --metrics-listen} was given (one log line with its
+     * address); closing the handle stops it. Does nothing otherwise.
+     */
+    AutoCloseable startEndpoint(Logger log) throws IOException {
+        if (listenAddress == null) {
+            return () -> { };
+        }
+        MetricsHttpServer server = MetricsHttpServer.start(served, listenAddress.host(), listenAddress.port());
+        log.info("metrics: Prometheus endpoint on http://{}:{}/metrics", listenAddress.host().contains(":")
+                ? "[" + listenAddress.host() + "]" : listenAddress.host(), server.port());
+        return server;
     }
 
     /**

@@ -132,6 +132,10 @@ final class ServeNbdCommand implements Callable<Integer> {
                 }
                 String name = spec.substring(0, eq);
                 String target = spec.substring(eq + 1);
+                if (name.equals(DEFAULT_EXPORT_METRICS_NAME) && image.given(bootstrap)) {
+                    throw new CommandLine.ParameterException(cmd, "--export " + DEFAULT_EXPORT_METRICS_NAME
+                            + "=... : that name is the default export's in the metrics; choose another");
+                }
                 boolean isRaw = target.startsWith("raw:");
                 BlockDevice d = image.open(cmd, isRaw ? target.substring(4) : target, isRaw);
                 devices.add(d);
@@ -164,10 +168,14 @@ final class ServeNbdCommand implements Callable<Integer> {
             }
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
+                metrics.served.addExport(metricsName(e), "nbd", e.counters());
+                metrics.served.addDevice(metricsName(e), e.device());
+                image.registerMetrics(metrics.served, metricsName(e), e.device());
             }
-            systemd.ready("serving " + registry.all().size() + " NBD export(s)");
-            try (AutoCloseable line = metrics.start(CommandLoggers.serve(),
-                    () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
+            try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+                    AutoCloseable line = metrics.start(CommandLoggers.serve(),
+                            () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
+                systemd.ready("serving " + registry.all().size() + " NBD export(s)");
                 stopped.await();
             }
             return 0;
@@ -176,6 +184,16 @@ final class ServeNbdCommand implements Callable<Integer> {
             throw e;
         }
     }
+
+    /**
+     * The {@code export} label of an export: its name, and "default" for the default export (whose
+     * NBD name is empty, and an empty label value would read as no label at all).
+     */
+    static String metricsName(Export e) {
+        return e.name().isEmpty() ? DEFAULT_EXPORT_METRICS_NAME : e.name();
+    }
+
+    static final String DEFAULT_EXPORT_METRICS_NAME = "default";
 
     private static void closeAll(List<BlockDevice> devices) {
         for (BlockDevice d : devices) {

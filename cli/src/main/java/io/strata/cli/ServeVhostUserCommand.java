@@ -67,9 +67,14 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             stopped.countDown();
         }, "strata-shutdown"));
         CommandLoggers.serve().info("vhost-user: serving {}", device.describe());
+        // One device per socket: the socket's path names it in the metrics.
+        metrics.served.addExport(socket.toString(), "vhost-user", server.counters());
+        metrics.served.addDevice(socket.toString(), device);
+        image.registerMetrics(metrics.served, socket.toString(), device);
         server.start();
-        systemd.ready("serving vhost-user on " + socket);
-        try (AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> MetricsLine.deviceFields(device, image))) {
+        try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+                AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> MetricsLine.deviceFields(device, image))) {
+            systemd.ready("serving vhost-user on " + socket);
             stopped.await();
         }
         return 0;

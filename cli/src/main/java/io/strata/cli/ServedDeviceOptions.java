@@ -73,8 +73,11 @@ final class ServedDeviceOptions {
         if (opened.remote() != null) {
             remotes.add(opened.remote());
             try {
-                prefetchers.add(io.strata.registry.prefetch.Prefetcher.start(io.strata.core.image.RafsImage.open(opened.bootstrap()),
-                        opened.remote(), mode, io.strata.registry.prefetch.PrefetchOptions.defaults()));
+                io.strata.registry.prefetch.Prefetcher p = io.strata.registry.prefetch.Prefetcher.start(
+                        io.strata.core.image.RafsImage.open(opened.bootstrap()), opened.remote(), mode,
+                        io.strata.registry.prefetch.PrefetchOptions.defaults());
+                prefetchers.add(p);
+                remoteOf.put(device, new RemoteParts(opened.remote(), p));
             } catch (IOException | RuntimeException e) {
                 device.close();
                 throw e;
@@ -82,6 +85,30 @@ final class ServedDeviceOptions {
         }
         return device;
     }
+
+    /** The remote source and prefetch of each device opened by reference, to report them under the device's export. */
+    private final java.util.Map<BlockDevice, RemoteParts> remoteOf = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+
+    private record RemoteParts(io.strata.registry.cache.RemoteBlobSource source, io.strata.registry.prefetch.Prefetcher prefetcher) {
+    }
+
+    /**
+     * Registers the metrics of {@code device} served as {@code export} when it was opened by
+     * reference (its disk cache and prefetch), and once the registry client's; nothing for a local image.
+     */
+    void registerMetrics(io.strata.cli.metrics.ServedMetrics served, String export, BlockDevice device) {
+        RemoteParts r = remoteOf.get(device);
+        if (r == null) {
+            return;
+        }
+        served.addRemoteImage(export, r.source().counters(), r.prefetcher().progress());
+        if (!registryMetricsRegistered) {
+            registryMetricsRegistered = true;
+            served.addRegistryClient(registry::clientIfMade);
+        }
+    }
+
+    private boolean registryMetricsRegistered;
 
     /**
      * The registry part of the metrics line: per registry its requests, bytes, retries, errors and

@@ -34,6 +34,7 @@ public final class RegistryMetrics {
     private final LongAdder errors = new LongAdder();
     private final AtomicLongArray latency = new AtomicLongArray(BUCKETS);
     private final LongAccumulator maxMicros = new LongAccumulator(Math::max, 0);
+    private final LongAdder latencySumNanos = new LongAdder();
 
     RegistryMetrics(String registry) {
         this.registry = registry;
@@ -73,6 +74,27 @@ public final class RegistryMetrics {
         }
         latency.incrementAndGet(lo);
         maxMicros.accumulate(micros);
+        latencySumNanos.add(nanos);
+    }
+
+    /** Latency buckets, for a Prometheus histogram: {@link #latencyCount} of each. */
+    public static int latencyBuckets() {
+        return BUCKETS;
+    }
+
+    /** The upper bound of latency bucket {@code i} in seconds; +Inf for the last. */
+    public static double latencyUpperBoundSeconds(int i) {
+        return i == BUCKETS - 1 ? Double.POSITIVE_INFINITY : UPPER_MICROS[i] / 1e6;
+    }
+
+    /** Requests whose latency fell in bucket {@code i} (not cumulative). */
+    public long latencyCount(int i) {
+        return latency.get(i);
+    }
+
+    /** Every request's latency added up, in nanoseconds. */
+    public long latencySumNanos() {
+        return latencySumNanos.sum();
     }
 
     public long requests() {

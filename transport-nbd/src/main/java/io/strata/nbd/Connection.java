@@ -7,6 +7,9 @@ import io.strata.core.device.BlockDevice;
 import io.strata.core.device.OutOfRangeException;
 import io.strata.core.device.SegmentSink;
 import io.strata.core.os.OpenFile;
+import io.strata.core.metrics.ErrorKind;
+import io.strata.core.metrics.ExportCounters;
+import io.strata.core.metrics.RequestType;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -51,6 +54,8 @@ final class Connection {
     private final Negotiated session;
     private final BlockDevice device;
     private final ServerMetrics metrics;
+    /** The export's own counters (the server's {@link #metrics} add up every export). */
+    private final ExportCounters counters;
     private final Executor loaders;
     private final int maxLoading;
     private final ConnectionIo io;
@@ -75,6 +80,18 @@ final class Connection {
     /** Requests read, and answered, on this connection. */
     private long requests;
     private long answered;
+    /** Requests counted in {@link #counters} as answered: their replies were written. */
+    private long counted;
+
+    /** The metrics' name of each NBD command (NBD_CMD_DISC is never answered, so never counted). */
+    private static final RequestType[] TYPE_OF_COMMAND = {
+        RequestType.READ, RequestType.WRITE, RequestType.OTHER, RequestType.FLUSH, RequestType.TRIM, RequestType.CACHE,
+        RequestType.WRITE_ZEROES, RequestType.BLOCK_STATUS,
+    };
+
+    static RequestType typeOf(int command) {
+        return command >= 0 && command < TYPE_OF_COMMAND.length ? TYPE_OF_COMMAND[command] : RequestType.OTHER;
+    }
 
     /** Warms the cache and checks every chunk before a reply starts: errors must precede data. */
     private static final SegmentSink PREFLIGHT = new SegmentSink() {
@@ -95,6 +112,10 @@ final class Connection {
     private final class Batch implements Runnable {
         final NbdRequest[] requests = new NbdRequest[MAX_BATCH];
         final int[] errors = new int[MAX_BATCH];
+        /** Why each request with an error got it, for the metrics (null: no error). */
+        final ErrorKind[] errorKinds = new ErrorKind[MAX_BATCH];
+        /** When the batch was read from the socket: each request's latency runs from here to its reply. */
+        long receivedAt;
         int size;
 
         Batch() {
@@ -105,7 +126,7 @@ final class Connection {
 
         void prepareAll() {
             for (int i = 0; i < size; i++) {
-                errors[i] = prepare(requests[i]);
+                errors[i] = prepare(requests[i], i, errorKinds);
             }
         }
 
@@ -135,6 +156,7 @@ final class Connection {
         this.peer = peer;
         this.session = session;
         this.device = session.export().device();
+        this.counters = session.export().counters();
         this.metrics = metrics;
         this.loaders = loaders;
         this.maxLoading = maxLoading;
@@ -215,6 +237,7 @@ final class Connection {
             inMemory.close();
             scratchMemory.close();
             metrics.dropped.add(requests - answered); // read but never answered: the client is gone
+            counters.abandoned(requests - counted);
         }
         return endReason + "; " + requests + " request(s)";
     }
@@ -265,11 +288,30 @@ final class Connection {
     private void answer(Batch b) throws IOException {
         writer.beginBatch(io, session.structuredReplies());
         for (int i = 0; i < b.size; i++) {
-            answer(b.requests[i], b.errors[i], writer);
+            ErrorKind late = answer(b.requests[i], b.errors[i], writer);
+            if (late != null) {
+                b.errorKinds[i] = late;
+            }
         }
         writer.endBatch();
+        count(b);
         b.size = 0;
         idle.push(b);
+    }
+
+    /** Counts a batch whose replies were written: type, bytes, error kind and latency of each request. */
+    private void count(Batch b) {
+        long latency = System.nanoTime() - b.receivedAt;
+        for (int i = 0; i < b.size; i++) {
+            NbdRequest r = b.requests[i];
+            RequestType type = typeOf(r.type);
+            if (b.errorKinds[i] != null) {
+                counters.failed(type, b.errorKinds[i], latency);
+            } else {
+                counters.answered(type, type == RequestType.READ || type == RequestType.CACHE ? r.length : 0, latency);
+            }
+        }
+        counted += b.size;
     }
 
     /**
@@ -317,8 +359,10 @@ final class Connection {
             n++;
         }
         batch.size = n;
+        batch.receivedAt = System.nanoTime();
         requests += n;
         metrics.received.add(n);
+        counters.received(n);
         return n;
     }
 
@@ -346,84 +390,98 @@ final class Connection {
         }
     }
 
-/** Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0. */
-    private int prepare(NbdRequest req) {
+    /**
+     * Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0,
+     * and puts why into {@code kinds[i]} (null when 0).
+     */
+    private int prepare(NbdRequest req, int i, ErrorKind[] kinds) {
+        kinds[i] = null;
         switch (req.type) {
             case CMD_WRITE:
             case CMD_TRIM:
             case CMD_WRITE_ZEROES:
+                kinds[i] = ErrorKind.READ_ONLY;
                 return EPERM; // a read-only export (advertised with NBD_FLAG_READ_ONLY), whatever the flags
             default:
                 break;
         }
         if (!flagsKnown(req)) {
             LOG.info("nbd {}: command {} with unknown flags 0x{}, answered EINVAL", peer, req.type, Integer.toHexString(req.flags));
+            kinds[i] = ErrorKind.INVALID_REQUEST;
             return EINVAL;
         }
         switch (req.type) {
             case CMD_READ:
             case CMD_CACHE:
-                return preflight(req);
+                return preflight(req, i, kinds);
             case CMD_FLUSH:
             case CMD_BLOCK_STATUS:
                 return 0;
             default:
                 LOG.info("nbd {}: unknown command {}, answered EINVAL", peer, req.type);
+                kinds[i] = ErrorKind.INVALID_REQUEST;
                 return EINVAL;
         }
     }
 
-    private int preflight(NbdRequest req) {
+    private int preflight(NbdRequest req, int i, ErrorKind[] kinds) {
         if (req.length > MAX_PAYLOAD) {
+            kinds[i] = ErrorKind.INVALID_REQUEST;
             return EINVAL;
         }
         try {
             device.resolve(req.offset, req.length, PREFLIGHT);
             return 0;
         } catch (OutOfRangeException e) {
+            kinds[i] = ErrorKind.OUT_OF_RANGE;
             return EINVAL;
         } catch (IOException e) {
+            kinds[i] = ErrorKind.of(e);
             return EIO; // the core logged the chunk; this request fails, the connection stays
         } catch (RuntimeException | LinkageError e) {
             // A bug or a missing native library (zstd-jni, lz4): still answer, and say why.
             LOG.error("nbd {}: read {}+{} failed", peer, req.offset, req.length, e);
+            kinds[i] = ErrorKind.IO;
             return EIO;
         }
     }
 
-    /** Writes one reply into the batch. */
-    private void answer(NbdRequest req, int error, ReplyWriter w) throws IOException {
+    /**
+     * Writes one reply into the batch; returns why a request that passed {@link #prepare} still
+     * fails here (a BLOCK_STATUS the session or range does not allow), else null.
+     */
+    private ErrorKind answer(NbdRequest req, int error, ReplyWriter w) throws IOException {
         metrics.requests.increment();
         answered++;
         if (error != 0) {
             metrics.errors.increment();
             w.status(req.cookie, error);
-            return;
+            return null;
         }
         switch (req.type) {
             case CMD_READ:
                 if (req.length == 0) {
                     w.status(req.cookie, 0);
-                    return;
+                    return null;
                 }
                 w.beginRead(req.cookie, req.offset, req.length);
                 device.resolve(req.offset, req.length, w);
                 w.endRead();
                 metrics.bytesRead.add(req.length);
-                return;
+                return null;
             case CMD_BLOCK_STATUS:
-                blockStatus(req, w);
-                return;
+                return blockStatus(req, w);
             default:
                 w.status(req.cookie, 0); // FLUSH, CACHE
+                return null;
         }
     }
 
-    private void blockStatus(NbdRequest req, ReplyWriter w) throws IOException {
+    private ErrorKind blockStatus(NbdRequest req, ReplyWriter w) throws IOException {
         if (!session.allocationContext() || req.length == 0) {
             metrics.errors.increment();
             w.status(req.cookie, EINVAL);
-            return;
+            return ErrorKind.INVALID_REQUEST;
         }
         ByteBuffer descriptors = StatusDescriptors.forThisThread();
         try {
@@ -431,8 +489,9 @@ final class Connection {
         } catch (OutOfRangeException e) {
             metrics.errors.increment();
             w.status(req.cookie, EINVAL);
-            return;
+            return ErrorKind.OUT_OF_RANGE;
         }
         w.blockStatus(req.cookie, descriptors);
+        return null;
     }
 }

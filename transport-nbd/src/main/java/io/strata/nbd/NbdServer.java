@@ -370,6 +370,7 @@ public final class NbdServer implements Closeable {
         Connection c = new Connection(ch, tls, peer, n, loaders, options.maxInflightPerConnection(), metrics);
         Runnable stop = c::stop;
         open.add(stop);
+        n.export().counters().connectionOpened();
         try {
             if (closed) {
                 c.stop();
@@ -377,6 +378,7 @@ public final class NbdServer implements Closeable {
             String why = c.serve();
             LOG.info("nbd {}: closed: {}", peer, why);
         } finally {
+            n.export().counters().connectionClosed();
             open.remove(stop);
         }
     }

@@ -1,6 +1,7 @@
 package io.strata.vhost;
 
 import io.strata.core.device.BlockDevice;
+import io.strata.core.metrics.ExportCounters;
 import io.strata.core.os.Native;
 import java.io.Closeable;
 import java.io.IOException;
@@ -26,6 +27,8 @@ public final class VhostUserServer implements Closeable {
     private final int maxQueues;
     private final byte[] serial;
     private final VirtioBlk blk;
+    /** What the front-ends did with this socket's device: requests, bytes, errors, latency, sessions. */
+    private final ExportCounters counters = new ExportCounters();
     private final ServerSocketChannel listener;
     private final AtomicInteger sessions = new AtomicInteger();
     private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
@@ -46,7 +49,7 @@ public final class VhostUserServer implements Closeable {
         this.device = device;
         this.maxQueues = maxQueues;
         this.serial = VirtioBlk.serialOf(device);
-        this.blk = new VirtioBlk(device, serial, maxQueues);
+        this.blk = new VirtioBlk(device, serial, maxQueues, counters);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
         this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, BACKLOG);
     }
@@ -66,7 +69,13 @@ public final class VhostUserServer implements Closeable {
                 current = ch;
                 String name = "vhost-user session #" + sessions.incrementAndGet();
                 LOG.info("{}: front-end connected", name);
-                String why = new Session(name, Native.fdOf(ch), blk, maxQueues, requestsPerQueue).run();
+                counters.connectionOpened();
+                String why;
+                try {
+                    why = new Session(name, Native.fdOf(ch), blk, maxQueues, requestsPerQueue).run();
+                } finally {
+                    counters.connectionClosed();
+                }
                 LOG.info("{}: closed: {}", name, why);
             } catch (IOException e) {
                 if (!closed) {
@@ -84,6 +93,11 @@ public final class VhostUserServer implements Closeable {
     /** Requests completed on queue {@code q}, over all sessions. */
     public long requestsServed(int q) {
         return requestsPerQueue.get(q);
+    }
+
+    /** The device's request counters (one device per socket), for the metrics. */
+    public ExportCounters counters() {
+        return counters;
     }
 
     public int sessionCount() {

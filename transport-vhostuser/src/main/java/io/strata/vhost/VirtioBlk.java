@@ -3,6 +3,7 @@ package io.strata.vhost;
 import static io.strata.vhost.VhostUserProtocol.*;
 
 import io.strata.core.device.BlockDevice;
+import io.strata.core.metrics.ExportCounters;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
@@ -31,9 +32,16 @@ final class VirtioBlk implements VirtioDevice {
     private final BlockDevice device;
     private final byte[] serial;
     private final byte[] config;
+    private final ExportCounters counters;
 
     VirtioBlk(BlockDevice device, byte[] serial, int queues) {
+        this(device, serial, queues, new ExportCounters());
+    }
+
+    /** A device whose requests every queue counts in {@code counters}. */
+    VirtioBlk(BlockDevice device, byte[] serial, int queues, ExportCounters counters) {
         this.device = device;
+        this.counters = counters;
         this.serial = serial;
         this.config = BlkConfig.encode(device.size() / SECTOR, device.blockSize(), queues);
     }
@@ -50,7 +58,7 @@ final class VirtioBlk implements VirtioDevice {
 
     @Override
     public RequestHandler newHandler(String name) {
-        return new BlkRequestHandler(device, serial, name);
+        return new BlkRequestHandler(device, serial, name, counters);
     }
 
     /** A 20-byte serial from the image's first block: stable for an image, different across images. */

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,6 +54,12 @@ public final class ChunkStore implements Closeable {
     /** Every workspace made, to free them at close. */
     private final ConcurrentLinkedQueue<Workspace> workspaces = new ConcurrentLinkedQueue<>();
     private final ChunkCache.Loader loader = this::loadChunk;
+    /** Where loads spend their time, for {@link #loadStats()}: a few adds per miss, which takes milliseconds anyway. */
+    private final LongAdder loads = new LongAdder();
+    private final LongAdder readNanos = new LongAdder();
+    private final LongAdder decompressNanos = new LongAdder();
+    private final LongAdder digestNanos = new LongAdder();
+    private final LongAdder corrupt = new LongAdder();
 
     private ChunkStore(ChunkTable[] tables, Blob[] blobs, Compression[] compression, DigestAlgorithm[] digest,
                        long cacheBytes, int slotSize) {
@@ -192,6 +199,10 @@ public final class ChunkStore implements Closeable {
         return cache;
     }
 
+    public LoadStats loadStats() {
+        return new LoadStats(loads.sum(), readNanos.sum(), decompressNanos.sum(), digestNanos.sum(), corrupt.sum());
+    }
+
     private int loadChunk(int blob, int chunk, NativeBuffer slot) throws IOException {
         ChunkTable t = tables[blob];
         Workspace ws = borrowWorkspace();
@@ -207,7 +218,11 @@ public final class ChunkStore implements Closeable {
         int usize = t.uncompressedSize(chunk);
         ByteBuffer staging = ws.staging.view();
         staging.clear().limit(csize);
+        loads.increment();
+        long start = System.nanoTime();
         blobs[blob].readFully(staging, t.compressedOffset(chunk));
+        long read = System.nanoTime();
+        readNanos.add(read - start);
         Compression algo = t.isCompressed(chunk) ? compression[blob] : Compression.NONE;
         int produced;
         try {
@@ -215,10 +230,14 @@ public final class ChunkStore implements Closeable {
         } catch (IOException e) {
             throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
         }
+        long decompressed = System.nanoTime();
+        decompressNanos.add(decompressed - read);
         if (produced != usize) {
             throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
         }
-        if (!ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk))) {
+        boolean matches = ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk));
+        digestNanos.add(System.nanoTime() - decompressed);
+        if (!matches) {
             throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
         }
         if (algo == Compression.NONE) {
@@ -235,6 +254,7 @@ public final class ChunkStore implements Closeable {
         String msg = "blob " + blobs[blob].describe() + " chunk " + chunk + " (uncompressed offset 0x"
                 + Long.toHexString(t.uncompressedOffset(chunk)) + ", compressed offset 0x"
                 + Long.toHexString(t.compressedOffset(chunk)) + "): " + why;
+        corrupt.increment();
         LOG.error("corrupt chunk: {}", msg);
         ChunkCorruptedException failure = new ChunkCorruptedException(msg, cause);
         try {

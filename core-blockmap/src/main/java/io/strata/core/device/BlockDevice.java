@@ -56,6 +56,11 @@ public interface BlockDevice extends Closeable {
         return CacheStats.NONE;
     }
 
+    /** Where the time of this device's chunk loads went (read, decompress, digest), if it loads chunks. */
+    default io.strata.core.chunk.LoadStats loadStats() {
+        return io.strata.core.chunk.LoadStats.NONE;
+    }
+
     /** One line naming what the device serves, for logs. */
     String describe();
 

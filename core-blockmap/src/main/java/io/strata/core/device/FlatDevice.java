@@ -264,6 +264,11 @@ public final class FlatDevice implements BlockDevice {
     }
 
     @Override
+    public io.strata.core.chunk.LoadStats loadStats() {
+        return chunks.loadStats();
+    }
+
+    @Override
     public String describe() {
         return "RAFS image " + image.path() + " (" + image.blobs().size() + " blob(s), " + size / BLOCK + " blocks"
                 + (legacyBootstrap != null ? ", legacy-kernel bootstrap" : "") + ")";
