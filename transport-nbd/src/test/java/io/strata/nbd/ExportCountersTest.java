@@ -56,6 +56,10 @@ class ExportCountersTest {
                     rep = c.readOptionReply();
                 } while ((Integer) rep[0] == NbdProtocol.REP_INFO);
                 assertEquals(NbdProtocol.REP_ACK, (int) (Integer) rep[0]);
+                long opened = System.nanoTime() + 10_000_000_000L; // counted just after the handshake's last reply
+                while (counters.connectionsOpen() != 1 && System.nanoTime() < opened) {
+                    Thread.sleep(5);
+                }
                 assertEquals(1, counters.connectionsOpen());
                 // 40 reads of 4 KiB over the first three (good) chunks: three loads, the rest hits.
                 for (int i = 0; i < reads; i++) {
