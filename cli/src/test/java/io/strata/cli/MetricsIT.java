@@ -1,0 +1,139 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.strata.core.testing.Fixtures;
+import io.strata.core.testing.HostTools;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code --metrics-listen} on a live {@code strata serve nbd}: known traffic from real clients
+ * (qemu-io's exact reads, nbdcopy's whole-device copy), then the scrape {@code curl} gets passes
+ * {@code promtool check metrics} and its values are the traffic's: request and byte counts, the
+ * latency histograms' counts, nothing in flight, the connections, a chunk cache whose misses are
+ * its loads; each export its own series; the JVM's series beside them.
+ */
+class MetricsIT {
+    @TempDir
+    Path tmp;
+
+    private static final Pattern ENDPOINT = Pattern.compile("Prometheus endpoint on http://127\\.0\\.0\\.1:(\\d+)/metrics");
+    private static final Pattern SAMPLE = Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$", Pattern.MULTILINE);
+
+    @Test
+    void aScrapeAfterKnownTrafficPassesPromtoolAndCountsIt() throws Exception {
+        HostTools.requireTool("promtool", "prometheus");
+        HostTools.requireTool("curl", "curl");
+        HostTools.requireTool("qemu-io", "qemu-utils");
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        byte[] raw = new byte[3 << 20];
+        new Random(42).nextBytes(raw);
+        Path rawImage = tmp.resolve("disk.img");
+        Files.write(rawImage, raw);
+        Path socket = tmp.resolve("nbd.sock");
+        try (StrataProcess.Server s = StrataProcess.start(tmp, "serve", "serve", "nbd", Fixtures.nydusBootstrap().toString(),
+                "-D", Fixtures.nydusDir().toString(), "--export", "disk=raw:" + rawImage, "--socket", socket.toString(),
+                "--metrics-listen", "127.0.0.1:0", "--metrics-interval", "0")) {
+            Matcher m = ENDPOINT.matcher(s.awaitLog(ENDPOINT, 60));
+            assertTrue(m.find());
+            String url = "http://127.0.0.1:" + m.group(1) + "/metrics";
+            s.awaitLog("nbd: export 'disk'");
+
+            // Exactly 20 reads of 4 KiB on the default export: 11 in the bootstrap (file regions), 9 in the
+            // blob's blocks (512..520: chunks through the cache). qemu-io sends one NBD read per command.
+            List<String> qemuIo = new ArrayList<>(List.of("timeout", "60", "qemu-io", "-r", "-f", "raw"));
+            int reads = 20;
+            for (int i = 0; i < reads; i++) {
+                long block = i < 11 ? i : 512 + (i - 11);
+                qemuIo.addAll(List.of("-c", "read " + block * 4096 + " 4096"));
+            }
+            qemuIo.add("nbd+unix:///?socket=" + socket);
+            HostTools.run(qemuIo);
+            // The whole raw export with nbdcopy: every byte read once, in requests of its choosing.
+            Path copy = tmp.resolve("copy.img");
+            HostTools.run(List.of("timeout", "60", "nbdcopy", "--connections=2", "nbd+unix:///disk?socket=" + socket, copy.toString()));
+            assertArrayEquals(raw, Files.readAllBytes(copy));
+
+            Map<String, Double> v = scrapeWhen(url, tmp.resolve("scrape.txt"),
+                    x -> x.getOrDefault(nbd("strata_connections_open", "default", ""), -1.0) == 0
+                            && x.getOrDefault(nbd("strata_connections_open", "disk", ""), -1.0) == 0);
+            HostTools.Outcome check = HostTools.execute(List.of("sh", "-c", "promtool check metrics < " + tmp.resolve("scrape.txt")));
+            assertEquals(0, check.exitCode(), "promtool check metrics: " + check.output());
+            assertEquals("", check.output().trim(), "promtool's findings");
+
+            assertEquals(reads, v.get(nbd("strata_requests_total", "default", "read")));
+            assertEquals(reads * 4096.0, v.get(nbd("strata_request_bytes_total", "default", "read")));
+            assertEquals(reads, v.get(nbd("strata_request_duration_seconds_count", "default", "read")));
+            assertEquals(reads, v.get("strata_request_duration_seconds_bucket{export=\"default\",transport=\"nbd\",type=\"read\",le=\"+Inf\"}"));
+            assertTrue(v.get(nbd("strata_request_duration_seconds_sum", "default", "read")) > 0);
+            assertEquals(0.0, sumOf(v, "strata_request_errors_total{export=\"default\""), "no errors");
+            assertEquals(0.0, v.get(nbd("strata_requests_in_flight", "default", "")));
+            assertEquals(1.0, v.get(nbd("strata_connections_total", "default", "")));
+
+            // The fixture's blob holds two chunks: both loaded once (a load is a miss), and found again after.
+            double misses = v.get("strata_chunk_cache_misses_total{export=\"default\"}");
+            assertEquals(2.0, misses, "both chunks of the fixture's blob loaded");
+            assertEquals(misses, v.get("strata_chunk_loads_total{export=\"default\"}"));
+            assertTrue(v.get("strata_chunk_cache_hits_total{export=\"default\"}") >= 9 - misses, "later reads hit");
+            assertEquals(0.0, v.get("strata_chunk_cache_evictions_total{export=\"default\"}"));
+            assertTrue(v.get("strata_chunk_decompress_seconds_total{export=\"default\"}") > 0);
+            assertTrue(v.get("strata_chunk_digest_seconds_total{export=\"default\"}") > 0);
+            assertTrue(v.get("strata_chunk_cache_used_bytes{export=\"default\"}") <= v.get("strata_chunk_cache_capacity_bytes{export=\"default\"}"));
+
+            // The raw export: its own series; every byte once; a latency observation per request.
+            double diskReads = v.get(nbd("strata_requests_total", "disk", "read"));
+            assertEquals((double) raw.length, v.get(nbd("strata_request_bytes_total", "disk", "read")));
+            assertTrue(diskReads > 0, "nbdcopy's reads: " + diskReads);
+            assertEquals(diskReads, v.get(nbd("strata_request_duration_seconds_count", "disk", "read")));
+            assertEquals(2.0, v.get(nbd("strata_connections_total", "disk", "")));
+            assertEquals(0.0, v.get(nbd("strata_requests_in_flight", "disk", "")));
+            assertEquals(0.0, sumOf(v, "strata_request_errors_total{export=\"disk\""), "no errors");
+
+            assertTrue(v.containsKey("jvm_threads_current"), "the JVM's standard metrics");
+            assertTrue(v.containsKey("process_open_fds"), "the process's metrics");
+        }
+    }
+
+    /** The sample key of an export's NBD series, with a {@code type} label unless it is empty. */
+    private static String nbd(String name, String export, String type) {
+        return name + "{export=\"" + export + "\",transport=\"nbd\"" + (type.isEmpty() ? "" : ",type=\"" + type + "\"") + "}";
+    }
+
+    private static double sumOf(Map<String, Double> v, String prefix) {
+        return v.entrySet().stream().filter(e -> e.getKey().startsWith(prefix)).mapToDouble(Map.Entry::getValue).sum();
+    }
+
+    /**
+     * Scrapes with curl into {@code file} until {@code ready} holds for the samples (the server counts a
+     * connection closed just after its client sees the last reply), for up to 30 s; returns the samples.
+     */
+    private static Map<String, Double> scrapeWhen(String url, Path file, java.util.function.Predicate<Map<String, Double>> ready)
+            throws Exception {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        for (;;) {
+            HostTools.run(List.of("curl", "-sSf", "--max-time", "10", "-o", file.toString(), url));
+            Map<String, Double> samples = new HashMap<>();
+            Matcher m = SAMPLE.matcher(Files.readString(file));
+            while (m.find()) {
+                samples.put(m.group(1), Double.parseDouble(m.group(2)));
+            }
+            if (ready.test(samples)) {
+                return samples;
+            }
+            assertTrue(System.nanoTime() < deadline, "the scrape never settled:\n" + Files.readString(file));
+            Thread.sleep(100);
+        }
+    }
+}
