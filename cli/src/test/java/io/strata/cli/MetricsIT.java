@@ -106,6 +106,56 @@ class MetricsIT {
         }
     }
 
+    @Test
+    void anImageByReferenceReportsItsRegistryDiskCacheAndPrefetch() throws Exception {
+        io.strata.registry.testing.RegistryFixture.requireTools();
+        HostTools.requireTool("promtool", "prometheus");
+        HostTools.requireTool("curl", "curl");
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        BuiltImage built = BuiltImage.buildAndExport(tmp.resolve("built"));
+        try (io.strata.registry.testing.RegistryFixture registry = io.strata.registry.testing.RegistryFixture.anonymous(tmp.resolve("registry"))) {
+            String ref = registry.reference("strata/metrics:v1");
+            StrataProcess.Run push = StrataProcess.run(tmp, "push", built.image().toString(), ref);
+            assertEquals(0, push.code(), push.err());
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "remote", ref, tmp.resolve("cache"),
+                    "--metrics-listen", "127.0.0.1:0")) {
+                Matcher m = ENDPOINT.matcher(s.awaitLog(ENDPOINT, 60));
+                assertTrue(m.find());
+                Path copy = tmp.resolve("copy.raw");
+                HostTools.run(List.of("timeout", "60", "nbdcopy", StrataProcess.nbdUri(tmp, "remote"), copy.toString()));
+                assertEquals(-1, Files.mismatch(built.localExport(), copy), "the device served from the registry");
+                String reg = "{registry=\"" + registry.registry() + "\"}";
+                // Settled: the prefetch has stopped fetching, so every registry request has its latency.
+                Map<String, Double> v = scrapeWhen("http://127.0.0.1:" + m.group(1) + "/metrics", tmp.resolve("scrape.txt"),
+                        x -> x.getOrDefault("strata_prefetch_state{export=\"default\",state=\"running\"}", 1.0) == 0
+                                && x.getOrDefault(nbd("strata_connections_open", "default", ""), -1.0) == 0
+                                && x.getOrDefault("strata_registry_requests_total" + reg, -1.0)
+                                        .equals(x.get("strata_registry_request_duration_seconds_count" + reg)));
+                HostTools.Outcome check = HostTools.execute(List.of("sh", "-c", "promtool check metrics < " + tmp.resolve("scrape.txt")));
+                assertEquals(0, check.exitCode(), "promtool check metrics: " + check.output());
+                assertEquals("", check.output().trim(), "promtool's findings");
+
+                double requests = v.get("strata_registry_requests_total" + reg);
+                assertTrue(requests >= 3, "manifest, bootstrap layer and chunks fetched: " + requests);
+                assertEquals(requests, v.get("strata_registry_request_duration_seconds_bucket{registry=\"" + registry.registry()
+                        + "\",le=\"+Inf\"}"));
+                assertEquals(0.0, v.get("strata_registry_errors_total" + reg));
+                double fetched = v.get("strata_disk_cache_fetched_bytes_total{export=\"default\"}");
+                assertTrue(fetched > 0 && fetched <= built.blobBytes(), "fetched " + fetched + " of " + built.blobBytes());
+                assertTrue(v.get("strata_registry_received_bytes_total" + reg) >= fetched, "every fetched byte came from the registry");
+                assertTrue(v.get("strata_disk_cache_misses_total{export=\"default\"}") > 0);
+                assertTrue(v.get("strata_disk_cache_fetch_requests_total{export=\"default\"}") > 0);
+                assertEquals(1.0, sumOf(v, "strata_prefetch_state{export=\"default\""), "one state at a time");
+                assertTrue(v.get("strata_prefetch_done_bytes{export=\"default\"}") <= v.get("strata_prefetch_planned_bytes{export=\"default\"}"));
+                assertEquals(v.get("strata_chunk_cache_misses_total{export=\"default\"}"), v.get("strata_chunk_loads_total{export=\"default\"}"));
+                double reads = v.get(nbd("strata_requests_total", "default", "read"));
+                assertTrue(reads > 0);
+                assertEquals(reads, v.get(nbd("strata_request_duration_seconds_count", "default", "read")));
+                assertEquals(0.0, sumOf(v, "strata_request_errors_total{export=\"default\""), "no errors");
+            }
+        }
+    }
+
     /** The sample key of an export's NBD series, with a {@code type} label unless it is empty. */
     private static String nbd(String name, String export, String type) {
         return name + "{export=\"" + export + "\",transport=\"nbd\"" + (type.isEmpty() ? "" : ",type=\"" + type + "\"") + "}";
