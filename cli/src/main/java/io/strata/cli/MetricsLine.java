@@ -58,9 +58,18 @@ final class MetricsLine {
         if (listenAddress == null) {
             return () -> { };
         }
-        MetricsHttpServer server = MetricsHttpServer.start(served, listenAddress.host(), listenAddress.port());
-        log.info("metrics: Prometheus endpoint on http://{}:{}/metrics", listenAddress.host().contains(":")
-                ? "[" + listenAddress.host() + "]" : listenAddress.host(), server.port());
+        String host = listenAddress.host().contains(":") ? "[" + listenAddress.host() + "]" : listenAddress.host();
+        MetricsHttpServer server;
+        try {
+            server = MetricsHttpServer.start(served, listenAddress.host(), listenAddress.port());
+        } catch (IOException e) {
+            throw new IOException("--metrics-listen " + host + ":" + listenAddress.port() + ": " + e.getMessage(), e);
+        }
+        log.info("metrics: Prometheus endpoint on http://{}:{}/metrics", host, server.port());
+        if (!java.net.InetAddress.getByName(listenAddress.host()).isLoopbackAddress()) {
+            // The endpoint has no authentication, like Prometheus exporters generally: say who can read it.
+            log.warn("metrics: the endpoint on {} is not loopback: anyone who can reach it reads the export names and counters", host);
+        }
         return server;
     }
 
@@ -86,6 +95,12 @@ final class MetricsLine {
             }
         }, intervalSeconds, intervalSeconds, TimeUnit.SECONDS);
         return timer::shutdownNow;
+    }
+
+    /** A transport's own counters for the line (vhost-user's; NBD's line starts with its server's): sessions, requests, bytes, errors. */
+    static String exportFields(io.strata.core.metrics.ExportCounters c) {
+        return "sessions=" + c.connectionsOpen() + " (total " + c.connectionsTotal() + ") requests=" + c.requests() + " in_flight="
+                + c.inFlight() + " bytes_read=" + c.bytes(io.strata.core.metrics.RequestType.READ) + " errors=" + c.errors();
     }
 
     /** The fields every server's line ends with: the device's chunk cache, then the registry part (see {@link ServedDeviceOptions#registryMetrics}). */

@@ -73,7 +73,8 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         image.registerMetrics(metrics.served, socket.toString(), device);
         server.start();
         try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
-                AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> MetricsLine.deviceFields(device, image))) {
+                AutoCloseable line = metrics.start(CommandLoggers.serve(),
+                        () -> MetricsLine.deviceFields(device, image) + "; vhost-user " + MetricsLine.exportFields(server.counters()))) {
             systemd.ready("serving vhost-user on " + socket);
             stopped.await();
         }

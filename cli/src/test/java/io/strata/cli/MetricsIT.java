@@ -156,6 +156,17 @@ class MetricsIT {
         }
     }
 
+    @Test
+    void aBadMetricsAddressIsABadArgument() throws Exception {
+        for (String bad : List.of("127.0.0.1", "127.0.0.1:99999", "::1:9100")) {
+            StrataProcess.Run r = StrataProcess.run(tmp, "serve", "nbd", Fixtures.nydusBootstrap().toString(), "-D",
+                    Fixtures.nydusDir().toString(), "--socket", tmp.resolve("s.sock").toString(), "--metrics-listen", bad);
+            assertEquals(2, r.code(), bad + ": " + r.err());
+            assertTrue(r.err().contains("--metrics-listen"), r.err());
+            assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+        }
+    }
+
     /** The sample key of an export's NBD series, with a {@code type} label unless it is empty. */
     private static String nbd(String name, String export, String type) {
         return name + "{export=\"" + export + "\",transport=\"nbd\"" + (type.isEmpty() ? "" : ",type=\"" + type + "\"") + "}";

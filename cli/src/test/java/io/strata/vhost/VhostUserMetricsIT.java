@@ -46,7 +46,7 @@ class VhostUserMetricsIT {
         Path err = tmp.resolve("serve.err");
         Path home = Paths.get(System.getenv().getOrDefault("STRATA_HOME", "..")).toAbsolutePath().normalize();
         ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/strata").toString(), "serve", "vhost-user", "--raw", file.toString(),
-                "--socket", socket.toString(), "--queues", "1", "--metrics-listen", "127.0.0.1:0", "--metrics-interval", "0");
+                "--socket", socket.toString(), "--queues", "1", "--metrics-listen", "127.0.0.1:0", "--metrics-interval", "1");
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
         pb.redirectOutput(tmp.resolve("serve.out").toFile()).redirectError(err.toFile());
         Process p = pb.start();
@@ -86,6 +86,9 @@ class VhostUserMetricsIT {
             assertEquals(0.0, v.get("strata_requests_in_flight{" + export + "}"));
             assertEquals(1.0, v.get("strata_connections_total{" + export + "}"), "one front-end session");
             assertTrue(v.containsKey("jvm_memory_used_bytes{area=\"heap\"}"), "the JVM's standard metrics");
+            // The periodic log line reads the same counters.
+            awaitLog(err, p, "vhost-user sessions=0 (total 1) requests=" + (reads + 2) + " in_flight=0 bytes_read=" + reads * 4096
+                    + " errors=1");
         } finally {
             p.destroy();
             if (!p.waitFor(30, TimeUnit.SECONDS)) {
@@ -106,6 +109,18 @@ class VhostUserMetricsIT {
             }
             assertTrue(p.isAlive() && System.nanoTime() < deadline, "no metrics endpoint in the log:\n" + log);
             Thread.sleep(50);
+        }
+    }
+
+    private static void awaitLog(Path err, Process p, String text) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        for (;;) {
+            String log = Files.readString(err, StandardCharsets.UTF_8);
+            if (log.contains(text)) {
+                return;
+            }
+            assertTrue(p.isAlive() && System.nanoTime() < deadline, "no '" + text + "' in the log:\n" + log);
+            Thread.sleep(100);
         }
     }
 
