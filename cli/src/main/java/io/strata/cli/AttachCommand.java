@@ -87,6 +87,7 @@ final class AttachCommand implements Callable<Integer> {
         System.out.flush();
         // The kernel's connections serve the one export; the nbd device's path names it in the metrics.
         metrics.served.addExport(nbdDevice.toString(), "nbd", export.counters());
+        metrics.served.addNbdServer(server.metrics());
         metrics.served.addDevice(nbdDevice.toString(), device);
         image.registerMetrics(metrics.served, nbdDevice.toString(), device);
         try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.attach());

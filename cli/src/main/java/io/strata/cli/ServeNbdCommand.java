@@ -166,6 +166,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             for (ServerSocketChannel listener : activated) {
                 server.listenOn(listener);
             }
+            metrics.served.addNbdServer(server.metrics());
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
                 metrics.served.addExport(metricsName(e), "nbd", e.counters());

@@ -101,6 +101,9 @@ class MetricsIT {
             assertEquals(0.0, v.get(nbd("strata_requests_in_flight", "disk", "")));
             assertEquals(0.0, sumOf(v, "strata_request_errors_total{export=\"disk\""), "no errors");
 
+            assertEquals(0.0, v.get("strata_nbd_server_connections_open"));
+            assertEquals(0.0, v.get("strata_nbd_server_connections_refused_total"));
+            assertEquals(1.0, sumOf(v, "strata_build_info{version="));
             assertTrue(v.containsKey("jvm_threads_current"), "the JVM's standard metrics");
             assertTrue(v.containsKey("process_open_fds"), "the process's metrics");
         }

@@ -34,7 +34,10 @@ import java.util.function.Supplier;
  *       cache's hits and misses, what it fetched, its prefetch's progress.</li>
  *   <li>{@link #addRegistryClient}: per registry (label {@code registry}) the requests, bytes,
  *       retries, errors and request latency of the one registry client.</li>
+ *   <li>{@link #addNbdServer}: the NBD server's connections, handshakes included, and those refused
+ *       at {@code --max-connections}.</li>
  * </ul>
+ * And always {@code strata_build_info{version}}.
  *
  * Each returns a {@link MetricsRegistration}; closing it removes those series. A name registered
  * twice for the same thing is refused (two sources would make one series ambiguous).
@@ -80,6 +83,21 @@ public final class ServedMetrics implements MultiCollector {
         });
     }
 
+    /** Reports the NBD server's own counters (one server per process). */
+    public MetricsRegistration addNbdServer(io.strata.nbd.ServerMetrics server) {
+        return add("nbd-server", f -> {
+            io.strata.nbd.ServerMetrics.Snapshot s = server.snapshot();
+            f.gauge("strata_nbd_server_connections_open", "NBD connections open, those still negotiating included.", Labels.EMPTY,
+                    s.connectionsOpen());
+            f.counter("strata_nbd_server_connections_refused", "NBD connections closed at once because --max-connections were open.",
+                    Labels.EMPTY, s.refused());
+        });
+    }
+
+    /** The version of the running Strata, from the cli jar's manifest. */
+    private static final String VERSION = java.util.Objects.requireNonNullElse(
+            ServedMetrics.class.getPackage().getImplementationVersion(), "unknown");
+
     MetricsRegistration add(String key, Source source) {
         if (sources.putIfAbsent(key, source) != null) {
             throw new IllegalArgumentException("metrics for " + key.replace('\0', ' ') + " are registered already");
@@ -90,6 +108,7 @@ public final class ServedMetrics implements MultiCollector {
     @Override
     public MetricSnapshots collect() {
         Families f = new Families();
+        f.gauge("strata_build_info", "Always 1; the label says which Strata version runs.", Labels.of("version", VERSION), 1);
         for (Source s : sources.values()) {
             s.collect(f);
         }
