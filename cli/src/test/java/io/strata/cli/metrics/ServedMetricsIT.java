@@ -55,6 +55,7 @@ class ServedMetricsIT {
             assertTrue(text.contains("strata_request_duration_seconds_bucket{export=\"a\",transport=\"nbd\",type=\"read\",le=\"0.0025\"} 3"), text);
             assertTrue(text.contains("strata_request_duration_seconds_bucket{export=\"a\",transport=\"nbd\",type=\"read\",le=\"+Inf\"} 3"), text);
             assertTrue(text.contains("strata_connections_open{export=\"a\",transport=\"nbd\"} 1.0"), text);
+            assertFalse(text.contains("type=\"flush\""), "no series for a type nobody sent: " + text);
             assertTrue(text.contains("strata_requests_total{export=\"b\",transport=\"vhost-user\",type=\"read\"} 0.0"), text);
             assertTrue(text.contains("jvm_memory_used_bytes"), "the JVM's standard metrics");
 
