@@ -68,20 +68,27 @@ final class ServedDeviceOptions {
             throw new CommandLine.ParameterException(cmd, e.getMessage());
         }
         ImageSource.Opened opened = ImageSource.open(cmd, image, blobDir, registry);
-        io.strata.core.device.FlatDevice device = io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
-                new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
+        io.strata.registry.prefetch.Prefetcher prefetcher = null;
         if (opened.remote() != null) {
             remotes.add(opened.remote());
-            try {
-                io.strata.registry.prefetch.Prefetcher p = io.strata.registry.prefetch.Prefetcher.start(
-                        io.strata.core.image.RafsImage.open(opened.bootstrap()), opened.remote(), mode,
-                        io.strata.registry.prefetch.PrefetchOptions.defaults());
-                prefetchers.add(p);
-                remoteOf.put(device, new RemoteParts(opened.remote(), p));
-            } catch (IOException | RuntimeException e) {
-                device.close();
-                throw e;
+            // Started before the device opens: it plans and fetches on its own threads while the
+            // device parses the same bootstrap and the first client connects.
+            prefetcher = io.strata.registry.prefetch.Prefetcher.start(io.strata.core.image.RafsImage.open(opened.bootstrap()),
+                    opened.remote(), mode, io.strata.registry.prefetch.PrefetchOptions.defaults());
+            prefetchers.add(prefetcher);
+        }
+        io.strata.core.device.FlatDevice device;
+        try {
+            device = io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
+                    new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
+        } catch (IOException | RuntimeException e) {
+            if (prefetcher != null) {
+                prefetcher.close();
             }
+            throw e;
+        }
+        if (prefetcher != null) {
+            remoteOf.put(device, new RemoteParts(opened.remote(), prefetcher));
         }
         return device;
     }

@@ -90,6 +90,8 @@ public final class CachedBlobFile implements Closeable {
     private final boolean completeAtOpen;
     /** This process's fetches in progress, by chunk: shared by every remote blob reading this file. */
     private final Map<Integer, ChunkFill> inFlight = new HashMap<>();
+    /** The prefetcher's plan for this blob in this process (shapes the reads' misses), or null. */
+    private volatile FetchPlan plan;
 
     private CachedBlobFile(String blobId, ChunkRanges ranges, long blobSize, Path dataPath, Path mapPath,
                            FileChannel data, FileChannel mapChannel, FileLock inUse, MappedByteBuffer map) {
@@ -373,6 +375,14 @@ public final class CachedBlobFile implements Closeable {
     /** Fetches in progress in this process, by chunk index; guarded by the map itself. */
     Map<Integer, ChunkFill> inFlight() {
         return inFlight;
+    }
+
+    FetchPlan plan() {
+        return plan;
+    }
+
+    void plan(FetchPlan p) {
+        plan = p;
     }
 
     /** Whether chunk {@code i}'s bytes are present and durable. Allocates nothing. */

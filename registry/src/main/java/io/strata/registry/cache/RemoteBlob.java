@@ -116,13 +116,7 @@ public final class RemoteBlob implements Blob {
                         file.markMissing(i); // the data file lost it: fetch again
                     }
                 } else {
-                    // Counted while it fetches or waits: a prefetcher holds back meanwhile.
-                    source.demandStarted();
-                    try {
-                        p = fetchMissing(i, dst, p, end);
-                    } finally {
-                        source.demandFinished();
-                    }
+                    p = fetchMissing(i, dst, p, end);
                 }
             }
         } finally {
@@ -154,26 +148,111 @@ public final class RemoteBlob implements Blob {
     }
 
     /**
-     * Chunk {@code i} (which holds {@code p}) is missing: fetches it with its missing neighbours, or
+     * Chunk {@code i} (which holds {@code p}) is missing: fetches it (see {@link #claimForRead}), or
      * waits for the fetch already under way. Returns how far {@code dst} is now filled (the caller
      * loops: after waiting, the chunk is usually present).
      */
     private long fetchMissing(int i, ByteBuffer dst, long p, long end) throws IOException {
         ChunkFill fill;
         ChunkFill other;
-        long start = Long.MAX_VALUE;
-        long stop = 0;
         synchronized (inFlight) {
             if (file.isPresent(i)) {
                 return p;
             }
             other = inFlight.get(i);
-            fill = other == null ? claim(i) : null;
+            fill = other == null ? claimForRead(i) : null;
         }
         if (other != null) {
+            // Not counted as a demand fetch: a read waiting for a prefetch request must not hold the prefetch back.
             other.await("fetch of blob " + describe() + " chunk at byte " + ranges.offset(i));
             return p; // present now, normally; if its fetch could not store it, the loop claims it
         }
+        if (dst == null) {
+            return fetch(fill, null, p, end); // fetchIfMissing: a prefetch, not a read
+        }
+        // Counted while it fetches: a prefetcher holds back new requests meanwhile.
+        source.demandStarted();
+        try {
+            return fetch(fill, dst, p, end);
+        } finally {
+            source.demandFinished();
+        }
+    }
+
+    /**
+     * What a read that misses chunk {@code i} fetches: the plan's segment holding it when a
+     * prefetcher planned one (exactly the chunks it wanted, fetched now, ahead of the prefetch),
+     * else the chunk and its missing neighbours up to the merge limit. Holds {@code inFlight}'s monitor.
+     */
+    private ChunkFill claimForRead(int i) {
+        FetchPlan plan = file.plan();
+        int[] segment = plan == null ? null : plan.segmentOf(i);
+        if (segment != null) {
+            ChunkFill fill = claimSpan(segment);
+            if (fill != null && inFlight.get(i) == fill) {
+                return fill;
+            }
+            if (fill != null) {
+                release(fill); // cannot happen (i is missing and unclaimed, so in the span), but never leave a claim behind
+            }
+        }
+        return claim(i);
+    }
+
+    /** Drops a claim that will not be fetched. Holds {@code inFlight}'s monitor. */
+    private void release(ChunkFill fill) {
+        for (int k = 0; k < fill.count; k++) {
+            inFlight.remove(fill.chunks[k]);
+        }
+        fill.finish(null);
+    }
+
+    /**
+     * Claims the missing, unclaimed chunks of {@code wanted} (ascending chunk indexes) and every
+     * other missing, unclaimed chunk between the first and last of them: their bytes come with the
+     * request anyway. Null when every wanted chunk is present or being fetched. Holds
+     * {@code inFlight}'s monitor.
+     */
+    private ChunkFill claimSpan(int[] wanted) {
+        int first = -1;
+        int last = -1;
+        for (int c : wanted) {
+            if (ranges.length(c) > 0 && !file.isPresent(c) && !inFlight.containsKey(c)) {
+                if (first < 0) {
+                    first = c;
+                }
+                last = c;
+            }
+        }
+        if (first < 0) {
+            return null;
+        }
+        int count = 0;
+        for (int j = first; j <= last; j++) {
+            if (ranges.length(j) > 0 && !file.isPresent(j) && !inFlight.containsKey(j)) {
+                count++;
+            }
+        }
+        ChunkFill fill = new ChunkFill(count);
+        for (int j = first; j <= last; j++) {
+            if (ranges.length(j) > 0 && !file.isPresent(j) && !inFlight.containsKey(j)) {
+                fill.add(j);
+            }
+        }
+        for (int k = 0; k < fill.count; k++) {
+            inFlight.put(fill.chunks[k], fill);
+        }
+        return fill;
+    }
+
+    /**
+     * Fetches the claimed chunks of {@code fill} with one request (from the first claimed chunk's
+     * start to the last one's end), stores them, serves {@code [p, end)} of it into {@code dst}
+     * (null for a prefetch) and ends the claim. Returns how far {@code dst} is filled.
+     */
+    private long fetch(ChunkFill fill, ByteBuffer dst, long p, long end) throws IOException {
+        long start = Long.MAX_VALUE;
+        long stop = 0;
         for (int k = 0; k < fill.count; k++) {
             start = Math.min(start, ranges.offset(fill.chunks[k]));
             stop = Math.max(stop, ranges.end(fill.chunks[k]));
@@ -217,6 +296,32 @@ public final class RemoteBlob implements Blob {
             }
             fill.finish(failure);
         }
+    }
+
+    /**
+     * Registers a prefetcher's plan for this blob (shared by every reader of the blob in this
+     * process): from now on a read that misses a planned chunk no one is fetching takes its segment.
+     */
+    public void usePlan(FetchPlan plan) {
+        file.plan(plan);
+    }
+
+    /**
+     * Fetches the missing chunks of one planned segment ({@code chunks}, ascending) that no one is
+     * fetching, with one request (bridging the chunks between them); chunks being fetched by a read
+     * or another prefetch request are left to that fetch, not waited for. For prefetching; returns
+     * true if this call sent a request.
+     */
+    public boolean fetchSegment(int[] chunks) throws IOException {
+        ChunkFill fill;
+        synchronized (inFlight) {
+            fill = claimSpan(chunks);
+        }
+        if (fill == null) {
+            return false;
+        }
+        fetch(fill, null, 0, 0);
+        return true;
     }
 
     /**

@@ -5,10 +5,12 @@ import java.time.Duration;
 /**
  * How hard a {@link Prefetcher} pulls.
  *
- * @param slots requests a prefetch keeps in flight at most (default 2, as few as keep the pipe
- *     busy: the registry client's concurrency bound, default 8, leaves the rest to reads)
+ * @param slots requests a prefetch keeps in flight at most (default 8, the registry client's default
+ *     concurrency bound: a link with a round trip of 20 ms at 50 MiB/s holds 1 MiB in flight, and a
+ *     table's segments are often 100-200 KiB; the client's fair semaphore still serves a read's
+ *     request as soon as one request on the wire ends)
  * @param yieldAt a prefetch request is issued only while fewer than this many on-demand reads are
- *     fetching or waiting (default 1: any read in progress goes first)
+ *     fetching for themselves (default 2; reads waiting for a prefetch request do not count)
  * @param maxConsecutiveFailures prefetch stops (reads go on, fetching on demand) after this many
  *     failed requests in a row: the registry is gone, and retrying the whole image would only make
  *     a retry storm
@@ -28,7 +30,7 @@ public record PrefetchOptions(int slots, int yieldAt, int maxConsecutiveFailures
     }
 
     public static PrefetchOptions defaults() {
-        return new PrefetchOptions(2, 1, 3, Duration.ofMillis(5));
+        return new PrefetchOptions(8, 2, 3, Duration.ofMillis(5));
     }
 
     public PrefetchOptions withSlots(int n) {

@@ -38,18 +38,25 @@ import org.slf4j.LoggerFactory;
  * names ({@link PrefetchPlan}: table order, file order). {@link PrefetchMode#ALL}: those first, then
  * every other chunk of every blob in blob order, so that the whole image ends up in the cache (the
  * next open of a blob then serves it as a local file, zero-copy paths included) and the device keeps
- * working without the registry. Each fetch goes through {@link RemoteBlob#fetchIfMissing}: the same
- * path as a read's miss (whole chunks, neighbouring missing chunks merged into one request up to the
- * merge limit, one fetch per chunk however many want it), storing the compressed bytes as they came;
- * nothing is decompressed here. Digests are checked when a read uses a chunk (the core's
- * {@code ChunkStore}); a bad chunk is then dropped from the cache ({@code Blob.discard}) and fetched
- * again by the next read.
+ * working without the registry. The wanted chunks are grouped into segments, one request each: per
+ * blob in blob order, merged only across gaps of at most the fetch policy's gap and up to its merge
+ * limit (a table's scattered files are not padded with unwanted neighbours, which cost bytes and
+ * time), issued in the order of their first wanted chunk. Each segment goes through
+ * {@link RemoteBlob#fetchSegment}, storing the compressed bytes as they came; nothing is
+ * decompressed here. Digests are checked when a read uses a chunk (the core's {@code ChunkStore});
+ * a bad chunk is then dropped from the cache ({@code Blob.discard}) and fetched again by the next read.
+ *
+ * <p><b>Reads and prefetch share the fetches.</b> The plan is registered with each blob
+ * ({@link RemoteBlob#usePlan}): a read that misses a chunk of a segment not yet fetched takes that
+ * segment at once (ahead of the queue), and a read whose chunk a prefetch request is bringing waits
+ * for that request instead of sending its own (single flight, as between reads).
  *
  * <p><b>Reads go first.</b> A prefetch keeps at most {@link PrefetchOptions#slots} requests in flight
- * (default 2, of the registry client's 8 connections per registry), and before each request it waits
- * while {@link PrefetchOptions#yieldAt} or more on-demand reads are fetching or waiting for a fetch
- * ({@link RemoteBlobSource#demandFetches}). A read thus never queues behind prefetch requests; at worst
- * it shares the link with the (at most {@code slots}) prefetch requests already on the wire.
+ * (default 8, the registry client's default concurrency bound, whose semaphore is fair: a read's
+ * request waits at most for one request on the wire to end, never for queued prefetch), and before
+ * each request it waits while {@link PrefetchOptions#yieldAt} or more on-demand reads are fetching
+ * for themselves ({@link RemoteBlobSource#demandFetches}; a read waiting for a prefetch request does
+ * not count: holding the prefetch back would only delay it).
  *
  * <p><b>Progress</b>: a log line each time a blob's planned bytes pass another 10 %
  * ({@code prefetch (all): blob 3f2a... 40 % (12.0/30.1 MiB)}) and one at the end; counters in
@@ -64,7 +71,7 @@ public final class Prefetcher implements AutoCloseable {
     /** How long {@link #close} waits for the request in flight (the registry client's read deadline bounds it). */
     private static final Duration CLOSE_WAIT = Duration.ofSeconds(90);
 
-    /** Consecutive chunks of one blob spanning at most the merge limit: one slot fetches them in order. */
+    /** Wanted chunks of one blob (ascending indexes) fetched with one request. */
     private record Segment(int blob, int[] chunks) {
     }
 
@@ -190,6 +197,16 @@ public final class Prefetcher implements AutoCloseable {
             }
         }
         segments = group(tasks);
+        List<List<int[]>> perBlob = new ArrayList<>();
+        for (int b = 0; b < n; b++) {
+            perBlob.add(new ArrayList<>());
+        }
+        for (Segment seg : segments) {
+            perBlob.get(seg.blob()).add(seg.chunks());
+        }
+        for (int b = 0; b < n; b++) {
+            blobs[b].usePlan(new io.strata.registry.cache.FetchPlan(ranges[b].count(), perBlob.get(b)));
+        }
         for (long[] t : tasks) {
             int len = ranges[(int) t[0]].length((int) t[1]);
             blobPlanned[(int) t[0]] += len;
@@ -209,39 +226,68 @@ public final class Prefetcher implements AutoCloseable {
     }
 
     /**
-     * Groups consecutive tasks of one blob, in ascending blob order and spanning at most the merge
-     * limit, into segments: one request normally fetches a whole segment, and two slots never ask
-     * for the same bytes.
+     * Groups the tasks (in the order they are wanted) into segments, one request each: per blob, the
+     * wanted chunks in blob order, a chunk joining the segment before it when the gap between them
+     * is at most the policy's gap and the segment stays within the merge limit; so a request carries
+     * the wanted chunks and at most small gaps, never unwanted neighbours. Segments are issued in the
+     * order of their first wanted chunk (the table's order: the order the application reads).
      */
     private List<Segment> group(List<long[]> tasks) {
         int limit = source.policy().mergeLimit();
+        int gap = source.policy().maxGap();
+        int[][] rank = new int[ranges.length][];
+        for (int b = 0; b < ranges.length; b++) {
+            rank[b] = new int[ranges[b].count()];
+            Arrays.fill(rank[b], -1);
+        }
+        for (int k = 0; k < tasks.size(); k++) {
+            rank[(int) tasks.get(k)[0]][(int) tasks.get(k)[1]] = k;
+        }
         List<Segment> out = new ArrayList<>();
-        int k = 0;
-        while (k < tasks.size()) {
-            int blob = (int) tasks.get(k)[0];
-            ChunkRanges r = ranges[blob];
-            int first = (int) tasks.get(k)[1];
-            long start = r.offset(first);
-            long end = r.end(first);
+        List<Integer> order = new ArrayList<>();
+        for (int b = 0; b < ranges.length; b++) {
+            ChunkRanges r = ranges[b];
             int[] chunks = new int[8];
             int count = 0;
-            chunks[count++] = first;
-            k++;
-            while (k < tasks.size() && tasks.get(k)[0] == blob) {
-                int i = (int) tasks.get(k)[1];
-                if (r.offset(i) < end || r.end(i) - start > limit) {
+            int first = Integer.MAX_VALUE;
+            long start = 0;
+            long end = 0;
+            for (int i = 0; i <= r.count(); i++) {
+                boolean wanted = i < r.count() && rank[b][i] >= 0;
+                if (!wanted && i < r.count()) {
+                    continue;
+                }
+                if (count > 0 && (!wanted || r.offset(i) - end > gap || Math.max(end, r.end(i)) - start > limit)) {
+                    out.add(new Segment(b, Arrays.copyOf(chunks, count)));
+                    order.add(first);
+                    count = 0;
+                    first = Integer.MAX_VALUE;
+                }
+                if (!wanted) {
                     break;
+                }
+                if (count == 0) {
+                    start = r.offset(i);
+                    end = r.end(i);
                 }
                 if (count == chunks.length) {
                     chunks = Arrays.copyOf(chunks, count * 2);
                 }
                 chunks[count++] = i;
-                end = r.end(i);
-                k++;
+                end = Math.max(end, r.end(i));
+                first = Math.min(first, rank[b][i]);
             }
-            out.add(new Segment(blob, Arrays.copyOf(chunks, count)));
         }
-        return out;
+        Integer[] idx = new Integer[out.size()];
+        for (int k = 0; k < idx.length; k++) {
+            idx[k] = k;
+        }
+        Arrays.sort(idx, (x, y) -> Integer.compare(order.get(x), order.get(y)));
+        List<Segment> sorted = new ArrayList<>(idx.length);
+        for (Integer k : idx) {
+            sorted.add(out.get(k));
+        }
+        return sorted;
     }
 
     private void work() {
@@ -265,34 +311,30 @@ public final class Prefetcher implements AutoCloseable {
     private void fetch(Segment seg) {
         RemoteBlob blob = blobs[seg.blob()];
         ChunkRanges r = ranges[seg.blob()];
+        yieldToReads();
+        if (stopping) {
+            return;
+        }
+        try {
+            if (blob.fetchSegment(seg.chunks())) {
+                progress.requests.increment();
+            }
+            consecutiveFailures.set(0);
+        } catch (IOException e) {
+            progress.failures.increment();
+            int inARow = consecutiveFailures.incrementAndGet();
+            LOG.warn("prefetch ({}): blob {} chunks at bytes {}-{}: {}", mode.cliName(), blob.id(), r.offset(seg.chunks()[0]),
+                    r.end(seg.chunks()[seg.chunks().length - 1]) - 1, oneLine(e));
+            if (inARow >= options.maxConsecutiveFailures()) {
+                LOG.warn("prefetch ({}): gave up after {} failed requests in a row; reads still fetch on demand",
+                        mode.cliName(), inARow);
+                failed = true;
+                stopping = true;
+            }
+            return;
+        }
+        // Chunks a read (or another process) was fetching count as done: that fetch brings them.
         for (int i : seg.chunks()) {
-            if (stopping) {
-                return;
-            }
-            boolean missing = !blob.cacheFile().isPresent(i);
-            if (missing) {
-                yieldToReads();
-                if (stopping) {
-                    return;
-                }
-                try {
-                    if (blob.fetchIfMissing(i)) {
-                        progress.requests.increment();
-                    }
-                    consecutiveFailures.set(0);
-                } catch (IOException e) {
-                    progress.failures.increment();
-                    int inARow = consecutiveFailures.incrementAndGet();
-                    LOG.warn("prefetch ({}): blob {} chunk at byte {}: {}", mode.cliName(), blob.id(), r.offset(i), oneLine(e));
-                    if (inARow >= options.maxConsecutiveFailures()) {
-                        LOG.warn("prefetch ({}): gave up after {} failed requests in a row; reads still fetch on demand",
-                                mode.cliName(), inARow);
-                        failed = true;
-                        stopping = true;
-                    }
-                    continue;
-                }
-            }
             chunkDone(seg.blob(), r.length(i));
         }
     }

@@ -379,6 +379,57 @@ class RemoteBlobTest {
     }
 
     @Test
+    void fetchSegmentFetchesExactlyTheMissingUnclaimedChunksBetweenItsFirstAndLast() throws IOException {
+        SyntheticImage.Written w = image("segment", Compression.NONE, 32, 14);
+        String id = w.blobIds().get(0);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        // The default policy: a plain miss would merge up to 1 MiB (16 chunks) of neighbours.
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+            assertTrue(rb.fetchSegment(new int[] {4, 5, 6}));
+            assertEquals(List.of(new FileBlobStore.Request(id, 4L * CHUNK, 3 * CHUNK)), store.requests(), "chunks 4-6 only");
+            assertFalse(rb.fetchSegment(new int[] {4, 5, 6}), "all present: no request");
+            store.clearRequests();
+            // 6 is present: the request starts at 7; 9 lies between wanted chunks and comes along.
+            assertTrue(rb.fetchSegment(new int[] {6, 7, 8, 10}));
+            assertEquals(List.of(new FileBlobStore.Request(id, 7L * CHUNK, 4 * CHUNK)), store.requests());
+            for (int c = 4; c <= 10; c++) {
+                assertTrue(rb.cacheFile().isPresent(c), "chunk " + c + " stored");
+            }
+            assertFalse(rb.cacheFile().isPresent(3));
+            assertFalse(rb.cacheFile().isPresent(11));
+            ByteBuffer b = ByteBuffer.allocate(3 * CHUNK);
+            store.failing(true);
+            rb.readFully(b, 5L * CHUNK);
+            assertArrayEquals(Arrays.copyOfRange(blob, 5 * CHUNK, 8 * CHUNK), b.array(), "stored bytes are the blob's");
+        }
+    }
+
+    @Test
+    void aReadMissingAPlannedChunkTakesItsSegmentAndNoUnwantedNeighbour() throws IOException {
+        SyntheticImage.Written w = image("plan", Compression.NONE, 32, 15);
+        String id = w.blobIds().get(0);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)));
+             RemoteBlob other = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+            // Registered through one blob, the plan serves every reader of it in the process.
+            other.usePlan(new FetchPlan(32, List.of(new int[] {2, 3}, new int[] {10, 11, 12})));
+            ByteBuffer b = ByteBuffer.allocate(100);
+            rb.readFully(b, 11L * CHUNK + 5);
+            assertArrayEquals(Arrays.copyOfRange(blob, 11 * CHUNK + 5, 11 * CHUNK + 105), b.array());
+            assertEquals(List.of(new FileBlobStore.Request(id, 10L * CHUNK, 3 * CHUNK)), store.requests(),
+                    "the segment 10-12, not 1 MiB of neighbours");
+            store.clearRequests();
+            // A chunk in no segment: a plain miss, merged with its missing neighbours up to the limit.
+            rb.readFully(ByteBuffer.allocate(100), 20L * CHUNK);
+            assertEquals(List.of(new FileBlobStore.Request(id, 16L * CHUNK, 16 * CHUNK)), store.requests());
+        }
+    }
+
+    @Test
     void aBlobOpenedWithoutItsChunksIsReadAsItComesAndNeverPosesAsALocalFile() throws IOException {
         SyntheticImage.Written w = image("plain", Compression.NONE, 4, 13);
         byte[] blob = Files.readAllBytes(w.blobPath(0));
