@@ -87,6 +87,8 @@ final class ImageSource {
     }
 
     private static Opened openRemote(CommandLine cmd, ImageReference ref, RemoteImageOptions options) throws IOException {
+        warmUpWhileResolving();
+        long started = System.nanoTime();
         RegistryClient client = options.client(cmd);
         Path cacheDir = options.cacheDir;
         Path refFile = cacheDir.resolve("refs").resolve(fileName(ref.toString()) + ".properties");
@@ -103,12 +105,22 @@ final class ImageSource {
             CommandLoggers.serve().warn("{}: registry unreachable ({}); using the image last resolved for it, {}",
                     ref, e.getMessage(), image.manifestDigest());
         }
+        long resolved = System.nanoTime();
         Path bootDir = cacheDir.resolve("bootstraps").resolve(image.bootstrap().blobId());
         Path bootstrap = bootDir.resolve("bootstrap");
-        if (!Files.isRegularFile(bootstrap)) {
+        boolean cached = Files.isRegularFile(bootstrap);
+        if (!cached) {
             // fetchBootstrap verifies the layer's digest and moves the unpacked file into place atomically.
             bootstrap = client.fetchBootstrap(image, bootDir);
         }
+        long fetched = System.nanoTime();
+        // Where a remote start's time goes (time to first byte): the process's own start, the
+        // manifest resolution, the bootstrap layer.
+        long sinceStart = ProcessHandle.current().info().startInstant()
+                .map(t -> java.time.Duration.between(t, java.time.Instant.now()).toMillis()).orElse(-1L);
+        CommandLoggers.serve().info("{}: resolved in {} ms, bootstrap layer ({} bytes) {} in {} ms; {} ms after the process started",
+                ref, (resolved - started) / 1_000_000, image.bootstrap().size(), cached ? "cached" : "fetched and unpacked",
+                (fetched - resolved) / 1_000_000, sinceStart);
         save(image, refFile);
         Map<String, Long> sizes = new HashMap<>();
         for (ResolvedImage.Layer l : image.blobs()) {
@@ -119,6 +131,30 @@ final class ImageSource {
                 id -> client.blob(pinned, "sha256:" + id, sizes.getOrDefault(id, -1L)),
                 pinned.registry() + "/" + pinned.repository());
         return new Opened(bootstrap, remote, remote);
+    }
+
+    /**
+     * While the registry answers (round trips: manifest, bootstrap layer), initialises on a daemon
+     * thread what the first NBD read would otherwise pay for: the off-heap buffers (Chronicle Bytes
+     * loads about a thousand classes on first use, 0.5-1 s on a loaded machine) and the zstd
+     * library (a native library unpacked and loaded on first use). Best effort: a failure here
+     * shows again, with its real context, where the code is used.
+     */
+    private static void warmUpWhileResolving() {
+        Thread t = new Thread(() -> {
+            try {
+                io.strata.core.buffer.NativeBuffer.allocate(4096).close();
+            } catch (RuntimeException | LinkageError e) {
+                // Best effort, see above.
+            }
+            try {
+                new com.github.luben.zstd.ZstdDecompressCtx().close();
+            } catch (RuntimeException | LinkageError e) {
+                // Best effort, see above.
+            }
+        }, "strata-warm-up");
+        t.setDaemon(true);
+        t.start();
     }
 
     /** A file name for a reference: its text with everything but [A-Za-z0-9._-] replaced. */

@@ -13,6 +13,7 @@ public final class CacheCounters {
     private final LongAdder bytesFetched = new LongAdder();
     private final LongAdder fetchRequests = new LongAdder();
     private final LongAdder discarded = new LongAdder();
+    private final LongAdder readAheads = new LongAdder();
 
     void hit() {
         hits.increment();
@@ -27,6 +28,10 @@ public final class CacheCounters {
     void fetchedUncached(long bytes) {
         bytesFetched.add(bytes);
         fetchRequests.increment();
+    }
+
+    void readAhead() {
+        readAheads.increment();
     }
 
     void discarded(int chunks) {
@@ -51,6 +56,11 @@ public final class CacheCounters {
         return fetchRequests.sum();
     }
 
+    /** Requests sent ahead of a forward-streaming reader (readahead; also counted in fetch requests). */
+    public long readAheads() {
+        return readAheads.sum();
+    }
+
     /** Chunks dropped from the cache because they did not decompress or verify. */
     public long discarded() {
         return discarded.sum();
@@ -59,6 +69,6 @@ public final class CacheCounters {
     @Override
     public String toString() {
         return "disk_hits=" + hits() + " disk_misses=" + misses() + " fetched_bytes=" + bytesFetched()
-                + " fetch_requests=" + fetchRequests() + " discarded_chunks=" + discarded();
+                + " fetch_requests=" + fetchRequests() + " readaheads=" + readAheads() + " discarded_chunks=" + discarded();
     }
 }

@@ -11,6 +11,8 @@ import java.io.InterruptedIOException;
 final class ChunkFill {
     final int[] chunks;
     int count;
+    /** Where the request ends in the blob (the furthest end of its chunks). */
+    long stop;
     private boolean done;
     private IOException failure;
 

@@ -47,6 +47,12 @@ public final class RemoteBlob implements Blob {
     /** Chunks being fetched now, by chunk index, in this blob's cache file. Guarded by itself. */
     private final Map<Integer, ChunkFill> inFlight;
     private volatile boolean closed;
+    /**
+     * Readahead markers, one bit per chunk (see {@link #readAhead}): the first chunk of each
+     * readahead request; the first read to reach one sends the next request. Set and cleared under
+     * {@code inFlight}'s monitor, tested without it (a stale test only costs a synchronous miss later).
+     */
+    private final int[] readaheadMarkers;
 
     RemoteBlob(RemoteBlobSource source, CachedBlobFile file, RangeFetcher fetcher) {
         this.source = source;
@@ -64,6 +70,7 @@ public final class RemoteBlob implements Blob {
         this.policy = source.policy();
         this.counters = source.counters();
         this.inFlight = file.inFlight();
+        this.readaheadMarkers = new int[policy.readsAhead() ? (ranges.count() + 31) >>> 5 : 0];
     }
 
     @Override
@@ -107,16 +114,21 @@ public final class RemoteBlob implements Blob {
                         source.demandFinished();
                     }
                     p = to;
-                } else if (file.isPresent(i)) {
-                    long to = Math.min(end, ranges.end(i));
-                    if (readCached(dst, p, to)) {
-                        counters.hit();
-                        p = to;
-                    } else {
-                        file.markMissing(i); // the data file lost it: fetch again
-                    }
                 } else {
-                    p = fetchMissing(i, dst, p, end);
+                    if (readaheadMarkers.length > 0 && (readaheadMarkers[i >>> 5] & (1 << i)) != 0) {
+                        readaheadReached(i);
+                    }
+                    if (file.isPresent(i)) {
+                        long to = Math.min(end, ranges.end(i));
+                        if (readCached(dst, p, to)) {
+                            counters.hit();
+                            p = to;
+                        } else {
+                            file.markMissing(i); // the data file lost it: fetch again
+                        }
+                    } else {
+                        p = fetchMissing(i, dst, p, end);
+                    }
                 }
             }
         } finally {
@@ -196,7 +208,77 @@ public final class RemoteBlob implements Blob {
                 release(fill); // cannot happen (i is missing and unclaimed, so in the span), but never leave a claim behind
             }
         }
-        return claim(i);
+        if (!policy.readsAhead()) {
+            return claim(i, policy.mergeLimit());
+        }
+        // A forward stream, told by its context as the kernel's readahead does when it has no state
+        // for a reader: the chunks just before the miss are present or being fetched. Twice that
+        // run (at least the first window, at most the limit) is fetched now, and as much again
+        // ahead of the reader. No run: a scattered read, fetched with the first window alone.
+        long behind = 0;
+        long from = ranges.offset(i);
+        int limit = policy.mergeLimit();
+        for (int j = i - 1; j >= 0 && from - ranges.end(j) <= policy.maxGap() && behind < limit; j--) {
+            if (ranges.length(j) > 0 && !file.isPresent(j) && !inFlight.containsKey(j)) {
+                break;
+            }
+            behind = ranges.offset(i) - ranges.offset(j);
+            from = ranges.offset(j);
+        }
+        if (behind == 0) {
+            return claim(i, policy.initialWindow());
+        }
+        int window = (int) Math.min(limit, Math.max(policy.initialWindow(), 2 * behind));
+        ChunkFill fill = claim(i, window);
+        readAhead(fill.stop, window);
+        return fill;
+    }
+
+    /** A read reached the first chunk of a readahead request: the next one goes out, twice as large. */
+    private void readaheadReached(int marker) {
+        synchronized (inFlight) {
+            if ((readaheadMarkers[marker >>> 5] & (1 << marker)) == 0) {
+                return;
+            }
+            readaheadMarkers[marker >>> 5] &= ~(1 << marker);
+            // Where the readahead ended: past the chunks from the marker on that are present or claimed.
+            int j = marker;
+            while (j < ranges.count() && (ranges.length(j) == 0 || file.isPresent(j) || inFlight.containsKey(j))) {
+                j++;
+            }
+            if (j == ranges.count()) {
+                return;
+            }
+            long previous = ranges.offset(j) - ranges.offset(marker);
+            readAhead(ranges.offset(j), (int) Math.min(policy.mergeLimit(), Math.max(policy.initialWindow(), 2 * previous)));
+        }
+    }
+
+    /**
+     * Claims up to {@code window} bytes of missing, unclaimed chunks from {@code at} on and fetches
+     * them on a readahead thread; their first chunk becomes a marker. Nothing when the chunk at
+     * {@code at} is present or claimed already (another reader's readahead). Holds {@code inFlight}'s monitor.
+     */
+    private void readAhead(long at, int window) {
+        int j = ranges.firstEndingAfter(at);
+        if (j >= ranges.count() || ranges.offset(j) - at > policy.maxGap() || closed
+                || ranges.length(j) == 0 || file.isPresent(j) || inFlight.containsKey(j)) {
+            return;
+        }
+        ChunkFill ahead = claim(j, window);
+        readaheadMarkers[j >>> 5] |= 1 << j;
+        counters.readAhead();
+        source.readAhead(() -> {
+            source.demandStarted();
+            try {
+                fetch(ahead, null, 0, 0);
+            } catch (IOException | RuntimeException e) {
+                // The reads waiting for it get the failure; a later read claims the chunks again.
+                LOG.warn("readahead of blob {} bytes {}-{}: {}", describe(), ranges.offset(ahead.chunks[0]), ahead.stop - 1, e.toString());
+            } finally {
+                source.demandFinished();
+            }
+        });
     }
 
     /** Drops a claim that will not be fetched. Holds {@code inFlight}'s monitor. */
@@ -237,6 +319,7 @@ public final class RemoteBlob implements Blob {
         for (int j = first; j <= last; j++) {
             if (ranges.length(j) > 0 && !file.isPresent(j) && !inFlight.containsKey(j)) {
                 fill.add(j);
+                fill.stop = Math.max(fill.stop, ranges.end(j));
             }
         }
         for (int k = 0; k < fill.count; k++) {
@@ -345,11 +428,10 @@ public final class RemoteBlob implements Blob {
 
     /**
      * Claims chunk {@code i} and its missing, unclaimed neighbours (forward first, then backward)
-     * while the request stays within the merge limit and the gaps it bridges within the gap limit.
+     * while the request stays within {@code limit} bytes and the gaps it bridges within the gap limit.
      * Holds {@code inFlight}'s monitor.
      */
-    private ChunkFill claim(int i) {
-        int limit = policy.mergeLimit();
+    private ChunkFill claim(int i, int limit) {
         int gap = policy.maxGap();
         long start = ranges.offset(i);
         long stop = ranges.end(i);
@@ -395,6 +477,7 @@ public final class RemoteBlob implements Blob {
             fill.add(picked[k]);
             inFlight.put(picked[k], fill);
         }
+        fill.stop = stop;
         return fill;
     }
 

@@ -21,6 +21,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class RemoteBlobSource implements BlobSource {
     /** Most fetch buffers kept for reuse; more concurrent fetches allocate and drop theirs. */
     private static final int POOLED_BUFFERS = 16;
+    private static final int READAHEAD_THREADS = 8;
 
     /** Makes the fetcher of a blob. It must not touch the network: fetchers are asked only on a miss. */
     @FunctionalInterface
@@ -35,6 +36,8 @@ public final class RemoteBlobSource implements BlobSource {
     private final CacheCounters counters = new CacheCounters();
     /** On-demand reads fetching from the remote (or waiting for a fetch) right now. */
     private final AtomicInteger demandFetches = new AtomicInteger();
+    /** Runs readahead requests (see {@link FetchPolicy}); made on first use. */
+    private volatile java.util.concurrent.ExecutorService readahead;
     /** Direct buffers of {@code policy.mergeLimit()} bytes not in use. Guarded by itself. */
     private final ArrayDeque<ByteBuffer> buffers = new ArrayDeque<>();
 
@@ -102,6 +105,29 @@ public final class RemoteBlobSource implements BlobSource {
 
     void demandFinished() {
         demandFetches.decrementAndGet();
+    }
+
+    /**
+     * Runs a readahead request on one of this source's readahead threads (daemons, as many as the
+     * registry client's default concurrency bound: beyond that, requests would wait for a connection anyway).
+     */
+    void readAhead(Runnable request) {
+        java.util.concurrent.ExecutorService e = readahead;
+        if (e == null) {
+            synchronized (this) {
+                e = readahead;
+                if (e == null) {
+                    AtomicInteger n = new AtomicInteger();
+                    e = java.util.concurrent.Executors.newFixedThreadPool(READAHEAD_THREADS, r -> {
+                        Thread t = new Thread(r, "strata-readahead-" + n.incrementAndGet());
+                        t.setDaemon(true);
+                        return t;
+                    });
+                    readahead = e;
+                }
+            }
+        }
+        e.execute(request);
     }
 
     void release(RemoteBlob blob) throws IOException {

@@ -301,7 +301,10 @@ class RemoteBlobTest {
             ChunkInfo victim = w.chunks().get(0).get(5);
             FileBlobStore store = new FileBlobStore(w.blobDir())
                     .corrupt(id, victim.compressedOffset() + victim.compressedSize() / 2);
-            RemoteBlobSource source = source(tmp.resolve("cache-" + c), store, FetchPolicy.defaults());
+            // Every miss fetches up to 1 MiB (the whole blob here), no readahead: so after the first
+            // read every chunk but the dropped one is present, and its refetch is one chunk alone.
+            RemoteBlobSource source = source(tmp.resolve("cache-" + c), store,
+                    new FetchPolicy(FetchPolicy.DEFAULT_MERGE_LIMIT, FetchPolicy.DEFAULT_MAX_GAP));
             long at = w.blobOffsets().get(0) + victim.uncompressedOffset();
             byte[] expected = Arrays.copyOfRange(w.expectedDevice(), (int) at, (int) at + CHUNK);
             try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source, FlatDeviceOptions.defaults())) {
@@ -423,10 +426,57 @@ class RemoteBlobTest {
             assertEquals(List.of(new FileBlobStore.Request(id, 10L * CHUNK, 3 * CHUNK)), store.requests(),
                     "the segment 10-12, not 1 MiB of neighbours");
             store.clearRequests();
-            // A chunk in no segment: a plain miss, merged with its missing neighbours up to the limit.
+            // A chunk in no segment: a plain miss, the first readahead window (128 KiB: two chunks).
             rb.readFully(ByteBuffer.allocate(100), 20L * CHUNK);
-            assertEquals(List.of(new FileBlobStore.Request(id, 16L * CHUNK, 16 * CHUNK)), store.requests());
+            assertEquals(List.of(new FileBlobStore.Request(id, 20L * CHUNK, 2 * CHUNK)), store.requests());
         }
+    }
+
+    @Test
+    void aForwardStreamDoublesItsWindowAndIsReadAheadEachByteFetchedOnce() throws IOException {
+        SyntheticImage.Written w = image("stream", Compression.NONE, 64, 16);
+        String id = w.blobIds().get(0);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+            ByteBuffer b = ByteBuffer.allocate(4096);
+            for (int at = 0; at < blob.length; at += 4096) {
+                b.clear().limit(Math.min(4096, blob.length - at));
+                rb.readFully(b, at);
+                assertArrayEquals(Arrays.copyOfRange(blob, at, at + b.limit()), Arrays.copyOf(b.array(), b.limit()), "at " + at);
+            }
+        }
+        List<FileBlobStore.Request> requests = new ArrayList<>(store.requests());
+        requests.sort((x, y) -> Long.compare(x.position(), y.position()));
+        int k = 1024;
+        // 128 KiB at the first miss; the miss after it doubles to 256 KiB and sends the next 256 KiB
+        // ahead; each first read of a readahead sends the next, doubling to the 1 MiB limit.
+        assertEquals(List.of(new FileBlobStore.Request(id, 0, 128 * k), new FileBlobStore.Request(id, 128 * k, 256 * k),
+                new FileBlobStore.Request(id, 384 * k, 256 * k), new FileBlobStore.Request(id, 640 * k, 512 * k),
+                new FileBlobStore.Request(id, 1152 * k, 1024 * k), new FileBlobStore.Request(id, 2176 * k, 1024 * k),
+                new FileBlobStore.Request(id, 3200 * k, 896 * k)), requests);
+        assertEquals(5, source.counters().readAheads(), source.counters().toString());
+    }
+
+    @Test
+    void scatteredMissesFetchTheFirstWindowOnlyAndReadNothingAhead() throws IOException {
+        SyntheticImage.Written w = image("scattered", Compression.NONE, 64, 17);
+        String id = w.blobIds().get(0);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        FileBlobStore store = new FileBlobStore(w.blobDir());
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+            for (int c : new int[] {40, 10, 60, 25}) {
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                rb.readFully(b, (long) c * CHUNK + 100);
+                assertArrayEquals(Arrays.copyOfRange(blob, c * CHUNK + 100, c * CHUNK + 4196), b.array());
+            }
+        }
+        assertEquals(List.of(new FileBlobStore.Request(id, 40L * CHUNK, 2 * CHUNK), new FileBlobStore.Request(id, 10L * CHUNK, 2 * CHUNK),
+                new FileBlobStore.Request(id, 60L * CHUNK, 2 * CHUNK), new FileBlobStore.Request(id, 25L * CHUNK, 2 * CHUNK)),
+                store.requests(), "a 128 KiB window (two chunks) each, in the order of the reads");
+        assertEquals(0, source.counters().readAheads());
     }
 
     @Test
