@@ -135,12 +135,24 @@ final class ImageSource {
 
     /**
      * While the registry answers (round trips: manifest, bootstrap layer), initialises on a daemon
-     * thread what the first NBD read would otherwise pay for: the off-heap buffers (Chronicle Bytes
-     * loads about a thousand classes on first use, 0.5-1 s on a loaded machine) and the zstd
-     * library (a native library unpacked and loaded on first use). Best effort: a failure here
+     * threads what the resolution and the first NBD read would otherwise pay for in turn: the JSON
+     * reader of the manifest (Jackson: 0.7 s cold on a loaded machine), the off-heap buffers
+     * (Chronicle Bytes loads about a thousand classes on first use, 0.5-1 s) and the zstd library
+     * (a native library unpacked and loaded on first use). Best effort: a failure here
      * shows again, with its real context, where the code is used.
      */
     private static void warmUpWhileResolving() {
+        // Two threads beside the main one (which builds the HTTP client: TLS set-up): on a busy
+        // machine each runnable thread gets its share of the CPU.
+        Thread json = new Thread(() -> {
+            try {
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree("{\"warm\":[1,\"up\"]}");
+            } catch (java.io.IOException | RuntimeException | LinkageError e) {
+                // Best effort, see above.
+            }
+        }, "strata-warm-up-json");
+        json.setDaemon(true);
+        json.start();
         Thread t = new Thread(() -> {
             try {
                 io.strata.core.buffer.NativeBuffer.allocate(4096).close();

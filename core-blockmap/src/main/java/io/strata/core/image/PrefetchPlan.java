@@ -45,6 +45,16 @@ public final class PrefetchPlan {
 
     /** Reads the bootstrap again from {@code image.path()} (it must be the file that was validated). */
     public static PrefetchPlan of(RafsImage image) throws IOException {
+        return of(image, null, true);
+    }
+
+    /**
+     * The plan from the blobs' chunk tables already built ({@code ChunkTable.buildAll(image)}; null
+     * builds them). Without {@code withPaths} every entry's path is null: that skips a walk of the
+     * whole directory tree (a large share of the planning time of an image with tens of thousands
+     * of files), for a caller that needs only the chunks (the prefetcher, racing the first reads).
+     */
+    public static PrefetchPlan of(RafsImage image, ChunkTable[] tables, boolean withPaths) throws IOException {
         long[] nids = image.prefetchNids();
         if (nids.length == 0) {
             return new PrefetchPlan(List.of(), List.of());
@@ -54,7 +64,7 @@ public final class PrefetchPlan {
             throw new ImageFormatException(image.path(), "file size", data.remaining(),
                     "changed since the bootstrap was opened (" + image.fileSize() + " bytes)");
         }
-        return new Planner(image, data).plan(nids);
+        return new Planner(image, data, tables == null ? ChunkTable.buildAll(image) : tables).plan(nids, withPaths);
     }
 
     public List<Entry> entries() {
@@ -80,18 +90,18 @@ public final class PrefetchPlan {
         private final Set<Long> chunkSeen = new HashSet<>();
         private final List<Chunk> chunks = new ArrayList<>();
 
-        Planner(RafsImage image, ByteBuffer data) throws ImageFormatException {
+        Planner(RafsImage image, ByteBuffer data, ChunkTable[] tables) {
             this.image = image;
             this.data = data;
             this.sb = image.superblock();
-            this.tables = ChunkTable.buildAll(image);
+            this.tables = tables;
             int devices = image.devices().size();
             // The kernel's mask (erofs_init_devices): the bits above it carry Nydus's chunk index.
             this.deviceMask = devices == 0 ? 0 : LegacyBootstrap.roundupPowerOfTwo(devices + 1) - 1;
         }
 
-        PrefetchPlan plan(long[] nids) throws ImageFormatException {
-            Map<Long, String> paths = paths(nids);
+        PrefetchPlan plan(long[] nids, boolean withPaths) throws ImageFormatException {
+            Map<Long, String> paths = withPaths ? paths(nids) : Map.of();
             List<Entry> entries = new ArrayList<>(nids.length);
             Set<Long> inodeSeen = new HashSet<>();
             for (long nid : nids) {

@@ -80,6 +80,12 @@ class PrefetchTableTest {
         ErofsChunkIndex idx = ErofsChunkIndex.decode(data, (int) fileInode.chunkIndexOffset());
         int c = table.find(idx.blkaddr() * RafsImage.BLOCK_SIZE);
         assertEquals(table.compressedOffset(c), first.compressedOffset(), "the file's first chunk leads the plan");
+
+        // The prefetcher's plan (tables given, no paths): the same chunks in the same order, entries without paths.
+        RafsImage again = RafsImage.open(withTable(file.nid(), root));
+        PrefetchPlan quick = PrefetchPlan.of(again, ChunkTable.buildAll(again), false);
+        assertEquals(one.chunks(), quick.chunks());
+        assertEquals(List.of(new PrefetchPlan.Entry(file.nid(), null, false), new PrefetchPlan.Entry(root, null, true)), quick.entries());
     }
 
     @Test
