@@ -8,8 +8,9 @@ package io.strata.registry.cache;
  *
  * <p>The size is a readahead window, as the kernel's page cache does it: a miss away from the
  * reads before it fetches {@code initialWindow} bytes; a miss that follows them (a forward stream
- * within the blob) doubles the window, up to {@code mergeLimit}, and also fetches the next window
- * asynchronously, ahead of the reader, whose first read of it sends the one after. Small first
+ * within the blob) fetches twice the run before it, up to {@code mergeLimit}, and once at the limit
+ * also the next window asynchronously, ahead of the reader, whose first read of it sends the one
+ * after. Small first
  * requests keep scattered reads (an application's own files among others) from dragging in a
  * megabyte of neighbours each; the doubling and the readahead keep a streaming reader's link busy.
  * Nydus amplifies reads to 1 MiB, never below 128 KiB, and merges across gaps up to 8 KiB: the

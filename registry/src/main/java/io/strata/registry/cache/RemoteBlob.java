@@ -213,8 +213,11 @@ public final class RemoteBlob implements Blob {
         }
         // A forward stream, told by its context as the kernel's readahead does when it has no state
         // for a reader: the chunks just before the miss are present or being fetched. Twice that
-        // run (at least the first window, at most the limit) is fetched now, and as much again
-        // ahead of the reader. No run: a scattered read, fetched with the first window alone.
+        // run (at least the first window, at most the limit) is fetched now; once the window has
+        // reached the limit (a long stream, such as a whole-device copy) as much again is fetched
+        // ahead of the reader. Short streams (a directory of small files) are not read ahead: what
+        // lies past them is mostly other files, bytes for nothing. No run: a scattered read,
+        // fetched with the first window alone.
         long behind = 0;
         long from = ranges.offset(i);
         int limit = policy.mergeLimit();
@@ -230,7 +233,9 @@ public final class RemoteBlob implements Blob {
         }
         int window = (int) Math.min(limit, Math.max(policy.initialWindow(), 2 * behind));
         ChunkFill fill = claim(i, window);
-        readAhead(fill.stop, window);
+        if (window >= limit) {
+            readAhead(fill.stop, window);
+        }
         return fill;
     }
 
