@@ -5,6 +5,8 @@ import static io.strata.nbd.NbdProtocol.*;
 import io.strata.core.buffer.NativeBuffer;
 import io.strata.core.device.BlockDevice;
 import io.strata.core.device.OutOfRangeException;
+import io.strata.core.device.PinOutcome;
+import io.strata.core.device.PinnedRange;
 import io.strata.core.device.SegmentSink;
 import io.strata.core.os.OpenFile;
 import io.strata.core.metrics.ErrorKind;
@@ -93,7 +95,10 @@ final class Connection {
         return command >= 0 && command < TYPE_OF_COMMAND.length ? TYPE_OF_COMMAND[command] : RequestType.OTHER;
     }
 
-    /** Warms the cache and checks every chunk before a reply starts: errors must precede data. */
+    /**
+     * Loads and checks every chunk of a read too large to pin (see {@link PinOutcome#NO_ROOM})
+     * before its reply starts, so that errors still precede data; the reply then resolves it again.
+     */
     private static final SegmentSink PREFLIGHT = new SegmentSink() {
         @Override
         public void file(OpenFile file, long position, long length) {
@@ -114,6 +119,10 @@ final class Connection {
         final int[] errors = new int[MAX_BATCH];
         /** Why each request with an error got it, for the metrics (null: no error). */
         final ErrorKind[] errorKinds = new ErrorKind[MAX_BATCH];
+        /** Each read resolved once, its chunks pinned from the check until its reply is written. */
+        final PinnedRange[] pinned = new PinnedRange[MAX_BATCH];
+        /** The next request to prepare: a batch that met a chunk to load goes on from there in a loader. */
+        int next;
         /** When the batch was read from the socket: each request's latency runs from here to its reply. */
         long receivedAt;
         int size;
@@ -121,12 +130,29 @@ final class Connection {
         Batch() {
             for (int i = 0; i < MAX_BATCH; i++) {
                 requests[i] = new NbdRequest();
+                pinned[i] = new PinnedRange();
             }
         }
 
-        void prepareAll() {
-            for (int i = 0; i < size; i++) {
-                errors[i] = prepare(requests[i], i, errorKinds);
+        /**
+         * Prepares the requests from {@link #next} on; false when one needs a chunk loaded and
+         * {@code mayLoad} is false (those before it stay prepared, their chunks pinned).
+         */
+        boolean prepareAll(boolean mayLoad) {
+            for (; next < size; next++) {
+                int r = prepare(requests[next], next, errorKinds, pinned[next], mayLoad);
+                if (r == NEEDS_LOAD) {
+                    return false;
+                }
+                errors[next] = r;
+            }
+            return true;
+        }
+
+        /** Unpins whatever the batch still holds (a connection that ended before answering it). */
+        void releaseAll() {
+            for (int i = 0; i < MAX_BATCH; i++) {
+                pinned[i].release();
             }
         }
 
@@ -135,7 +161,7 @@ final class Connection {
         public void run() {
             try {
                 if (!over) {
-                    prepareAll();
+                    prepareAll(true);
                 }
             } finally {
                 loaded.add(this);
@@ -195,8 +221,10 @@ final class Connection {
                     }
                     continue;
                 }
-                if (allReady(current)) {
-                    current.prepareAll();
+                // Hits are answered here at once; the first request needing a load sends the
+                // batch, from that request on, to the loader pool (this thread reads on).
+                current.next = 0;
+                if (current.prepareAll(false)) {
                     answer(current);
                     // answer() put the batch back among the idle ones: reading into it again from
                     // here as well would let a later takeBatch() hand the same batch to the loader
@@ -265,35 +293,30 @@ final class Connection {
     private void awaitLoadsDropped() {
         long deadline = System.nanoTime() + 30_000_000_000L;
         while (loading > 0 && System.nanoTime() < deadline) {
-            if (loaded.poll() == null) {
+            Batch b = loaded.poll();
+            if (b == null) {
                 LockSupport.parkNanos(1_000_000);
             } else {
+                b.releaseAll();
                 loading--;
             }
         }
     }
 
-    /** True when no request of the batch needs a chunk loaded (CACHE always may). */
-    private boolean allReady(Batch batch) {
-        for (int i = 0; i < batch.size; i++) {
-            NbdRequest r = batch.requests[i];
-            if (r.type == CMD_CACHE && r.flags == 0 || r.type == CMD_READ && r.flags == 0 && !device.isReady(r.offset, r.length)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     /** Writes the batch's replies and puts the batch back for reuse. */
     private void answer(Batch b) throws IOException {
-        writer.beginBatch(io, session.structuredReplies());
-        for (int i = 0; i < b.size; i++) {
-            ErrorKind late = answer(b.requests[i], b.errors[i], writer);
-            if (late != null) {
-                b.errorKinds[i] = late;
+        try {
+            writer.beginBatch(io, session.structuredReplies());
+            for (int i = 0; i < b.size; i++) {
+                ErrorKind late = answer(b.requests[i], b.errors[i], b.pinned[i], writer);
+                if (late != null) {
+                    b.errorKinds[i] = late;
+                }
             }
+            writer.endBatch();
+        } finally {
+            b.releaseAll(); // after the bytes are out (or the socket failed): nothing stays pinned
         }
-        writer.endBatch();
         count(b);
         b.size = 0;
         idle.push(b);
@@ -391,10 +414,11 @@ final class Connection {
     }
 
     /**
-     * Checks a request and, for reads and CACHE, loads every chunk it needs; returns an errno or 0,
-     * and puts why into {@code kinds[i]} (null when 0).
+     * Checks a request and, for reads and CACHE, loads every chunk it needs (reads keep them pinned
+     * in the batch's {@code pinned[i]}); returns an errno or 0, and puts why into {@code kinds[i]}
+     * (null when 0). {@link #NEEDS_LOAD} when a chunk must be loaded and {@code mayLoad} is false.
      */
-    private int prepare(NbdRequest req, int i, ErrorKind[] kinds) {
+    private int prepare(NbdRequest req, int i, ErrorKind[] kinds, PinnedRange range, boolean mayLoad) {
         kinds[i] = null;
         switch (req.type) {
             case CMD_WRITE:
@@ -413,7 +437,7 @@ final class Connection {
         switch (req.type) {
             case CMD_READ:
             case CMD_CACHE:
-                return preflight(req, i, kinds);
+                return pin(req, i, kinds, range, mayLoad);
             case CMD_FLUSH:
             case CMD_BLOCK_STATUS:
                 return 0;
@@ -424,13 +448,32 @@ final class Connection {
         }
     }
 
-    private int preflight(NbdRequest req, int i, ErrorKind[] kinds) {
+    /** prepare's answer for a request that must wait for a load (never sent: it is not an errno). */
+    private static final int NEEDS_LOAD = -1;
+
+    private int pin(NbdRequest req, int i, ErrorKind[] kinds, PinnedRange range, boolean mayLoad) {
         if (req.length > MAX_PAYLOAD) {
             kinds[i] = ErrorKind.INVALID_REQUEST;
             return EINVAL;
         }
+        if (req.type == CMD_CACHE && !mayLoad) {
+            return NEEDS_LOAD; // a prefetch hint: always worth a loader's time, never this thread's
+        }
         try {
-            device.resolve(req.offset, req.length, PREFLIGHT);
+            PinOutcome outcome = device.pin(req.offset, req.length, range, mayLoad);
+            if (outcome == PinOutcome.NOT_CACHED) {
+                return NEEDS_LOAD;
+            }
+            if (outcome == PinOutcome.NO_ROOM) {
+                if (!mayLoad) {
+                    return NEEDS_LOAD;
+                }
+                // Too much pinned already (or a read over half the cache): check it now, resolve it again as it is sent.
+                device.resolve(req.offset, req.length, PREFLIGHT);
+            }
+            if (req.type == CMD_CACHE) {
+                range.release(); // loaded: that is all CACHE asks
+            }
             return 0;
         } catch (OutOfRangeException e) {
             kinds[i] = ErrorKind.OUT_OF_RANGE;
@@ -450,7 +493,7 @@ final class Connection {
      * Writes one reply into the batch; returns why a request that passed {@link #prepare} still
      * fails here (a BLOCK_STATUS the session or range does not allow), else null.
      */
-    private ErrorKind answer(NbdRequest req, int error, ReplyWriter w) throws IOException {
+    private ErrorKind answer(NbdRequest req, int error, PinnedRange range, ReplyWriter w) throws IOException {
         metrics.requests.increment();
         answered++;
         if (error != 0) {
@@ -465,7 +508,11 @@ final class Connection {
                     return null;
                 }
                 w.beginRead(req.cookie, req.offset, req.length);
-                device.resolve(req.offset, req.length, w);
+                if (range.isEmpty()) {
+                    device.resolve(req.offset, req.length, w); // not pinned: checked by PREFLIGHT, resolved again
+                } else {
+                    range.emit(w); // the bytes checked when it was pinned; released once the batch is out
+                }
                 w.endRead();
                 metrics.bytesRead.add(req.length);
                 return null;

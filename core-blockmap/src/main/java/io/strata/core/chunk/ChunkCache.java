@@ -86,6 +86,8 @@ public final class ChunkCache implements AutoCloseable {
     private final LongAdder misses = new LongAdder();
     private final LongAdder evictions = new LongAdder();
     private final LongAdder bytesLoaded = new LongAdder();
+    /** Bytes of pins reserved by {@link #reservePins}. */
+    private final java.util.concurrent.atomic.AtomicLong pinReserved = new java.util.concurrent.atomic.AtomicLong();
 
     /** The smallest useful cache: enough slots that concurrent readers rarely wait for one. */
     public static final int MIN_SLOTS = 4;
@@ -142,6 +144,60 @@ public final class ChunkCache implements AutoCloseable {
             load(mine, loader);
             return mine;
         }
+    }
+
+    /**
+     * The chunk pinned if it is loaded now, else null; never loads and counts nothing (the caller
+     * counts its hits with {@link #countHits} once it knows it will use them, so a range that turns
+     * out to need a load, and is then acquired again, is not counted twice).
+     */
+    public Entry tryAcquire(int blob, int chunk) {
+        Entry e = index[blob].get(chunk);
+        // READY before the pin, so READY after it: only an unpinned entry can be evicted, and a
+        // loaded entry never goes back to loading. An entry evicted in between refuses the pin.
+        if (e == null || e.state != READY || !e.tryPin()) {
+            return null;
+        }
+        if (!e.referenced) {
+            e.referenced = true;
+        }
+        return e;
+    }
+
+    /** Counts {@code n} hits taken with {@link #tryAcquire}. */
+    public void countHits(int n) {
+        hits.add(n);
+    }
+
+    /**
+     * Memory that a pinned chunk of {@code uncompressedSize} bytes holds (what {@link #reservePins}
+     * is asked for): its slot.
+     */
+    public int pinCost(int uncompressedSize) {
+        return slotSize;
+    }
+
+    /**
+     * Takes {@code bytes} of the budget for chunks held pinned across a wait (a transport's request
+     * pinned before its reply is written: {@link io.strata.core.device.PinnedRange}). At most half
+     * the cache may be held that way, so that a load can always evict from the other half: requests
+     * that pin and wait can never starve the loads they wait for. False when the budget is spent.
+     */
+    public boolean reservePins(long bytes) {
+        for (;;) {
+            long held = pinReserved.get();
+            if (held + bytes > capacityBytes() / 2) {
+                return false;
+            }
+            if (pinReserved.compareAndSet(held, held + bytes)) {
+                return true;
+            }
+        }
+    }
+
+    /** Gives back budget taken with {@link #reservePins}. */
+    public void releasePins(long bytes) {
+        pinReserved.addAndGet(-bytes);
     }
 
     /**

@@ -182,6 +182,11 @@ public final class ChunkStore implements Closeable {
         return cache.acquire(blob, chunk, loader);
     }
 
+    /** The chunk pinned if it is in the cache now, else null; loads nothing, counts nothing (see {@link ChunkCache#tryAcquire}). */
+    public ChunkCache.Entry tryAcquire(int blob, int chunk) {
+        return cache.tryAcquire(blob, chunk);
+    }
+
     public void release(ChunkCache.Entry entry) {
         cache.release(entry);
     }

@@ -35,6 +35,38 @@ public interface BlockDevice extends Closeable {
         return true;
     }
 
+    /**
+     * Resolves {@code [offset, offset+length)} once into {@code out} (emptied first), with every
+     * chunk it needs loaded, verified and pinned, so that {@link PinnedRange#emit} later sends
+     * exactly the checked bytes with no load in between, until {@link PinnedRange#release}. With
+     * {@code mayLoad} false nothing is loaded: a range needing a load answers
+     * {@link PinOutcome#NOT_CACHED}. Anything but {@link PinOutcome#PINNED}, or an exception (a
+     * corrupt chunk), leaves {@code out} empty.
+     *
+     * <p>This default suits devices whose segments are file regions and zeros (a raw image): it
+     * records what {@link #resolve} produces, after asking {@link #isReady} when it may not load.
+     *
+     * @throws OutOfRangeException when the range is not inside the device
+     * @throws IOException when a chunk the range needs cannot be read or fails its digest check
+     */
+    default PinOutcome pin(long offset, long length, PinnedRange out, boolean mayLoad) throws IOException {
+        checkRange(offset, length, size());
+        out.release();
+        if (!mayLoad && !isReady(offset, length)) {
+            return PinOutcome.NOT_CACHED;
+        }
+        boolean done = false;
+        try {
+            resolve(offset, length, out.recorder());
+            done = true;
+            return PinOutcome.PINNED;
+        } finally {
+            if (!done) {
+                out.release();
+            }
+        }
+    }
+
     /** Reads {@code dst.remaining()} bytes from {@code offset} into {@code dst}, advancing it. */
     default void read(long offset, ByteBuffer dst) throws IOException {
         resolve(offset, dst.remaining(), new CopyingSink(dst));

@@ -96,27 +96,207 @@ public final class FlatDevice implements BlockDevice {
         return size;
     }
 
-    @Override
-    public void resolve(long offset, long length, SegmentSink sink) throws IOException {
-        BlockDevice.checkRange(offset, length, size);
+    /**
+     * What a byte range of the device is made of, run by run, in order: the one walk over extents
+     * and chunk tables that {@link #resolve}, {@link #pin}, {@link #isReady} and
+     * {@link #mapAllocation} share. A visitor returns false to stop the walk. Visitors are stateless
+     * singletons and the caller's state travels in {@code ctx}, so a walk allocates nothing.
+     */
+    private interface Runs<C> {
+        /**
+         * Bytes that read as zeros: a gap between extents or unmapped blob space ({@code hole}), or
+         * the padding after a chunk's last byte up to its 4 KiB block (not a hole: part of a data block).
+         */
+        boolean zeros(FlatDevice d, C ctx, long length, boolean hole) throws IOException;
+
+        /** Bootstrap bytes at {@code position} of the bootstrap. */
+        boolean bootstrap(FlatDevice d, C ctx, long position, long length) throws IOException;
+
+        /** {@code length} bytes of chunk {@code chunk} of blob {@code blob}, from {@code offsetInChunk}. */
+        boolean chunk(FlatDevice d, C ctx, int blob, int chunk, long offsetInChunk, long length) throws IOException;
+    }
+
+    /** Walks {@code [offset, offset+length)} (inside the device); false if a visitor stopped it. */
+    private <C> boolean walk(long offset, long length, Runs<C> runs, C ctx) throws IOException {
         long pos = offset;
         long end = offset + length;
         int e = firstExtentEndingAfter(pos);
         while (pos < end) {
             if (e >= extentStart.length || pos < extentStart[e]) {
                 long gapEnd = e < extentStart.length ? Math.min(extentStart[e], end) : end;
-                sink.zeros(gapEnd - pos);
+                if (!runs.zeros(this, ctx, gapEnd - pos, true)) {
+                    return false;
+                }
                 pos = gapEnd;
                 continue;
             }
             long segEnd = Math.min(extentEnd[e], end);
             if (extentBlob[e] == BOOTSTRAP) {
-                resolveBootstrap(pos, segEnd - pos, sink);
-            } else {
-                resolveBlob(extentBlob[e], pos - extentStart[e], segEnd - pos, sink);
+                if (!runs.bootstrap(this, ctx, pos, segEnd - pos)) {
+                    return false;
+                }
+            } else if (!walkBlob(extentBlob[e], pos - extentStart[e], segEnd - pos, runs, ctx)) {
+                return false;
             }
             pos = segEnd;
             e++;
+        }
+        return true;
+    }
+
+    /** Walks a range of one blob's uncompressed space: chunk bytes, chunk padding, unmapped holes. */
+    private <C> boolean walkBlob(int blob, long local, long len, Runs<C> runs, C ctx) throws IOException {
+        ChunkTable t = chunks.table(blob);
+        long p = local;
+        long stop = local + len;
+        while (p < stop) {
+            int c = t.find(p);
+            if (c < 0) {
+                long next = Math.min(t.nextChunkStart(p), stop);
+                if (!runs.zeros(this, ctx, next - p, true)) {
+                    return false;
+                }
+                p = next;
+                continue;
+            }
+            long start = t.uncompressedOffset(c);
+            long dataEnd = start + t.uncompressedSize(c);
+            if (p < dataEnd) {
+                long n = Math.min(dataEnd, stop) - p;
+                if (!runs.chunk(this, ctx, blob, c, p - start, n)) {
+                    return false;
+                }
+                p += n;
+            }
+            long padEnd = t.paddedEnd(c);
+            if (p < stop && p < padEnd) {
+                long n = Math.min(padEnd, stop) - p;
+                if (!runs.zeros(this, ctx, n, false)) {
+                    return false;
+                }
+                p += n;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void resolve(long offset, long length, SegmentSink sink) throws IOException {
+        BlockDevice.checkRange(offset, length, size);
+        walk(offset, length, RESOLVE, sink);
+    }
+
+    /** Resolve: each run straight to the sink; a chunk pinned only while the sink takes its bytes. */
+    private static final Runs<SegmentSink> RESOLVE = new Runs<>() {
+        @Override
+        public boolean zeros(FlatDevice d, SegmentSink sink, long length, boolean hole) throws IOException {
+            sink.zeros(length);
+            return true;
+        }
+
+        @Override
+        public boolean bootstrap(FlatDevice d, SegmentSink sink, long position, long length) throws IOException {
+            if (d.legacyBootstrap != null) {
+                sink.memory(d.legacyBootstrap, (int) position, (int) length);
+            } else {
+                sink.file(d.bootstrapFile, position, length);
+            }
+            return true;
+        }
+
+        @Override
+        public boolean chunk(FlatDevice d, SegmentSink sink, int blob, int c, long inChunk, long n) throws IOException {
+            ChunkStore chunks = d.chunks;
+            boolean storedInFile = chunks.isStoredInFile(blob, c);
+            if (storedInFile && chunks.isVerifiedStored(blob, c)) {
+                sink.file(chunks.fileOf(blob), chunks.table(blob).compressedOffset(c) + inChunk, n);
+                return true;
+            }
+            ChunkCache.Entry entry = chunks.acquire(blob, c);
+            try {
+                sink.memory(entry.buffer(), (int) inChunk, (int) n);
+            } finally {
+                if (storedInFile) {
+                    chunks.releaseAndDiscard(entry); // verified now: later reads go to the file
+                } else {
+                    chunks.release(entry);
+                }
+            }
+            return true;
+        }
+    };
+
+    /**
+     * Resolves the range once into {@code out} with every chunk it needs pinned (loaded first when
+     * {@code mayLoad}, else only if all are cached already). Hits are counted once, here, when the
+     * range is pinned; loads count as the cache counts them. See {@link BlockDevice#pin}.
+     */
+    @Override
+    public PinOutcome pin(long offset, long length, PinnedRange out, boolean mayLoad) throws IOException {
+        BlockDevice.checkRange(offset, length, size);
+        out.release();
+        boolean done = false;
+        try {
+            done = walk(offset, length, mayLoad ? PIN_LOADING : PIN_CACHED, out);
+            if (done) {
+                if (!mayLoad) {
+                    chunks.cache().countHits(out.pinnedChunks());
+                }
+                return PinOutcome.PINNED;
+            }
+            return out.outOfBudget() ? PinOutcome.NO_ROOM : PinOutcome.NOT_CACHED;
+        } finally {
+            if (!done) {
+                out.release(); // an error, a chunk not cached, or no pin budget: nothing stays pinned
+            }
+        }
+    }
+
+    private static final Runs<PinnedRange> PIN_LOADING = new Pinning(true);
+    private static final Runs<PinnedRange> PIN_CACHED = new Pinning(false);
+
+    /** Pin: each run recorded; a chunk pinned (loaded first, or only if cached) against the pin budget. */
+    private static final class Pinning implements Runs<PinnedRange> {
+        private final boolean mayLoad;
+
+        Pinning(boolean mayLoad) {
+            this.mayLoad = mayLoad;
+        }
+
+        @Override
+        public boolean zeros(FlatDevice d, PinnedRange out, long length, boolean hole) {
+            out.addZeros(length);
+            return true;
+        }
+
+        @Override
+        public boolean bootstrap(FlatDevice d, PinnedRange out, long position, long length) {
+            if (d.legacyBootstrap != null) {
+                out.addMemory(d.legacyBootstrap, position, length);
+            } else {
+                out.addFile(d.bootstrapFile, position, length);
+            }
+            return true;
+        }
+
+        @Override
+        public boolean chunk(FlatDevice d, PinnedRange out, int blob, int c, long inChunk, long n) throws IOException {
+            ChunkStore chunks = d.chunks;
+            ChunkTable t = chunks.table(blob);
+            boolean storedInFile = chunks.isStoredInFile(blob, c);
+            if (storedInFile && chunks.isVerifiedStored(blob, c)) {
+                out.addFile(chunks.fileOf(blob), t.compressedOffset(c) + inChunk, n);
+                return true;
+            }
+            if (!out.reserve(chunks.cache(), chunks.cache().pinCost(t.uncompressedSize(c)))) {
+                return false;
+            }
+            ChunkCache.Entry entry = mayLoad ? chunks.acquire(blob, c) : chunks.tryAcquire(blob, c);
+            if (entry == null) {
+                return false;
+            }
+            out.addChunk(chunks, entry, storedInFile, inChunk, n);
+            return true;
         }
     }
 
@@ -125,29 +305,30 @@ public final class FlatDevice implements BlockDevice {
         if (!BlockDevice.isInRange(offset, length, size)) {
             return true;
         }
-        long pos = offset;
-        long end = offset + length;
-        for (int e = firstExtentEndingAfter(pos); e < extentStart.length && extentStart[e] < end; e++) {
-            if (extentBlob[e] == BOOTSTRAP) {
-                continue;
-            }
-            ChunkTable t = chunks.table(extentBlob[e]);
-            long local = Math.max(pos, extentStart[e]) - extentStart[e];
-            long stop = Math.min(extentEnd[e], end) - extentStart[e];
-            while (local < stop) {
-                int c = t.find(local);
-                if (c < 0) {
-                    local = t.nextChunkStart(local);
-                    continue;
-                }
-                if (!chunks.isReady(extentBlob[e], c)) {
-                    return false;
-                }
-                local = t.paddedEnd(c);
-            }
+        try {
+            return walk(offset, length, READY, null);
+        } catch (IOException e) {
+            return true; // not thrown by this walk; resolving will report any real error
         }
-        return true;
     }
+
+    /** isReady: stops at the first chunk a read would have to load. */
+    private static final Runs<Object> READY = new Runs<>() {
+        @Override
+        public boolean zeros(FlatDevice d, Object ctx, long length, boolean hole) {
+            return true;
+        }
+
+        @Override
+        public boolean bootstrap(FlatDevice d, Object ctx, long position, long length) {
+            return true;
+        }
+
+        @Override
+        public boolean chunk(FlatDevice d, Object ctx, int blob, int c, long inChunk, long n) {
+            return d.chunks.isReady(blob, c);
+        }
+    };
 
     private int firstExtentEndingAfter(long pos) {
         int lo = 0;
@@ -163,58 +344,6 @@ public final class FlatDevice implements BlockDevice {
         return lo;
     }
 
-    private void resolveBootstrap(long pos, long len, SegmentSink sink) throws IOException {
-        if (legacyBootstrap != null) {
-            sink.memory(legacyBootstrap, (int) pos, (int) len);
-        } else {
-            sink.file(bootstrapFile, pos, len);
-        }
-    }
-
-    /** Resolves a range of one blob's uncompressed space: chunk bytes, chunk padding, holes. */
-    private void resolveBlob(int blob, long local, long len, SegmentSink sink) throws IOException {
-        ChunkTable t = chunks.table(blob);
-        long p = local;
-        long stop = local + len;
-        while (p < stop) {
-            int c = t.find(p);
-            if (c < 0) {
-                long next = Math.min(t.nextChunkStart(p), stop);
-                sink.zeros(next - p);
-                p = next;
-                continue;
-            }
-            long start = t.uncompressedOffset(c);
-            long dataEnd = start + t.uncompressedSize(c);
-            if (p < dataEnd) {
-                long n = Math.min(dataEnd, stop) - p;
-                OpenFile file = chunks.fileOf(blob);
-                boolean storedInFile = chunks.isStoredInFile(blob, c);
-                if (storedInFile && chunks.isVerifiedStored(blob, c)) {
-                    sink.file(file, t.compressedOffset(c) + (p - start), n);
-                } else {
-                    ChunkCache.Entry entry = chunks.acquire(blob, c);
-                    try {
-                        sink.memory(entry.buffer(), (int) (p - start), (int) n);
-                    } finally {
-                        if (storedInFile) {
-                            chunks.releaseAndDiscard(entry); // verified now: later reads go to the file
-                        } else {
-                            chunks.release(entry);
-                        }
-                    }
-                }
-                p += n;
-            }
-            long padEnd = t.paddedEnd(c);
-            if (p < stop && p < padEnd) {
-                long n = Math.min(padEnd, stop) - p;
-                sink.zeros(n);
-                p += n;
-            }
-        }
-    }
-
     /**
      * Holes are the gaps between the bootstrap and the blobs and the unmapped parts of a blob's space;
      * a chunk, its 4 KiB padding included, is data.
@@ -222,41 +351,26 @@ public final class FlatDevice implements BlockDevice {
     @Override
     public void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
         BlockDevice.checkRange(offset, length, size);
-        long pos = offset;
-        long end = offset + length;
-        int e = firstExtentEndingAfter(pos);
-        while (pos < end) {
-            long runEnd;
-            boolean hole;
-            if (e >= extentStart.length || pos < extentStart[e]) {
-                runEnd = e < extentStart.length ? Math.min(extentStart[e], end) : end;
-                hole = true;
-            } else if (extentBlob[e] == BOOTSTRAP) {
-                runEnd = Math.min(extentEnd[e], end);
-                hole = false;
-            } else {
-                ChunkTable t = chunks.table(extentBlob[e]);
-                long local = pos - extentStart[e];
-                int c = t.find(local);
-                long localEnd;
-                if (c >= 0) {
-                    localEnd = t.paddedEnd(c);
-                    hole = false;
-                } else {
-                    localEnd = t.nextChunkStart(local);
-                    hole = true;
-                }
-                runEnd = Math.min(Math.min(extentEnd[e], end), localEnd == Long.MAX_VALUE ? Long.MAX_VALUE : extentStart[e] + localEnd);
-            }
-            if (!sink.run(runEnd - pos, hole)) {
-                return;
-            }
-            pos = runEnd;
-            if (e < extentEnd.length && pos >= extentEnd[e]) {
-                e++;
-            }
-        }
+        walk(offset, length, ALLOCATION, sink);
     }
+
+    /** mapAllocation: every run as data or hole (the sink merges neighbours of one kind). */
+    private static final Runs<AllocationSink> ALLOCATION = new Runs<>() {
+        @Override
+        public boolean zeros(FlatDevice d, AllocationSink sink, long length, boolean hole) {
+            return sink.run(length, hole);
+        }
+
+        @Override
+        public boolean bootstrap(FlatDevice d, AllocationSink sink, long position, long length) {
+            return sink.run(length, false);
+        }
+
+        @Override
+        public boolean chunk(FlatDevice d, AllocationSink sink, int blob, int c, long inChunk, long n) {
+            return sink.run(n, false);
+        }
+    };
 
     @Override
     public CacheStats cacheStats() {
