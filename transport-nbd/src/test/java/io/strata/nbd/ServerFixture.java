@@ -21,6 +21,8 @@ final class ServerFixture implements AutoCloseable {
     final InetSocketAddress tcp;
     final FlatDevice fixture;
     final Path fixtureExport;
+    /** The fixture served as the default export (its counters are what the metrics report). */
+    final Export defaultExport;
     private final List<BlockDevice> devices = new ArrayList<>();
 
     ServerFixture(Path dir, List<Export> extra) throws IOException {
@@ -44,7 +46,8 @@ final class ServerFixture implements AutoCloseable {
         this.fixtureExport = dir.resolve("fixture.raw");
         DeviceExporter.export(fixture, fixtureExport, null, (d, t) -> { });
         ExportRegistry registry = new ExportRegistry();
-        registry.add(new Export("", fixture, fixture.describe()), true);
+        this.defaultExport = new Export("", fixture, fixture.describe());
+        registry.add(defaultExport, true);
         for (Export e : extra) {
             registry.add(e, false);
             devices.add(e.device());
