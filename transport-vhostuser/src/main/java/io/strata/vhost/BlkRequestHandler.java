@@ -70,8 +70,11 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
             // request would let the guest read whatever its memory held as the status.
             return CANNOT_COMPLETE;
         }
-        startedAt = System.nanoTime();
-        counters.received(1);
+        startedAt = chain.takenAt;
+        if (!chain.counted) {
+            counters.received(1);
+            chain.counted = true;
+        }
         if (chain.readableBytes < HEADER_SIZE) {
             LOG.warn("{}: request {} has a {}-byte header, expected {}", name, chain.head, chain.readableBytes, HEADER_SIZE);
             NativeMemory.putByte(status, (byte) S_IOERR);
@@ -102,6 +105,25 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
                 NativeMemory.putByte(status, (byte) S_UNSUPP);
                 return failed(typeOf(type), ErrorKind.UNSUPPORTED);
         }
+    }
+
+    @Override
+    public boolean wouldWait(DescriptorChain chain) {
+        if (chain.lastByte == 0 || chain.readableBytes < HEADER_SIZE) {
+            return false;
+        }
+        chain.copyReadable(header.address(), HEADER_SIZE);
+        if (NativeMemory.getInt(header.address() + HDR_TYPE) != T_IN) {
+            return false;
+        }
+        long sector = NativeMemory.getLong(header.address() + HDR_SECTOR);
+        long dataLength = chain.writableBytes - 1;
+        if (dataLength % SECTOR != 0 || sector < 0 || sector > Long.MAX_VALUE / SECTOR || device.isReady(sector * SECTOR, dataLength)) {
+            return false; // bad requests fail at once; ready ones are served at once
+        }
+        counters.received(1); // in flight from now on, while it waits for a loader
+        chain.counted = true;
+        return true;
     }
 
     @Override

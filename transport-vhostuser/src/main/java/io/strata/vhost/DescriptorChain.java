@@ -21,6 +21,10 @@ final class DescriptorChain {
      * (virtio-blk's status byte), else 0.
      */
     long lastByte;
+    /** When the worker took the chain off the ring ({@link System#nanoTime}): a request's latency runs from here. */
+    long takenAt;
+    /** Set once the request is counted as received (a request handed to a loader is counted when handed). */
+    boolean counted;
 
     /**
      * Largest indirect table accepted: the largest queue's worth of descriptors. The spec sets no bound,
@@ -38,6 +42,8 @@ final class DescriptorChain {
     /** Follows the chain starting at {@code head}. */
     void load(Virtqueue q, MemoryTable memory, int head) throws BadChainException {
         this.head = head;
+        takenAt = System.nanoTime();
+        counted = false;
         count = 0;
         readableBytes = 0;
         writableBytes = 0;
@@ -123,6 +129,27 @@ final class DescriptorChain {
             at += n;
             left -= n;
         }
+    }
+
+    int capacity() {
+        return capacity;
+    }
+
+    /** Makes this chain a copy of {@code other} (a request handed to a loader keeps its own). */
+    void copyFrom(DescriptorChain other) {
+        if (other.count > capacity) {
+            throw new IllegalStateException("chain of " + other.count + " segments in a copy of capacity " + capacity);
+        }
+        System.arraycopy(other.addr, 0, addr, 0, other.count);
+        System.arraycopy(other.len, 0, len, 0, other.count);
+        System.arraycopy(other.writable, 0, writable, 0, other.count);
+        count = other.count;
+        readableBytes = other.readableBytes;
+        writableBytes = other.writableBytes;
+        head = other.head;
+        lastByte = other.lastByte;
+        takenAt = other.takenAt;
+        counted = other.counted;
     }
 
     /** Copies the first {@code n} device-readable bytes (a request header) to {@code target}. */

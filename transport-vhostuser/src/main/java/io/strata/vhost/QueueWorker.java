@@ -17,6 +17,13 @@ import org.slf4j.LoggerFactory;
  * <p>Everything it reads is fixed while it runs (its {@link Virtqueue}, memory table, inflight region,
  * kick fd): the session changes ring state only with the worker stopped.
  *
+ * <p>A read that needs a chunk loaded is handed to a loader thread (the device's shared pool), and the
+ * worker goes on with the requests behind it, so a slow load (a registry round trip) does not hold up
+ * reads the cache can answer. The loader serves it with a handler of its own and queues the completion;
+ * only this thread writes the used ring, so completions may go out of order, which virtio allows
+ * (virtio 1.x 2.7.14, "used buffer notification"; the inflight region tracks each head on its own).
+ * At most {@link #MAX_HANDED_OFF} requests per queue wait for loaders; past that a miss is served here.
+ *
  * <p>A request is completed only with its status written. A rejected chain is completed with IOERR
  * in its last byte when that byte can be found safely; when it cannot, or the avail ring itself is
  * broken, the queue stops (one log line, the err eventfd signalled) and stays stopped until the
@@ -44,9 +51,63 @@ final class QueueWorker implements Runnable {
     /** Signal the guest once at start: a previous back-end may have completed a request it never announced. */
     private final boolean interruptOnStart;
 
+    /** Requests of one queue that may wait for loaders at once. */
+    static final int MAX_HANDED_OFF = 16;
+    /** Used length of a request handed to a loader: not completed yet. */
+    private static final int HANDED_OFF = -2;
+    /** Loader threads for reads that wait for a chunk load; null to serve every request on this thread. */
+    private final java.util.concurrent.Executor loaders;
+    private final java.util.function.Supplier<VirtioDevice.RequestHandler> moreHandlers;
+    /** Handed-off requests not in use (this thread only); made on demand, up to MAX_HANDED_OFF. */
+    private final java.util.ArrayDeque<HandedOff> idleHandOffs = new java.util.ArrayDeque<>();
+    private int handOffsMade;
+    /** Requests with a loader now. */
+    private int outstanding;
+    /** Requests the loaders have served, for this thread to complete. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<HandedOff> served = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /** Written by a loader that queued a served request, to wake this thread. */
+    private final int servedFd;
+
+    /** A request a loader serves: its own copy of the chain and its own handler (handlers keep scratch state). */
+    private final class HandedOff implements Runnable {
+        final DescriptorChain chain;
+        final VirtioDevice.RequestHandler handler = moreHandlers.get();
+        int usedLength;
+
+        HandedOff(int capacity) {
+            chain = new DescriptorChain(capacity);
+        }
+
+        @Override
+        public void run() {
+            try {
+                usedLength = handler.handle(chain); // even when stopping: the request is off the ring, the guest waits for it
+            } catch (RuntimeException | Error e) {
+                LOG.error("{}: request {} failed in a loader", name, chain.head, e);
+                usedLength = VirtioDevice.RequestHandler.CANNOT_COMPLETE;
+            } finally {
+                served.add(this);
+                NativeMemory.putLong(wakeBuffer.address(), 1);
+                libc.write(servedFd, wakeBuffer.address(), 8);
+            }
+        }
+    }
+
+    private final NativeBuffer wakeBuffer = NativeBuffer.allocate(8);
+
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
                 int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
                 boolean interruptOnStart) throws IOException {
+        this(queue, memory, handler, inflight, kickFd, name, requestCounters, interruptOnStart, null, null);
+    }
+
+    /** As above, handing reads that wait for a load to {@code loaders}, served by handlers from {@code moreHandlers}. */
+    QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
+                int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
+                boolean interruptOnStart, java.util.concurrent.Executor loaders,
+                java.util.function.Supplier<VirtioDevice.RequestHandler> moreHandlers) throws IOException {
+        this.loaders = loaders;
+        this.moreHandlers = moreHandlers;
         this.requestCounters = requestCounters;
         this.interruptOnStart = interruptOnStart;
         this.queue = queue;
@@ -57,6 +118,7 @@ final class QueueWorker implements Runnable {
         this.name = name;
         this.chain = new DescriptorChain(Math.max(64, 2 * queue.size + 16));
         this.stopFd = Native.check(libc.eventfd(0, LibC.EFD_CLOEXEC), "eventfd");
+        this.servedFd = Native.check(libc.eventfd(0, LibC.EFD_CLOEXEC), "eventfd");
         this.thread = new Thread(this, name);
         this.thread.setDaemon(true);
     }
@@ -80,17 +142,34 @@ final class QueueWorker implements Runnable {
         NativeMemory.putLong(scratch.address(), 1);
         libc.write(stopFd, scratch.address(), 8);
         try {
-            thread.join(10_000);
+            // It waits for the requests its loaders still serve (they write into guest memory the
+            // session may unmap next); a load ends within the registry's per-read deadline.
+            thread.join(STOP_WAIT_MILLIS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        if (thread.isAlive()) {
+            LOG.error("{}: did not stop within {} s", name, STOP_WAIT_MILLIS / 1000);
+        } else {
+            libc.close(servedFd);
         }
         libc.close(stopFd);
     }
 
+    private static final long STOP_WAIT_MILLIS = 60_000;
+
     @Override
     public void run() {
+        try {
+            serveUntilStopped();
+        } finally {
+            finishHandedOff();
+        }
+    }
+
+    private void serveUntilStopped() {
         // pollfd pairs: {fd, events | revents << 16}
-        int[] fds = {kickFd, LibC.POLLIN, stopFd, LibC.POLLIN};
+        int[] fds = {kickFd, LibC.POLLIN, stopFd, LibC.POLLIN, servedFd, LibC.POLLIN};
         try {
             boolean ok = drain(); // requests may already be waiting (a restart, or a kick before we listened)
             if (interruptOnStart) {
@@ -102,7 +181,8 @@ final class QueueWorker implements Runnable {
             while (!stopping) {
                 fds[1] = LibC.POLLIN;
                 fds[3] = LibC.POLLIN;
-                int r = libc.poll(fds, 2, -1);
+                fds[5] = LibC.POLLIN;
+                int r = libc.poll(fds, 3, -1);
                 if (r < 0) {
                     if (Native.errno() == LibC.EINTR) {
                         continue;
@@ -111,6 +191,12 @@ final class QueueWorker implements Runnable {
                 }
                 if ((fds[3] >>> 16) != 0 || stopping) {
                     return;
+                }
+                if ((fds[5] >>> 16) != 0) {
+                    libc.read(servedFd, scratch.address(), 8);
+                    if (!completeServed()) {
+                        return;
+                    }
                 }
                 if ((fds[1] >>> 16) != 0) {
                     libc.read(kickFd, scratch.address(), 8); // clears the eventfd counter
@@ -141,6 +227,9 @@ final class QueueWorker implements Runnable {
                         inflight.begin(queue.index, head);
                     }
                     int len = serve(head);
+                    if (len == HANDED_OFF) {
+                        continue; // a loader has it; completed by completeServed
+                    }
                     if (len < 0) {
                         queue.unpop(); // not completed: the head stays available (and marked in flight)
                         ok = false;
@@ -174,11 +263,88 @@ final class QueueWorker implements Runnable {
         }
     }
 
-    /** One request: the used length to publish, or CANNOT_COMPLETE (the queue then stops). */
+    /**
+     * Publishes the requests loaders have served, in the order they finished; false when one could
+     * not be completed (the queue then stops, as for a request served here).
+     */
+    private boolean completeServed() {
+        int oldUsed = queue.usedIdx;
+        int completed = 0;
+        boolean ok = true;
+        HandedOff h;
+        while ((h = served.poll()) != null) {
+            outstanding--;
+            if (h.usedLength < 0) {
+                if (!stopping) {
+                    stopOnGuestError("request " + h.chain.head + " cannot be completed");
+                    ok = false;
+                }
+            } else {
+                queue.putUsed(h.chain.head, h.usedLength);
+                queue.publishUsed();
+                if (inflight != null) {
+                    inflight.end(queue.index, h.chain.head, queue.usedIdx);
+                }
+                completed++;
+            }
+            idleHandOffs.push(h);
+        }
+        if (completed > 0) {
+            requestCounters.addAndGet(queue.index, completed);
+            if (queue.needsNotify(oldUsed)) {
+                queue.notifyGuest();
+            }
+        }
+        return ok;
+    }
+
+    /** At the end: waits for the requests loaders still serve and completes them (they are the guest's). */
+    private void finishHandedOff() {
+        long deadline = System.nanoTime() + (STOP_WAIT_MILLIS - 5_000) * 1_000_000L;
+        int[] fds = {servedFd, LibC.POLLIN};
+        while (outstanding > 0 && System.nanoTime() < deadline) {
+            fds[1] = LibC.POLLIN;
+            libc.poll(fds, 1, 100);
+            if ((fds[1] >>> 16) != 0) {
+                libc.read(servedFd, scratch.address(), 8);
+            }
+            completeServed();
+        }
+    }
+
+    /** Hands the loaded chain to a loader when serving it would wait for a load and a hand-off is free. */
+    private boolean handOff() {
+        if (loaders == null || !handler.wouldWait(chain)) {
+            return false;
+        }
+        HandedOff h = idleHandOffs.poll();
+        if (h == null) {
+            if (handOffsMade == MAX_HANDED_OFF) {
+                return false; // enough waiting already: serve this one here
+            }
+            handOffsMade++;
+            h = new HandedOff(chain.capacity());
+        }
+        h.chain.copyFrom(chain);
+        outstanding++;
+        try {
+            loaders.execute(h);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            outstanding--;
+            idleHandOffs.push(h);
+            return false;
+        }
+        return true;
+    }
+
+    /** One request: the used length to publish, HANDED_OFF, or CANNOT_COMPLETE (the queue then stops). */
     private int serve(int head) {
         String why;
         try {
             chain.load(queue, memory, head);
+            if (handOff()) {
+                return HANDED_OFF;
+            }
             int len = handler.handle(chain);
             if (len >= 0) {
                 return len;

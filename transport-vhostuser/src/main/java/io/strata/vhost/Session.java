@@ -41,6 +41,8 @@ final class Session {
     private final Message m = new Message();
     private final long[] rings = new long[3];
     private final AtomicLongArray requestsPerQueue;
+    /** Loader threads for reads that wait for a chunk load (the server's, shared); null: none, serve all in the workers. */
+    private final java.util.concurrent.Executor loaders;
     private long features;
     private long protocolFeatures;
     private boolean owned;
@@ -48,6 +50,12 @@ final class Session {
     private InflightRegion inflight;
 
     Session(String name, int socketFd, VirtioDevice device, int maxQueues, AtomicLongArray requestsPerQueue) {
+        this(name, socketFd, device, maxQueues, requestsPerQueue, null);
+    }
+
+    Session(String name, int socketFd, VirtioDevice device, int maxQueues, AtomicLongArray requestsPerQueue,
+            java.util.concurrent.Executor loaders) {
+        this.loaders = loaders;
         this.requestsPerQueue = requestsPerQueue;
         this.name = name;
         this.channel = new MessageChannel(socketFd);
@@ -392,8 +400,10 @@ final class Session {
         }
         boolean eventIdx = (features & (1L << VIRTIO_RING_F_EVENT_IDX)) != 0;
         Virtqueue q = new Virtqueue(v.index, v.size, rings, eventIdx, v.callFd, v.errFd, v.base);
-        QueueWorker w = new QueueWorker(q, memory, device.newHandler(name + " queue " + v.index), inflight, v.kickFd,
-                name + "-q" + v.index, requestsPerQueue, v.interruptOnStart && v.callFd >= 0);
+        String handlerName = name + " queue " + v.index;
+        QueueWorker w = new QueueWorker(q, memory, device.newHandler(handlerName), inflight, v.kickFd,
+                name + "-q" + v.index, requestsPerQueue, v.interruptOnStart && v.callFd >= 0, loaders,
+                () -> device.newHandler(handlerName));
         if (v.callFd >= 0) {
             v.interruptOnStart = false;
         }

@@ -33,6 +33,12 @@ public final class VhostUserServer implements Closeable {
     private final AtomicInteger sessions = new AtomicInteger();
     private final java.util.concurrent.atomic.AtomicLongArray requestsPerQueue;
     private volatile SocketChannel current;
+    /**
+     * Loader threads for reads that must wait for a chunk load, shared by every queue: a queue worker
+     * hands such a read over and goes on with the reads behind it. As many threads as queues (each
+     * queue's misses can proceed), at least two; idle threads end after a minute.
+     */
+    private final java.util.concurrent.ThreadPoolExecutor loaders;
     private volatile boolean closed;
     private Thread acceptor;
 
@@ -52,6 +58,15 @@ public final class VhostUserServer implements Closeable {
         this.blk = new VirtioBlk(device, serial, maxQueues, counters);
         this.requestsPerQueue = new java.util.concurrent.atomic.AtomicLongArray(maxQueues);
         this.listener = io.strata.core.os.UnixSocketFiles.bind(socketPath, socketMode, BACKLOG);
+        int threads = Math.max(2, maxQueues);
+        java.util.concurrent.atomic.AtomicInteger made = new java.util.concurrent.atomic.AtomicInteger();
+        this.loaders = new java.util.concurrent.ThreadPoolExecutor(threads, threads, 60, java.util.concurrent.TimeUnit.SECONDS,
+                new java.util.concurrent.LinkedBlockingQueue<>(), r -> {
+                    Thread t = new Thread(r, "vhost-user-loader-" + made.incrementAndGet());
+                    t.setDaemon(true);
+                    return t;
+                });
+        loaders.allowCoreThreadTimeOut(true);
     }
 
     /** Serves sessions on a background thread until {@link #close}. */
@@ -72,7 +87,7 @@ public final class VhostUserServer implements Closeable {
                 counters.connectionOpened();
                 String why;
                 try {
-                    why = new Session(name, Native.fdOf(ch), blk, maxQueues, requestsPerQueue).run();
+                    why = new Session(name, Native.fdOf(ch), blk, maxQueues, requestsPerQueue, loaders).run();
                 } finally {
                     counters.connectionClosed();
                 }
@@ -123,6 +138,7 @@ public final class VhostUserServer implements Closeable {
                 Thread.currentThread().interrupt();
             }
         }
+        loaders.shutdown(); // the session's workers waited for the reads they handed over
         Files.deleteIfExists(socketPath);
         LOG.info("vhost-user: stopped after {} session(s)", sessions.get());
     }

@@ -21,8 +21,17 @@ interface VirtioDevice {
         /** There is no safe place to report the request's outcome: the queue must stop, not complete it. */
         int CANNOT_COMPLETE = -1;
 
-        /** Serves a chain that {@link DescriptorChain#load} accepted. */
+        /** Serves a chain that {@link DescriptorChain#load} accepted, waiting for whatever it needs loaded. */
         int handle(DescriptorChain chain);
+
+        /**
+         * True when serving the chain now would wait for a chunk to load (a hint, read without
+         * pinning). The queue worker then hands the chain to a loader thread, which serves it with
+         * {@link #handle} on a handler of its own, and goes on with the requests behind it.
+         */
+        default boolean wouldWait(DescriptorChain chain) {
+            return false;
+        }
 
         /**
          * Fails a chain that was rejected; {@code lastByte} is the host address of the chain's last byte when

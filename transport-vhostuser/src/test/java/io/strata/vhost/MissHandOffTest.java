@@ -1,0 +1,140 @@
+package io.strata.vhost;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import io.strata.core.buffer.NativeMemory;
+import io.strata.core.device.BlockDevice;
+import io.strata.core.device.RawImageDevice;
+import io.strata.core.device.SegmentSink;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A read that waits for a chunk load does not hold up the reads queued behind it on the same queue
+ * (issue 10 item 3): the queue worker hands it to a loader and serves the next request, whose
+ * completion then goes out first. The device here is the test's: reads of its first 64 KiB wait
+ * for a gate (a load from a slow registry) and say so through {@code isReady}; the rest is ready.
+ * Before the hand-off, the cached read waited the whole load behind the slow one.
+ */
+@Timeout(60)
+class MissHandOffTest {
+    private static final int SLOW_END = 64 << 10;
+
+    @TempDir
+    Path tmp;
+
+    /** A raw image whose first 64 KiB read only once {@link #release} opens. */
+    static final class GatedDevice implements BlockDevice {
+        final RawImageDevice inner;
+        final CountDownLatch release = new CountDownLatch(1);
+        final CountDownLatch slowReadStarted = new CountDownLatch(1);
+
+        GatedDevice(RawImageDevice inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public long size() {
+            return inner.size();
+        }
+
+        @Override
+        public boolean isReady(long offset, long length) {
+            return offset >= SLOW_END || release.getCount() == 0;
+        }
+
+        @Override
+        public void resolve(long offset, long length, SegmentSink sink) throws IOException {
+            if (offset < SLOW_END) {
+                slowReadStarted.countDown();
+                try {
+                    if (!release.await(30, TimeUnit.SECONDS)) {
+                        throw new IOException("the test never opened the gate");
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", e);
+                }
+            }
+            inner.resolve(offset, length, sink);
+        }
+
+        @Override
+        public String describe() {
+            return "gated " + inner.describe();
+        }
+
+        @Override
+        public void close() throws IOException {
+            inner.close();
+        }
+    }
+
+    @Test
+    void aSlowLoadDoesNotDelayACachedReadBehindIt() throws Exception {
+        byte[] image = new byte[1 << 20];
+        new Random(11).nextBytes(image);
+        Path file = Files.write(tmp.resolve("disk.img"), image);
+        GatedDevice device = new GatedDevice(RawImageDevice.open(file));
+        Path socket = tmp.resolve("vhost.sock");
+        VhostUserServer server = new VhostUserServer(socket, device, 1);
+        server.start();
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            long slowData = TestFrontEnd.DATA + 0x1000;
+            long fastData = TestFrontEnd.DATA + 0x3000;
+            long slowStatus = TestFrontEnd.DATA + 0x800;
+            long fastStatus = TestFrontEnd.DATA + 0x900;
+            // Head 0: 4 KiB at sector 0 (behind the gate). Head 3: 4 KiB at sector 1024 (ready).
+            request(fe, 0, TestFrontEnd.DATA, 0, slowData, slowStatus);
+            request(fe, 3, TestFrontEnd.DATA + 0x100, 1024, fastData, fastStatus);
+            fe.submit(0);
+            fe.submit(3);
+            int[] first = fe.awaitUsed(10_000);
+            assertNotNull(first, "the ready read was not completed while the slow one waited");
+            assertEquals(3, first[0], "the ready read completes first");
+            assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(fastStatus)));
+            assertArrayEquals(Arrays.copyOfRange(image, 1024 * 512, 1024 * 512 + 4096), bytes(fe, fastData, 4096));
+
+            device.release.countDown();
+            int[] second = fe.awaitUsed(10_000);
+            assertNotNull(second, "the slow read never completed");
+            assertEquals(0, second[0]);
+            assertEquals(4097, second[1]);
+            assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(slowStatus)));
+            assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), bytes(fe, slowData, 4096));
+            assertEquals(2, server.requestsServed(0));
+        } finally {
+            device.release.countDown();
+            server.close();
+            device.close();
+        }
+    }
+
+    /** A 3-descriptor read request at descriptors head..head+2. */
+    private static void request(TestFrontEnd fe, int head, long header, long sector, long data, long status) {
+        fe.blkHeader(header, VirtioBlk.T_IN, sector);
+        NativeMemory.putByte(fe.host(status), (byte) 0x7f);
+        fe.desc(head, header, 16, Virtqueue.F_NEXT, head + 1);
+        fe.desc(head + 1, data, 4096, Virtqueue.F_NEXT | Virtqueue.F_WRITE, head + 2);
+        fe.desc(head + 2, status, 1, Virtqueue.F_WRITE, 0);
+    }
+
+    private static byte[] bytes(TestFrontEnd fe, long gpa, int len) {
+        byte[] out = new byte[len];
+        for (int i = 0; i < len; i++) {
+            out[i] = NativeMemory.getByte(fe.host(gpa) + i);
+        }
+        return out;
+    }
+}
