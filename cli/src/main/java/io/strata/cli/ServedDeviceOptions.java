@@ -71,11 +71,10 @@ final class ServedDeviceOptions {
         io.strata.registry.prefetch.Prefetcher prefetcher = null;
         if (opened.remote() != null) {
             remotes.add(opened.remote());
-            // Started before the device opens: it plans and fetches on its own threads while the
-            // device parses the same bootstrap and the first client connects.
-            prefetcher = io.strata.registry.prefetch.Prefetcher.start(io.strata.core.image.RafsImage.open(opened.bootstrap()),
-                    opened.remote(), mode, io.strata.registry.prefetch.PrefetchOptions.defaults()
-                            .withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
+            // Started before the device opens: it parses the bootstrap, plans and fetches on its own
+            // threads while the device parses the same bootstrap and the first client connects.
+            prefetcher = io.strata.registry.prefetch.Prefetcher.start(opened.bootstrap(), opened.remote(), mode,
+                    io.strata.registry.prefetch.PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
             prefetchers.add(prefetcher);
         }
         io.strata.core.device.FlatDevice device;

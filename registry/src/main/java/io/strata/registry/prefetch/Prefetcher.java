@@ -46,10 +46,11 @@ import org.slf4j.LoggerFactory;
  * decompressed here. Digests are checked when a read uses a chunk (the core's {@code ChunkStore});
  * a bad chunk is then dropped from the cache ({@code Blob.discard}) and fetched again by the next read.
  *
- * <p><b>Reads and prefetch share the fetches.</b> The plan is registered with each blob
- * ({@link RemoteBlob#usePlan}): a read that misses a chunk of a segment not yet fetched takes that
- * segment at once (ahead of the queue), and a read whose chunk a prefetch request is bringing waits
- * for that request instead of sending its own (single flight, as between reads).
+ * <p><b>Reads and prefetch share the fetches.</b> The table's segments are registered with each
+ * blob ({@link RemoteBlob#usePlan}): a read that misses a chunk of a segment not yet fetched takes
+ * that segment at once (ahead of the queue); a read elsewhere (the rest of {@code all} included)
+ * keeps its readahead. A read whose chunk a prefetch request is bringing waits for that request
+ * instead of sending its own (single flight, as between reads).
  *
  * <p><b>Reads go first.</b> A prefetch keeps at most {@link PrefetchOptions#slots} requests in flight
  * (default 8, the registry client's default concurrency bound, whose semaphore is fair: a read's
@@ -84,7 +85,10 @@ public final class Prefetcher implements AutoCloseable {
     private record Segment(int blob, int[] chunks) {
     }
 
-    private final RafsImage image;
+    /** The image; set by the planner first when started from a bootstrap path (Thread.start orders it for the workers). */
+    private RafsImage image;
+    /** The bootstrap to open on the planner thread, or null when the image was given. */
+    private final java.nio.file.Path bootstrap;
     private final RemoteBlobSource source;
     private final PrefetchMode mode;
     private final PrefetchOptions options;
@@ -104,8 +108,9 @@ public final class Prefetcher implements AutoCloseable {
     private AtomicLongArray blobDone;
     private AtomicIntegerArray blobDecile;
 
-    private Prefetcher(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+    private Prefetcher(RafsImage image, java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
         this.image = image;
+        this.bootstrap = bootstrap;
         this.source = source;
         this.mode = mode;
         this.options = options;
@@ -117,15 +122,28 @@ public final class Prefetcher implements AutoCloseable {
      * once. {@link PrefetchMode#NONE} (or an image without blobs) starts nothing.
      */
     public static Prefetcher start(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        Prefetcher p = new Prefetcher(image, source, mode, options);
-        if (mode == PrefetchMode.NONE || image.blobs().isEmpty()) {
-            p.progress.state = mode == PrefetchMode.NONE ? PrefetchProgress.State.OFF : PrefetchProgress.State.DONE;
+        return start(new Prefetcher(image, null, source, mode, options));
+    }
+
+    /**
+     * As {@link #start(RafsImage, RemoteBlobSource, PrefetchMode, PrefetchOptions)}, opening the
+     * bootstrap on the prefetch thread: a server starts it before it opens its device, and the
+     * parse stays off the path to the first client (a bootstrap that does not open is the
+     * device's error to report; here it only means no prefetch).
+     */
+    public static Prefetcher start(java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+        return start(new Prefetcher(null, bootstrap, source, mode, options));
+    }
+
+    private static Prefetcher start(Prefetcher p) {
+        if (p.mode == PrefetchMode.NONE || (p.image != null && p.image.blobs().isEmpty())) {
+            p.progress.state = p.mode == PrefetchMode.NONE ? PrefetchProgress.State.OFF : PrefetchProgress.State.DONE;
             p.finished.countDown();
             return p;
         }
         p.progress.state = PrefetchProgress.State.RUNNING;
         p.startNanos = System.nanoTime();
-        p.workersLeft.set(options.slots());
+        p.workersLeft.set(p.options.slots());
         Thread planner = new Thread(p::planThenWork, "strata-prefetch-1");
         planner.setDaemon(true);
         planner.start();
@@ -168,6 +186,9 @@ public final class Prefetcher implements AutoCloseable {
     }
 
     private void plan() throws IOException {
+        if (image == null) {
+            image = RafsImage.open(bootstrap);
+        }
         int n = image.blobs().size();
         io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(image);
         blobs = new RemoteBlob[n];
@@ -195,6 +216,7 @@ public final class Prefetcher implements AutoCloseable {
                 tasks.add(new long[] {c.blob(), i});
             }
         }
+        int fromTable = tasks.size();
         if (mode == PrefetchMode.ALL) {
             for (int b = 0; b < n; b++) {
                 for (int i = 0; i < ranges[b].count(); i++) {
@@ -205,12 +227,17 @@ public final class Prefetcher implements AutoCloseable {
                 }
             }
         }
-        segments = group(tasks);
+        // The table's segments, then the rest's (`all`), grouped apart: only the table's are given to
+        // the reads (a read missing a listed file's chunk takes its segment); a read elsewhere keeps
+        // its readahead, which the fill of the whole blob must not replace by 1 MiB pieces without it.
+        List<Segment> tableSegments = group(tasks.subList(0, fromTable));
+        segments = new ArrayList<>(tableSegments);
+        segments.addAll(group(tasks.subList(fromTable, tasks.size())));
         List<List<int[]>> perBlob = new ArrayList<>();
         for (int b = 0; b < n; b++) {
             perBlob.add(new ArrayList<>());
         }
-        for (Segment seg : segments) {
+        for (Segment seg : tableSegments) {
             perBlob.get(seg.blob()).add(seg.chunks());
         }
         for (int b = 0; b < n; b++) {

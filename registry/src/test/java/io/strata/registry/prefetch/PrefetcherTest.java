@@ -180,7 +180,8 @@ class PrefetcherTest {
         }
         long at = image.devices().get(0).mappedBlkaddr() * RafsImage.BLOCK_SIZE + table.uncompressedOffset(c);
         try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), source, FlatDeviceOptions.defaults());
-             Prefetcher p = Prefetcher.start(image, source, PrefetchMode.TABLE, PrefetchOptions.defaults())) {
+             // From the bootstrap's path, as the servers start it (the image is opened on the prefetch thread).
+             Prefetcher p = Prefetcher.start(img.resolve("bootstrap"), source, PrefetchMode.TABLE, PrefetchOptions.defaults())) {
             // app (app/bin, app/lib/x: adjacent in the blob) and other/y: two segments, both on the wire at once.
             long deadline = System.nanoTime() + 30_000_000_000L;
             while (store.prefetchInFlight() < 2 && System.nanoTime() < deadline) {
@@ -204,6 +205,50 @@ class PrefetcherTest {
             bytes += r.length();
         }
         assertEquals(plan.compressedBytes(), bytes, "exactly the listed files' chunks: " + requests);
+    }
+
+    @Test
+    void withAllAReadOutsideTheTableKeepsItsReadaheadWindow() throws Exception {
+        Path img = buildImage(tmp, List.of("app"));
+        RafsImage image = RafsImage.open(img.resolve("bootstrap"));
+        byte[] expected = localDevice(img);
+        ChunkTable table = ChunkTable.buildAll(image)[0];
+        // One slot, slow requests: the prefetch is busy with the table's segment (app) while the read comes.
+        TimedStore store = new TimedStore(new FileBlobStore(img.resolve("blobs"))).delay(1000);
+        RemoteBlobSource source = source(tmp.resolve("cache"), store, FetchPolicy.defaults());
+        // A chunk in the middle of big/data (40 chunks, stored after app's 9 in the blob), far from the table's files.
+        Integer[] byOffset = new Integer[table.size()];
+        for (int k = 0; k < byOffset.length; k++) {
+            byOffset[k] = k;
+        }
+        java.util.Arrays.sort(byOffset, java.util.Comparator.comparingLong(table::compressedOffset));
+        int c = byOffset[9 + 20];
+        assertTrue(table.compressedOffset(c) >= 9L * CHUNK, "past app's chunks");
+        long at = image.devices().get(0).mappedBlkaddr() * RafsImage.BLOCK_SIZE + table.uncompressedOffset(c);
+        try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), source, FlatDeviceOptions.defaults());
+             Prefetcher p = Prefetcher.start(image, source, PrefetchMode.ALL, PrefetchOptions.defaults().withSlots(1))) {
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (store.prefetchInFlight() < 1 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            byte[] got = new byte[4096];
+            dev.read(at, ByteBuffer.wrap(got));
+            assertArrayEquals(java.util.Arrays.copyOfRange(expected, (int) at, (int) at + 4096), got);
+        }
+        String me = Thread.currentThread().getName();
+        List<TimedStore.Request> mine = store.requests().stream().filter(r -> r.thread().equals(me)).toList();
+        assertEquals(1, mine.size(), store.requests().toString());
+        assertEquals(FetchPolicy.DEFAULT_INITIAL_WINDOW, mine.get(0).length(),
+                "the read's own first window, not a 1 MiB piece of the fill: " + mine);
+    }
+
+    @Test
+    void aBootstrapThatDoesNotOpenMeansNoPrefetchNotAnError() throws Exception {
+        Path bad = Files.writeString(tmp.resolve("not-a-bootstrap"), "nothing here");
+        RemoteBlobSource source = source(tmp.resolve("cache"), new FileBlobStore(tmp), FetchPolicy.defaults());
+        Prefetcher p = finish(Prefetcher.start(bad, source, PrefetchMode.TABLE, PrefetchOptions.defaults()));
+        assertEquals(PrefetchProgress.State.FAILED, p.progress().state(), p.progress().toString());
+        p.close();
     }
 
     @Test
