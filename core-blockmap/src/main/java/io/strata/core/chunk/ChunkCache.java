@@ -2,6 +2,7 @@ package io.strata.core.chunk;
 
 import io.strata.core.buffer.NativeBuffer;
 import java.io.IOException;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
@@ -11,22 +12,36 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * Decompressed chunks in off-heap memory, bounded in bytes.
  *
- * <p>Memory is a fixed set of slots, each as large as the largest chunk, allocated on first use and
- * reused after eviction, so a miss allocates no native memory once the cache is warm. Lookup is an
- * array index per blob (no boxing, no hashing): a hit is two atomic operations and no allocation.
- * The first reader of a chunk loads it; concurrent readers of the same chunk wait for that one load.
- * Eviction is CLOCK (second chance) over the slots, skipping chunks that a reader has pinned.
+ * <p>Each cached chunk holds a buffer of the smallest size class that fits it (4 KiB, then four
+ * classes per doubling: 4, 5, 6, 7, 8, 10, 12, 14, 16 KiB ... up to the largest chunk), so a tree of
+ * small files takes about the memory of its bytes, not a largest-chunk-sized slot per chunk (a
+ * 1 MiB slot per 8 KiB file made a 256 MiB cache hold 256 chunks and thrash, and a large one use
+ * 100 times the memory of the data). The bound counts every buffer allocated: those holding chunks
+ * and those kept free for reuse. Buffers are allocated on first use and reused after eviction by the
+ * next chunk of their class, so a miss allocates no native memory once the cache is warm and the
+ * mix of sizes is steady; when a class has no free buffer and the bound is reached, free buffers of
+ * other classes are given back first, then chunks are evicted.
+ *
+ * <p>Lookup is an array index per blob (no boxing, no hashing): a hit is two atomic operations and no
+ * allocation. The first reader of a chunk loads it; concurrent readers of the same chunk wait for
+ * that one load. Eviction is CLOCK (second chance) over the resident chunks, skipping chunks that a
+ * reader has pinned.
  */
 public final class ChunkCache implements AutoCloseable {
-    /** Fills a slot with a chunk's uncompressed bytes; returns how many bytes are valid. */
+    /** Fills a buffer with a chunk's uncompressed bytes; returns how many bytes are valid. */
     @FunctionalInterface
     public interface Loader {
-        int load(int blob, int chunk, NativeBuffer slot) throws IOException;
+        int load(int blob, int chunk, NativeBuffer buffer) throws IOException;
     }
 
     private static final int LOADING = 0;
     private static final int READY = 1;
     private static final int FAILED = 2;
+
+    /** The smallest buffer: one page; a chunk smaller than that still takes one. */
+    static final int MIN_BUFFER = 4096;
+    /** Size classes per doubling: the most a buffer wastes is under a quarter of its chunk. */
+    private static final int CLASSES_PER_DOUBLING = 4;
 
     /** A cached chunk. Pinned while a reader uses its bytes; evicted only when unpinned. */
     public static final class Entry {
@@ -36,7 +51,9 @@ public final class ChunkCache implements AutoCloseable {
         private final AtomicInteger pins = new AtomicInteger(1);
         private volatile int state = LOADING;
         private volatile boolean referenced = true;
-        private int slot = -1;
+        /** Where the entry sits in the CLOCK ring; -1 when it holds no buffer. */
+        private int ringSlot = -1;
+        private int sizeClass;
         private int length;
         private NativeBuffer buffer;
         private Exception failure;
@@ -68,18 +85,32 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
-    private final int slotSize;
-    private final int maxSlots;
-    private final NativeBuffer[] slots;
-    private final Entry[] slotOwner;
-    private final int[] freeSlots;
-    private int freeCount;
-    private int allocatedSlots;
+    private final int maxChunkSize;
+    private final long capacityBytes;
+    /** Buffer size of each class, ascending; the last is at least {@link #maxChunkSize}. */
+    private final int[] classSize;
+
+    // Guarded by lock:
+    /** Free buffers of each class, a stack per class (grown, never shrunk: no allocation once warm). */
+    private final NativeBuffer[][] free;
+    private final int[] freeCount;
+    /** Bytes of every buffer allocated now: holding a chunk, being loaded, or free. At most capacityBytes. */
+    private long allocatedBytes;
+    private long freeBytes;
+    /** Chunks holding a buffer (loading or ready), the CLOCK's ring; null where a slot is unused. */
+    private Entry[] ring = new Entry[64];
+    private int ringUsed;
+    private int[] ringFree = new int[64];
+    private int ringFreeCount;
     private int clockHand;
     private final ReentrantLock lock = new ReentrantLock();
-    private final Condition slotReleased = lock.newCondition();
-    private final AtomicInteger slotWaiters = new AtomicInteger();
-    private final AtomicReferenceArray<Entry>[] index;
+    private final Condition bufferReleased = lock.newCondition();
+    private final AtomicInteger bufferWaiters = new AtomicInteger();
+    /**
+     * Per blob, its chunks' entries. Replaced whole (copy on write) when a device's blobs join or
+     * leave a shared cache; a reader sees the old or the new array, both valid for its own blobs.
+     */
+    private volatile AtomicReferenceArray<Entry>[] index;
 
     private final LongAdder hits = new LongAdder();
     private final LongAdder waits = new LongAdder();
@@ -89,34 +120,134 @@ public final class ChunkCache implements AutoCloseable {
     /** Bytes of pins reserved by {@link #reservePins}. */
     private final java.util.concurrent.atomic.AtomicLong pinReserved = new java.util.concurrent.atomic.AtomicLong();
 
-    /** The smallest useful cache: enough slots that concurrent readers rarely wait for one. */
+    /** The smallest useful cache: room for this many of the largest chunks, so concurrent readers rarely wait. */
     public static final int MIN_SLOTS = 4;
 
     /**
-     * @param capacityBytes the bound on cached bytes (rounded to whole slots, at least {@link #MIN_SLOTS})
-     * @param slotSize the largest chunk any blob holds
+     * @param capacityBytes the bound on cached bytes (at least {@link #MIN_SLOTS} of the largest chunk)
+     * @param maxChunkSize the largest chunk any blob holds
      * @param chunksPerBlob how many chunks each blob has, by blob index
      */
-    @SuppressWarnings("unchecked")
-    public ChunkCache(long capacityBytes, int slotSize, int[] chunksPerBlob) {
-        this.slotSize = slotSize;
-        this.maxSlots = (int) Math.max(MIN_SLOTS, Math.min(Integer.MAX_VALUE / 2, capacityBytes / slotSize));
-        this.slots = new NativeBuffer[maxSlots];
-        this.slotOwner = new Entry[maxSlots];
-        this.freeSlots = new int[maxSlots];
-        this.index = new AtomicReferenceArray[chunksPerBlob.length];
-        for (int b = 0; b < chunksPerBlob.length; b++) {
-            index[b] = new AtomicReferenceArray<>(chunksPerBlob[b]);
-        }
+    public ChunkCache(long capacityBytes, int maxChunkSize, int[] chunksPerBlob) {
+        this(capacityBytes, maxChunkSize);
+        addBlobs(chunksPerBlob);
     }
 
     /**
-     * Returns the chunk pinned, loading it on a miss. The caller must {@link #release} it.
+     * A cache with no blobs yet, to be shared by several devices (the daemon's exports): each adds
+     * its blobs with {@link #addBlobs} and gives them back with {@link #removeBlobs}; all of them
+     * share the one bound and the one CLOCK, so a busy export takes memory an idle one is not using.
+     *
+     * @param maxChunkSize the largest chunk any device using this cache may have
+     */
+    @SuppressWarnings("unchecked")
+    public ChunkCache(long capacityBytes, int maxChunkSize) {
+        if (maxChunkSize <= 0) {
+            throw new IllegalArgumentException("largest chunk size must be positive: " + maxChunkSize);
+        }
+        this.maxChunkSize = maxChunkSize;
+        this.classSize = sizeClasses(maxChunkSize);
+        int largest = classSize[classSize.length - 1];
+        this.capacityBytes = Math.max((long) MIN_SLOTS * largest, capacityBytes);
+        this.free = new NativeBuffer[classSize.length][];
+        for (int c = 0; c < classSize.length; c++) {
+            free[c] = new NativeBuffer[4];
+        }
+        this.freeCount = new int[classSize.length];
+        this.index = new AtomicReferenceArray[0];
+    }
+
+    /** 4 KiB, then {@link #CLASSES_PER_DOUBLING} steps per doubling, up to the first class holding {@code max}. */
+    static int[] sizeClasses(int max) {
+        int[] sizes = new int[8];
+        int n = 0;
+        sizes[n++] = MIN_BUFFER;
+        for (long base = MIN_BUFFER; sizes[n - 1] < max; base *= 2) {
+            for (int step = 1; step <= CLASSES_PER_DOUBLING && sizes[n - 1] < max; step++) {
+                long size = base + base * step / CLASSES_PER_DOUBLING;
+                if (n == sizes.length) {
+                    sizes = Arrays.copyOf(sizes, n * 2);
+                }
+                sizes[n++] = (int) Math.min(size, Integer.MAX_VALUE - 8);
+            }
+        }
+        return Arrays.copyOf(sizes, n);
+    }
+
+    /** The class of the smallest buffer that holds {@code size} bytes. */
+    private int classOf(int size) {
+        int i = Arrays.binarySearch(classSize, size);
+        return i >= 0 ? i : -i - 1;
+    }
+
+    /**
+     * Adds blobs to the cache; returns the index of the first, the others following it. Blob
+     * indexes of blobs removed before are not reused (an int lasts for billions of adds).
+     */
+    @SuppressWarnings("unchecked")
+    public synchronized int addBlobs(int[] chunksPerBlob) {
+        AtomicReferenceArray<Entry>[] old = index;
+        AtomicReferenceArray<Entry>[] grown = Arrays.copyOf(old, old.length + chunksPerBlob.length);
+        for (int b = 0; b < chunksPerBlob.length; b++) {
+            grown[old.length + b] = new AtomicReferenceArray<>(chunksPerBlob[b]);
+        }
+        index = grown;
+        return old.length;
+    }
+
+    /**
+     * Takes blobs {@code first .. first+count-1} out of the cache when their device closes: their
+     * chunks leave it and the memory they held is freed (not kept for other blobs: a removed export
+     * gives its memory back to the system). Nobody may read these blobs any more.
+     */
+    public synchronized void removeBlobs(int first, int count) {
+        lock.lock();
+        try {
+            for (int s = 0; s < ringUsed; s++) {
+                Entry owner = ring[s];
+                if (owner != null && owner.blob >= first && owner.blob < first + count) {
+                    owner.pins.set(-1);
+                    leaveRing(owner);
+                    owner.buffer.close();
+                    allocatedBytes -= classSize[owner.sizeClass];
+                }
+            }
+            bufferReleased.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        AtomicReferenceArray<Entry>[] copy = index.clone();
+        for (int b = first; b < first + count; b++) {
+            copy[b] = new AtomicReferenceArray<>(0); // drops the entries; a stray read fails with an index error
+        }
+        index = copy;
+    }
+
+    /** Bytes of cache memory the chunks of blobs {@code first .. first+count-1} hold now (a device's share). */
+    public long residentBytes(int first, int count) {
+        long bytes = 0;
+        lock.lock();
+        try {
+            for (int s = 0; s < ringUsed; s++) {
+                Entry owner = ring[s];
+                if (owner != null && owner.blob >= first && owner.blob < first + count) {
+                    bytes += classSize[owner.sizeClass];
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        return bytes;
+    }
+
+    /**
+     * Returns the chunk pinned, loading it on a miss into a buffer of at least {@code size} bytes
+     * (its uncompressed size). The caller must {@link #release} it.
      *
      * @throws IOException when loading fails (then every waiter for that load gets the same error,
      *     and the next reader tries again)
      */
-    public Entry acquire(int blob, int chunk, Loader loader) throws IOException {
+    public Entry acquire(int blob, int chunk, int size, Loader loader) throws IOException {
         AtomicReferenceArray<Entry> table = index[blob];
         for (;;) {
             Entry e = table.get(chunk);
@@ -136,12 +267,16 @@ public final class ChunkCache implements AutoCloseable {
                 table.compareAndSet(chunk, e, null); // evicted: help unlink it, then look again
                 continue;
             }
+            if (size <= 0 || size > maxChunkSize) {
+                throw new IllegalArgumentException("chunk " + chunk + " of blob " + blob + " has " + size
+                        + " bytes; this cache holds chunks of 1 to " + maxChunkSize);
+            }
             Entry mine = new Entry(blob, chunk);
             if (!table.compareAndSet(chunk, null, mine)) {
                 continue;
             }
             misses.increment();
-            load(mine, loader);
+            load(mine, size, loader);
             return mine;
         }
     }
@@ -171,10 +306,10 @@ public final class ChunkCache implements AutoCloseable {
 
     /**
      * Memory that a pinned chunk of {@code uncompressedSize} bytes holds (what {@link #reservePins}
-     * is asked for): its slot.
+     * is asked for): the buffer of its size class.
      */
     public int pinCost(int uncompressedSize) {
-        return slotSize;
+        return classSize[classOf(Math.max(1, Math.min(uncompressedSize, maxChunkSize)))];
     }
 
     /**
@@ -186,7 +321,7 @@ public final class ChunkCache implements AutoCloseable {
     public boolean reservePins(long bytes) {
         for (;;) {
             long held = pinReserved.get();
-            if (held + bytes > capacityBytes() / 2) {
+            if (held + bytes > capacityBytes / 2) {
                 return false;
             }
             if (pinReserved.compareAndSet(held, held + bytes)) {
@@ -233,11 +368,9 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
-    private void load(Entry e, Loader loader) throws IOException {
+    private void load(Entry e, int size, Loader loader) throws IOException {
         try {
-            int slot = takeSlot(e);
-            e.slot = slot;
-            e.buffer = slots[slot];
+            takeBuffer(e, classOf(size));
             e.length = loader.load(e.blob, e.chunk, e.buffer);
             bytesLoaded.add(e.length);
             synchronized (e) {
@@ -249,8 +382,8 @@ public final class ChunkCache implements AutoCloseable {
             index[e.blob].compareAndSet(e.chunk, e, null);
             e.pins.set(-1);
             e.failure = ex instanceof Error ? new IOException("loading the chunk failed: " + ex, ex) : (Exception) ex;
-            if (e.slot >= 0) {
-                returnSlot(e.slot);
+            if (e.buffer != null) {
+                returnBuffer(e);
             }
             synchronized (e) {
                 e.state = FAILED;
@@ -261,13 +394,13 @@ public final class ChunkCache implements AutoCloseable {
     }
 
     /**
-     * Unpins a chunk and, if nobody else uses it, frees its slot at once: for chunks that will not be
-     * read from the cache again (a stored chunk, once verified, is served from its file).
+     * Unpins a chunk and, if nobody else uses it, frees its buffer at once: for chunks that will not
+     * be read from the cache again (a stored chunk, once verified, is served from its file).
      */
     public void releaseAndDiscard(Entry e) {
         if (e.pins.compareAndSet(1, -1)) {
             index[e.blob].compareAndSet(e.chunk, e, null);
-            returnSlot(e.slot);
+            returnBuffer(e);
         } else {
             release(e);
         }
@@ -275,40 +408,48 @@ public final class ChunkCache implements AutoCloseable {
 
     /** Unpins a chunk returned by {@link #acquire}. */
     public void release(Entry e) {
-        if (e.pins.decrementAndGet() == 0 && slotWaiters.get() > 0) {
+        if (e.pins.decrementAndGet() == 0 && bufferWaiters.get() > 0) {
             lock.lock();
             try {
-                slotReleased.signalAll();
+                bufferReleased.signalAll();
             } finally {
                 lock.unlock();
             }
         }
     }
 
-    private int takeSlot(Entry owner) {
+    /** Gives {@code owner} a buffer of class {@code c} and a place in the ring. */
+    private void takeBuffer(Entry owner, int c) {
+        int size = classSize[c];
         lock.lock();
         try {
             for (;;) {
-                int s = -1;
-                if (freeCount > 0) {
-                    s = freeSlots[--freeCount];
-                } else if (allocatedSlots < maxSlots) {
-                    s = allocatedSlots;
-                    slots[s] = NativeBuffer.allocate(slotSize);
-                    allocatedSlots++;
-                } else {
-                    s = evictOne();
+                NativeBuffer b = null;
+                if (freeCount[c] > 0) {
+                    b = free[c][--freeCount[c]];
+                    free[c][freeCount[c]] = null;
+                    freeBytes -= size;
+                } else if (allocatedBytes + size <= capacityBytes) {
+                    b = NativeBuffer.allocate(size);
+                    allocatedBytes += size;
+                } else if (freeBytes > 0) {
+                    dropFreeBuffer(); // memory parked in another class: give it back, then try again
+                    continue;
+                } else if (evictOne()) {
+                    continue; // its buffer is free now: reuse it, or give it back for this class
                 }
-                if (s >= 0) {
-                    slotOwner[s] = owner;
-                    return s;
+                if (b != null) {
+                    owner.buffer = b;
+                    owner.sizeClass = c;
+                    joinRing(owner);
+                    return;
                 }
-                // Every slot holds a chunk that a reader is using right now: wait for a release.
-                slotWaiters.incrementAndGet();
+                // Every chunk holding memory is in use by a reader right now: wait for a release.
+                bufferWaiters.incrementAndGet();
                 try {
-                    slotReleased.awaitUninterruptibly();
+                    bufferReleased.awaitUninterruptibly();
                 } finally {
-                    slotWaiters.decrementAndGet();
+                    bufferWaiters.decrementAndGet();
                 }
             }
         } finally {
@@ -316,12 +457,26 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
-    /** CLOCK: clear the referenced bit of recently used chunks, evict the first unpinned cold one. */
-    private int evictOne() {
-        for (int scanned = 0; scanned < 2 * maxSlots; scanned++) {
+    /** Frees one free buffer, the largest class first (fewest calls to make room). Under the lock. */
+    private void dropFreeBuffer() {
+        for (int c = classSize.length - 1; c >= 0; c--) {
+            if (freeCount[c] > 0) {
+                NativeBuffer b = free[c][--freeCount[c]];
+                free[c][freeCount[c]] = null;
+                b.close();
+                freeBytes -= classSize[c];
+                allocatedBytes -= classSize[c];
+                return;
+            }
+        }
+    }
+
+    /** CLOCK: clear the referenced bit of recently used chunks, evict the first unpinned cold one. Under the lock. */
+    private boolean evictOne() {
+        for (int scanned = 0; scanned < 2 * ringUsed; scanned++) {
             int s = clockHand;
-            clockHand = (clockHand + 1) % maxSlots;
-            Entry victim = slotOwner[s];
+            clockHand = clockHand + 1 >= ringUsed ? 0 : clockHand + 1;
+            Entry victim = ring[s];
             if (victim == null || victim.state != READY) {
                 continue;
             }
@@ -331,54 +486,112 @@ public final class ChunkCache implements AutoCloseable {
             }
             if (victim.pins.compareAndSet(0, -1)) {
                 index[victim.blob].compareAndSet(victim.chunk, victim, null);
-                slotOwner[s] = null;
+                parkBuffer(victim);
                 evictions.increment();
-                return s;
+                return true;
             }
         }
-        return -1;
+        return false;
     }
 
-    private void returnSlot(int s) {
+    /** Puts a chunk that leaves the cache back: its buffer on its class's free list. */
+    private void returnBuffer(Entry e) {
         lock.lock();
         try {
-            slotOwner[s] = null;
-            freeSlots[freeCount++] = s;
-            slotReleased.signalAll();
+            parkBuffer(e);
+            bufferReleased.signalAll();
         } finally {
             lock.unlock();
         }
     }
 
-    public int slotSize() {
-        return slotSize;
+    /** Under the lock: the entry leaves the ring, its buffer goes on the free list of its class. */
+    private void parkBuffer(Entry e) {
+        int c = e.sizeClass;
+        leaveRing(e);
+        if (freeCount[c] == free[c].length) {
+            free[c] = Arrays.copyOf(free[c], free[c].length * 2);
+        }
+        free[c][freeCount[c]++] = e.buffer;
+        freeBytes += classSize[c];
+    }
+
+    private void joinRing(Entry e) {
+        int s;
+        if (ringFreeCount > 0) {
+            s = ringFree[--ringFreeCount];
+        } else {
+            if (ringUsed == ring.length) {
+                ring = Arrays.copyOf(ring, ring.length * 2);
+            }
+            s = ringUsed++;
+        }
+        ring[s] = e;
+        e.ringSlot = s;
+    }
+
+    private void leaveRing(Entry e) {
+        int s = e.ringSlot;
+        ring[s] = null;
+        e.ringSlot = -1;
+        if (ringFreeCount == ringFree.length) {
+            ringFree = Arrays.copyOf(ringFree, ringFree.length * 2);
+        }
+        ringFree[ringFreeCount++] = s;
+    }
+
+    /** The largest chunk this cache holds (buffers for load workspaces are sized by it). */
+    public int maxChunkSize() {
+        return maxChunkSize;
     }
 
     public long capacityBytes() {
-        return (long) maxSlots * slotSize;
+        return capacityBytes;
     }
 
-    public CacheStats stats() {
-        int resident;
+    /** Bytes of native memory the cache holds now, chunks and free buffers (at most {@link #capacityBytes}). */
+    long allocatedBytes() {
         lock.lock();
         try {
-            resident = allocatedSlots - freeCount;
+            return allocatedBytes;
         } finally {
             lock.unlock();
         }
-        return new CacheStats(hits.sum(), misses.sum(), waits.sum(), evictions.sum(), bytesLoaded.sum(),
-                (long) resident * slotSize, capacityBytes());
+    }
+
+    public CacheStats stats() {
+        long resident;
+        lock.lock();
+        try {
+            resident = allocatedBytes - freeBytes;
+        } finally {
+            lock.unlock();
+        }
+        return new CacheStats(hits.sum(), misses.sum(), waits.sum(), evictions.sum(), bytesLoaded.sum(), resident, capacityBytes);
     }
 
     @Override
     public void close() {
         lock.lock();
         try {
-            for (int i = 0; i < allocatedSlots; i++) {
-                slots[i].close();
-                slots[i] = null;
+            for (int s = 0; s < ringUsed; s++) {
+                Entry e = ring[s];
+                if (e != null) {
+                    e.buffer.close();
+                    ring[s] = null;
+                }
             }
-            allocatedSlots = 0;
+            for (int c = 0; c < classSize.length; c++) {
+                for (int i = 0; i < freeCount[c]; i++) {
+                    free[c][i].close();
+                    free[c][i] = null;
+                }
+                freeCount[c] = 0;
+            }
+            ringUsed = 0;
+            ringFreeCount = 0;
+            allocatedBytes = 0;
+            freeBytes = 0;
         } finally {
             lock.unlock();
         }

@@ -179,7 +179,7 @@ public final class ChunkStore implements Closeable {
 
     /** The chunk, uncompressed and verified, pinned in the cache until {@link #release}. */
     public ChunkCache.Entry acquire(int blob, int chunk) throws IOException {
-        return cache.acquire(blob, chunk, loader);
+        return cache.acquire(blob, chunk, tables[blob].uncompressedSize(chunk), loader);
     }
 
     /** The chunk pinned if it is in the cache now, else null; loads nothing, counts nothing (see {@link ChunkCache#tryAcquire}). */
@@ -277,7 +277,7 @@ public final class ChunkStore implements Closeable {
                 return ws;
             }
         }
-        Workspace ws = new Workspace(NativeBuffer.allocate(stagingSize), new byte[cache.slotSize()]);
+        Workspace ws = new Workspace(NativeBuffer.allocate(stagingSize), new byte[cache.maxChunkSize()]);
         workspaces.add(ws);
         return ws;
     }

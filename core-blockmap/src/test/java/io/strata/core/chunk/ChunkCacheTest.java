@@ -67,7 +67,7 @@ class ChunkCacheTest {
         try (ChunkCache cache = new ChunkCache(4 * 4096, 4096, new int[] {100})) {
             for (int round = 0; round < 3; round++) {
                 for (int c = 0; c < 100; c++) {
-                    ChunkCache.Entry e = cache.acquire(0, c, loader);
+                    ChunkCache.Entry e = cache.acquire(0, c, 4096, loader);
                     assertEquals(c, e.buffer().view().getInt(0));
                     cache.release(e);
                 }
@@ -77,9 +77,9 @@ class ChunkCacheTest {
             assertTrue(s.residentBytes() <= s.capacityBytes());
             assertTrue(s.evictions() >= 290, s.toString());
             // A pinned chunk is never evicted: hold one, cycle through the others, it stays.
-            ChunkCache.Entry held = cache.acquire(0, 0, loader);
+            ChunkCache.Entry held = cache.acquire(0, 0, 4096, loader);
             for (int c = 1; c < 50; c++) {
-                cache.release(cache.acquire(0, c, loader));
+                cache.release(cache.acquire(0, c, 4096, loader));
             }
             assertEquals(0, held.buffer().view().getInt(0));
             cache.release(held);
@@ -112,7 +112,7 @@ class ChunkCacheTest {
             assertSame(corrupt, waiter.failure(), "the waiter gets the same error");
             assertEquals(1, calls.get(), "one load, shared");
             // The failed entry is gone: the next reader loads again, and this time it works.
-            ChunkCache.Entry ok = cache.acquire(0, 1, (b, c, slot) -> 100);
+            ChunkCache.Entry ok = cache.acquire(0, 1, 100, (b, c, slot) -> 100);
             assertEquals(100, ok.length());
             cache.release(ok);
             assertEquals(2, cache.stats().misses(), "the failed load and the retry; the waiter loaded nothing");
@@ -127,7 +127,7 @@ class ChunkCacheTest {
         private Reader(ChunkCache cache, int chunk, ChunkCache.Loader loader) {
             thread = new Thread(() -> {
                 try {
-                    result.complete(cache.acquire(0, chunk, loader));
+                    result.complete(cache.acquire(0, chunk, 4096, loader));
                 } catch (Throwable t) {
                     result.completeExceptionally(t);
                 }
