@@ -11,23 +11,24 @@ import io.strata.core.os.OpenFile;
 import java.nio.channels.FileChannel;
 
 /**
- * Puts replies on a socket, a batch at a time: small replies (headers, statuses, reads up to
- * {@link #GATHER_LIMIT}) are assembled in one direct buffer (pread for file regions, a copy for
- * cached chunks) and the batch goes out in as few writes as fit; larger reads stream file regions
- * with {@code transferTo} (sendfile). Zeros come from a shared zero page, or are OFFSET_HOLE chunks
- * when structured replies are on. One per connection (only its thread writes), reused for every batch.
+ * Puts replies on a socket, a batch at a time, through one staging buffer: headers, statuses,
+ * cached chunks (a copy) and small file regions (a pread) are appended to it, and it is written
+ * when full and when the batch ends, so a batch of small replies costs one write and a large read of
+ * many small chunks a write per 256 KiB, not one per chunk. File regions of
+ * {@link #SENDFILE_MIN} bytes or more go out with {@code transferTo} (sendfile) after what is staged.
+ * Zeros are OFFSET_HOLE chunks with structured replies, else bytes from a shared zero page. One per
+ * connection (only its thread writes), reused for every batch.
  *
  * <p>Over TLS there is no sendfile: every byte must pass the SSLEngine, so large file regions are
- * read (pread) through the same staging buffer cached chunks use, then encrypted and written.
- * Plaintext connections keep the zero-copy path.
+ * read (pread) through the same staging buffer, then encrypted and written.
  */
 final class ReplyWriter implements SegmentSink, AutoCloseable {
     private static final int COPY_BUFFER = 256 << 10;
     /**
-     * Reads up to this size are gathered, header and data, into one buffer and sent with one write:
-     * for small replies a pread + write beats write + sendfile (fewer syscalls, no sendfile setup).
+     * File regions from this size on are sent with sendfile; smaller ones are read into the staging
+     * buffer: for small pieces a pread and a share of one write beat a write plus a sendfile.
      */
-    static final int GATHER_LIMIT = 128 << 10;
+    static final int SENDFILE_MIN = 64 << 10;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
     /**
@@ -38,6 +39,7 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
     private final NativeBuffer headerMemory = NativeBuffer.allocate(64);
     private final NativeBuffer copyMemory = NativeBuffer.allocate(COPY_BUFFER);
     private final ByteBuffer header = headerMemory.view().duplicate().order(ByteOrder.BIG_ENDIAN);
+    /** The staging buffer: what is appended and not yet written (position = end of it). */
     private final ByteBuffer copy = copyMemory.view().duplicate().order(ByteOrder.BIG_ENDIAN);
     private final ByteBuffer zeros = ZEROS.duplicate();
     private ConnectionIo socket;
@@ -47,18 +49,12 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
     private long offset;
     /** Device offset where the current read ends: its chunk reaching it carries the DONE flag. */
     private long readEnd;
-    /** True while a small reply is being assembled in {@link #copy} rather than sent piece by piece. */
-    private boolean gathering;
     long bytesSent;
-
-    /** Room kept beside a gathered read's data for its headers (structured chunks cost 20-32 bytes each). */
-    private static final int HEADER_SLACK = 8 << 10;
 
     /** Starts a batch of replies, sent by {@link #endBatch}. */
     void beginBatch(ConnectionIo socket, boolean structured) {
         this.socket = socket;
         this.structured = structured;
-        this.gathering = false;
         copy.clear();
     }
 
@@ -68,17 +64,11 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
     }
 
     private void flush() throws IOException {
-        copy.flip();
-        socket.write(copy);
-        copy.clear();
-    }
-
-    /** Makes room for a small reply of about {@code bytes} in the batch buffer and gathers into it. */
-    private void gather(long bytes) throws IOException {
-        if (copy.remaining() < bytes + HEADER_SLACK) {
-            flush();
+        if (copy.position() > 0) {
+            copy.flip();
+            socket.write(copy);
         }
-        gathering = true;
+        copy.clear();
     }
 
     /** Starts a read reply of {@code length} bytes (inside a batch). */
@@ -86,16 +76,10 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
         this.cookie = cookie;
         this.offset = offset;
         this.readEnd = offset + length;
-        if (length <= GATHER_LIMIT) {
-            gather(length);
-        } else {
-            flush();
-            gathering = false;
-        }
         if (!structured) {
             header.clear();
             ReplyHeaders.simple(header, 0, cookie);
-            send(header.flip());
+            stage(header.flip());
         }
     }
 
@@ -105,21 +89,18 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
      * client a separate NONE chunk to parse, one receive per read for libnbd.
      */
     void endRead() {
-        gathering = false;
     }
 
     /** A reply with no payload (inside a batch): simple, or a final structured NONE / ERROR chunk. */
     void status(long cookie, int error) throws IOException {
         this.cookie = cookie;
-        gather(64);
         if (!structured) {
             header.clear();
             ReplyHeaders.simple(header, error, cookie);
-            send(header.flip());
+            stage(header.flip());
         } else {
             done(error);
         }
-        gathering = false;
     }
 
     private void done(int error) throws IOException {
@@ -130,18 +111,16 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
             ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, cookie, 6);
             header.putInt(error).putShort((short) 0);
         }
-        send(header.flip());
+        stage(header.flip());
     }
 
     /** The base:allocation reply (inside a batch): one BLOCK_STATUS chunk with DONE. */
     void blockStatus(long cookie, ByteBuffer descriptors) throws IOException {
-        gather(descriptors.remaining() + 64);
         header.clear();
         ReplyHeaders.structured(header, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, cookie, 4 + descriptors.remaining());
         header.putInt(Negotiated.ALLOCATION_CONTEXT_ID);
-        send(header.flip());
-        send(descriptors);
-        gathering = false;
+        stage(header.flip());
+        stage(descriptors);
     }
 
     /** DONE for the chunk that ends the read (segments arrive in order and cover the read exactly). */
@@ -154,7 +133,7 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
             header.clear();
             ReplyHeaders.structured(header, lastChunkFlag(length), REPLY_TYPE_OFFSET_DATA, cookie, (int) (8 + length));
             header.putLong(offset);
-            send(header.flip());
+            stage(header.flip());
         }
         offset += length;
     }
@@ -163,64 +142,43 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
     public void file(OpenFile region, long position, long length) throws IOException {
         FileChannel file = region.channel();
         dataChunkHeader(length);
-        if (gathering) {
-            int end = copy.position() + (int) length;
-            copy.limit(end);
-            long pos = position;
-            while (copy.hasRemaining()) {
-                int n = file.read(copy, pos);
-                if (n < 0) {
-                    throw new IOException("file ends at " + pos + " inside its segment");
-                }
-                pos += n;
-            }
-            copy.limit(copy.capacity());
-            bytesSent += length;
-            return;
-        }
-        if (socket.zeroCopy()) {
+        if (length >= SENDFILE_MIN && socket.zeroCopy()) {
+            flush(); // what is staged goes first
             socket.transfer(file, position, length);
         } else {
-            copyFile(file, position, length);
+            long pos = position;
+            long end = position + length;
+            while (pos < end) {
+                if (!copy.hasRemaining()) {
+                    flush();
+                }
+                int limit = copy.limit();
+                copy.limit((int) Math.min(limit, copy.position() + (end - pos)));
+                while (copy.hasRemaining()) {
+                    int n = file.read(copy, pos);
+                    if (n < 0) {
+                        throw new IOException("file ends at " + pos + " inside its segment");
+                    }
+                    pos += n;
+                }
+                copy.limit(limit);
+            }
         }
         bytesSent += length;
-    }
-
-    /** A large file region through the staging buffer, for connections sendfile cannot feed (TLS). */
-    private void copyFile(FileChannel file, long position, long length) throws IOException {
-        long pos = position;
-        long end = position + length;
-        while (pos < end) {
-            copy.clear().limit((int) Math.min(copy.capacity(), end - pos));
-            while (copy.hasRemaining()) {
-                int n = file.read(copy, pos);
-                if (n < 0) {
-                    throw new IOException("file ends at " + pos + " inside its segment");
-                }
-                pos += n;
-            }
-            send(copy.flip());
-        }
-        copy.clear(); // the staging is sent: the batch buffer starts empty again
     }
 
     @Override
     public void memory(NativeBuffer buffer, int off, int length) throws IOException {
         dataChunkHeader(length);
-        if (gathering) {
-            buffer.copyTo(off, copy, length);
-            bytesSent += length;
-            return;
-        }
         int done = 0;
         while (done < length) {
-            int n = Math.min(copy.capacity(), length - done);
-            copy.clear();
+            if (!copy.hasRemaining()) {
+                flush();
+            }
+            int n = Math.min(copy.remaining(), length - done);
             buffer.copyTo(off + done, copy, n);
-            send(copy.flip());
             done += n;
         }
-        copy.clear(); // the staging is sent: the batch buffer starts empty again
         bytesSent += length;
     }
 
@@ -230,7 +188,7 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
             header.clear();
             ReplyHeaders.structured(header, lastChunkFlag(length), REPLY_TYPE_OFFSET_HOLE, cookie, 12);
             header.putLong(offset).putInt((int) length);
-            send(header.flip());
+            stage(header.flip());
             offset += length;
             return;
         }
@@ -238,18 +196,23 @@ final class ReplyWriter implements SegmentSink, AutoCloseable {
         while (left > 0) {
             int n = (int) Math.min(zeros.capacity(), left);
             zeros.clear().limit(n);
-            send(zeros);
+            stage(zeros);
             left -= n;
         }
         bytesSent += length;
     }
 
-    private void send(ByteBuffer b) throws IOException {
-        if (gathering) {
-            copy.put(b);
-            return;
+    /** Appends {@code b} to the staging buffer, writing it out whenever it fills. */
+    private void stage(ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            if (!copy.hasRemaining()) {
+                flush();
+            }
+            int n = Math.min(copy.remaining(), b.remaining());
+            copy.put(copy.position(), b, b.position(), n);
+            copy.position(copy.position() + n);
+            b.position(b.position() + n);
         }
-        socket.write(b);
     }
 
     /** Frees the buffers; the writer must not be used afterwards. */
