@@ -118,11 +118,14 @@ public final class RemoteBlobSource implements BlobSource {
                 e = readahead;
                 if (e == null) {
                     AtomicInteger n = new AtomicInteger();
-                    e = java.util.concurrent.Executors.newFixedThreadPool(READAHEAD_THREADS, r -> {
-                        Thread t = new Thread(r, "strata-readahead-" + n.incrementAndGet());
-                        t.setDaemon(true);
-                        return t;
-                    });
+                    java.util.concurrent.ThreadPoolExecutor pool = new java.util.concurrent.ThreadPoolExecutor(READAHEAD_THREADS,
+                            READAHEAD_THREADS, 30, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.LinkedBlockingQueue<>(), r -> {
+                                Thread t = new Thread(r, "strata-readahead-" + n.incrementAndGet());
+                                t.setDaemon(true);
+                                return t;
+                            });
+                    pool.allowCoreThreadTimeOut(true); // idle threads go: a source lives as long as its image is served
+                    e = pool;
                     readahead = e;
                 }
             }
