@@ -1,27 +1,41 @@
 package io.strata.core.buffer;
 
+import io.strata.core.os.Native;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
-import net.openhft.chronicle.bytes.BytesStore;
-import net.openhft.chronicle.core.UnsafeMemory;
+import java.nio.ByteOrder;
 
 /**
- * Strata's own off-heap buffer: fixed capacity, allocated once and reused. It is backed by a
- * Chronicle Bytes store (design.md section 7) but hides it, so that a later move to
+ * Strata's own off-heap buffer: fixed capacity, allocated once and reused, freed by {@link #close()}.
+ * A direct ByteBuffer in the host's byte order underneath, hidden so that a later move to
  * {@code java.lang.foreign} touches only this class.
+ *
+ * <p>It was a Chronicle Bytes store until start-up was measured (issue 10 item 4): the first
+ * Chronicle store initialises Chronicle Core and its POSIX layer over jnr-ffi, about 700 classes,
+ * which every NBD server paid on its first connection. The JDK's direct buffer gives the same
+ * memory (Chronicle allocated one too) without any of that.
  *
  * <p>The {@link #view()} ByteBuffer is shared by every user of the buffer: use absolute get/put only,
  * or {@link #copyTo}, never its position or limit.
  */
 public final class NativeBuffer implements AutoCloseable {
-    private final BytesStore<?, ByteBuffer> store;
+    /**
+     * sun.misc.Unsafe.invokeCleaner(ByteBuffer) (jdk.unsupported, JDK 9+): frees a direct buffer's
+     * memory now rather than whenever the GC finds the buffer unreachable, so a closed connection's
+     * buffers are gone at once. Looked up reflectively: javac warns on every direct use.
+     */
+    private static final MethodHandle INVOKE_CLEANER = invokeCleaner();
+
     private final ByteBuffer view;
     private final long address;
     private final int capacity;
+    private boolean closed;
 
     private NativeBuffer(int capacity) {
-        this.store = BytesStore.elasticByteBuffer(capacity, capacity);
-        this.view = store.underlyingObject();
-        this.address = store.addressForRead(0);
+        this.view = ByteBuffer.allocateDirect(capacity).order(ByteOrder.nativeOrder());
+        this.address = Native.addressOf(view);
         this.capacity = capacity;
     }
 
@@ -57,7 +71,7 @@ public final class NativeBuffer implements AutoCloseable {
     /** Copies {@code length} bytes from {@code offset} to native memory at {@code targetAddress}. */
     public void copyToAddress(int offset, long targetAddress, int length) {
         checkRange(offset, length);
-        UnsafeMemory.MEMORY.copyMemory(address + offset, targetAddress, length);
+        NativeMemory.copy(address + offset, targetAddress, length);
     }
 
     private void checkRange(int offset, int length) {
@@ -67,7 +81,28 @@ public final class NativeBuffer implements AutoCloseable {
     }
 
     @Override
-    public void close() {
-        store.releaseLast();
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            INVOKE_CLEANER.invokeExact(view);
+        } catch (Throwable e) {
+            throw new IllegalStateException("cannot free a direct buffer", e);
+        }
+    }
+
+    private static MethodHandle invokeCleaner() {
+        try {
+            Class<?> unsafeClass = Class.forName("sun.misc.Unsafe");
+            java.lang.reflect.Field f = unsafeClass.getDeclaredField("theUnsafe");
+            f.setAccessible(true);
+            Object unsafe = f.get(null);
+            return MethodHandles.lookup().findVirtual(unsafeClass, "invokeCleaner", MethodType.methodType(void.class, ByteBuffer.class))
+                    .bindTo(unsafe);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new ExceptionInInitializerError(e);
+        }
     }
 }
