@@ -21,7 +21,7 @@ public final class Main {
     }
 
     static int run(String... args) {
-        CommandLine cli = new CommandLine(new StrataCommand());
+        CommandLine cli = commandLine(args);
         cli.setParameterExceptionHandler((ex, argv) -> {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
@@ -49,6 +49,48 @@ public final class Main {
             return EXIT_FAILURE;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * The command line for {@code args}. picocli builds its model of every command it is given when
+     * it is given it (reflection over each option, an annotation proxy for each), and for all of
+     * Strata's commands that was the largest part of a server's start-up (docs/benchmarks.md,
+     * "Start-up and idle footprint"). So when the arguments name a subcommand after nothing but
+     * {@code --log-format}, the root gets only that subcommand (with its own subcommands); help,
+     * the version, no command, {@code help} or a name picocli must answer with suggestions get
+     * {@link StrataCommand}, the whole tree. Parsing, help and errors of the named command are the
+     * same either way: it is the same class under the same root.
+     */
+    static CommandLine commandLine(String... args) {
+        Class<?> named = null;
+        for (int i = 0; i < args.length && named == null; i++) {
+            String a = args[i];
+            if (a.equals("--log-format")) {
+                i++; // its value
+            } else if (!a.startsWith("--log-format=")) {
+                named = a.startsWith("-") ? null : subcommand(a);
+                if (named == null) {
+                    break;
+                }
+            }
+        }
+        if (named == null || named == CommandLine.HelpCommand.class) {
+            return new CommandLine(new StrataCommand());
+        }
+        CommandLine root = new CommandLine(new StrataRoot());
+        root.addSubcommand(new CommandLine(named));
+        return root;
+    }
+
+    /** The subcommand class of StrataCommand named {@code name}, or null. */
+    private static Class<?> subcommand(String name) {
+        for (Class<?> c : StrataCommand.class.getAnnotation(CommandLine.Command.class).subcommands()) {
+            CommandLine.Command command = c.getAnnotation(CommandLine.Command.class);
+            if (command != null && (command.name().equals(name) || java.util.Arrays.asList(command.aliases()).contains(name))) {
+                return c;
+            }
+        }
+        return null;
     }
 
     /**

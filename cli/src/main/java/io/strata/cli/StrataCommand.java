@@ -3,40 +3,13 @@ package io.strata.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** The {@code strata} command: one subcommand per job, each in its own class. */
-@Command(name = "strata",
-        mixinStandardHelpOptions = true,
-        versionProvider = StrataCommand.Version.class,
-        description = "Serve container images (Nydus RAFS v6 / EROFS) as flat block devices.",
-        subcommands = {BuildCommand.class, PushCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
-                AttachCommand.class, CommandLine.HelpCommand.class})
-public final class StrataCommand implements Runnable {
-    @CommandLine.Spec
-    CommandLine.Model.CommandSpec spec;
-
-    /**
-     * Inherited by every subcommand, so it may follow the subcommand's name too
-     * ({@code strata serve nbd --log-format json ...}); applied as soon as it is parsed.
-     */
-    @CommandLine.Option(names = "--log-format", paramLabel = "text|json", scope = CommandLine.ScopeType.INHERIT,
-            converter = LogFormat.Converter.class, completionCandidates = LogFormat.Names.class,
-            description = "Log lines as text (default; without timestamps when stderr is the systemd journal, which adds them) "
-                    + "or json: one object per line with time, level, logger, message and exception, for log shippers.")
-    void logFormat(LogFormat format) {
-        LogFormat.use(format);
-    }
-
-    @Override
-    public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
-    }
-
-    /** Reports the version from the jar manifest. */
-    static final class Version implements CommandLine.IVersionProvider {
-        @Override
-        public String[] getVersion() {
-            String v = StrataCommand.class.getPackage().getImplementationVersion();
-            return new String[] {"strata " + (v == null ? "(development build)" : v)};
-        }
-    }
+/**
+ * The {@code strata} command with every subcommand, one per job, each in its own class: the whole
+ * command line, as help, the man pages and the completion script show it. Its name, options and
+ * help come from {@link StrataRoot} (picocli reads the {@code @Command} of each class in the
+ * hierarchy).
+ */
+@Command(subcommands = {BuildCommand.class, PushCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
+        AttachCommand.class, CommandLine.HelpCommand.class})
+public final class StrataCommand extends StrataRoot {
 }
