@@ -70,6 +70,10 @@ class DebianPackageIT {
             }
 
             assertEquals("strata " + Dist.version(), Dist.run(List.of("/usr/bin/strata", "--version"), USER_ENV, 60, tmp).strip());
+            // postinst made the class-data archive for the installed jars and the JDK apt ran with.
+            try (var archives = Files.list(Paths.get("/usr/share/strata/cds"))) {
+                assertTrue(archives.anyMatch(p -> p.getFileName().toString().matches("strata-java-.*\\.jsa")), "no class-data archive");
+            }
 
             assertEquals("/usr/share/man/man1/strata-serve.1.gz", Dist.run(List.of("man", "-w", "strata-serve"), Map.of(), 60, tmp).strip());
             String page = Dist.run(List.of("man", "strata-serve"), Map.of("MANWIDTH", "200", "LC_ALL", "C", "MANPAGER", "cat", "PAGER", "cat"), 60, tmp);
@@ -94,6 +98,7 @@ class DebianPackageIT {
             }
         }
         assertEquals(List.of(), left, "files of the package left after purge");
+        // Including the class-data archive postinst made, which is no file of the package (prerm removes it).
         assertFalse(Files.exists(Paths.get("/usr/share/strata")), "/usr/share/strata left after purge");
     }
 
