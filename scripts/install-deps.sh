@@ -26,6 +26,7 @@ packages=(
   systemd          # systemd-socket-activate, systemd-analyze: SystemdIT (socket activation, the shipped units)
   python3          # SystemdIT's NOTIFY_SOCKET reader (a unix datagram socket, as systemd reads it)
   prometheus       # promtool check metrics: MetricsIT lints a live scrape of --metrics-listen (the server itself is kept off, below)
+  curl             # DaemonIT: the control API through curl --unix-socket, as an operator calls it
 )
 
 missing=()

@@ -1,18 +1,181 @@
 package io.strata.cli;
 
+import io.strata.core.chunk.ChunkCache;
+import io.strata.nbd.ExportRegistry;
+import io.strata.nbd.NbdServer;
+import io.strata.registry.prefetch.PrefetchMode;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** {@code strata serve}: the servers, one subcommand per transport. */
+/**
+ * {@code strata serve}: with a transport subcommand, one server for the images given at start;
+ * without one, the daemon ({@link Daemon}): exports added and removed at runtime through the
+ * control API on {@code --control PATH} ({@link ControlServer}; {@code strata ctl} is its client)
+ * and the optional {@code --config FILE}, re-read on SIGHUP.
+ */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve an image as a block device over a transport.",
+        description = {"Serve images as block devices: 'serve nbd' and 'serve vhost-user' serve the images given at start;",
+                "without a transport, 'serve --control PATH' is the daemon: NBD exports and vhost-user sockets added and removed",
+                "at runtime through its control API (HTTP/1.1 + JSON on that unix socket; 'strata ctl' is its client), all sharing",
+                "one chunk cache. SIGHUP re-reads --config FILE and applies the difference."},
         subcommands = {ServeNbdCommand.class, ServeVhostUserCommand.class})
-final class ServeCommand implements Runnable {
+final class ServeCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    @Option(names = "--control", paramLabel = "PATH", description = "The daemon's control socket (HTTP/1.1 + JSON, mode 0600), e.g. /run/strata/control.sock.")
+    Path control;
+
+    @Option(names = "--config", paramLabel = "FILE",
+            description = "Exports to serve, as JSON: {\"exports\": [{\"kind\": \"nbd\", \"name\": \"web\", \"source\": \"/images/web/bootstrap\"}, ...]}, "
+                    + "each as POST /api/v1/exports takes it; re-read on SIGHUP, which adds, removes and replaces exports to match.")
+    Path config;
+
+    @Option(names = "--socket", paramLabel = "PATH", description = "The NBD listener's unix socket (the NBD exports are named exports on it).")
+    Path socket;
+
+    @Option(names = "--tcp", paramLabel = "[HOST][:PORT]",
+            description = "The NBD listener on TCP: PORT, :PORT, HOST, HOST:PORT or [IPV6]:PORT; the host defaults to 127.0.0.1, the port to 10809.")
+    String tcp;
+
+    @Option(names = "--socket-mode", paramLabel = "OCTAL", defaultValue = "0600", converter = SocketModeConverter.class,
+            description = "Permissions of the NBD --socket and of every vhost-user socket (default: ${DEFAULT-VALUE}).")
+    int socketMode;
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "256M",
+            description = "Decompressed-chunk memory shared by all exports (default: ${DEFAULT-VALUE}).")
+    long cacheSize;
+
+    @Option(names = "--max-chunk-size", paramLabel = "SIZE", converter = SizeConverter.class, defaultValue = "1M",
+            description = "The largest chunk an image may have (the shared cache's largest buffer class; strata build's default chunk is 1M; default: ${DEFAULT-VALUE}).")
+    long maxChunkSize;
+
+    @Option(names = "--legacy-kernel", description = "Serve RAFS images with a rewritten bootstrap for kernels 5.15-6.3.")
+    boolean legacyKernel;
+
+    @Option(names = "--prefetch", paramLabel = "MODE", defaultValue = "table",
+            description = "For images given by reference: none, table or all (as serve nbd; default: ${DEFAULT-VALUE}).")
+    String prefetch;
+
+    @CommandLine.Mixin
+    RemoteImageOptions registry;
+
+    @CommandLine.Mixin
+    MetricsLine metrics;
+
     @Override
-    public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a transport: nbd or vhost-user");
+    public Integer call() throws Exception {
+        CommandLine cmd = spec.commandLine();
+        if (control == null) {
+            throw new CommandLine.ParameterException(cmd, "name a transport (nbd or vhost-user), or give --control PATH to run the daemon");
+        }
+        if (maxChunkSize < 4096 || maxChunkSize > (64L << 20) || Long.bitCount(maxChunkSize) != 1) {
+            throw new CommandLine.ParameterException(cmd, "--max-chunk-size must be a power of two from 4K to 64M");
+        }
+        if (cacheSize < maxChunkSize) {
+            throw new CommandLine.ParameterException(cmd, "--cache-size must hold at least one chunk (--max-chunk-size)");
+        }
+        metrics.check(cmd);
+        PrefetchMode mode;
+        try {
+            mode = PrefetchMode.parse(prefetch);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cmd, e.getMessage());
+        }
+        TcpListenAddress listen = null;
+        if (tcp != null) {
+            try {
+                listen = TcpListenAddress.parse(tcp);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(cmd, e.getMessage());
+            }
+        }
+        DaemonConfig initial = config == null ? null : DaemonConfig.read(config);
+        List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
+
+        ExportRegistry nbdExports = new ExportRegistry();
+        NbdServer nbd = new NbdServer(nbdExports, NbdServer.Options.defaults().withSocketMode(socketMode));
+        boolean nbdListening = socket != null || tcp != null || !activated.isEmpty();
+        Daemon daemon = new Daemon(cmd, registry, mode, legacyKernel, new ChunkCache(cacheSize, (int) maxChunkSize), nbdExports, nbd,
+                nbdListening, socketMode, metrics.served);
+        ControlServer controlServer = null;
+        try {
+            if (socket != null) {
+                nbd.listenUnix(socket);
+            }
+            if (listen != null) {
+                InetSocketAddress a = nbd.listenTcp(listen.host(), listen.port());
+                CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
+            }
+            for (ServerSocketChannel listener : activated) {
+                nbd.listenOn(listener);
+            }
+            if (initial != null) {
+                CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
+            }
+            controlServer = ControlServer.start(daemon, control);
+        } catch (Exception e) {
+            if (controlServer != null) {
+                controlServer.close();
+            }
+            daemon.close();
+            throw e;
+        }
+        ControlServer api = controlServer;
+        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            CommandLoggers.serve().info("stopping on signal");
+            systemd.stopping();
+            try {
+                api.close();
+            } catch (Exception e) {
+                CommandLoggers.serve().warn("control: stop: {}", e.getMessage());
+            }
+            daemon.close();
+            stopped.countDown();
+        }, "strata-shutdown"));
+        onHangup(daemon, config);
+        try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+                AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> "exports=" + daemon.exports().size() + "; "
+                        + daemon.nbd().metrics().snapshot() + "; cache " + daemon.cache().stats())) {
+            systemd.ready("serving " + daemon.exports().size() + " export(s); control on " + control);
+            stopped.await();
+        }
+        return 0;
+    }
+
+    /**
+     * SIGHUP re-reads the config and applies the difference, on a thread of its own (a signal
+     * handler must not block); a config that does not parse is logged and changes nothing.
+     * sun.misc.Signal (module jdk.unsupported) is the JDK's only way to catch a signal.
+     */
+    private static void onHangup(Daemon daemon, Path config) {
+        sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> {
+            Thread t = new Thread(() -> {
+                if (config == null) {
+                    CommandLoggers.serve().info("SIGHUP: no --config to re-read; the exports stay as they are");
+                    return;
+                }
+                try {
+                    DaemonConfig c = DaemonConfig.read(config);
+                    CommandLoggers.serve().info("SIGHUP: config {}: {}", config, daemon.apply(c.exports()));
+                } catch (IOException e) {
+                    CommandLoggers.serve().warn("SIGHUP: {}; the exports stay as they are", e.getMessage());
+                } catch (RuntimeException e) {
+                    CommandLoggers.serve().error("SIGHUP: applying {} failed", config, e);
+                }
+            }, "strata-reload");
+            t.setDaemon(true);
+            t.start();
+        });
     }
 }

@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  * help come from {@link StrataRoot} (picocli reads the {@code @Command} of each class in the
  * hierarchy).
  */
-@Command(subcommands = {BuildCommand.class, PushCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class,
+@Command(subcommands = {BuildCommand.class, PushCommand.class, InspectCommand.class, ExportCommand.class, ServeCommand.class, CtlCommand.class,
         AttachCommand.class, CommandLine.HelpCommand.class})
 public final class StrataCommand extends StrataRoot {
 }

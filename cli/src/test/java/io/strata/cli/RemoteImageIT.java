@@ -283,4 +283,44 @@ class RemoteImageIT {
         }
         return sums;
     }
+
+    /**
+     * The daemon serves one reference as two exports through one registry client and one disk
+     * cache: both copies equal the local export, and the second export's reads are all disk-cache
+     * hits (the first export's fetches filled the blob they share).
+     */
+    @Test
+    void theDaemonSharesOneRegistryClientAndDiskCacheBetweenExports(@TempDir Path tmp) throws Exception {
+        HostTools.requireTool("curl", "curl");
+        Path control = tmp.resolve("c.sock");
+        Path nbd = tmp.resolve("d.sock");
+        try (StrataProcess.Server daemon = StrataProcess.start(tmp, "daemon", "serve", "--control", control.toString(), "--socket",
+                nbd.toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "none", "--metrics-interval", "0",
+                "--metrics-listen", "127.0.0.1:0")) {
+            daemon.awaitLog("control: listening on");
+            String log = daemon.awaitLog("Prometheus endpoint on");
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("Prometheus endpoint on (http://127\\.0\\.0\\.1:\\d+/metrics)").matcher(log);
+            assertTrue(m.find(), log);
+            for (String name : List.of("one", "two")) {
+                String out = HostTools.run(List.of("curl", "-sS", "--max-time", "120", "--unix-socket", control.toString(), "-w", "\n%{http_code}",
+                        "-X", "POST", "--data-binary", "{\"kind\":\"nbd\",\"name\":\"" + name + "\",\"source\":\"" + ref + "\"}",
+                        "http://strata/api/v1/exports"));
+                assertTrue(out.endsWith("\n201"), out);
+                Path copy = tmp.resolve(name + ".raw");
+                HostTools.run(List.of("nbdcopy", "nbd+unix:///" + name + "?socket=" + nbd, copy.toString()));
+                assertSameAsLocalExport(copy);
+            }
+            String scrape = HostTools.run(List.of("curl", "-sSf", "--max-time", "30", m.group(1)));
+            assertEquals(1, scrape.lines().filter(l -> l.startsWith("strata_registry_requests_total{")).count(),
+                    "one registry client, one registry: " + scrape);
+            assertTrue(value(scrape, "strata_disk_cache_misses_total{export=\"one\"}") > 0, scrape);
+            assertEquals(0, value(scrape, "strata_disk_cache_misses_total{export=\"two\"}"),
+                    "the second export read the chunks the first one's reads put in the shared disk cache: " + scrape);
+        }
+    }
+
+    private static double value(String scrape, String series) {
+        return scrape.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1).strip()))
+                .findFirst().orElseThrow(() -> new AssertionError("no " + series + " in:\n" + scrape));
+    }
 }

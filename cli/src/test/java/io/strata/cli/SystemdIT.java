@@ -35,7 +35,7 @@ class SystemdIT {
      * Binds a unix datagram socket (a path, or @name in the abstract namespace), prints each
      * datagram on one line ('|' for its newlines) and exits after STOPPING=1, or fails after 120 s.
      */
-    private static final String RECEIVER = String.join("\n",
+    static final String RECEIVER = String.join("\n",
             "import socket, sys",
             "a = sys.argv[1]",
             "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",

@@ -22,6 +22,19 @@ public final class ExportRegistry {
         }
     }
 
+    /**
+     * Takes an export out (the daemon's remove): new clients no longer find it; connected ones are
+     * the server's to end. If it was the default, the oldest remaining export becomes the default.
+     * Returns the export, or null if there was none of that name.
+     */
+    public synchronized Export remove(String name) {
+        Export e = byName.remove(name);
+        if (e != null && e == defaultExport) {
+            defaultExport = byName.isEmpty() ? null : byName.values().iterator().next();
+        }
+        return e;
+    }
+
     /** The export for a client's name; the empty name means the default export. Null if none. */
     public synchronized Export find(String name) {
         if (name.isEmpty()) {

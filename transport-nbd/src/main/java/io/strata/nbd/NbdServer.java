@@ -111,6 +111,8 @@ public final class NbdServer implements Closeable {
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
     /** What ends each open connection: closing its socket (handshake) or stopping its Connection. */
     private final Set<Runnable> open = ConcurrentHashMap.newKeySet();
+    /** Connections in transmission, by export: what {@link #clients} counts and {@link #disconnect} ends. */
+    private final ConcurrentHashMap<Export, Set<Connection>> byExport = new ConcurrentHashMap<>();
     private final AtomicInteger connectionIds = new AtomicInteger();
     /** Connections accepted from the listeners and not yet closed (the --max-connections count). */
     private final AtomicInteger accepted = new AtomicInteger();
@@ -315,7 +317,7 @@ public final class NbdServer implements Closeable {
                 LOG.info("nbd {}: aborted the handshake", peer);
                 return;
             }
-            serveNegotiated(ch, handshake.tlsChannel(), peer, n);
+            serveNegotiated(ch, handshake.tlsChannel(), peer, n, true);
         } catch (RuntimeException e) {
             LOG.error("nbd {}: connection failed", peer, e); // a bug: this connection ends, the server goes on
         } catch (IOException e) {
@@ -363,7 +365,7 @@ public final class NbdServer implements Closeable {
     }
 
     /** Serves transmission on {@code ch}, through {@code tls} when STARTTLS set it up (else null). */
-    private void serveNegotiated(SocketChannel ch, TlsChannel tls, String peer, Negotiated n) throws IOException {
+    private void serveNegotiated(SocketChannel ch, TlsChannel tls, String peer, Negotiated n, boolean fromRegistry) throws IOException {
         LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}{}", peer, n.export().name(), n.export().device().size(),
                 n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "",
                 tls != null ? ", " + tls.describe() : "");
@@ -371,15 +373,55 @@ public final class NbdServer implements Closeable {
         Runnable stop = c::stop;
         open.add(stop);
         n.export().counters().connectionOpened();
+        Export export = n.export();
+        byExport.compute(export, (k, set) -> {
+            Set<Connection> s = set != null ? set : ConcurrentHashMap.newKeySet();
+            s.add(c);
+            return s;
+        });
         try {
-            if (closed) {
+            // An export removed while this client chose it: disconnect() ran before we were in byExport,
+            // so end here (after the registry removal, find no longer returns it).
+            if (closed || (fromRegistry && exports.find(export.name()) != export)) {
                 c.stop();
             }
             String why = c.serve();
             LOG.info("nbd {}: closed: {}", peer, why);
         } finally {
             n.export().counters().connectionClosed();
+            byExport.computeIfPresent(export, (k, set) -> {
+                set.remove(c);
+                return set.isEmpty() ? null : set;
+            });
             open.remove(stop);
+        }
+    }
+
+    /** Clients in transmission on {@code export} now. */
+    public int clients(Export export) {
+        Set<Connection> set = byExport.get(export);
+        return set == null ? 0 : set.size();
+    }
+
+    /**
+     * Ends every connection serving {@code export}, which the caller has already taken out of the
+     * registry (so no new client reaches it), and waits up to {@code wait} until each has finished:
+     * its socket is closed and its loads are done, so the device may be closed. True when all ended.
+     */
+    public boolean disconnect(Export export, Duration wait) throws InterruptedException {
+        long deadline = System.nanoTime() + wait.toNanos();
+        for (;;) {
+            Set<Connection> set = byExport.get(export);
+            if (set == null || set.isEmpty()) {
+                return true;
+            }
+            for (Connection c : set) {
+                c.stop();
+            }
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.sleep(10); // a connection ends within one wake-up of its thread; nothing to wait on but that
         }
     }
 
@@ -391,7 +433,7 @@ public final class NbdServer implements Closeable {
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
         try {
-            serveNegotiated(ch, null, peer, new Negotiated(export, false, false));
+            serveNegotiated(ch, null, peer, new Negotiated(export, false, false), false);
         } catch (IOException e) {
             LOG.info("nbd {}: closed: {}", peer, e.getMessage());
         } finally {

@@ -115,6 +115,11 @@ public final class VhostUserServer implements Closeable {
         return counters;
     }
 
+    /** Whether a front-end (QEMU) is connected now. */
+    public boolean connected() {
+        return current != null;
+    }
+
     public int sessionCount() {
         return sessions.get();
     }

@@ -181,18 +181,63 @@ public final class ChunkCache implements AutoCloseable {
     }
 
     /**
-     * Adds blobs to the cache; returns the index of the first, the others following it. Blob
-     * indexes of blobs removed before are not reused (an int lasts for billions of adds).
+     * One device's blobs in a shared cache: blob indexes {@code first .. first+count-1}, and that
+     * device's own counters (the cache's are the sum over all devices).
+     */
+    public static final class Share {
+        private final int first;
+        private final int count;
+        private final LongAdder hits = new LongAdder();
+        private final LongAdder waits = new LongAdder();
+        private final LongAdder misses = new LongAdder();
+        private final LongAdder evictions = new LongAdder();
+        private final LongAdder bytesLoaded = new LongAdder();
+
+        Share(int first, int count) {
+            this.first = first;
+            this.count = count;
+        }
+
+        /** The cache-wide index of this device's blob 0. */
+        public int first() {
+            return first;
+        }
+
+        public int count() {
+            return count;
+        }
+    }
+
+    /** Per blob, the share it belongs to (copy on write, as {@link #index}). */
+    private volatile Share[] shareOf = new Share[0];
+
+    /** The load workspaces of the stores using this cache (see {@link ChunkStore.WorkspacePool}); freed by {@link #close}. */
+    final ChunkStore.WorkspacePool workspaces = new ChunkStore.WorkspacePool();
+
+    /**
+     * Adds a device's blobs to the cache; they get the indexes from the returned share's
+     * {@link Share#first()} on. Indexes of blobs removed before are not reused (an int lasts for
+     * billions of adds).
      */
     @SuppressWarnings("unchecked")
-    public synchronized int addBlobs(int[] chunksPerBlob) {
+    public synchronized Share addBlobs(int[] chunksPerBlob) {
         AtomicReferenceArray<Entry>[] old = index;
         AtomicReferenceArray<Entry>[] grown = Arrays.copyOf(old, old.length + chunksPerBlob.length);
+        Share share = new Share(old.length, chunksPerBlob.length);
+        Share[] shares = Arrays.copyOf(shareOf, grown.length);
         for (int b = 0; b < chunksPerBlob.length; b++) {
             grown[old.length + b] = new AtomicReferenceArray<>(chunksPerBlob[b]);
+            shares[old.length + b] = share;
         }
+        shareOf = shares;
         index = grown;
-        return old.length;
+        return share;
+    }
+
+    /** A device's counters and the memory its chunks hold now; capacity is the whole cache's bound. */
+    public CacheStats stats(Share s) {
+        return new CacheStats(s.hits.sum(), s.misses.sum(), s.waits.sum(), s.evictions.sum(), s.bytesLoaded.sum(),
+                residentBytes(s.first, s.count), capacityBytes);
     }
 
     /**
@@ -256,8 +301,10 @@ public final class ChunkCache implements AutoCloseable {
                     if (e.state != READY) {
                         awaitLoad(e);
                         waits.increment(); // shared another reader's load: neither a hit nor a load
+                        shareOf[blob].waits.increment();
                     } else {
                         hits.increment();
+                        shareOf[blob].hits.increment();
                     }
                     if (!e.referenced) {
                         e.referenced = true;
@@ -276,6 +323,7 @@ public final class ChunkCache implements AutoCloseable {
                 continue;
             }
             misses.increment();
+            shareOf[blob].misses.increment();
             load(mine, size, loader);
             return mine;
         }
@@ -302,6 +350,12 @@ public final class ChunkCache implements AutoCloseable {
     /** Counts {@code n} hits taken with {@link #tryAcquire}. */
     public void countHits(int n) {
         hits.add(n);
+    }
+
+    /** Counts {@code n} hits taken with {@link #tryAcquire} of one device's blobs: the cache's and that device's share. */
+    public void countHits(Share share, int n) {
+        hits.add(n);
+        share.hits.add(n);
     }
 
     /**
@@ -373,6 +427,7 @@ public final class ChunkCache implements AutoCloseable {
             takeBuffer(e, classOf(size));
             e.length = loader.load(e.blob, e.chunk, e.buffer);
             bytesLoaded.add(e.length);
+            shareOf[e.blob].bytesLoaded.add(e.length);
             synchronized (e) {
                 e.state = READY;
                 e.notifyAll();
@@ -488,6 +543,7 @@ public final class ChunkCache implements AutoCloseable {
                 index[victim.blob].compareAndSet(victim.chunk, victim, null);
                 parkBuffer(victim);
                 evictions.increment();
+                shareOf[victim.blob].evictions.increment();
                 return true;
             }
         }
@@ -592,6 +648,7 @@ public final class ChunkCache implements AutoCloseable {
             ringFreeCount = 0;
             allocatedBytes = 0;
             freeBytes = 0;
+            workspaces.close();
         } finally {
             lock.unlock();
         }

@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
@@ -42,6 +41,13 @@ public final class ChunkStore implements Closeable {
     /** Stored chunks whose digest has been checked, one bit per chunk: they may then go zero-copy. */
     private final AtomicLongArray[] verifiedStored;
     private final ChunkCache cache;
+    /** Index of this image's blob 0 in {@link #cache}: 0 in its own cache, where it starts in a shared one. */
+    private final int cacheBase;
+    /** This image's blobs in the cache, with their own counters. */
+    private final ChunkCache.Share share;
+    private final int largestChunk;
+    /** False when the cache is shared with other stores (the daemon's): closing then only takes this image's blobs out. */
+    private final boolean ownsCache;
     private final int stagingSize;
     /**
      * Load workspaces not in use; a load borrows one and gives it back. Not one per thread: the
@@ -50,10 +56,59 @@ public final class ChunkStore implements Closeable {
      * copy). Pooled, there are as many as loads ever ran at once. Guarded by itself; an ArrayDeque
      * allocates nothing once it has grown, so a miss does not either.
      */
-    private final ArrayDeque<Workspace> idleWorkspaces = new ArrayDeque<>();
-    /** Every workspace made, to free them at close. */
-    private final ConcurrentLinkedQueue<Workspace> workspaces = new ConcurrentLinkedQueue<>();
+    private final WorkspacePool pool;
     private final ChunkCache.Loader loader = this::loadChunk;
+
+    /**
+     * The load workspaces of the stores that use one cache: each store's own, or, in a shared cache
+     * (the daemon's), one pool for all its exports, so 50 exports keep as many workspaces as loads
+     * ran at once, not 50 times that. A workspace smaller than a store needs is replaced.
+     */
+    static final class WorkspacePool {
+        /** Guarded by itself; an ArrayDeque allocates nothing once it has grown, so a miss does not either. */
+        private final ArrayDeque<Workspace> idle = new ArrayDeque<>();
+        /** Every workspace made and not yet freed, to free them at close. */
+        private final java.util.Set<Workspace> all = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+        Workspace borrow(int stagingSize, int digestSize) {
+            Workspace ws;
+            synchronized (idle) {
+                ws = idle.pollFirst();
+            }
+            if (ws != null && ws.stagingSize >= stagingSize && ws.digestInput.length >= digestSize) {
+                return ws;
+            }
+            if (ws != null) { // made for smaller chunks: replace it with one that fits both
+                stagingSize = Math.max(stagingSize, ws.stagingSize);
+                digestSize = Math.max(digestSize, ws.digestInput.length);
+                all.remove(ws);
+                ws.close();
+            }
+            ws = new Workspace(NativeBuffer.allocate(stagingSize), stagingSize, new byte[digestSize]);
+            all.add(ws);
+            return ws;
+        }
+
+        void giveBack(Workspace ws) {
+            synchronized (idle) {
+                idle.addFirst(ws);
+            }
+        }
+
+        int count() {
+            return all.size();
+        }
+
+        void close() {
+            for (Workspace ws : all) {
+                ws.close();
+            }
+            all.clear();
+            synchronized (idle) {
+                idle.clear();
+            }
+        }
+    }
     /** Where loads spend their time, for {@link #loadStats()}: a few adds per miss, which takes milliseconds anyway. */
     private final LongAdder loads = new LongAdder();
     private final LongAdder readNanos = new LongAdder();
@@ -62,7 +117,7 @@ public final class ChunkStore implements Closeable {
     private final LongAdder corrupt = new LongAdder();
 
     private ChunkStore(ChunkTable[] tables, Blob[] blobs, Compression[] compression, DigestAlgorithm[] digest,
-                       long cacheBytes, int slotSize) {
+                       long cacheBytes, int slotSize, ChunkCache shared) {
         this.tables = tables;
         this.blobs = blobs;
         this.files = new OpenFile[blobs.length];
@@ -80,7 +135,18 @@ public final class ChunkStore implements Closeable {
             staging = Math.max(staging, tables[b].maxCompressedSize());
         }
         this.stagingSize = staging;
-        this.cache = new ChunkCache(cacheBytes, slotSize, counts);
+        if (shared == null) {
+            this.cache = new ChunkCache(cacheBytes, slotSize);
+            this.ownsCache = true;
+        } else {
+            this.cache = shared;
+            this.ownsCache = false;
+        }
+        this.share = cache.addBlobs(counts);
+        this.pool = cache.workspaces;
+        this.cacheBase = share.first();
+        // The digest check's scratch array is as large as this image's chunks, not the shared cache's slots.
+        this.largestChunk = slotSize;
     }
 
     /**
@@ -88,6 +154,15 @@ public final class ChunkStore implements Closeable {
      * first blob that is shorter than its chunks need.
      */
     public static ChunkStore open(RafsImage image, BlobSource source, long cacheBytes) throws IOException {
+        return open(image, source, cacheBytes, null);
+    }
+
+    /**
+     * As {@link #open(RafsImage, BlobSource, long)}, with the chunks held in {@code shared} (when not
+     * null) beside other images' instead of a cache of its own; the image's largest chunk must fit
+     * the shared cache's slots.
+     */
+    public static ChunkStore open(RafsImage image, BlobSource source, long cacheBytes, ChunkCache shared) throws IOException {
         List<BlobTableEntry> entries = image.blobs();
         List<String> missing = new ArrayList<>();
         for (BlobTableEntry e : entries) {
@@ -133,7 +208,22 @@ public final class ChunkStore implements Closeable {
             }
             throw ex;
         }
-        return new ChunkStore(tables, blobs, compression, digest, cacheBytes, slotSize);
+        if (shared != null && slotSize > shared.maxChunkSize()) {
+            closeQuietly(blobs);
+            throw new ImageFormatException(image.path(), "chunk_size", slotSize,
+                    "larger than the shared chunk cache takes (--max-chunk-size, " + shared.maxChunkSize() + " bytes)");
+        }
+        return new ChunkStore(tables, blobs, compression, digest, cacheBytes, slotSize, shared);
+    }
+
+    private static void closeQuietly(Blob[] blobs) {
+        for (Blob b : blobs) {
+            try {
+                b.close();
+            } catch (IOException ignored) {
+                // the image is refused anyway
+            }
+        }
     }
 
     public int blobCount() {
@@ -174,17 +264,22 @@ public final class ChunkStore implements Closeable {
         if (isStoredInFile(blob, chunk) && isVerifiedStored(blob, chunk)) {
             return true;
         }
-        return cache.isReady(blob, chunk);
+        return cache.isReady(cacheBase + blob, chunk);
     }
 
     /** The chunk, uncompressed and verified, pinned in the cache until {@link #release}. */
     public ChunkCache.Entry acquire(int blob, int chunk) throws IOException {
-        return cache.acquire(blob, chunk, tables[blob].uncompressedSize(chunk), loader);
+        return cache.acquire(cacheBase + blob, chunk, tables[blob].uncompressedSize(chunk), loader);
     }
 
     /** The chunk pinned if it is in the cache now, else null; loads nothing, counts nothing (see {@link ChunkCache#tryAcquire}). */
     public ChunkCache.Entry tryAcquire(int blob, int chunk) {
-        return cache.tryAcquire(blob, chunk);
+        return cache.tryAcquire(cacheBase + blob, chunk);
+    }
+
+    /** Counts {@code n} hits taken with {@link #tryAcquire}, in the cache's counters and this image's share. */
+    public void countHits(int n) {
+        cache.countHits(share, n);
     }
 
     public void release(ChunkCache.Entry entry) {
@@ -196,8 +291,14 @@ public final class ChunkStore implements Closeable {
         cache.releaseAndDiscard(entry);
     }
 
+    /** This image's cache counters: the cache's own, or this image's share of a shared cache. */
     public CacheStats stats() {
-        return cache.stats();
+        return ownsCache ? cache.stats() : cache.stats(share);
+    }
+
+    /** Bytes of cache memory this image's chunks hold now (all of the cache's, unless it is shared). */
+    public long residentBytes() {
+        return ownsCache ? cache.stats().residentBytes() : cache.residentBytes(cacheBase, tables.length);
     }
 
     public ChunkCache cache() {
@@ -208,7 +309,8 @@ public final class ChunkStore implements Closeable {
         return new LoadStats(loads.sum(), readNanos.sum(), decompressNanos.sum(), digestNanos.sum(), corrupt.sum());
     }
 
-    private int loadChunk(int blob, int chunk, NativeBuffer slot) throws IOException {
+    private int loadChunk(int cacheBlob, int chunk, NativeBuffer slot) throws IOException {
+        int blob = cacheBlob - cacheBase;
         ChunkTable t = tables[blob];
         Workspace ws = borrowWorkspace();
         try {
@@ -284,38 +386,30 @@ public final class ChunkStore implements Closeable {
     }
 
     private Workspace borrowWorkspace() {
-        synchronized (idleWorkspaces) {
-            Workspace ws = idleWorkspaces.pollFirst();
-            if (ws != null) {
-                return ws;
-            }
-        }
-        Workspace ws = new Workspace(NativeBuffer.allocate(stagingSize), new byte[cache.maxChunkSize()]);
-        workspaces.add(ws);
-        return ws;
+        return pool.borrow(stagingSize, largestChunk);
     }
 
     private void returnWorkspace(Workspace ws) {
-        synchronized (idleWorkspaces) {
-            idleWorkspaces.addFirst(ws);
-        }
+        pool.giveBack(ws);
     }
 
     /** How many load workspaces exist: at most as many as loads that ran at the same time. */
     int workspaceCount() {
-        return workspaces.size();
+        return pool.count();
     }
 
     /** Scratch state for loading one chunk: borrowed from the pool for one load, reused for every miss. */
-    private static final class Workspace {
+    static final class Workspace {
         final NativeBuffer staging;
+        final int stagingSize;
         final byte[] digestInput;
         final ChunkDigester digester = new ChunkDigester();
         final Map<Compression, Decompressor> decompressors = new EnumMap<>(Compression.class);
         private SplitBlake3 split;
 
-        Workspace(NativeBuffer staging, byte[] digestInput) {
+        Workspace(NativeBuffer staging, int stagingSize, byte[] digestInput) {
             this.staging = staging;
+            this.stagingSize = stagingSize;
             this.digestInput = digestInput;
         }
 
@@ -354,10 +448,10 @@ public final class ChunkStore implements Closeable {
                 }
             }
         }
-        cache.close();
-        Workspace ws;
-        while ((ws = workspaces.poll()) != null) {
-            ws.close();
+        if (ownsCache) {
+            cache.close(); // frees the workspaces too
+        } else {
+            cache.removeBlobs(cacheBase, tables.length);
         }
         if (first != null) {
             throw first;

@@ -66,8 +66,18 @@ public final class FlatDevice implements BlockDevice {
 
     /** Opens the bootstrap and every blob it names; fails if any is missing or malformed. */
     public static FlatDevice open(Path bootstrap, BlobSource blobs, FlatDeviceOptions options) throws IOException {
+        return open(bootstrap, blobs, options, null);
+    }
+
+    /**
+     * As above, with the decompressed chunks held in {@code sharedCache} (when not null) beside other
+     * devices' (the daemon's exports share one bound); {@code options.cacheBytes()} is then unused.
+     * Closing the device takes its chunks out of the shared cache and frees their memory.
+     */
+    public static FlatDevice open(Path bootstrap, BlobSource blobs, FlatDeviceOptions options, io.strata.core.chunk.ChunkCache sharedCache)
+            throws IOException {
         RafsImage image = RafsImage.open(bootstrap);
-        ChunkStore store = ChunkStore.open(image, blobs, options.cacheBytes());
+        ChunkStore store = ChunkStore.open(image, blobs, options.cacheBytes(), sharedCache);
         FileChannel file = null;
         NativeBuffer legacy = null;
         try {
@@ -240,7 +250,7 @@ public final class FlatDevice implements BlockDevice {
             done = walk(offset, length, mayLoad ? PIN_LOADING : PIN_CACHED, out);
             if (done) {
                 if (!mayLoad) {
-                    chunks.cache().countHits(out.pinnedChunks());
+                    chunks.countHits(out.pinnedChunks());
                 }
                 return PinOutcome.PINNED;
             }
@@ -375,6 +385,11 @@ public final class FlatDevice implements BlockDevice {
     @Override
     public CacheStats cacheStats() {
         return chunks.stats();
+    }
+
+    /** Cache memory this device's chunks hold now: its share when the cache is shared. */
+    public long cacheResidentBytes() {
+        return chunks.residentBytes();
     }
 
     @Override

@@ -1,0 +1,229 @@
+package io.strata.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code strata ctl}: the daemon's control API from the command line ({@link ControlClient}). A
+ * request the daemon refuses prints its error in one line and exits 1; bad arguments exit 2.
+ */
+@Command(name = "ctl", mixinStandardHelpOptions = true,
+        description = "Manage a running daemon (strata serve --control PATH): add, remove and list exports, show its stats.",
+        subcommands = {CtlCommand.Add.class, CtlCommand.Remove.class, CtlCommand.ListExports.class, CtlCommand.Stats.class})
+final class CtlCommand implements Runnable {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--control", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
+            defaultValue = "${env:STRATA_CONTROL:-/run/strata/control.sock}",
+            description = "The daemon's control socket (default: $STRATA_CONTROL, else /run/strata/control.sock).")
+    Path control;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120", scope = CommandLine.ScopeType.INHERIT,
+            description = "How long to wait for the daemon's answer (an image by reference may take a while to open; default: ${DEFAULT-VALUE}).")
+    long timeout;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: add, remove, list or stats");
+    }
+
+    /** Sends a request; prints nothing. Returns the body's JSON, or fails (exit 1) with the daemon's error. */
+    static JsonNode request(CtlCommand ctl, String method, String target, String body) throws IOException {
+        if (ctl.timeout < 1) {
+            throw new IOException("--timeout must be at least 1 second");
+        }
+        ControlClient.Reply r = new ControlClient(ctl.control, ctl.timeout).send(method, target, body);
+        JsonNode json;
+        try {
+            json = JSON.readTree(r.body());
+        } catch (IOException e) {
+            throw new IOException("the daemon answered HTTP " + r.status() + " with a body that is not JSON");
+        }
+        if (r.status() >= 300) {
+            String error = json != null && json.has("error") ? json.get("error").asText() : r.body().strip();
+            throw new IOException(error + " (HTTP " + r.status() + ")");
+        }
+        return json;
+    }
+
+    /** A local path argument made absolute: the daemon's working directory is not ours. */
+    static String absolute(Path p) {
+        return p.toAbsolutePath().normalize().toString();
+    }
+
+    @Command(name = "add", mixinStandardHelpOptions = true, description = "Add an export: an NBD export or a vhost-user socket.",
+            subcommands = {AddNbd.class, AddVhostUser.class})
+    static final class Add implements Runnable {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public void run() {
+            throw new CommandLine.ParameterException(spec.commandLine(), "name the kind: nbd NAME SOURCE or vhost-user SOCKET SOURCE");
+        }
+    }
+
+    /** SOURCE as the serve commands take it: a bootstrap (with -D) or a reference, or --raw IMAGE. */
+    static final class SourceOptions {
+        @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file instead of a RAFS image.")
+        Path raw;
+
+        @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: blobs/ beside the bootstrap, else its directory).")
+        Path blobDir;
+
+        void into(ObjectNode o, String source, CommandLine cmd) {
+            if ((source == null) == (raw == null)) {
+                throw new CommandLine.ParameterException(cmd, "give SOURCE or --raw IMAGE (one of them)");
+            }
+            if (raw != null) {
+                o.put("raw", absolute(raw));
+            } else {
+                o.put("source", ImageSource.isReference(source) ? source : absolute(Path.of(source)));
+            }
+            if (blobDir != null) {
+                o.put("blob_dir", absolute(blobDir));
+            }
+        }
+    }
+
+    @Command(name = "nbd", mixinStandardHelpOptions = true, description = "Add an NBD export NAME on the daemon's NBD listener.")
+    static final class AddNbd implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Parameters(index = "0", paramLabel = "NAME", description = "The export name clients ask for (nbd+unix:///NAME?socket=...).")
+        String name;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "SOURCE",
+                description = "RAFS v6 bootstrap, or image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST].")
+        String image;
+
+        @CommandLine.Mixin
+        SourceOptions source;
+
+        @Override
+        public Integer call() throws IOException {
+            ObjectNode o = JSON.createObjectNode();
+            o.put("kind", ExportSpec.NBD);
+            o.put("name", name);
+            source.into(o, image, spec.commandLine());
+            JsonNode e = request(ctl(spec), "POST", ControlServer.PREFIX + "exports", o.toString());
+            spec.commandLine().getOut().println("added nbd export '" + e.path("name").asText() + "' (" + e.path("size").asLong() + " bytes)");
+            return 0;
+        }
+    }
+
+    @Command(name = "vhost-user", mixinStandardHelpOptions = true, description = "Add a vhost-user-blk socket SOCKET for QEMU.")
+    static final class AddVhostUser implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Parameters(index = "0", paramLabel = "SOCKET", description = "The unix socket QEMU connects to (the export's name).")
+        Path socket;
+
+        @Parameters(index = "1", arity = "0..1", paramLabel = "SOURCE",
+                description = "RAFS v6 bootstrap, or image reference [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST].")
+        String image;
+
+        @CommandLine.Mixin
+        SourceOptions source;
+
+        @Option(names = "--queues", paramLabel = "N", defaultValue = "16", description = "Queues offered (default: ${DEFAULT-VALUE}).")
+        int queues;
+
+        @Override
+        public Integer call() throws IOException {
+            ObjectNode o = JSON.createObjectNode();
+            o.put("kind", ExportSpec.VHOST_USER);
+            o.put("socket", absolute(socket));
+            o.put("queues", queues);
+            source.into(o, image, spec.commandLine());
+            JsonNode e = request(ctl(spec), "POST", ControlServer.PREFIX + "exports", o.toString());
+            spec.commandLine().getOut().println("added vhost-user socket " + e.path("name").asText() + " (" + e.path("size").asLong() + " bytes)");
+            return 0;
+        }
+    }
+
+    @Command(name = "remove", mixinStandardHelpOptions = true,
+            description = "Remove an export (an NBD name or a vhost-user socket path); refused while clients are connected, unless --force.")
+    static final class Remove implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Parameters(index = "0", paramLabel = "NAME", description = "The NBD export name, or the vhost-user socket path.")
+        String name;
+
+        @Option(names = "--force", description = "Disconnect the export's clients (after the replies in flight) and remove it.")
+        boolean force;
+
+        @Override
+        public Integer call() throws IOException {
+            String target = ControlServer.PREFIX + "exports?name=" + URLEncoder.encode(name, StandardCharsets.UTF_8) + (force ? "&force=true" : "");
+            request(ctl(spec), "DELETE", target, null);
+            spec.commandLine().getOut().println("removed '" + name + "'");
+            return 0;
+        }
+    }
+
+    @Command(name = "list", mixinStandardHelpOptions = true, description = "List the exports: name, kind, clients, size, cache share, source.")
+    static final class ListExports implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Option(names = "--json", description = "Print the API's JSON as it is.")
+        boolean json;
+
+        @Override
+        public Integer call() throws IOException {
+            JsonNode list = request(ctl(spec), "GET", ControlServer.PREFIX + "exports", null);
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                out.println(list.toPrettyString());
+                return 0;
+            }
+            out.println(String.format(Locale.ROOT, "%-24s %-10s %7s %12s %10s  %s", "NAME", "KIND", "CLIENTS", "SIZE", "CACHE", "SOURCE"));
+            for (JsonNode e : list) {
+                String source = e.has("raw") ? "raw:" + e.get("raw").asText() : e.path("source").asText();
+                out.println(String.format(Locale.ROOT, "%-24s %-10s %7d %12d %10d  %s", e.path("name").asText(), e.path("kind").asText(),
+                        e.path("clients").asInt(), e.path("size").asLong(), e.path("cache_bytes").asLong(), source));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "stats", mixinStandardHelpOptions = true, description = "Show the daemon's stats (JSON): shared cache, NBD counters, process.")
+    static final class Stats implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            spec.commandLine().getOut().println(request(ctl(spec), "GET", ControlServer.PREFIX + "stats", null).toPrettyString());
+            return 0;
+        }
+    }
+
+    /** The ctl command above a subcommand (for --control and --timeout). */
+    static CtlCommand ctl(CommandLine.Model.CommandSpec spec) {
+        CommandLine c = spec.commandLine();
+        while (c != null && !(c.getCommand() instanceof CtlCommand)) {
+            c = c.getParent();
+        }
+        return (CtlCommand) c.getCommand();
+    }
+}

@@ -1,0 +1,314 @@
+package io.strata.cli;
+
+import io.strata.core.chunk.ChunkCache;
+import io.strata.core.device.BlockDevice;
+import io.strata.core.device.FlatDevice;
+import io.strata.core.device.FlatDeviceOptions;
+import io.strata.core.image.RafsImage;
+import io.strata.nbd.Export;
+import io.strata.nbd.ExportRegistry;
+import io.strata.nbd.NbdServer;
+import io.strata.registry.prefetch.PrefetchMode;
+import io.strata.registry.prefetch.PrefetchOptions;
+import io.strata.registry.prefetch.Prefetcher;
+import io.strata.vhost.VhostUserServer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+import picocli.CommandLine;
+
+/**
+ * The daemon ({@code strata serve --control PATH}): any number of exports, added and removed while
+ * it runs, NBD ones as named exports of one NBD server and vhost-user ones each on its socket, all
+ * reading through one chunk cache (one memory bound) and, for images by reference, one registry
+ * client and one disk cache. The control API ({@link ControlServer}) and SIGHUP ({@link #apply})
+ * call it; changes are serialized, reads ({@link #exports}) are not.
+ */
+final class Daemon implements AutoCloseable {
+    /** How long a forced remove waits for its clients' connections to end before giving up on closing the device. */
+    private static final Duration DISCONNECT_WAIT = Duration.ofSeconds(10);
+
+    private final CommandLine cmd;
+    private final RemoteImageOptions registry;
+    private final PrefetchMode prefetch;
+    private final boolean legacyKernel;
+    private final ChunkCache cache;
+    private final ExportRegistry nbdExports;
+    private final NbdServer nbd;
+    private final boolean nbdListening;
+    private final int socketMode;
+    /** The Prometheus endpoint's registry (--metrics-listen): each export's series come and go with it. */
+    private final io.strata.cli.metrics.ServedMetrics served;
+    /** Exports by name, in the order added. */
+    private final Map<String, DaemonExport> exports = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
+    /** Names being added or removed right now: a second request for one of them is refused, not queued behind a slow open. */
+    private final Set<String> busy = ConcurrentHashMap.newKeySet();
+    private final ReentrantLock changes = new ReentrantLock();
+
+    Daemon(CommandLine cmd, RemoteImageOptions registry, PrefetchMode prefetch, boolean legacyKernel, ChunkCache cache,
+           ExportRegistry nbdExports, NbdServer nbd, boolean nbdListening, int socketMode, io.strata.cli.metrics.ServedMetrics served) {
+        this.cmd = cmd;
+        this.registry = registry;
+        this.prefetch = prefetch;
+        this.legacyKernel = legacyKernel;
+        this.cache = cache;
+        this.nbdExports = nbdExports;
+        this.nbd = nbd;
+        this.nbdListening = nbdListening;
+        this.socketMode = socketMode;
+        this.served = served;
+        served.addRegistryClient(registry::clientIfMade);
+    }
+
+    ChunkCache cache() {
+        return cache;
+    }
+
+    NbdServer nbd() {
+        return nbd;
+    }
+
+    List<DaemonExport> exports() {
+        synchronized (exports) {
+            return List.copyOf(exports.values());
+        }
+    }
+
+    DaemonExport find(String name) {
+        return exports.get(name);
+    }
+
+    /** Opens the spec's image and starts serving it; 409 if the name is taken, 400 for a bad source. */
+    DaemonExport add(ExportSpec requested, boolean fromConfig) throws ControlException {
+        ExportSpec spec = requested.validated();
+        String name = spec.exportName();
+        if (ExportSpec.NBD.equals(spec.kind()) && !nbdListening) {
+            throw new ControlException(409, "the daemon has no NBD listener: start it with --socket PATH or --tcp [HOST][:PORT]");
+        }
+        if (exports.containsKey(name) || !busy.add(name)) {
+            throw new ControlException(409, "export '" + name + "' exists already");
+        }
+        try {
+            DaemonExport e = open(spec, fromConfig);
+            try {
+                String transport = e.nbd != null ? "nbd" : "vhost-user";
+                e.metrics.add(served.addExport(name, transport, e.nbd != null ? e.nbd.counters() : e.vhost.counters()));
+                e.metrics.add(served.addDevice(name, e.device));
+                if (e.remote != null) {
+                    e.metrics.add(served.addRemoteImage(name, e.remote.counters(), e.prefetcher == null ? null : e.prefetcher.progress()));
+                }
+            } catch (RuntimeException ex) {
+                closeAfterFailedAdd(e);
+                throw new ControlException(500, "export '" + name + "': its metrics: " + ex.getMessage());
+            }
+            exports.put(name, e);
+            CommandLoggers.serve().info("export '{}' added ({}): {}", name, spec.kind(), e.device.describe());
+            return e;
+        } finally {
+            busy.remove(name);
+        }
+    }
+
+    private void closeAfterFailedAdd(DaemonExport e) {
+        if (e.nbd != null) {
+            nbdExports.remove(e.name());
+        }
+        e.close();
+    }
+
+    private DaemonExport open(ExportSpec spec, boolean fromConfig) throws ControlException {
+        BlockDevice device = null;
+        Prefetcher prefetcher = null;
+        io.strata.registry.cache.RemoteBlobSource remote = null;
+        try {
+            if (spec.raw() != null) {
+                device = DeviceSpec.openRaw(cmd, Paths.get(spec.raw()));
+            } else {
+                ImageSource.Opened opened = ImageSource.open(cmd, spec.source(), spec.blobDir() == null ? null : Paths.get(spec.blobDir()), registry);
+                if (opened.remote() != null) {
+                    remote = opened.remote();
+                    // As serve nbd: started before the device opens, its requests as many as the registry connections.
+                    prefetcher = Prefetcher.start(RafsImage.open(opened.bootstrap()), opened.remote(), prefetch,
+                            PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
+                }
+                device = FlatDevice.open(opened.bootstrap(), opened.blobs(), new FlatDeviceOptions(cache.capacityBytes(), legacyKernel), cache);
+            }
+            if (ExportSpec.NBD.equals(spec.kind())) {
+                Export export = new Export(spec.name(), device, device.describe());
+                nbdExports.add(export, false);
+                return new DaemonExport(spec, device, export, null, remote, prefetcher, fromConfig);
+            }
+            VhostUserServer server = new VhostUserServer(Path.of(spec.socket()), device, spec.queues(), socketMode);
+            server.start();
+            return new DaemonExport(spec, device, null, server, remote, prefetcher, fromConfig);
+        } catch (CommandLine.ParameterException e) {
+            closeQuietly(prefetcher, device);
+            throw ControlException.badRequest(e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(prefetcher, device);
+            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+            // The image or socket could not be opened: the request named something unusable.
+            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400,
+                    "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg);
+        }
+    }
+
+    private static void closeQuietly(Prefetcher prefetcher, BlockDevice device) {
+        if (prefetcher != null) {
+            prefetcher.close();
+        }
+        if (device != null) {
+            try {
+                device.close();
+            } catch (IOException ignored) {
+                // the add failed anyway
+            }
+        }
+    }
+
+    /** Clients connected to an export now: NBD connections in transmission, or 1 while QEMU is connected to its vhost-user socket. */
+    int clients(DaemonExport e) {
+        return e.nbd != null ? nbd.clients(e.nbd) : (e.vhost.connected() ? 1 : 0);
+    }
+
+    /**
+     * Stops serving an export and frees its device, memory and threads. Refused (409) while clients
+     * are connected, unless {@code force}: then they are disconnected (their sockets closed after the
+     * replies in flight) first.
+     */
+    void remove(String name, boolean force) throws ControlException {
+        changes.lock();
+        try {
+            DaemonExport e = exports.get(name);
+            if (e == null || !busy.add(name)) {
+                throw new ControlException(404, "no export '" + name + "'");
+            }
+            try {
+                int clients = clients(e);
+                if (clients > 0 && !force) {
+                    throw new ControlException(409, "export '" + name + "' has " + clients + " client(s) connected; remove it with force to disconnect them");
+                }
+                if (e.nbd != null) {
+                    nbdExports.remove(name);
+                    boolean gone;
+                    try {
+                        gone = nbd.disconnect(e.nbd, DISCONNECT_WAIT);
+                    } catch (InterruptedException ie) {
+                        Thread.currentThread().interrupt();
+                        gone = false;
+                    }
+                    if (!gone) {
+                        // Closing the device under a reader would free memory it reads: keep it, say so.
+                        exports.remove(name);
+                        CommandLoggers.serve().error("export '{}': clients still connected {} s after disconnecting them; its device stays open",
+                                name, DISCONNECT_WAIT.toSeconds());
+                        throw new ControlException(500, "export '" + name + "' removed, but its clients did not end within "
+                                + DISCONNECT_WAIT.toSeconds() + " s; its memory is not freed");
+                    }
+                }
+                exports.remove(name);
+                e.close();
+                CommandLoggers.serve().info("export '{}' removed{}", name, clients > 0 ? " (" + clients + " client(s) disconnected)" : "");
+            } finally {
+                busy.remove(name);
+            }
+        } finally {
+            changes.unlock();
+        }
+    }
+
+    /**
+     * Makes the exports the --config file manages match {@code wanted}: adds the new, removes (with
+     * force) those gone or changed and adds the changed ones again, leaves the unchanged serving.
+     * Exports added through the control API are not the file's and are left alone. One bad entry
+     * is logged and skipped; the rest still apply. Returns a one-line summary.
+     */
+    String apply(List<ExportSpec> wanted) {
+        changes.lock();
+        try {
+            return applyLocked(wanted);
+        } finally {
+            changes.unlock();
+        }
+    }
+
+    private String applyLocked(List<ExportSpec> wanted) {
+        Map<String, ExportSpec> want = new LinkedHashMap<>();
+        List<String> problems = new ArrayList<>();
+        for (ExportSpec s : wanted) {
+            try {
+                ExportSpec v = s.validated();
+                if (want.put(v.exportName(), v) != null) {
+                    problems.add("'" + v.exportName() + "' is listed twice");
+                }
+            } catch (ControlException e) {
+                problems.add(e.getMessage());
+            }
+        }
+        int added = 0;
+        int removed = 0;
+        int replaced = 0;
+        int kept = 0;
+        Set<String> managed = new HashSet<>();
+        for (DaemonExport e : exports()) {
+            if (e.fromConfig) {
+                managed.add(e.name());
+            }
+        }
+        Set<String> changed = new HashSet<>();
+        for (String name : managed) {
+            DaemonExport e = exports.get(name);
+            ExportSpec w = want.get(name);
+            if (w != null && w.equals(e.spec)) {
+                kept++;
+                want.remove(name);
+                continue;
+            }
+            try {
+                remove(name, true);
+                if (w != null) {
+                    changed.add(name);
+                } else {
+                    removed++;
+                }
+            } catch (ControlException ex) {
+                problems.add(ex.getMessage());
+            }
+        }
+        for (ExportSpec s : want.values()) {
+            try {
+                add(s, true);
+                if (changed.contains(s.exportName())) {
+                    replaced++;
+                } else {
+                    added++;
+                }
+            } catch (ControlException ex) {
+                problems.add(s.exportName() + ": " + ex.getMessage());
+            }
+        }
+        for (String p : problems) {
+            CommandLoggers.serve().warn("config: {}", p);
+        }
+        return added + " added, " + removed + " removed, " + replaced + " replaced, " + kept + " unchanged" + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
+    }
+
+    @Override
+    public void close() {
+        nbd.close();
+        for (DaemonExport e : exports()) {
+            e.close();
+        }
+        exports.clear();
+        cache.close();
+    }
+}

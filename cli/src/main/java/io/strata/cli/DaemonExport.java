@@ -1,0 +1,70 @@
+package io.strata.cli;
+
+import io.strata.core.device.BlockDevice;
+import io.strata.core.device.FlatDevice;
+import io.strata.nbd.Export;
+import io.strata.registry.prefetch.Prefetcher;
+import io.strata.vhost.VhostUserServer;
+import java.io.IOException;
+
+/**
+ * One export the daemon serves: its spec, its opened device, and what serves it: an NBD
+ * {@link Export} in the daemon's one NBD server, or a {@link VhostUserServer} of its own. Owns the
+ * device (and a remote image's prefetcher) and frees them on {@link #close}.
+ */
+final class DaemonExport {
+    final ExportSpec spec;
+    final BlockDevice device;
+    /** The NBD export, or null for vhost-user. */
+    final Export nbd;
+    /** The vhost-user server, or null for NBD. */
+    final VhostUserServer vhost;
+    /** A remote image's blob source (its disk cache counters), or null. */
+    final io.strata.registry.cache.RemoteBlobSource remote;
+    /** A remote image's background cache fill, or null. */
+    final Prefetcher prefetcher;
+    /** Added by the --config file (SIGHUP manages it) rather than through the control API. */
+    final boolean fromConfig;
+    /** Its series in the Prometheus endpoint, removed with it. */
+    final java.util.List<io.strata.cli.metrics.MetricsRegistration> metrics = new java.util.ArrayList<>();
+
+    DaemonExport(ExportSpec spec, BlockDevice device, Export nbd, VhostUserServer vhost, io.strata.registry.cache.RemoteBlobSource remote,
+                 Prefetcher prefetcher, boolean fromConfig) {
+        this.spec = spec;
+        this.device = device;
+        this.nbd = nbd;
+        this.vhost = vhost;
+        this.remote = remote;
+        this.prefetcher = prefetcher;
+        this.fromConfig = fromConfig;
+    }
+
+    String name() {
+        return spec.exportName();
+    }
+
+    /** Cache memory this export's chunks hold now (its share of the daemon's one cache); 0 for a raw image. */
+    long cacheBytes() {
+        return device instanceof FlatDevice f ? f.cacheResidentBytes() : 0;
+    }
+
+    /** Closes the prefetcher, the vhost-user server (ending its session) and the device; NBD clients must be gone already. */
+    void close() {
+        metrics.forEach(io.strata.cli.metrics.MetricsRegistration::close);
+        if (prefetcher != null) {
+            prefetcher.close();
+        }
+        if (vhost != null) {
+            try {
+                vhost.close();
+            } catch (IOException e) {
+                CommandLoggers.serve().warn("export {}: closing its socket: {}", name(), e.getMessage());
+            }
+        }
+        try {
+            device.close();
+        } catch (IOException e) {
+            CommandLoggers.serve().warn("export {}: closing {}: {}", name(), device.describe(), e.getMessage());
+        }
+    }
+}

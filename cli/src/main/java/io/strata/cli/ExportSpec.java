@@ -1,0 +1,112 @@
+package io.strata.cli;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+
+/**
+ * What one export of the daemon serves, as the control API's {@code POST /api/v1/exports} body and
+ * each entry of the {@code --config} file give it (JSON, unknown fields refused):
+ * <pre>
+ * {"kind": "nbd", "name": "web", "source": "/images/web/bootstrap", "blob_dir": "/images/web/blobs"}
+ * {"kind": "nbd", "name": "disk", "raw": "/images/disk.img"}
+ * {"kind": "nbd", "name": "app", "source": "registry.example:5000/app:1"}
+ * {"kind": "vhost-user", "socket": "/run/strata/vm1.sock", "source": "/images/vm/bootstrap", "queues": 4}
+ * </pre>
+ * {@code source} is what the serve commands take as BOOTSTRAP (a bootstrap path or an image
+ * reference), {@code raw} what they take as {@code --raw IMAGE}; exactly one is given. Paths must be
+ * absolute: the daemon's working directory is not the caller's. A vhost-user export is named by its
+ * socket path.
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+record ExportSpec(
+        @JsonProperty("kind") String kind,
+        @JsonProperty("name") String name,
+        @JsonProperty("source") String source,
+        @JsonProperty("raw") String raw,
+        @JsonProperty("blob_dir") String blobDir,
+        @JsonProperty("socket") String socket,
+        @JsonProperty("queues") Integer queues) {
+
+    static final String NBD = "nbd";
+    static final String VHOST_USER = "vhost-user";
+    /** NBD_OPT_GO/INFO carry names of at most 4096 bytes (the NBD protocol's limit on strings). */
+    static final int MAX_NAME_BYTES = 4096;
+
+    /** The export's name: the NBD export name, or the vhost-user socket path. */
+    String exportName() {
+        return VHOST_USER.equals(kind) ? socket : name;
+    }
+
+    /** Checks the fields and returns the spec with its defaults filled in (queues 16 for vhost-user). */
+    ExportSpec validated() throws ControlException {
+        if (kind == null) {
+            throw ControlException.badRequest("missing field 'kind': nbd or vhost-user");
+        }
+        if ((source == null) == (raw == null)) {
+            throw ControlException.badRequest("give 'source' (a bootstrap or an image reference) or 'raw' (a plain image file), one of them");
+        }
+        if (source != null && source.isBlank()) {
+            throw ControlException.badRequest("'source' is empty");
+        }
+        if (raw != null) {
+            absolute("raw", raw);
+            if (blobDir != null) {
+                throw ControlException.badRequest("'blob_dir' is for a bootstrap, not a raw image");
+            }
+        }
+        if (source != null && !ImageSource.isReference(source)) {
+            absolute("source", source);
+        }
+        if (blobDir != null) {
+            absolute("blob_dir", blobDir);
+        }
+        switch (kind) {
+            case NBD -> {
+                if (name == null || name.isEmpty()) {
+                    throw ControlException.badRequest("an nbd export needs a non-empty 'name'");
+                }
+                if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
+                    throw ControlException.badRequest("'name' is longer than NBD allows (" + MAX_NAME_BYTES + " bytes)");
+                }
+                if (name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+                    throw ControlException.badRequest("'name' holds a control character");
+                }
+                if (socket != null || queues != null) {
+                    throw ControlException.badRequest("'socket' and 'queues' are for vhost-user exports");
+                }
+                return this;
+            }
+            case VHOST_USER -> {
+                if (socket == null) {
+                    throw ControlException.badRequest("a vhost-user export needs 'socket' (the path QEMU connects to)");
+                }
+                absolute("socket", socket);
+                if (name != null && !name.equals(socket)) {
+                    throw ControlException.badRequest("a vhost-user export is named by its socket; leave 'name' out");
+                }
+                int q = queues == null ? 16 : queues;
+                if (q < 1 || q > 255) {
+                    throw ControlException.badRequest("'queues' must be 1..255, got " + q);
+                }
+                return new ExportSpec(kind, null, source, raw, blobDir, socket, q);
+            }
+            default -> throw ControlException.badRequest("unknown kind '" + kind + "': nbd or vhost-user");
+        }
+    }
+
+    private static Path absolute(String field, String value) throws ControlException {
+        Path p;
+        try {
+            p = Paths.get(value);
+        } catch (InvalidPathException e) {
+            throw ControlException.badRequest("'" + field + "' is not a path: " + e.getMessage());
+        }
+        if (!p.isAbsolute()) {
+            throw ControlException.badRequest("'" + field + "' must be an absolute path (the daemon's directory is not yours): " + value);
+        }
+        return p;
+    }
+}

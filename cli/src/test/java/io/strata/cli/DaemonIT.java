@@ -1,0 +1,536 @@
+package io.strata.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.strata.core.testing.Fixtures;
+import io.strata.core.testing.HostTools;
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The daemon (issue 11 part 1), through bin/strata: {@code strata serve --control PATH} with
+ * exports added and removed by {@code strata ctl} and by curl on the control socket, read by
+ * nbdinfo and nbdcopy, refusing malformed requests, refusing to remove an export with a client
+ * unless forced, freeing what an export held, applying a changed --config on SIGHUP, and serving
+ * one export byte for byte while 50 others come and go.
+ */
+@Timeout(180)
+class DaemonIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final long FIXTURE_SIZE = Fixtures.NYDUS_BLOCKS * 4096L;
+
+    @TempDir
+    Path tmp;
+    Path control;
+    Path nbdSocket;
+    StrataProcess.Server daemon;
+
+    @BeforeEach
+    void tools() {
+        HostTools.requireTool("curl", "curl");
+        HostTools.requireTool("nbdinfo", "libnbd-bin");
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        control = tmp.resolve("control.sock");
+        nbdSocket = tmp.resolve("nbd.sock");
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (daemon != null) {
+            daemon.close();
+        }
+    }
+
+    private void startDaemon(Map<String, String> env, String... extra) throws Exception {
+        List<String> args = new ArrayList<>(List.of("serve", "--control", control.toString(), "--socket", nbdSocket.toString(),
+                "--cache-dir", tmp.resolve("cache").toString(), "--metrics-interval", "0"));
+        args.addAll(List.of(extra));
+        daemon = StrataProcess.start(tmp, "daemon", env, args.toArray(String[]::new));
+        daemon.awaitLog("control: listening on");
+    }
+
+    private StrataProcess.Run ctl(String... args) throws Exception {
+        List<String> a = new ArrayList<>(List.of("ctl", "--control", control.toString()));
+        a.addAll(List.of(args));
+        return StrataProcess.run(tmp, a.toArray(String[]::new));
+    }
+
+    /** An HTTP answer from curl: status and JSON body. */
+    record Http(int status, JsonNode body) {
+        String error() {
+            return body.path("error").asText();
+        }
+    }
+
+    /** curl --unix-socket on the control socket; {@code body} null for none. */
+    private Http curl(String method, String path, String body) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("curl", "-sS", "--max-time", "60", "--unix-socket", control.toString(),
+                "-X", method, "-w", "\n%{http_code}", "http://strata" + path));
+        if (body != null) {
+            cmd.addAll(List.of("-H", "Content-Type: application/json", "--data-binary", body));
+        }
+        String out = HostTools.run(cmd);
+        int nl = out.lastIndexOf('\n');
+        int status = Integer.parseInt(out.substring(nl + 1).strip());
+        String text = out.substring(0, nl);
+        JsonNode json;
+        try {
+            json = JSON.readTree(text);
+        } catch (IOException e) {
+            throw new AssertionError("HTTP " + status + " with a body that is not JSON: " + text);
+        }
+        return new Http(status, json);
+    }
+
+    private static String nbdExport(String name) {
+        return "{\"kind\":\"nbd\",\"name\":\"" + name + "\",\"source\":\"" + Fixtures.nydusBootstrap() + "\",\"blob_dir\":\""
+                + Fixtures.nydusDir() + "\"}";
+    }
+
+    private String uri(String name) {
+        return "nbd+unix:///" + name + "?socket=" + nbdSocket;
+    }
+
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    private List<String> names() throws IOException {
+        List<String> names = new ArrayList<>();
+        for (JsonNode e : curl("GET", "/api/v1/exports", null).body()) {
+            names.add(e.get("name").asText());
+        }
+        return names;
+    }
+
+    @Test
+    void exportsAddedListedAndRemovedThroughCtlAndCurl() throws Exception {
+        startDaemon(Map.of());
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(control)), "the control socket is its owner's only");
+
+        StrataProcess.Run add = ctl("add", "nbd", "web", Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString());
+        assertEquals(0, add.code(), add.err());
+        assertTrue(add.out().contains("added nbd export 'web' (" + FIXTURE_SIZE + " bytes)"), add.out());
+        Path raw = tmp.resolve("disk.raw");
+        Files.write(raw, new byte[] {1, 2, 3, 4, 5, 6, 7, 8}); // NBD rounds nothing: an 8-byte export
+        Http posted = curl("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"disk\",\"raw\":\"" + raw + "\"}");
+        assertEquals(201, posted.status(), posted.body().toString());
+        assertEquals(8, posted.body().get("size").asLong());
+        Path vhost = tmp.resolve("vm.sock");
+        StrataProcess.Run addVhost = ctl("add", "vhost-user", vhost.toString(), Fixtures.nydusBootstrap().toString(), "-D",
+                Fixtures.nydusDir().toString(), "--queues", "2");
+        assertEquals(0, addVhost.code(), addVhost.err());
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(vhost)));
+
+        // Both NBD exports answer on the one listener, by name.
+        assertEquals(String.valueOf(FIXTURE_SIZE), HostTools.run(List.of("nbdinfo", "--size", uri("web"))).strip());
+        assertEquals("8", HostTools.run(List.of("nbdinfo", "--size", uri("disk"))).strip());
+        assertTrue(HostTools.run(List.of("nbdinfo", "--list", "nbd+unix:///?socket=" + nbdSocket)).contains("export=\"disk\""));
+
+        StrataProcess.Run list = ctl("list");
+        assertEquals(0, list.code(), list.err());
+        assertTrue(list.out().lines().anyMatch(l -> l.startsWith("web ") && l.contains(" nbd ") && l.contains(" " + FIXTURE_SIZE + " ")), list.out());
+        assertTrue(list.out().lines().anyMatch(l -> l.startsWith("disk ") && l.contains("raw:" + raw)), list.out());
+        assertTrue(list.out().lines().anyMatch(l -> l.startsWith(vhost.toString()) && l.contains(" vhost-user ")), list.out());
+        HostTools.run(List.of("nbdcopy", uri("web"), "null:"));
+        Http one = curl("GET", "/api/v1/exports/web", null);
+        assertEquals(200, one.status());
+        assertEquals(0, one.body().get("clients").asInt());
+        assertTrue(one.body().get("cache_bytes").asLong() > 0, "nbdcopy read the chunks through the shared cache: " + one.body());
+        StrataProcess.Run stats = ctl("stats");
+        assertEquals(0, stats.code(), stats.err());
+        JsonNode s = JSON.readTree(stats.out());
+        assertEquals(3, s.get("exports").asInt());
+        assertTrue(s.get("nbd").get("connections_total").asLong() >= 3, stats.out());
+
+        StrataProcess.Run removed = ctl("remove", "web");
+        assertEquals(0, removed.code(), removed.err());
+        Http deleted = curl("DELETE", "/api/v1/exports/disk", null);
+        assertEquals(200, deleted.status(), deleted.body().toString());
+        StrataProcess.Run removedVhost = ctl("remove", vhost.toString());
+        assertEquals(0, removedVhost.code(), removedVhost.err());
+        assertFalse(Files.exists(vhost), "the vhost-user socket file goes with its export");
+        assertEquals(List.of(), names());
+        HostTools.Outcome gone = HostTools.execute(List.of("nbdinfo", "--size", uri("web")));
+        assertTrue(gone.exitCode() != 0, "a removed export is no longer served: " + gone.output());
+        assertEquals(0, curl("GET", "/api/v1/stats", null).body().get("cache").get("resident_bytes").asLong(),
+                "the removed exports' chunks left the shared cache");
+
+        StrataProcess.Run again = ctl("remove", "web");
+        assertEquals(1, again.code());
+        assertTrue(again.err().contains("no export 'web' (HTTP 404)"), again.err());
+        StrataProcess.Run noDaemon = StrataProcess.run(tmp, "ctl", "--control", tmp.resolve("none.sock").toString(), "list");
+        assertEquals(1, noDaemon.code());
+        assertTrue(noDaemon.err().contains("cannot reach the daemon"), noDaemon.err());
+        StrataProcess.Run bare = StrataProcess.run(tmp, "serve");
+        assertEquals(2, bare.code(), "serve without a transport or --control is a usage error: " + bare.err());
+    }
+
+    @Test
+    void malformedRequestsGetAJsonErrorAndTheDaemonServesOn() throws Exception {
+        startDaemon(Map.of());
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("a")).status());
+        String boot = Fixtures.nydusBootstrap().toString();
+        record Case(String method, String path, String body, int status, String error) {
+        }
+        List<Case> cases = List.of(
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":", 400, "malformed export JSON"),
+                new Case("POST", "/api/v1/exports", "[1,2]", 400, "malformed export JSON"),
+                new Case("POST", "/api/v1/exports", "null", 400, "JSON null"),
+                new Case("POST", "/api/v1/exports", "", 400, "the body is empty"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"" + boot + "\",\"colour\":1}", 400,
+                        "unknown field 'colour'"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"iscsi\",\"name\":\"b\",\"source\":\"" + boot + "\"}", 400, "unknown kind 'iscsi'"),
+                new Case("POST", "/api/v1/exports", "{\"name\":\"b\",\"source\":\"" + boot + "\"}", 400, "missing field 'kind'"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\"}", 400, "give 'source'"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"source\":\"" + boot + "\"}", 400, "non-empty 'name'"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"rel/boot\"}", 400, "absolute path"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"/nonexistent/boot\"}", 400, "bootstrap not found"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"raw\":\"/nonexistent.img\"}", 400, "image not found"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"" + tmp + "\"}", 400, "bootstrap not found"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"vhost-user\",\"socket\":\"/x.sock\",\"source\":\"" + boot + "\",\"queues\":0}",
+                        400, "'queues' must be 1..255"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"vhost-user\",\"source\":\"" + boot + "\"}", 400, "needs 'socket'"),
+                new Case("POST", "/api/v1/exports", nbdExport("a"), 409, "exists already"),
+                new Case("DELETE", "/api/v1/exports/nope", null, 404, "no export 'nope'"),
+                new Case("DELETE", "/api/v1/exports/a?force=maybe", null, 400, "force must be true or false"),
+                new Case("DELETE", "/api/v1/exports", null, 400, "wants ?name=NAME"),
+                new Case("PUT", "/api/v1/exports", "{}", 405, "PUT is not allowed"),
+                new Case("GET", "/api/v2/exports", null, 404, "no such endpoint"),
+                new Case("GET", "/api/v1/exports/nope", null, 404, "no export 'nope'"));
+        for (Case c : cases) {
+            Http h = curl(c.method(), c.path(), c.body());
+            assertEquals(c.status(), h.status(), c + " -> " + h.body());
+            assertTrue(h.error().contains(c.error()), c + " -> " + h.body());
+        }
+        // Bytes that are not HTTP at all: Jetty refuses them, as JSON too, and the daemon goes on.
+        try (SocketChannel raw = SocketChannel.open(UnixDomainSocketAddress.of(control))) {
+            raw.write(ByteBuffer.wrap("GARBAGE\u0001 / HTTP/9\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1)));
+            ByteBuffer answer = ByteBuffer.allocate(4096);
+            CompletableFuture.runAsync(() -> {
+                try {
+                    while (raw.read(answer) >= 0 && answer.hasRemaining()) {
+                        // read to the end
+                    }
+                } catch (IOException ignored) {
+                    // closed: what arrived is checked below
+                }
+            }).get(20, TimeUnit.SECONDS);
+            String text = new String(answer.array(), 0, answer.position(), StandardCharsets.ISO_8859_1);
+            assertTrue(text.startsWith("HTTP/1.1 400"), text);
+        }
+        assertTrue(daemon.process.isAlive(), daemon.log());
+        assertEquals(List.of("a"), names(), "no malformed request added or removed anything");
+        assertEquals(String.valueOf(FIXTURE_SIZE), HostTools.run(List.of("nbdinfo", "--size", uri("a"))).strip());
+    }
+
+    /**
+     * A client in transmission, held open: the fixed-newstyle handshake by hand (NBD protocol,
+     * "Fixed newstyle negotiation"), NBD_OPT_EXPORT_NAME with NBD_FLAG_C_NO_ZEROES, then nothing.
+     */
+    private SocketChannel connectAndHold(String export) throws IOException {
+        SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(nbdSocket));
+        ByteBuffer greeting = ByteBuffer.allocate(18);
+        while (greeting.hasRemaining()) {
+            if (ch.read(greeting) < 0) {
+                throw new IOException("closed during the greeting");
+            }
+        }
+        assertEquals(0x4e42444d41474943L, greeting.getLong(0)); // NBDMAGIC
+        byte[] name = export.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer opt = ByteBuffer.allocate(4 + 16 + name.length);
+        opt.putInt(3); // NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES
+        opt.putLong(0x49484156454F5054L).putInt(1).putInt(name.length).put(name); // IHAVEOPT, NBD_OPT_EXPORT_NAME
+        opt.flip();
+        while (opt.hasRemaining()) {
+            ch.write(opt);
+        }
+        ByteBuffer reply = ByteBuffer.allocate(10); // size, transmission flags
+        while (reply.hasRemaining()) {
+            if (ch.read(reply) < 0) {
+                throw new IOException("closed before the export was granted");
+            }
+        }
+        assertEquals(FIXTURE_SIZE, reply.getLong(0));
+        return ch;
+    }
+
+    @Test
+    void removeIsRefusedWhileAClientIsConnectedAndForceDisconnectsIt() throws Exception {
+        startDaemon(Map.of());
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("busy")).status());
+        try (SocketChannel client = connectAndHold("busy")) {
+            await(() -> {
+                try {
+                    return curl("GET", "/api/v1/exports/busy", null).body().get("clients").asInt() == 1;
+                } catch (IOException e) {
+                    throw new RuntimeException(e);
+                }
+            }, "the client to be counted");
+            StrataProcess.Run refused = ctl("remove", "busy");
+            assertEquals(1, refused.code());
+            assertTrue(refused.err().contains("has 1 client(s) connected") && refused.err().contains("HTTP 409"), refused.err());
+            assertEquals(List.of("busy"), names());
+
+            StrataProcess.Run forced = ctl("remove", "busy", "--force");
+            assertEquals(0, forced.code(), forced.err());
+            // The client sees its connection end (EOF), not a hang.
+            int n = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return client.read(ByteBuffer.allocate(1));
+                } catch (IOException e) {
+                    return -2;
+                }
+            }).get(20, TimeUnit.SECONDS);
+            assertTrue(n < 0, "the forced remove closed the client's connection: " + n);
+        }
+        assertEquals(List.of(), names());
+        daemon.awaitLog("export 'busy' removed (1 client(s) disconnected)");
+    }
+
+    private long count(String dir) throws IOException {
+        try (var s = Files.list(Path.of("/proc", String.valueOf(daemon.process.pid()), dir))) {
+            return s.filter(DaemonIT::notASharedPoolThread).count();
+        }
+    }
+
+    /**
+     * Threads of the pools every export shares, bounded whatever the number of exports and ended
+     * after a minute idle (the NBD loaders, Jetty's control threads, the JIT's compiler threads),
+     * are not an export's: an export's own threads (its vhost-user acceptor, its clients'
+     * connections) must go with it. A task's comm is its thread name, cut at 15 bytes.
+     */
+    private static boolean notASharedPoolThread(Path entry) {
+        Path comm = entry.resolve("comm");
+        if (!entry.getParent().getFileName().toString().equals("task")) {
+            return true;
+        }
+        try {
+            String name = Files.readString(comm).strip();
+            return !(name.startsWith("nbd-load-") || name.startsWith("control-") || name.contains("CompilerThre"));
+        } catch (IOException e) {
+            return false; // the thread ended while we looked
+        }
+    }
+
+    @Test
+    void removingExportsFreesTheirFilesThreadsAndMemory() throws Exception {
+        startDaemon(Map.of());
+        // One round first: classes, Jetty's threads and the NBD loader pool exist from then on.
+        round(1, true);
+        round(1, false);
+        long fds = count("fd");
+        long threads = count("task");
+        round(8, true);
+        long fdsServing = count("fd");
+        long threadsServing = count("task");
+        assertTrue(fdsServing >= fds + 8 * 2, "8 exports hold a bootstrap and a blob each, 4 vhost-user a socket: " + fds + " -> " + fdsServing);
+        assertTrue(threadsServing >= threads + 4, "each vhost-user socket has its accept thread: " + threads + " -> " + threadsServing);
+        assertTrue(curl("GET", "/api/v1/stats", null).body().get("cache").get("resident_bytes").asLong() > 0);
+        round(8, false);
+        await(() -> {
+            try {
+                return count("fd") <= fds && count("task") <= threads + 1;
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+        }, "files and threads back to before the exports (fds " + fds + ", threads " + threads + ")");
+        assertEquals(0, curl("GET", "/api/v1/stats", null).body().get("cache").get("resident_bytes").asLong(), "cache memory freed");
+    }
+
+    /** Adds (with a read of each through its transport's listener) or removes n exports: half NBD, half vhost-user. */
+    private void round(int n, boolean add) throws Exception {
+        for (int i = 0; i < n; i++) {
+            boolean nbd = i % 2 == 0 || n == 1;
+            String name = nbd ? "r" + i : tmp.resolve("v" + i + ".sock").toString();
+            if (add) {
+                String body = nbd ? nbdExport(name)
+                        : "{\"kind\":\"vhost-user\",\"socket\":\"" + name + "\",\"source\":\"" + Fixtures.nydusBootstrap() + "\",\"blob_dir\":\""
+                                + Fixtures.nydusDir() + "\",\"queues\":1}";
+                Http h = curl("POST", "/api/v1/exports", body);
+                assertEquals(201, h.status(), h.body().toString());
+                if (nbd) {
+                    HostTools.run(List.of("nbdcopy", uri(name), "null:"));
+                }
+            } else {
+                Http h = curl("DELETE", "/api/v1/exports?name=" + java.net.URLEncoder.encode(name, StandardCharsets.UTF_8), null);
+                assertEquals(200, h.status(), h.body().toString());
+            }
+        }
+    }
+
+    @Test
+    void sighupAppliesTheConfigsDifference() throws Exception {
+        Path config = tmp.resolve("exports.json");
+        Path raw = tmp.resolve("small.raw");
+        Files.write(raw, new byte[4096]);
+        Files.writeString(config, "{\"exports\": [" + nbdExport("keep") + ", " + nbdExport("drop") + ", " + nbdExport("change") + "]}");
+        startDaemon(Map.of(), "--config", config.toString());
+        assertEquals(List.of("keep", "drop", "change"), names());
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("mine")).status(), "an export of the API's, not the file's");
+        try (SocketChannel keepClient = connectAndHold("keep")) {
+            Files.writeString(config, "{\"exports\": [" + nbdExport("keep") + ", {\"kind\":\"nbd\",\"name\":\"change\",\"raw\":\"" + raw + "\"}, "
+                    + nbdExport("new") + "]}");
+            HostTools.run(List.of("kill", "-HUP", String.valueOf(daemon.process.pid())));
+            daemon.awaitLog("SIGHUP: config " + config + ": 1 added, 1 removed, 1 replaced, 1 unchanged");
+            assertEquals(List.of("keep", "mine", "change", "new"), names());
+            assertEquals("4096", HostTools.run(List.of("nbdinfo", "--size", uri("change"))).strip(), "the changed export serves its new source");
+            assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "the unchanged export kept its client");
+            assertTrue(keepClient.isConnected());
+
+            // A config that does not parse changes nothing.
+            Files.writeString(config, "{\"exports\": [ oops");
+            HostTools.run(List.of("kill", "-HUP", String.valueOf(daemon.process.pid())));
+            daemon.awaitLog("the exports stay as they are");
+            assertEquals(List.of("keep", "mine", "change", "new"), names());
+        }
+    }
+
+    @Test
+    void daemonNotifiesSystemdWhenServing() throws Exception {
+        HostTools.requireTool("python3", "python3");
+        Path notify = tmp.resolve("notify");
+        Path received = tmp.resolve("received");
+        Process receiver = new ProcessBuilder("python3", "-c", SystemdIT.RECEIVER, notify.toString()).redirectErrorStream(true)
+                .redirectOutput(received.toFile()).start();
+        try {
+            StrataProcess.awaitText(received, "bound", receiver);
+            Path config = tmp.resolve("exports.json");
+            Files.writeString(config, "{\"exports\": [" + nbdExport("a") + "]}");
+            startDaemon(Map.of("NOTIFY_SOCKET", notify.toString()), "--config", config.toString());
+            StrataProcess.awaitText(received, "READY=1", daemon.process);
+            // READY=1 comes once the config's exports serve and the control socket answers.
+            assertEquals(String.valueOf(FIXTURE_SIZE), HostTools.run(List.of("nbdinfo", "--size", uri("a"))).strip());
+            daemon.close();
+            assertTrue(receiver.waitFor(60, TimeUnit.SECONDS), "no STOPPING=1: " + Files.readString(received));
+            assertEquals(List.of("bound", "READY=1|STATUS=serving 1 export(s); control on " + control, "STOPPING=1"),
+                    Files.readAllLines(received));
+            assertFalse(Files.exists(control), "the control socket is removed on stop");
+        } finally {
+            receiver.destroyForcibly();
+            receiver.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void eachExportsMetricsComeAndGoWithIt() throws Exception {
+        HostTools.requireTool("promtool", "prometheus");
+        startDaemon(Map.of(), "--metrics-listen", "127.0.0.1:0");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Prometheus endpoint on http://127\\.0\\.0\\.1:(\\d+)/metrics")
+                .matcher(daemon.awaitLog("Prometheus endpoint on"));
+        assertTrue(m.find(), daemon.log());
+        String url = "http://127.0.0.1:" + m.group(1) + "/metrics";
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("a")).status());
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("b")).status());
+        HostTools.run(List.of("nbdcopy", uri("a"), "null:"));
+        Path scrape = tmp.resolve("scrape.txt");
+        HostTools.run(List.of("curl", "-sSf", "--max-time", "30", "-o", scrape.toString(), url));
+        String text = Files.readString(scrape);
+        HostTools.Outcome check = HostTools.execute(List.of("sh", "-c", "promtool check metrics < " + scrape));
+        assertEquals(0, check.exitCode(), "promtool check metrics: " + check.output());
+        assertEquals("", check.output().strip(), "promtool's findings");
+        // a was read (its chunks loaded into its share of the one cache), b only opened: each has series of its own.
+        assertTrue(sample(text, "strata_requests_total{export=\"a\",transport=\"nbd\",type=\"read\"}") > 0, text);
+        assertTrue(sample(text, "strata_chunk_cache_misses_total{export=\"a\"}") > 0, text);
+        assertEquals(0, sample(text, "strata_chunk_cache_misses_total{export=\"b\"}"), text);
+        assertEquals(0, sample(text, "strata_requests_total{export=\"b\",transport=\"nbd\",type=\"read\"}"), text);
+        assertEquals(200, curl("DELETE", "/api/v1/exports/b", null).status());
+        HostTools.run(List.of("curl", "-sSf", "--max-time", "30", "-o", scrape.toString(), url));
+        text = Files.readString(scrape);
+        assertFalse(text.contains("export=\"b\""), "a removed export's series leave the scrape: " + text);
+        assertTrue(text.contains("export=\"a\""), text);
+    }
+
+    /** The issue's test: 50 exports added and removed while nbdcopy reads another one, again and again; every copy is right. */
+    @Test
+    void fiftyExportsComeAndGoWhileNbdcopyReadsAnother() throws Exception {
+        Path exported = tmp.resolve("export.raw");
+        StrataProcess.Run e = StrataProcess.run(tmp, "export", Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString(),
+                "-o", exported.toString());
+        assertEquals(0, e.code(), e.err());
+        String want = sha256(Files.readAllBytes(exported));
+        startDaemon(Map.of(), "--cache-size", "4M"); // small: the churn's exports evict the copied one's chunks
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("steady")).status());
+
+        AtomicBoolean churning = new AtomicBoolean(true);
+        CompletableFuture<Integer> copies = CompletableFuture.supplyAsync(() -> {
+            int n = 0;
+            try {
+                while (churning.get() || n < 3) {
+                    Path out = tmp.resolve("copy.raw");
+                    Files.deleteIfExists(out);
+                    // Small requests, one at a time: each copy takes many round trips across the churn.
+                    HostTools.run(List.of("nbdcopy", "--connections=1", "--requests=1", "--request-size=4096", uri("steady"), out.toString()));
+                    assertEquals(want, sha256(Files.readAllBytes(out)), "copy " + n + " differs from strata export's output");
+                    n++;
+                }
+            } catch (IOException ex) {
+                throw new RuntimeException(ex);
+            }
+            return n;
+        });
+        try {
+            for (int i = 0; i < 50; i++) {
+                Http h = curl("POST", "/api/v1/exports", nbdExport("churn" + i));
+                assertEquals(201, h.status(), h.body().toString());
+                if (i % 5 == 0) {
+                    HostTools.run(List.of("nbdcopy", uri("churn" + i), "null:")); // some churned exports are read too
+                }
+            }
+            assertEquals(51, names().size());
+            for (int i = 0; i < 50; i++) {
+                Http h = curl("DELETE", "/api/v1/exports/churn" + i, null);
+                assertEquals(200, h.status(), h.body().toString());
+            }
+        } finally {
+            churning.set(false);
+        }
+        int n = copies.get(120, TimeUnit.SECONDS);
+        assertTrue(n >= 3, "copies made: " + n);
+        assertEquals(List.of("steady"), names());
+    }
+
+    /** The value of the scrape's series {@code series} (name and labels as the text format writes them). */
+    private static double sample(String scrape, String series) {
+        return scrape.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1).strip()))
+                .findFirst().orElseThrow(() -> new AssertionError("no " + series + " in the scrape:\n" + scrape));
+    }
+
+    private static String sha256(byte[] b) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
