@@ -71,6 +71,12 @@ class ConnectionAllocationTest {
                         assertTrue(after - before < 4096, (after - before) + " bytes allocated for " + n + " requests");
                     }
                 }
+                // A batch is counted just after its replies are written: the client may see the last
+                // reply a moment before the count, so wait for it (with a deadline).
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (counters.requests(io.strata.core.metrics.RequestType.READ) < 5500 && System.nanoTime() < deadline) {
+                    Thread.sleep(1);
+                }
                 assertEquals(5500, counters.requests(io.strata.core.metrics.RequestType.READ), "every read counted");
                 assertTrue(conn.isAlive(), "measured the connection's own thread");
             }
