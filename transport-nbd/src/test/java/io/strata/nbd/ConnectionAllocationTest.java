@@ -73,8 +73,8 @@ class ConnectionAllocationTest {
                 }
                 // A batch is counted just after its replies are written: the client may see the last
                 // reply a moment before the count, so wait for it (with a deadline).
-                long deadline = System.nanoTime() + 10_000_000_000L;
-                while (counters.requests(io.strata.core.metrics.RequestType.READ) < 5500 && System.nanoTime() < deadline) {
+                long counted = System.nanoTime() + 10_000_000_000L;
+                while (counters.requests(io.strata.core.metrics.RequestType.READ) < 5500 && System.nanoTime() < counted) {
                     Thread.sleep(1);
                 }
                 assertEquals(5500, counters.requests(io.strata.core.metrics.RequestType.READ), "every read counted");
