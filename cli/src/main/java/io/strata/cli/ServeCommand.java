@@ -5,7 +5,6 @@ import io.strata.nbd.ExportRegistry;
 import io.strata.nbd.NbdServer;
 import io.strata.registry.prefetch.PrefetchMode;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
 import java.util.List;
@@ -108,16 +107,7 @@ final class ServeCommand implements Callable<Integer> {
                 nbdListening, socketMode, metrics.served);
         ControlServer controlServer = null;
         try {
-            if (socket != null) {
-                nbd.listenUnix(socket);
-            }
-            if (listen != null) {
-                InetSocketAddress a = nbd.listenTcp(listen.host(), listen.port());
-                CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
-            }
-            for (ServerSocketChannel listener : activated) {
-                nbd.listenOn(listener);
-            }
+            ServeNbdCommand.listen(nbd, socket, listen, activated);
             if (initial != null) {
                 CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
             }

@@ -156,16 +156,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 stopped.countDown();
             }, "strata-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
-            if (socket != null) {
-                server.listenUnix(socket);
-            }
-            if (tcp != null) {
-                InetSocketAddress a = server.listenTcp(listen.host(), listen.port());
-                CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
-            }
-            for (ServerSocketChannel listener : activated) {
-                server.listenOn(listener);
-            }
+            listen(server, socket, listen, activated);
             metrics.served.addNbdServer(server.metrics());
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
@@ -203,6 +194,23 @@ final class ServeNbdCommand implements Callable<Integer> {
             } catch (IOException e) {
                 CommandLoggers.serve().warn("closing {}: {}", d.describe(), e.getMessage());
             }
+        }
+    }
+
+    /**
+     * Opens the NBD listeners asked for, shared with the daemon: a unix socket, a TCP address (the
+     * port it got is logged: port 0 asks for a free one), and the sockets systemd passed.
+     */
+    static void listen(NbdServer server, Path socket, TcpListenAddress tcp, List<ServerSocketChannel> activated) throws IOException {
+        if (socket != null) {
+            server.listenUnix(socket);
+        }
+        if (tcp != null) {
+            InetSocketAddress a = server.listenTcp(tcp.host(), tcp.port());
+            CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
+        }
+        for (ServerSocketChannel listener : activated) {
+            server.listenOn(listener);
         }
     }
 }

@@ -29,8 +29,7 @@ class MetricsIT {
     @TempDir
     Path tmp;
 
-    private static final Pattern ENDPOINT = Pattern.compile("Prometheus endpoint on http://127\\.0\\.0\\.1:(\\d+)/metrics");
-    private static final Pattern SAMPLE = Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$", Pattern.MULTILINE);
+    private static final Pattern ENDPOINT = MetricsScrape.ENDPOINT;
 
     @Test
     void aScrapeAfterKnownTrafficPassesPromtoolAndCountsIt() throws Exception {
@@ -179,25 +178,8 @@ class MetricsIT {
         return v.entrySet().stream().filter(e -> e.getKey().startsWith(prefix)).mapToDouble(Map.Entry::getValue).sum();
     }
 
-    /**
-     * Scrapes with curl into {@code file} until {@code ready} holds for the samples (the server counts a
-     * connection closed just after its client sees the last reply), for up to 30 s; returns the samples.
-     */
     private static Map<String, Double> scrapeWhen(String url, Path file, java.util.function.Predicate<Map<String, Double>> ready)
             throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
-        for (;;) {
-            HostTools.run(List.of("curl", "-sSf", "--max-time", "10", "-o", file.toString(), url));
-            Map<String, Double> samples = new HashMap<>();
-            Matcher m = SAMPLE.matcher(Files.readString(file));
-            while (m.find()) {
-                samples.put(m.group(1), Double.parseDouble(m.group(2)));
-            }
-            if (ready.test(samples)) {
-                return samples;
-            }
-            assertTrue(System.nanoTime() < deadline, "the scrape never settled:\n" + Files.readString(file));
-            Thread.sleep(100);
-        }
+        return MetricsScrape.scrapeWhen(url, file, ready, () -> true);
     }
 }

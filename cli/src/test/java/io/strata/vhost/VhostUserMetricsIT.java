@@ -31,8 +31,7 @@ class VhostUserMetricsIT {
     @TempDir
     Path tmp;
 
-    private static final Pattern ENDPOINT = Pattern.compile("Prometheus endpoint on http://127\\.0\\.0\\.1:(\\d+)/metrics");
-    private static final Pattern SAMPLE = Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$", Pattern.MULTILINE);
+    private static final Pattern ENDPOINT = io.strata.cli.MetricsScrape.ENDPOINT;
 
     @Test
     void aScrapeAfterKnownRequestsPassesPromtoolAndCountsThem() throws Exception {
@@ -126,19 +125,6 @@ class VhostUserMetricsIT {
 
     private static Map<String, Double> scrapeWhen(String url, Path file, java.util.function.Predicate<Map<String, Double>> ready,
             Process p) throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
-        for (;;) {
-            HostTools.run(List.of("curl", "-sSf", "--max-time", "10", "-o", file.toString(), url));
-            Map<String, Double> samples = new HashMap<>();
-            Matcher m = SAMPLE.matcher(Files.readString(file));
-            while (m.find()) {
-                samples.put(m.group(1), Double.parseDouble(m.group(2)));
-            }
-            if (ready.test(samples)) {
-                return samples;
-            }
-            assertTrue(p.isAlive() && System.nanoTime() < deadline, "the scrape never settled:\n" + Files.readString(file));
-            Thread.sleep(100);
-        }
+        return io.strata.cli.MetricsScrape.scrapeWhen(url, file, ready, p::isAlive);
     }
 }

@@ -76,9 +76,21 @@ final class TestClient implements AutoCloseable {
         return goAfterOptions();
     }
 
+    /** Handshake through NBD_OPT_GO for export {@code name}, simple replies. Returns the export size. */
+    long go(String name) throws IOException {
+        greet();
+        return goAfterOptions(name);
+    }
+
     /** NBD_OPT_GO for the default export, after the greeting and any options; returns the export size. */
     long goAfterOptions() throws IOException {
-        sendOption(NbdProtocol.OPT_GO, ByteBuffer.allocate(6).putInt(0).putShort((short) 0).flip());
+        return goAfterOptions("");
+    }
+
+    /** NBD_OPT_GO for export {@code name}, after the greeting and any options; returns the export size. */
+    long goAfterOptions(String name) throws IOException {
+        byte[] n = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        sendOption(NbdProtocol.OPT_GO, ByteBuffer.allocate(6 + n.length).putInt(n.length).put(n).putShort((short) 0).flip());
         long size = -1;
         for (;;) {
             Object[] r = readOptionReply();
