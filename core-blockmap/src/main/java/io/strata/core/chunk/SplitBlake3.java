@@ -47,8 +47,8 @@ final class SplitBlake3 {
     /** Loads between {@link #begin} and {@link #end}, in every store: helpers only while a core is free. */
     private static final AtomicInteger RUNNING = new AtomicInteger();
     /**
-     * A helper that starts this late after its hand-off, or whose last piece the loader waits this long
-     * for, did not find an idle core: the machine is busy, and a load that waits for a descheduled helper's piece is slower than one that hashes
+     * A helper that starts this late after its hand-off did not find an idle core: the machine is
+     * busy, and a load that waits for a descheduled helper's piece is slower than one that hashes
      * alone. Then no load splits for {@link #BACK_OFF_NANOS}. (Half a 1 MiB chunk's decompression.)
      */
     private static final long LATE_START_NANOS = TimeUnit.MICROSECONDS.toNanos(400);
@@ -144,14 +144,9 @@ final class SplitBlake3 {
             backOff();
             helper.withdraw(this);
         } else {
-            // The helper is hashing its last piece (or is done): wait for it. A long wait means it was
-            // descheduled mid-piece (no idle core): back off as for a late start.
-            long waitFrom = System.nanoTime();
+            // The helper is hashing its last piece (or is done): wait for it.
             for (int spins = 0; hashedPieces.get() != pieces && helperState.get() != DETACHED; spins++) {
                 pause(spins);
-            }
-            if (System.nanoTime() - waitFrom > LATE_START_NANOS) {
-                backOff();
             }
         }
         if (hashedPieces.get() != pieces) {
