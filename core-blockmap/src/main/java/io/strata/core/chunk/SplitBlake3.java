@@ -18,10 +18,9 @@ import java.util.concurrent.locks.LockSupport;
  * ({@link #published}); the helper claims each piece once it is whole and hashes it; when the
  * decompression is done the loader claims what is left, then waits for the helper's last piece (at
  * most one piece's hash, about 0.1 ms). Claims go through one counter, so no piece is hashed twice.
- * A helper is used only when one is idle, fewer loads are running than there are cores, and helpers
- * have lately started at once when handed a load (a helper that starts late found no idle core: then
- * the loader would wait for a descheduled thread's piece, so loads hash alone for a while); otherwise
- * {@link #begin} says no and the caller hashes the whole chunk itself as before. Helpers are a process-wide pool of
+ * A helper is used only when one is idle and fewer loads are running than there are cores (on a busy
+ * machine it would only take a core another load needs); otherwise {@link #begin} says no and the
+ * caller hashes the whole chunk itself as before. Helpers are a process-wide pool of
  * {@code cores - 1} daemon threads (none on one core), started on first use.
  *
  * <p>One instance per load workspace: not thread-safe apart from the hand-off to its helper.
@@ -46,15 +45,6 @@ final class SplitBlake3 {
     private static final int CORES = Runtime.getRuntime().availableProcessors();
     /** Loads between {@link #begin} and {@link #end}, in every store: helpers only while a core is free. */
     private static final AtomicInteger RUNNING = new AtomicInteger();
-    /**
-     * A helper that starts this late after its hand-off did not find an idle core: the machine is
-     * busy, and a load that waits for a descheduled helper's piece is slower than one that hashes
-     * alone. Then no load splits for {@link #BACK_OFF_NANOS}. (Half a 1 MiB chunk's decompression.)
-     */
-    private static final long LATE_START_NANOS = TimeUnit.MICROSECONDS.toNanos(400);
-    private static final long BACK_OFF_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-    /** {@link System#nanoTime} before which no load splits (see {@link #LATE_START_NANOS}). */
-    private static volatile long busyUntil = System.nanoTime();
     private static volatile Helper[] helpers;
 
     private final Blake3 blake3 = new Blake3();
@@ -80,8 +70,6 @@ final class SplitBlake3 {
     private int length;
     private int pieces;
     private Helper helper;
-    /** When this load was handed to its helper. */
-    private volatile long assignedAt;
 
     /** For chunks of up to {@code maxLength} bytes. */
     SplitBlake3(int maxLength) {
@@ -95,9 +83,6 @@ final class SplitBlake3 {
      */
     boolean begin(ByteBuffer data, int length) {
         if (!ENABLED || length < MIN_LENGTH || length > PIECE * (pieceCvs.length / 8)) {
-            return false;
-        }
-        if (System.nanoTime() - busyUntil < 0) {
             return false;
         }
         if (RUNNING.incrementAndGet() > CORES - 1) {
@@ -117,7 +102,6 @@ final class SplitBlake3 {
         nextPiece.set(0);
         hashedPieces.set(0);
         helper = h;
-        assignedAt = System.nanoTime();
         helperState.set(ASSIGNED);
         h.assign(this);
         return true;
@@ -140,8 +124,6 @@ final class SplitBlake3 {
         published(length);
         hashClaimable(blake3, scratch, false);
         if (helperState.compareAndSet(ASSIGNED, DETACHED)) {
-            // The helper did not start in the whole decompression: no core was free.
-            backOff();
             helper.withdraw(this);
         } else {
             // The helper is hashing its last piece (or is done): wait for it.
@@ -199,15 +181,6 @@ final class SplitBlake3 {
                 hashedPieces.incrementAndGet();
             }
         }
-    }
-
-    private static void backOff() {
-        busyUntil = System.nanoTime() + BACK_OFF_NANOS;
-    }
-
-    /** Forgets a back-off: for tests that need a split on a machine other tests keep busy. */
-    static void forgetBackOff() {
-        busyUntil = System.nanoTime();
     }
 
     /** One step of a wait that lasts about one piece's hash or decompression: spin, then park briefly. */
@@ -288,9 +261,6 @@ final class SplitBlake3 {
                 if (l == null) {
                     LockSupport.park(this);
                     continue;
-                }
-                if (System.nanoTime() - l.assignedAt > LATE_START_NANOS) {
-                    backOff();
                 }
                 if (!l.helperState.compareAndSet(ASSIGNED, WORKING)) {
                     busy.set(false); // the loader detached it before this thread got to it

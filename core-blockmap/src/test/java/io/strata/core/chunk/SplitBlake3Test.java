@@ -41,9 +41,7 @@ class SplitBlake3Test {
             byte[] data = compressible(random, len);
             ByteBuffer src = direct(Zstd.compress(data, 3));
             byte[] expected = hash(data);
-            // Begins only while a core is free for the helper; on one core it never does. (A helper
-            // that started late, on this busy test machine, makes loads hash alone for a while.)
-            SplitBlake3.forgetBackOff();
+            // Begins only while a core is free for the helper; on one core it never does.
             assertEquals(MULTI_CORE, split.begin(dst, len), "begin, length " + len);
             if (!MULTI_CORE) {
                 continue;
@@ -58,7 +56,6 @@ class SplitBlake3Test {
                 split.end();
             }
             expected[31] ^= 1;
-            SplitBlake3.forgetBackOff();
             assertTrue(split.begin(dst, len));
             try {
                 zstd.decompressInPieces(src, src.capacity(), dst, dst.capacity(), split);
@@ -103,7 +100,6 @@ class SplitBlake3Test {
         ByteBuffer dst = direct(data);
         SplitBlake3 split = new SplitBlake3(MIB);
         for (int i = 0; i < 50; i++) {
-            SplitBlake3.forgetBackOff();
             assertEquals(MULTI_CORE, split.begin(dst, MIB));
             if (!MULTI_CORE) {
                 return;
@@ -111,7 +107,6 @@ class SplitBlake3Test {
             split.published(SplitBlake3.PIECE * (i % 4));
             split.end();
         }
-        SplitBlake3.forgetBackOff();
         assertTrue(split.begin(dst, MIB));
         split.end();
     }
@@ -132,7 +127,6 @@ class SplitBlake3Test {
             digests[i] = hash(chunks[i]);
         }
         AtomicInteger split = new AtomicInteger();
-        SplitBlake3.forgetBackOff();
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
             List<Future<?>> results = new ArrayList<>();
