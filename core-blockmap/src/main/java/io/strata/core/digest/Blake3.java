@@ -47,6 +47,8 @@ public final class Blake3 {
 
     /** Inputs are at most 2^31 bytes, 2^21 chunks: the stack of subtree chaining values is at most 22 deep. */
     private static final int MAX_DEPTH = 32;
+    /** log2 of {@link Blake3Lanes#MAX_LANES}: a whole group of lanes is a subtree of 2^8 chunks. */
+    private static final int GROUP_LOG2 = 8;
 
     private final int[] stack = new int[MAX_DEPTH * 8];
     private int depth;
@@ -117,13 +119,10 @@ public final class Blake3 {
         int chunks = len == 0 ? 1 : (int) ((len + (long) CHUNK_LEN - 1) / CHUNK_LEN);
         int laneChunks = chunks > 1 && len % CHUNK_LEN == 0 ? chunks : chunks - 1;
         int chunk = 0;
-        // Groups of lanes follow the binary decomposition of the chunk count: 256 at a time, then the
-        // largest power of two left (at least MIN_LANES). Each starts at a multiple of its size, so it
-        // is an aligned, complete subtree of the tree (it is left-full, section 2.5): its parents are
-        // computed in lanes too, level by level, down to two nodes. (A 128 KiB piece of a split hash
-        // is one group of 128, with no scalar parents.)
-        while (laneChunks - chunk >= Blake3Lanes.MIN_LANES) {
-            int n = Integer.highestOneBit(Math.min(Blake3Lanes.MAX_LANES, laneChunks - chunk));
+        // Whole groups of 256 chunks are aligned, complete subtrees of the tree (it is left-full,
+        // section 2.5): their parents are computed in lanes too, level by level, down to two nodes.
+        while (laneChunks - chunk >= Blake3Lanes.MAX_LANES) {
+            int n = Blake3Lanes.MAX_LANES;
             Blake3Lanes l = lanes();
             l.chunks(in, off + chunk * CHUNK_LEN, base + chunk, n, laneCvs);
             for (int nodes = n; nodes > 2; nodes /= 2) {
@@ -139,7 +138,19 @@ public final class Blake3 {
             if (chunk == chunks) {
                 break; // the rightmost subtree: it stays in cvs for the fold below
             }
-            pushSubtree(cvs, 0, chunk, Integer.numberOfTrailingZeros(n));
+            pushSubtree(cvs, 0, chunk, GROUP_LOG2);
+        }
+        while (laneChunks - chunk >= Blake3Lanes.MIN_LANES) {
+            int n = Math.min(Blake3Lanes.MAX_LANES, laneChunks - chunk);
+            lanes().chunks(in, off + chunk * CHUNK_LEN, base + chunk, n, laneCvs);
+            for (int lane = 0; lane < n; lane++) {
+                if (chunk + lane == chunks - 1) {
+                    System.arraycopy(laneCvs, lane * 8, cvs, 0, 8);
+                } else {
+                    pushChunk(laneCvs, lane * 8, chunk + lane + 1);
+                }
+            }
+            chunk += n;
         }
         for (; chunk < laneChunks; chunk++) {
             fullChunk(in, off + chunk * CHUNK_LEN, base + chunk, cvs, 0);
