@@ -28,8 +28,6 @@ import org.openjdk.jmh.annotations.TearDown;
 @State(Scope.Thread)
 public class CodecBenchmark extends JvmSettings {
     private static final int CHUNK = BenchImage.CHUNK;
-    private static final int PIECE = 128 * 1024;
-    private final int[] pieceCvs = new int[8 * (CHUNK / PIECE)];
 
     private byte[] plain;
     private ByteBuffer plainDirect;
@@ -55,11 +53,6 @@ public class CodecBenchmark extends JvmSettings {
         System.out.printf("%n[codec] 1 MiB chunk: lz4 %d bytes, zstd %d bytes%n", lz4Src.capacity(), zstdSrc.capacity());
         check("lz4", lz4Decompress());
         check("zstd", zstdDecompress());
-        check("zstd streamed", zstdDecompressStreamed());
-        byte[] whole = blake3().clone();
-        if (!Arrays.equals(whole, blake3Pieces())) {
-            throw new IllegalStateException("BLAKE3 in pieces differs from the whole hash");
-        }
     }
 
     private void check(String codec, int produced) {
@@ -89,36 +82,6 @@ public class CodecBenchmark extends JvmSettings {
     @Benchmark
     public int zstdDecompress() {
         return zstd.decompressDirectByteBuffer(dst, 0, CHUNK, zstdSrc, 0, zstdSrc.capacity());
-    }
-
-    /**
-     * zstd's streaming decompression with the output window grown 128 KiB at a time, as a BLAKE3
-     * miss decompresses when a helper core hashes the finished pieces meanwhile (the core's
-     * {@code Decompressor.Zstd.decompressInPieces}, without the hand-off).
-     */
-    @Benchmark
-    public int zstdDecompressStreamed() {
-        ByteBuffer in = zstdSrc.duplicate().position(0);
-        ByteBuffer out = dst.duplicate().limit(0).position(0);
-        zstd.reset();
-        boolean finished = false;
-        while (!finished) {
-            if (out.position() == out.limit() && out.limit() < CHUNK) {
-                out.limit(Math.min(CHUNK, out.limit() + PIECE));
-            }
-            finished = zstd.decompressDirectByteBufferStream(out, in);
-        }
-        return out.position();
-    }
-
-    /** BLAKE3 of 1 MiB as eight 128 KiB subtrees and their join, on one thread: the split's own cost. */
-    @Benchmark
-    public byte[] blake3Pieces() {
-        for (int p = 0; p < CHUNK / PIECE; p++) {
-            blake3.subtree(plain, p * PIECE, PIECE, (long) p * (PIECE / 1024), pieceCvs, 8 * p);
-        }
-        blake3.join(pieceCvs, CHUNK / PIECE, 7, out, 0);
-        return out;
     }
 
     @Benchmark

@@ -91,14 +91,6 @@ public class ReadPathBenchmark extends JvmSettings {
         public void close() throws IOException {
             System.out.printf("%n[cache] %s ops=%d misses=%d (all iterations, warmup included); %s%n",
                     label, totalOps, totalMisses, image.stats());
-            io.strata.core.chunk.LoadStats l = image.device.loadStats();
-            if (l.loads() > 0) {
-                // Where a load's time went (decompress includes what a helper hashed meanwhile; digest
-                // is what was left to hash after it).
-                System.out.printf("[loads] %s loads=%d per load: read %.1f us, decompress %.1f us, digest %.1f us%n",
-                        label, l.loads(), l.readNanos() / 1e3 / l.loads(), l.decompressNanos() / 1e3 / l.loads(),
-                        l.digestNanos() / 1e3 / l.loads());
-            }
             image.close();
         }
     }
@@ -121,45 +113,10 @@ public class ReadPathBenchmark extends JvmSettings {
     public static class Cold extends Counted {
         @Param({"zstd-sha256", "lz4-sha256", "none-sha256", "zstd-blake3"})
         public String variant;
-        /**
-         * "false" hashes every BLAKE3 chunk whole after its decompression, "true" lets a helper core
-         * hash it in pieces while it is decompressed (SplitBlake3, when a core is free).
-         */
-        @Param({"true"})
-        public String split;
-        /** Threads that keep cores busy meanwhile (a loaded machine: the helper then has no idle core). */
-        @Param({"0"})
-        public int busyThreads;
-        private volatile boolean stop;
-        private final java.util.List<Thread> busy = new java.util.ArrayList<>();
 
         @Setup(Level.Trial)
         public void setup() throws IOException {
-            // Read once when the core's SplitBlake3 class loads: this fork has loaded no chunk yet.
-            System.setProperty("strata.blake3.split", split);
-            init("miss " + variant + " split=" + split + " busy=" + busyThreads, variant, 0);
-            for (int i = 0; i < busyThreads; i++) {
-                Thread t = new Thread(() -> {
-                    long x = 0;
-                    while (!stop) {
-                        x = x * 6364136223846793005L + 1442695040888963407L;
-                    }
-                    if (x == 42) {
-                        System.out.print("");
-                    }
-                }, "busy-" + i);
-                t.setDaemon(true);
-                t.start();
-                busy.add(t);
-            }
-        }
-
-        @TearDown(Level.Trial)
-        public void stopBusy() throws InterruptedException {
-            stop = true;
-            for (Thread t : busy) {
-                t.join(10_000);
-            }
+            init("miss " + variant, variant, 0);
         }
 
         @Override

@@ -331,34 +331,21 @@ public final class ChunkStore implements Closeable {
         long read = System.nanoTime();
         readNanos.add(read - start);
         Compression algo = t.isCompressed(chunk) ? compression[blob] : Compression.NONE;
-        // A BLAKE3 chunk of 256 KiB or more is hashed in pieces, partly on a helper core while it is
-        // still being decompressed, when a core is free (SplitBlake3); else whole, after.
-        SplitBlake3 split = digest[blob] == DigestAlgorithm.BLAKE3 && usize >= SplitBlake3.MIN_LENGTH
-                && ws.split().begin(slot.view(), usize) ? ws.split() : null;
+        int produced;
         try {
-            int produced;
-            try {
-                Decompressor d = ws.decompressor(algo);
-                produced = split != null ? d.decompressInPieces(staging, csize, slot.view(), slot.capacity(), split)
-                        : d.decompress(staging, csize, slot.view(), slot.capacity());
-            } catch (IOException e) {
-                throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
-            }
-            long decompressed = System.nanoTime();
-            decompressNanos.add(decompressed - read);
-            if (produced != usize) {
-                throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
-            }
-            boolean matches = split != null ? split.matches(t.digests(), t.digestOffset(chunk))
-                    : ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk));
-            digestNanos.add(System.nanoTime() - decompressed);
-            if (!matches) {
-                throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
-            }
-        } finally {
-            if (split != null) {
-                split.end(); // the helper lets go of the slot before the cache may hand it to another chunk
-            }
+            produced = ws.decompressor(algo).decompress(staging, csize, slot.view(), slot.capacity());
+        } catch (IOException e) {
+            throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
+        }
+        long decompressed = System.nanoTime();
+        decompressNanos.add(decompressed - read);
+        if (produced != usize) {
+            throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
+        }
+        boolean matches = ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk));
+        digestNanos.add(System.nanoTime() - decompressed);
+        if (!matches) {
+            throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
         }
         if (algo == Compression.NONE) {
             verifiedStored[blob].getAndUpdate(chunk >>> 6, w -> w | (1L << chunk));
@@ -405,7 +392,6 @@ public final class ChunkStore implements Closeable {
         final byte[] digestInput;
         final ChunkDigester digester = new ChunkDigester();
         final Map<Compression, Decompressor> decompressors = new EnumMap<>(Compression.class);
-        private SplitBlake3 split;
 
         Workspace(NativeBuffer staging, int stagingSize, byte[] digestInput) {
             this.staging = staging;
@@ -416,14 +402,6 @@ public final class ChunkStore implements Closeable {
         void close() {
             staging.close();
             decompressors.values().forEach(Decompressor::close);
-        }
-
-        /** Made on first use: only BLAKE3 images of large chunks need it. */
-        SplitBlake3 split() {
-            if (split == null) {
-                split = new SplitBlake3(digestInput.length);
-            }
-            return split;
         }
 
         Decompressor decompressor(Compression c) {

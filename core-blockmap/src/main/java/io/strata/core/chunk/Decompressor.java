@@ -17,17 +17,6 @@ abstract class Decompressor implements AutoCloseable {
     /** Decompresses {@code srcLen} bytes into {@code dst}; returns the number of bytes produced. */
     abstract int decompress(ByteBuffer src, int srcLen, ByteBuffer dst, int dstCapacity) throws IOException;
 
-    /**
-     * Like {@link #decompress}, telling {@code split} how many bytes are done as they grow, so that it
-     * can hash finished pieces while the rest is decompressed. Codecs that cannot stop part-way (lz4
-     * blocks, stored chunks) decompress all at once and tell nothing: {@link SplitBlake3#matches}
-     * publishes the whole chunk.
-     */
-    int decompressInPieces(ByteBuffer src, int srcLen, ByteBuffer dst, int dstCapacity, SplitBlake3 split)
-            throws IOException {
-        return decompress(src, srcLen, dst, dstCapacity);
-    }
-
     /** Frees native state now rather than at some later garbage collection. */
     @Override
     public void close() {
@@ -81,43 +70,6 @@ abstract class Decompressor implements AutoCloseable {
             try {
                 return ctx.decompressDirectByteBuffer(dst, 0, dstCapacity, src, 0, srcLen);
             } catch (RuntimeException e) {
-                throw new IOException("zstd frame is malformed: " + e.getMessage(), e);
-            }
-        }
-
-        /**
-         * zstd's streaming decompression with the output window grown one {@link SplitBlake3#PIECE} at a
-         * time. zstd then decodes each block into its own window buffer and copies it out (one more
-         * 1 MiB memcpy per chunk, ~0.03 ms), which buys the overlap. A frame that stops short, or runs
-         * past {@code dstCapacity}, makes no progress at some call and is refused.
-         */
-        @Override
-        int decompressInPieces(ByteBuffer src, int srcLen, ByteBuffer dst, int dstCapacity, SplitBlake3 split)
-                throws IOException {
-            ByteBuffer in = src.duplicate().limit(srcLen).position(0);
-            ByteBuffer out = dst.duplicate().limit(0).position(0);
-            try {
-                ctx.reset();
-                boolean finished = false;
-                while (!finished) {
-                    int inBefore = in.position();
-                    int outBefore = out.position();
-                    if (out.position() == out.limit() && out.limit() < dstCapacity) {
-                        if (out.limit() > 0) {
-                            split.published(out.limit());
-                        }
-                        out.limit(Math.min(dstCapacity, out.limit() + SplitBlake3.PIECE));
-                    }
-                    finished = ctx.decompressDirectByteBufferStream(out, in);
-                    if (!finished && in.position() == inBefore && out.position() == outBefore) {
-                        throw new IOException(in.hasRemaining()
-                                ? "zstd frame is larger than " + dstCapacity + " bytes"
-                                : "zstd frame is truncated");
-                    }
-                }
-                return out.position();
-            } catch (RuntimeException e) {
-                ctx.reset();
                 throw new IOException("zstd frame is malformed: " + e.getMessage(), e);
             }
         }

@@ -64,53 +64,6 @@ public final class Blake3 {
     public void hash(byte[] in, int off, int len, byte[] out, int outOff) {
         java.util.Objects.checkFromIndexSize(off, len, in.length);
         java.util.Objects.checkFromIndexSize(outOff, OUT_LEN, out.length);
-        tree(in, off, len, 0, true);
-        writeOut(out, outOff);
-    }
-
-    /**
-     * The chaining value of one piece of a longer input, to {@code cv[at..at+8)}: the subtree over the
-     * {@code len} bytes {@code in[off..off+len)}, whose first BLAKE3 chunk is chunk {@code firstChunk} of
-     * the whole input. A piece is {@code 2^k} whole chunks starting at a multiple of {@code 2^k} chunks
-     * (then it is a complete subtree of the input's tree, section 2.5), or the input's last piece, of
-     * 1 to {@code 2^k} chunks; never the whole input (that has the root flag: use {@link #hash}).
-     * {@link #join} makes the hash from the pieces' values. Pieces can be hashed on different threads,
-     * each with its own instance.
-     */
-    public void subtree(byte[] in, int off, int len, long firstChunk, int[] cv, int at) {
-        java.util.Objects.checkFromIndexSize(off, len, in.length);
-        java.util.Objects.checkFromIndexSize(at, 8, cv.length);
-        if (len <= 0) {
-            throw new IllegalArgumentException("a piece has at least one byte");
-        }
-        tree(in, off, len, firstChunk, false);
-        System.arraycopy(cvs, 0, cv, at, 8);
-    }
-
-    /**
-     * The 32-byte hash of an input cut into {@code pieces >= 2} pieces of {@code 2^pieceLog2} chunks
-     * each but the last, from their chaining values ({@link #subtree}) at {@code pieceCvs[8i..8i+8)}:
-     * the parents above the pieces (section 2.5), the topmost with the root flag.
-     */
-    public void join(int[] pieceCvs, int pieces, int pieceLog2, byte[] out, int outOff) {
-        java.util.Objects.checkFromIndexSize(outOff, OUT_LEN, out.length);
-        if (pieces < 2 || pieceCvs.length < 8 * pieces) {
-            throw new IllegalArgumentException("join takes at least two pieces, got " + pieces);
-        }
-        depth = 0;
-        for (int p = 0; p < pieces - 1; p++) {
-            pushSubtree(pieceCvs, 8 * p, (long) (p + 1) << pieceLog2, pieceLog2);
-        }
-        System.arraycopy(pieceCvs, 8 * (pieces - 1), cvs, 0, 8);
-        fold(true);
-        writeOut(out, outOff);
-    }
-
-    /**
-     * The tree over {@code in[off..off+len)}, whose chunks are counted from {@code base}; leaves the
-     * root's chaining value (its hash) in {@code cvs} if {@code root}, else the subtree's chaining value.
-     */
-    private void tree(byte[] in, int off, int len, long base, boolean root) {
         depth = 0;
         // Every chunk but the last is whole and not the root. The last one may be short, empty or the
         // root (section 2.5); lastChunk handles those. A whole last chunk of a longer input is hashed
@@ -124,14 +77,15 @@ public final class Blake3 {
         while (laneChunks - chunk >= Blake3Lanes.MAX_LANES) {
             int n = Blake3Lanes.MAX_LANES;
             Blake3Lanes l = lanes();
-            l.chunks(in, off + chunk * CHUNK_LEN, base + chunk, n, laneCvs);
+            l.chunks(in, off + chunk * CHUNK_LEN, chunk, n, laneCvs);
             for (int nodes = n; nodes > 2; nodes /= 2) {
                 l.parents(laneCvs, nodes / 2);
             }
             chunk += n;
             if (chunk == chunks && chunks == n) {
                 // The group is the whole input: its top node is the root.
-                parent(laneCvs, 0, laneCvs, 8, root ? ROOT : 0, cvs);
+                parent(laneCvs, 0, laneCvs, 8, ROOT, cvs);
+                writeOut(out, outOff);
                 return;
             }
             parent(laneCvs, 0, laneCvs, 8, 0, cvs);
@@ -142,7 +96,7 @@ public final class Blake3 {
         }
         while (laneChunks - chunk >= Blake3Lanes.MIN_LANES) {
             int n = Math.min(Blake3Lanes.MAX_LANES, laneChunks - chunk);
-            lanes().chunks(in, off + chunk * CHUNK_LEN, base + chunk, n, laneCvs);
+            lanes().chunks(in, off + chunk * CHUNK_LEN, chunk, n, laneCvs);
             for (int lane = 0; lane < n; lane++) {
                 if (chunk + lane == chunks - 1) {
                     System.arraycopy(laneCvs, lane * 8, cvs, 0, 8);
@@ -153,29 +107,24 @@ public final class Blake3 {
             chunk += n;
         }
         for (; chunk < laneChunks; chunk++) {
-            fullChunk(in, off + chunk * CHUNK_LEN, base + chunk, cvs, 0);
+            fullChunk(in, off + chunk * CHUNK_LEN, chunk, cvs, 0);
             if (chunk < chunks - 1) {
                 pushChunk(cvs, 0, chunk + 1);
             }
         }
         if (chunk == chunks - 1) {
             int lastStart = chunk * CHUNK_LEN;
-            lastChunk(in, off + lastStart, len - lastStart, base + chunk, root && chunks == 1, cvs);
+            lastChunk(in, off + lastStart, len - lastStart, chunk, chunks == 1, cvs);
         }
         if (chunks > 1) {
-            fold(root);
+            // Fold the right edge of the tree (section 2.5): each stacked subtree is the left sibling of
+            // everything after it; the last parent is the root.
+            while (depth > 0) {
+                depth--;
+                parent(stack, depth * 8, cvs, 0, depth == 0 ? ROOT : 0, cvs);
+            }
         }
-    }
-
-    /**
-     * Folds the right edge of the tree (section 2.5): each stacked subtree is the left sibling of
-     * everything after it (in {@code cvs}); the last parent is the root if {@code root}.
-     */
-    private void fold(boolean root) {
-        while (depth > 0) {
-            depth--;
-            parent(stack, depth * 8, cvs, 0, depth == 0 && root ? ROOT : 0, cvs);
-        }
+        writeOut(out, outOff);
     }
 
     private void writeOut(byte[] out, int outOff) {

@@ -69,45 +69,6 @@ class Blake3Test {
         }
     }
 
-    /**
-     * An input cut into pieces of 2^k chunks, each piece hashed by its own instance as a subtree and
-     * the values joined, gives the whole input's hash: for pieces of 1 to 512 chunks and inputs from
-     * two pieces (the smallest split) to a few MiB, last pieces whole, one byte long or partial.
-     */
-    @Test
-    void piecesJoinedEqualTheWholeHash() {
-        long seed = System.nanoTime();
-        Random random = new Random(seed);
-        Blake3 whole = new Blake3();
-        Blake3[] hashers = {new Blake3(), new Blake3(), new Blake3()};
-        for (int log2 = 0; log2 <= 9; log2++) {
-            int piece = KIB << log2;
-            int[] lengths = {
-                piece + 1, 2 * piece, 2 * piece + 1, 3 * piece - 1, 3 * piece, 4 * piece, 5 * piece + 7,
-                8 * piece, 8 * piece + 1, piece + 1 + random.nextInt(7 * piece),
-            };
-            for (int len : lengths) {
-                if (len > 4 * MIB) {
-                    continue;
-                }
-                byte[] input = new byte[len];
-                random.nextBytes(input);
-                byte[] expected = new byte[32];
-                whole.hash(input, 0, len, expected, 0);
-                int pieces = (len + piece - 1) / piece;
-                int[] cvs = new int[8 * pieces];
-                for (int p = 0; p < pieces; p++) {
-                    int start = p * piece;
-                    hashers[p % hashers.length].subtree(input, start, Math.min(piece, len - start),
-                            (long) p << log2, cvs, 8 * p);
-                }
-                byte[] joined = new byte[32];
-                whole.join(cvs, pieces, log2, joined, 0);
-                assertArrayEquals(expected, joined, "length " + len + ", pieces of 2^" + log2 + " chunks (seed " + seed + ")");
-            }
-        }
-    }
-
     @Test
     void readsOnlyItsRangeOfALargerArray() {
         Random random = new Random(7);
