@@ -243,8 +243,7 @@ class BadInputTest {
 
     @Test
     void flippedByteInACompressedChunkFailsOnlyItsReads() throws IOException {
-        // 1 MiB chunks take the split BLAKE3 path (SplitBlake3: zstd streamed, a helper hashing pieces)
-        // when a core is free; 64 KiB chunks are hashed whole.
+        // Small and large chunks (a 1 MiB BLAKE3 chunk is hashed in lanes of 256 chunks).
         for (int size : new int[] {65536, 1 << 20})
         for (Compression c : List.of(Compression.ZSTD, Compression.LZ4_BLOCK, Compression.NONE)) {
             Random r = new Random(3);
