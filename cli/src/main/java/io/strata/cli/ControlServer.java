@@ -36,7 +36,8 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  * served by Jetty. Every answer is JSON; every refusal is {@code {"error": "..."}} with a 4xx
  * status (5xx only for the daemon's own failures), and no request can stop the daemon.
  * <pre>
- * GET    /api/v1/exports                 the exports: name, kind, source, size, clients, cache_bytes
+ * GET    /api/v1/exports                 the exports: name, kind, source, size, clients, cache_bytes,
+ *                                       requests, bytes_read, errors
  * POST   /api/v1/exports                 add one ({@link ExportSpec} as the body): 201 and the export
  * GET    /api/v1/exports/NAME            one export
  * DELETE /api/v1/exports/NAME[?force=true]   remove one; also DELETE /api/v1/exports?name=NAME (any name, a socket path too)
@@ -268,6 +269,10 @@ final class ControlServer implements AutoCloseable {
         o.put("size", e.device.size());
         o.put("clients", daemon.clients(e));
         o.put("cache_bytes", e.cacheBytes());
+        io.strata.core.metrics.ExportCounters served = e.counters();
+        o.put("requests", served.requests());
+        o.put("bytes_read", served.bytes(io.strata.core.metrics.RequestType.READ));
+        o.put("errors", served.errors());
         o.put("description", e.device.describe());
         o.put("from_config", e.fromConfig);
         return o;

@@ -180,7 +180,7 @@ final class CtlCommand implements Runnable {
         }
     }
 
-    @Command(name = "list", mixinStandardHelpOptions = true, description = "List the exports: name, kind, clients, size, cache share, source.")
+    @Command(name = "list", mixinStandardHelpOptions = true, description = "List the exports: name, kind, clients, size, cache share, requests and bytes read, source.")
     static final class ListExports implements Callable<Integer> {
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -196,11 +196,13 @@ final class CtlCommand implements Runnable {
                 out.println(list.toPrettyString());
                 return 0;
             }
-            out.println(String.format(Locale.ROOT, "%-24s %-10s %7s %12s %10s  %s", "NAME", "KIND", "CLIENTS", "SIZE", "CACHE", "SOURCE"));
+            out.println(String.format(Locale.ROOT, "%-24s %-10s %7s %12s %10s %9s %12s  %s", "NAME", "KIND", "CLIENTS", "SIZE", "CACHE",
+                    "REQUESTS", "READ", "SOURCE"));
             for (JsonNode e : list) {
                 String source = e.has("raw") ? "raw:" + e.get("raw").asText() : e.path("source").asText();
-                out.println(String.format(Locale.ROOT, "%-24s %-10s %7d %12d %10d  %s", e.path("name").asText(), e.path("kind").asText(),
-                        e.path("clients").asInt(), e.path("size").asLong(), e.path("cache_bytes").asLong(), source));
+                out.println(String.format(Locale.ROOT, "%-24s %-10s %7d %12d %10d %9d %12d  %s", e.path("name").asText(),
+                        e.path("kind").asText(), e.path("clients").asInt(), e.path("size").asLong(), e.path("cache_bytes").asLong(),
+                        e.path("requests").asLong(), e.path("bytes_read").asLong(), source));
             }
             return 0;
         }

@@ -48,6 +48,11 @@ final class DaemonExport {
         return device instanceof FlatDevice f ? f.cacheResidentBytes() : 0;
     }
 
+    /** What clients did with this export: its transport's counters (requests, bytes, errors). */
+    io.strata.core.metrics.ExportCounters counters() {
+        return nbd != null ? nbd.counters() : vhost.counters();
+    }
+
     /** Closes the prefetcher, the vhost-user server (ending its session) and the device; NBD clients must be gone already. */
     void close() {
         metrics.forEach(io.strata.cli.metrics.MetricsRegistration::close);

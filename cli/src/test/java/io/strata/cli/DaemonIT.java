@@ -167,6 +167,11 @@ class DaemonIT {
         assertEquals(200, one.status());
         assertEquals(0, one.body().get("clients").asInt());
         assertTrue(one.body().get("cache_bytes").asLong() > 0, "nbdcopy read the chunks through the shared cache: " + one.body());
+        assertTrue(one.body().get("requests").asLong() > 0 && one.body().get("bytes_read").asLong() > 0, "what nbdcopy read is counted: " + one.body());
+        assertEquals(0, one.body().get("errors").asLong());
+        StrataProcess.Run listed = ctl("list");
+        assertTrue(listed.out().lines().anyMatch(l -> l.startsWith("web ") && l.contains(" " + one.body().get("bytes_read").asLong() + " ")),
+                "ctl list shows the bytes read: " + listed.out());
         StrataProcess.Run stats = ctl("stats");
         assertEquals(0, stats.code(), stats.err());
         JsonNode s = JSON.readTree(stats.out());
