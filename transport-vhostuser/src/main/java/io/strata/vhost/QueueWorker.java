@@ -219,6 +219,8 @@ final class QueueWorker implements Runnable {
         for (;;) {
             int oldUsed = queue.usedIdx;
             int handled = 0;
+            // Requests taken off the ring, those handed to loaders included: progress, for the look again below.
+            int taken = 0;
             boolean ok = true;
             int head;
             try {
@@ -226,6 +228,7 @@ final class QueueWorker implements Runnable {
                     if (inflight != null) {
                         inflight.begin(queue.index, head);
                     }
+                    taken++;
                     int len = serve(head);
                     if (len == HANDED_OFF) {
                         continue; // a loader has it; completed by completeServed
@@ -256,7 +259,10 @@ final class QueueWorker implements Runnable {
                 queue.notifyGuest(); // what was completed before the queue stopped still reaches the guest
             }
             // With EVENT_IDX the driver may have added requests before it saw avail_event: look again.
-            if (!ok || stopping || handled == 0
+            // Whenever requests were taken (not only completed here): a pass whose requests all went to
+            // loaders that did not look again lost the driver's next requests, which it never kicked
+            // for (a guest of the soak hung with every request answered and new ones never seen).
+            if (!ok || stopping || taken == 0
                     || NativeMemory.getU16Acquire(queue.avail + Virtqueue.AVAIL_IDX) == queue.lastAvail) {
                 return ok;
             }
