@@ -118,7 +118,7 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
         }
         long sector = NativeMemory.getLong(header.address() + HDR_SECTOR);
         long dataLength = chain.writableBytes - 1;
-        if (dataLength % SECTOR != 0 || sector < 0 || sector > Long.MAX_VALUE / SECTOR || device.isReady(sector * SECTOR, dataLength)) {
+        if (!isWholeSectors(sector, dataLength) || device.isReady(sector * SECTOR, dataLength)) {
             return false; // bad requests fail at once; ready ones are served at once
         }
         counters.received(1); // in flight from now on, while it waits for a loader
@@ -149,8 +149,13 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
         return 1;
     }
 
+    /** A read of whole sectors whose byte offset fits a long (else it fails as an invalid request). */
+    private static boolean isWholeSectors(long sector, long dataLength) {
+        return dataLength % SECTOR == 0 && sector >= 0 && sector <= Long.MAX_VALUE / SECTOR;
+    }
+
     private int read(DescriptorChain chain, long sector, long dataLength, long status) {
-        if (dataLength % SECTOR != 0 || sector < 0 || sector > Long.MAX_VALUE / SECTOR) {
+        if (!isWholeSectors(sector, dataLength)) {
             NativeMemory.putByte(status, (byte) S_IOERR);
             return failed(RequestType.READ, ErrorKind.INVALID_REQUEST);
         }

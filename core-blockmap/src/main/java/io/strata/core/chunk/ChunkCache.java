@@ -347,11 +347,6 @@ public final class ChunkCache implements AutoCloseable {
         return e;
     }
 
-    /** Counts {@code n} hits taken with {@link #tryAcquire}. */
-    public void countHits(int n) {
-        hits.add(n);
-    }
-
     /** Counts {@code n} hits taken with {@link #tryAcquire} of one device's blobs: the cache's and that device's share. */
     public void countHits(Share share, int n) {
         hits.add(n);
