@@ -345,6 +345,9 @@ final class Connection {
      */
     private int readBatch(Batch batch) throws IOException {
         if (in.remaining() < NbdRequest.SIZE) {
+            if (!io.worthReading()) {
+                return 0; // the caller waits for bytes first
+            }
             in.compact();
             int r = io.readNow(in);
             in.flip();

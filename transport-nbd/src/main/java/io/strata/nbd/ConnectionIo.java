@@ -31,6 +31,12 @@ final class ConnectionIo implements AutoCloseable {
     private final SelectionKey key;
     /** The interest set last given to the key; changed only when a wait needs another one. */
     private int interest;
+    /**
+     * The last read left room in its buffer, so the socket had nothing more then (plaintext only: a
+     * TLS read can stop at a record boundary with more bytes buffered). Until the next wait, another
+     * read would most likely find nothing, and that read is a system call per wake-up.
+     */
+    private boolean drained;
 
     ConnectionIo(SocketChannel socket) throws IOException {
         this(socket, null);
@@ -54,7 +60,22 @@ final class ConnectionIo implements AutoCloseable {
 
     /** Reads what is there without waiting: bytes read, 0 if none, -1 at end of stream. */
     int readNow(ByteBuffer b) throws IOException {
-        return tls != null ? tls.read(b) : socket.read(b);
+        if (tls != null) {
+            return tls.read(b);
+        }
+        int n = socket.read(b);
+        drained = n >= 0 && b.hasRemaining();
+        return n;
+    }
+
+    /**
+     * Whether a read before the next wait is worth its system call: false when the last read drained
+     * the socket. A connection that has answered what it read then waits at once (the selector
+     * reports bytes that came meanwhile without sleeping) instead of a read that returns nothing
+     * before every wait: for 4 KiB reads at queue depth 32 that was a third of the reads.
+     */
+    boolean worthReading() {
+        return !drained;
     }
 
     /** Fills {@code b}, waiting for the peer as needed (payloads that follow a request header). */
@@ -132,6 +153,7 @@ final class ConnectionIo implements AutoCloseable {
             interest = ops;
         }
         selector.select(IGNORE, 0);
+        drained = false;
         if (!socket.isOpen()) {
             throw new ClosedChannelException();
         }
