@@ -16,8 +16,11 @@ import java.util.stream.Stream;
  * bin/strata} runs this under {@code -XX:ArchiveClassesAtExit}, and the JVM writes every class it
  * loaded into an archive that later starts map instead of loading, verifying and linking the classes
  * again. So it goes through what the commands load: it builds two small images (lz4 + BLAKE3, zstd +
- * SHA-256), inspects and exports one, serves it over NBD on a unix socket and reads a block through
- * a minimal NBD client, all in one JVM, then exits (the server stops in its shutdown hook).
+ * SHA-256), inspects and exports one, pushes it to a registry in this JVM ({@link TrainingRegistry}),
+ * serves it over NBD on a unix socket both from its directory and by reference (the registry client,
+ * the JDK's HTTP client, Jackson, the remote blob cache: about 1,400 classes a remote image's start
+ * would otherwise load) and reads a block of each through a minimal NBD client, all in one JVM, then
+ * exits (the server stops in its shutdown hook).
  *
  * <p>Not a subcommand: it is no part of the command line users see, its man pages or completion.
  */
@@ -61,8 +64,19 @@ public final class CdsTraining {
         step(Main.run("export", boot.toString(), "-o", dir.resolve("export.raw").toString(), "--verity"), "export");
         step(Main.run("export", zstd.resolve("bootstrap").toString(), "-o", dir.resolve("export2.raw").toString()), "export zstd");
 
+        try (TrainingRegistry registry = new TrainingRegistry()) {
+            String ref = registry.address() + "/cds/training:latest";
+            step(Main.run("push", lz4.toString(), ref), "push");
+            serveAndRead(dir, boot, ref);
+        }
+        return 0;
+    }
+
+    /** One server: the local image as the default export, the pushed one by reference as "remote"; a block of each. */
+    private static void serveAndRead(Path dir, Path boot, String ref) throws Exception {
         Path socket = dir.resolve("nbd.sock");
-        Thread server = new Thread(() -> Main.run("serve", "nbd", boot.toString(), "--socket", socket.toString(), "--metrics-interval", "0"),
+        Thread server = new Thread(() -> Main.run("serve", "nbd", boot.toString(), "--export", "remote=" + ref,
+                "--cache-dir", dir.resolve("cache").toString(), "--socket", socket.toString(), "--metrics-interval", "0"),
                 "cds-training-server");
         server.setDaemon(true);
         server.start();
@@ -73,8 +87,8 @@ public final class CdsTraining {
             }
             Thread.sleep(10);
         }
-        readFirstBlock(socket);
-        return 0;
+        readFirstBlock(socket, "");
+        readFirstBlock(socket, "remote");
     }
 
     private static void step(int code, String what) throws IOException {
@@ -83,16 +97,17 @@ public final class CdsTraining {
         }
     }
 
-    /** Fixed newstyle handshake with NBD_OPT_EXPORT_NAME (the default export), one 4 KiB read, disconnect. */
-    private static void readFirstBlock(Path socket) throws IOException {
+    /** Fixed newstyle handshake with NBD_OPT_EXPORT_NAME, one 4 KiB read, disconnect. */
+    private static void readFirstBlock(Path socket, String exportName) throws IOException {
         try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
             ByteBuffer greeting = read(ch, 18);
             if (greeting.getLong() != NBDMAGIC || greeting.getLong() != IHAVEOPT) {
                 throw new IOException("not an NBD server greeting");
             }
-            ByteBuffer out = ByteBuffer.allocate(64);
+            byte[] name = exportName.getBytes(StandardCharsets.UTF_8);
+            ByteBuffer out = ByteBuffer.allocate(64 + name.length);
             out.putInt(3); // client flags: FIXED_NEWSTYLE | NO_ZEROES
-            out.putLong(IHAVEOPT).putInt(1).putInt(0); // NBD_OPT_EXPORT_NAME, ""
+            out.putLong(IHAVEOPT).putInt(1).putInt(name.length).put(name); // NBD_OPT_EXPORT_NAME
             write(ch, out);
             ByteBuffer export = read(ch, 10);
             long size = export.getLong();

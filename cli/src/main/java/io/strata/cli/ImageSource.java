@@ -134,19 +134,18 @@ final class ImageSource {
     }
 
     /**
-     * While the registry answers (round trips: manifest, bootstrap layer), initialises on a daemon
+     * While the registry answers (round trips: manifest, bootstrap layer), initialises on daemon
      * threads what the resolution and the first NBD read would otherwise pay for in turn: the JSON
-     * reader of the manifest (Jackson: 0.7 s cold on a loaded machine), the off-heap buffers
-     * (Chronicle Bytes loads about a thousand classes on first use, 0.5-1 s) and the zstd library
-     * (a native library unpacked and loaded on first use). Best effort: a failure here
-     * shows again, with its real context, where the code is used.
+     * reader of the manifest (Jackson's ObjectMapper, shared by the registry client: a few hundred
+     * classes), the I/O buffers and the zstd library (a native library unpacked and loaded on first
+     * use). The main thread meanwhile builds the HTTP client and sends the manifest request. Best
+     * effort: a failure here shows again, with its real context, where the code is used.
      */
     private static void warmUpWhileResolving() {
-        // Two threads beside the main one (which builds the HTTP client: TLS set-up): on a busy
-        // machine each runnable thread gets its share of the CPU.
+        // Two threads beside the main one: on a busy machine each runnable thread gets its share of the CPU.
         Thread json = new Thread(() -> {
             try {
-                new com.fasterxml.jackson.databind.ObjectMapper().readTree("{\"warm\":[1,\"up\"]}");
+                RegistryClient.prepareJson();
             } catch (java.io.IOException | RuntimeException | LinkageError e) {
                 // Best effort, see above.
             }

@@ -1,7 +1,6 @@
 package io.strata.registry;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -110,7 +109,7 @@ public final class Credentials {
         }
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(file.toFile());
+            root = RegistryClient.json().readTree(file.toFile());
         } catch (IOException e) {
             // Jackson's message quotes the input around the error, which may be a secret: say where only.
             throw new RegistryException("cannot read auth file " + file + ": not valid JSON");

@@ -80,7 +80,7 @@ public final class ImagePusher {
             String layerDigest = Digests.sha256(layer);
             long layerSize = Files.size(layer);
 
-            var json = client.json;
+            var json = RegistryClient.json();
             ArrayNode diffIds = json.createArrayNode();
             ArrayNode layers = json.createArrayNode();
             for (Path f : blobFiles) {

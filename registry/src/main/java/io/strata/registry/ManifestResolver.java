@@ -67,7 +67,7 @@ final class ManifestResolver {
         }
         JsonNode json;
         try {
-            json = client.json.readTree(body);
+            json = RegistryClient.json().readTree(body);
         } catch (IOException e) {
             throw new RegistryException(ref + ": the manifest is not valid JSON");
         }

@@ -47,7 +47,8 @@ import org.slf4j.LoggerFactory;
  * </ul>
  *
  * <p>HTTP is the JDK's {@link HttpClient} (HTTP/1.1, pooled keep-alive connections, the system trust
- * store for HTTPS), with redirects turned off: {@link #send} follows them itself so that
+ * store for HTTPS; one client for https and one that cannot do TLS for plain http URLs, each built on
+ * first use: {@link HttpClients}), with redirects turned off: {@link #send} follows them itself so that
  * {@code Authorization} only ever goes to the registry's own origin, never to the object store or
  * CDN a blob is redirected to. Proxies come from HTTP(S)_PROXY/NO_PROXY ({@link EnvProxySelector}).
  *
@@ -66,21 +67,45 @@ public final class RegistryClient implements AutoCloseable {
     static final long MIN_TRANSFER_BYTES_PER_SECOND = 1 << 20;
 
     private final RegistryOptions options;
-    private final HttpClient http;
+    private final HttpClients http;
     private final ConcurrentHashMap<String, RegistryHost> hosts = new ConcurrentHashMap<>();
-    final ObjectMapper json = new ObjectMapper();
 
     public RegistryClient(RegistryOptions options) {
         this.options = options;
-        HttpClient.Builder b = HttpClient.newBuilder()
-                .version(HttpClient.Version.HTTP_1_1)
-                .followRedirects(HttpClient.Redirect.NEVER)
-                .connectTimeout(options.connectTimeout());
         ProxySelector proxies = EnvProxySelector.fromEnvironment(options.environment());
-        if (proxies != null) {
-            b.proxy(proxies);
-        }
-        this.http = b.build();
+        this.http = new HttpClients(() -> {
+            HttpClient.Builder b = HttpClient.newBuilder()
+                    .version(HttpClient.Version.HTTP_1_1)
+                    .followRedirects(HttpClient.Redirect.NEVER)
+                    .connectTimeout(options.connectTimeout());
+            if (proxies != null) {
+                b.proxy(proxies);
+            }
+            return b;
+        });
+    }
+
+    /**
+     * The JSON reader and writer of every client (ObjectMapper is thread-safe once configured). Made
+     * on first use: its set-up loads a few hundred classes (0.1-0.6 s of CPU in a cold JVM), which a
+     * command can pay on another thread while its first request is on the wire ({@link #prepareJson}).
+     */
+    static ObjectMapper json() {
+        return JsonHolder.MAPPER;
+    }
+
+    private static final class JsonHolder {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
+
+    /** Sets up the JSON reader now (on the calling thread), so that reading the first manifest need not. */
+    public static void prepareJson() throws IOException {
+        json().readTree("{\"mediaType\":\"x\",\"layers\":[{\"size\":1,\"annotations\":{\"a\":\"true\"}}]}");
+    }
+
+    /** Whether this client has built its TLS client (the JDK's default TLS context): not for plain-HTTP registries. */
+    boolean tlsClientBuilt() {
+        return http.tlsBuilt();
     }
 
     public RegistryOptions options() {
@@ -251,7 +276,7 @@ public final class RegistryClient implements AutoCloseable {
             host.metrics.request();
             HttpResponse<Object[]> resp = null;
             IOException failure = null;
-            CompletableFuture<HttpResponse<Object[]>> cf = http.sendAsync(rb.build(), handler);
+            CompletableFuture<HttpResponse<Object[]>> cf = http.forUri(uri).sendAsync(rb.build(), handler);
             try {
                 long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime()));
                 resp = cf.get(Math.max(1, call.wholeTransfer ? left : Math.min(options.tryTimeout().toMillis(), left)),
@@ -540,7 +565,7 @@ public final class RegistryClient implements AutoCloseable {
         }
         JsonNode node;
         try {
-            node = json.readTree(r.body());
+            node = json().readTree(r.body());
         } catch (IOException e) {
             throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " sent something that is not JSON");
         }
@@ -591,7 +616,7 @@ public final class RegistryClient implements AutoCloseable {
             return "";
         }
         try {
-            JsonNode e = json.readTree(body).path("errors").path(0);
+            JsonNode e = json().readTree(body).path("errors").path(0);
             String code = e.path("code").asText("");
             String message = e.path("message").asText("");
             if (code.isEmpty() && message.isEmpty()) {
