@@ -68,28 +68,28 @@ final class ServedDeviceOptions {
             throw new CommandLine.ParameterException(cmd, e.getMessage());
         }
         ImageSource.Opened opened = ImageSource.open(cmd, image, blobDir, registry);
-        io.strata.registry.prefetch.Prefetcher prefetcher = null;
-        if (opened.remote() != null) {
-            remotes.add(opened.remote());
-            // Started before the device opens: it parses the bootstrap, plans and fetches on its own
-            // threads while the device parses the same bootstrap and the first client connects.
-            prefetcher = io.strata.registry.prefetch.Prefetcher.start(opened.bootstrap(), opened.remote(), mode,
-                    io.strata.registry.prefetch.PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
-            prefetchers.add(prefetcher);
+        io.strata.core.device.FlatDeviceOptions deviceOptions = new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel);
+        if (opened.remote() == null) {
+            return io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(), deviceOptions);
         }
+        remotes.add(opened.remote());
+        // The bootstrap is parsed and its chunk tables built once, for the prefetcher and the device
+        // (each did it on its own thread before: on two busy cores that doubled 0.3 s of CPU for a
+        // 14 MB bootstrap). The prefetcher starts before the device opens: it plans and fetches on its
+        // own threads while the device opens its blobs and the first client connects.
+        io.strata.core.image.RafsImage parsed = io.strata.core.image.RafsImage.open(opened.bootstrap());
+        io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(parsed);
+        io.strata.registry.prefetch.Prefetcher prefetcher = io.strata.registry.prefetch.Prefetcher.start(parsed, tables, opened.remote(), mode,
+                io.strata.registry.prefetch.PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
+        prefetchers.add(prefetcher);
         io.strata.core.device.FlatDevice device;
         try {
-            device = io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(),
-                    new io.strata.core.device.FlatDeviceOptions(cacheSize, legacyKernel));
+            device = io.strata.core.device.FlatDevice.open(parsed, tables, opened.blobs(), deviceOptions, null);
         } catch (IOException | RuntimeException e) {
-            if (prefetcher != null) {
-                prefetcher.close();
-            }
+            prefetcher.close();
             throw e;
         }
-        if (prefetcher != null) {
-            remoteOf.put(device, new RemoteParts(opened.remote(), prefetcher));
-        }
+        remoteOf.put(device, new RemoteParts(opened.remote(), prefetcher));
         return device;
     }
 

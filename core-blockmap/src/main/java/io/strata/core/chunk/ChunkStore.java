@@ -163,6 +163,12 @@ public final class ChunkStore implements Closeable {
      * the shared cache's slots.
      */
     public static ChunkStore open(RafsImage image, BlobSource source, long cacheBytes, ChunkCache shared) throws IOException {
+        return open(image, null, source, cacheBytes, shared);
+    }
+
+    /** As above, with the image's chunk tables already built ({@link ChunkTable#buildAll}); null builds them. */
+    public static ChunkStore open(RafsImage image, ChunkTable[] built, BlobSource source, long cacheBytes, ChunkCache shared)
+            throws IOException {
         List<BlobTableEntry> entries = image.blobs();
         List<String> missing = new ArrayList<>();
         for (BlobTableEntry e : entries) {
@@ -174,7 +180,10 @@ public final class ChunkStore implements Closeable {
             throw new MissingBlobsException(source.describe(), missing);
         }
         int n = entries.size();
-        ChunkTable[] tables = ChunkTable.buildAll(image);
+        if (built != null && built.length != n) {
+            throw new IllegalArgumentException(built.length + " chunk tables for an image of " + n + " blobs");
+        }
+        ChunkTable[] tables = built != null ? built : ChunkTable.buildAll(image);
         Blob[] blobs = new Blob[n];
         Compression[] compression = new Compression[n];
         DigestAlgorithm[] digest = new DigestAlgorithm[n];

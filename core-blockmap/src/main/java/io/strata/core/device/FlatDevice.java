@@ -77,11 +77,21 @@ public final class FlatDevice implements BlockDevice {
     public static FlatDevice open(Path bootstrap, BlobSource blobs, FlatDeviceOptions options, io.strata.core.chunk.ChunkCache sharedCache)
             throws IOException {
         RafsImage image = RafsImage.open(bootstrap);
-        ChunkStore store = ChunkStore.open(image, blobs, options.cacheBytes(), sharedCache);
+        return open(image, io.strata.core.chunk.ChunkTable.buildAll(image), blobs, options, sharedCache);
+    }
+
+    /**
+     * As above, from an image already parsed and its blobs' chunk tables already built
+     * ({@code ChunkTable.buildAll(image)}), so that a caller that needs them too (a server's
+     * prefetcher) does not parse the bootstrap a second time.
+     */
+    public static FlatDevice open(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, BlobSource blobs, FlatDeviceOptions options,
+            io.strata.core.chunk.ChunkCache sharedCache) throws IOException {
+        ChunkStore store = ChunkStore.open(image, tables, blobs, options.cacheBytes(), sharedCache);
         FileChannel file = null;
         NativeBuffer legacy = null;
         try {
-            file = FileChannel.open(bootstrap, StandardOpenOption.READ);
+            file = FileChannel.open(image.path(), StandardOpenOption.READ);
             if (options.legacyKernel()) {
                 ByteBuffer rewritten = LegacyBootstrap.rewrite(image);
                 legacy = NativeBuffer.allocate(rewritten.remaining());

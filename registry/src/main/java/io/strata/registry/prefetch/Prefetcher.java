@@ -87,6 +87,8 @@ public final class Prefetcher implements AutoCloseable {
 
     /** The image; set by the planner first when started from a bootstrap path (Thread.start orders it for the workers). */
     private RafsImage image;
+    /** The image's chunk tables; built by the planner when not given. */
+    private io.strata.core.chunk.ChunkTable[] tables;
     /** The bootstrap to open on the planner thread, or null when the image was given. */
     private final java.nio.file.Path bootstrap;
     private final RemoteBlobSource source;
@@ -108,8 +110,10 @@ public final class Prefetcher implements AutoCloseable {
     private AtomicLongArray blobDone;
     private AtomicIntegerArray blobDecile;
 
-    private Prefetcher(RafsImage image, java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+    private Prefetcher(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, java.nio.file.Path bootstrap, RemoteBlobSource source,
+            PrefetchMode mode, PrefetchOptions options) {
         this.image = image;
+        this.tables = tables;
         this.bootstrap = bootstrap;
         this.source = source;
         this.mode = mode;
@@ -122,7 +126,17 @@ public final class Prefetcher implements AutoCloseable {
      * once. {@link PrefetchMode#NONE} (or an image without blobs) starts nothing.
      */
     public static Prefetcher start(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        return start(new Prefetcher(image, null, source, mode, options));
+        return start(new Prefetcher(image, null, null, source, mode, options));
+    }
+
+    /**
+     * As {@link #start(RafsImage, RemoteBlobSource, PrefetchMode, PrefetchOptions)}, with the blobs'
+     * chunk tables already built ({@code ChunkTable.buildAll(image)}): a server that opens its device
+     * from the same image and tables parses the bootstrap once for both.
+     */
+    public static Prefetcher start(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, RemoteBlobSource source, PrefetchMode mode,
+            PrefetchOptions options) {
+        return start(new Prefetcher(image, tables, null, source, mode, options));
     }
 
     /**
@@ -132,7 +146,7 @@ public final class Prefetcher implements AutoCloseable {
      * device's error to report; here it only means no prefetch).
      */
     public static Prefetcher start(java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        return start(new Prefetcher(null, bootstrap, source, mode, options));
+        return start(new Prefetcher(null, null, bootstrap, source, mode, options));
     }
 
     private static Prefetcher start(Prefetcher p) {
@@ -190,7 +204,9 @@ public final class Prefetcher implements AutoCloseable {
             image = RafsImage.open(bootstrap);
         }
         int n = image.blobs().size();
-        io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(image);
+        if (tables == null) {
+            tables = io.strata.core.chunk.ChunkTable.buildAll(image);
+        }
         blobs = new RemoteBlob[n];
         ranges = new ChunkRanges[n];
         blobPlanned = new long[n];
