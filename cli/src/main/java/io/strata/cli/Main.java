@@ -75,10 +75,10 @@ public final class Main {
             }
         }
         if (named == null || named == CommandLine.HelpCommand.class) {
-            return new CommandLine(new StrataCommand());
+            return new CommandLine(new StrataCommand(), CommandFactory.INSTANCE);
         }
-        CommandLine root = new CommandLine(new StrataRoot());
-        root.addSubcommand(new CommandLine(named));
+        CommandLine root = new CommandLine(new StrataRoot(), CommandFactory.INSTANCE);
+        root.addSubcommand(new CommandLine(named, CommandFactory.INSTANCE));
         return root;
     }
 

@@ -1,5 +1,6 @@
 package io.strata.cli;
 
+import java.io.PrintStream;
 import java.time.Instant;
 import org.slf4j.Marker;
 import org.slf4j.event.Level;
@@ -8,15 +9,20 @@ import org.slf4j.helpers.MessageFormatter;
 import org.slf4j.simple.SimpleLogger;
 
 /**
- * slf4j-simple's logger with one more output: when {@link LogFormat#current()} is JSON, an event
- * enabled by slf4j-simple's levels ({@code simplelogger.properties}) is written as one
- * {@link JsonLogLine} to stderr; otherwise slf4j-simple writes its text line as before.
+ * slf4j-simple's logger (its levels, from {@code simplelogger.properties}) writing its own lines: an
+ * enabled event is one {@link JsonLogLine} on stderr when {@link LogFormat#current()} is JSON, and
+ * otherwise one {@link TextLogLine}, the line slf4j-simple would write, without its date formatter.
  */
 final class StrataLogger extends SimpleLogger {
     private static final long serialVersionUID = 1L;
+    /** Text lines carry a timestamp unless {@link HostLogging} turned it off (the journal stamps them). */
+    private static final boolean TIMESTAMPS = !"false".equals(System.getProperty("org.slf4j.simpleLogger.showDateTime"));
+
+    private final String shortName;
 
     StrataLogger(String name) {
         super(name);
+        this.shortName = name.substring(name.lastIndexOf('.') + 1);
     }
 
     @Override
@@ -24,19 +30,35 @@ final class StrataLogger extends SimpleLogger {
         if (LogFormat.current() == LogFormat.JSON) {
             writeJson(level, pattern, arguments, thrown);
         } else {
-            super.handleNormalizedLoggingCall(level, marker, pattern, arguments, thrown);
+            writeText(level, pattern, arguments, thrown);
         }
     }
 
     /** The fluent API (logger.atInfo()...) arrives here, past handleNormalizedLoggingCall. */
     @Override
     public void log(LoggingEvent event) {
+        if (!isLevelEnabled(event.getLevel().toInt())) {
+            return;
+        }
         if (LogFormat.current() == LogFormat.JSON) {
-            if (isLevelEnabled(event.getLevel().toInt())) {
-                writeJson(event.getLevel(), event.getMessage(), event.getArgumentArray(), event.getThrowable());
-            }
+            writeJson(event.getLevel(), event.getMessage(), event.getArgumentArray(), event.getThrowable());
         } else {
-            super.log(event);
+            writeText(event.getLevel(), event.getMessage(), event.getArgumentArray(), event.getThrowable());
+        }
+    }
+
+    private void writeText(Level level, String pattern, Object[] arguments, Throwable thrown) {
+        String message = pattern == null ? "" : MessageFormatter.basicArrayFormat(pattern, arguments);
+        String line = TextLogLine.format(System.currentTimeMillis(), TIMESTAMPS, renderLevel(level.toInt()), shortName,
+                message == null ? "" : message);
+        PrintStream err = System.err;
+        // One event's line and stack trace together, as slf4j-simple keeps them.
+        synchronized (StrataLogger.class) {
+            err.println(line);
+            if (thrown != null) {
+                thrown.printStackTrace(err);
+            }
+            err.flush();
         }
     }
 

@@ -29,13 +29,19 @@ public final class NativeBuffer implements AutoCloseable {
     private static final MethodHandle INVOKE_CLEANER = invokeCleaner();
 
     private final ByteBuffer view;
-    private final long address;
+    /**
+     * The native address of byte 0, read on first use ({@link #address()}): reading it takes
+     * {@code --add-opens java.base/java.nio}, which only vhost-user's launch gives (any module
+     * option costs every start the JDK's archived module graph, docs/benchmarks.md "Start-up and
+     * idle footprint"), and the NBD path never needs it. Volatile: a 64-bit field published to the
+     * queue threads; 0 until read.
+     */
+    private volatile long address;
     private final int capacity;
     private boolean closed;
 
     private NativeBuffer(int capacity) {
         this.view = ByteBuffer.allocateDirect(capacity).order(ByteOrder.nativeOrder());
-        this.address = Native.addressOf(view);
         this.capacity = capacity;
     }
 
@@ -52,7 +58,12 @@ public final class NativeBuffer implements AutoCloseable {
 
     /** The native address of byte 0, for native copies (e.g. into mapped guest memory). */
     public long address() {
-        return address;
+        long a = address;
+        if (a == 0) {
+            a = Native.addressOf(view);
+            address = a;
+        }
+        return a;
     }
 
     /** The whole buffer as a direct ByteBuffer, for JNI and NIO calls. Absolute access only. */
@@ -71,7 +82,7 @@ public final class NativeBuffer implements AutoCloseable {
     /** Copies {@code length} bytes from {@code offset} to native memory at {@code targetAddress}. */
     public void copyToAddress(int offset, long targetAddress, int length) {
         checkRange(offset, length);
-        NativeMemory.copy(address + offset, targetAddress, length);
+        NativeMemory.copy(address() + offset, targetAddress, length);
     }
 
     private void checkRange(int offset, int length) {
