@@ -12,6 +12,31 @@ public final class Main {
     public static final int EXIT_FAILURE = 1;
     public static final int EXIT_USAGE = 2;
 
+    static {
+        // picocli's factory otherwise looks for Groovy's groovy.lang.Closure when it is first used, and
+        // a class that is not there makes the class loader open and search every jar of the class
+        // path (about 55) before it gives up: tens of milliseconds of every start (docs/benchmarks.md,
+        // "Start-up and idle footprint"). Strata's annotations hold no Groovy closures.
+        System.setProperty("picocli.disable.closures", "true");
+        // The JDK looks for a SelectorProvider service in every jar of the class path (a ServiceLoader
+        // lookup: ~55 jars opened and indexed) when the first socket channel opens, unless this
+        // property names one. Linux's is EPollSelectorProvider, what the JDK would choose itself; the
+        // property is set only where that class exists and nobody set it.
+        String selector = "java.nio.channels.spi.SelectorProvider";
+        if (System.getProperty(selector) == null && jdkHas("sun.nio.ch.EPollSelectorProvider")) {
+            System.setProperty(selector, "sun.nio.ch.EPollSelectorProvider");
+        }
+    }
+
+    private static boolean jdkHas(String className) {
+        try {
+            Class.forName(className, false, null);
+            return true;
+        } catch (ClassNotFoundException | LinkageError e) {
+            return false;
+        }
+    }
+
     private Main() {
     }
 
@@ -75,10 +100,10 @@ public final class Main {
             }
         }
         if (named == null || named == CommandLine.HelpCommand.class) {
-            return new CommandLine(new StrataCommand(), CommandFactory.INSTANCE);
+            return new CommandLine(new StrataCommand());
         }
-        CommandLine root = new CommandLine(new StrataRoot(), CommandFactory.INSTANCE);
-        root.addSubcommand(new CommandLine(named, CommandFactory.INSTANCE));
+        CommandLine root = new CommandLine(new StrataRoot());
+        root.addSubcommand(new CommandLine(named));
         return root;
     }
 
