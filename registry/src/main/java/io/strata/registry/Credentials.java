@@ -109,7 +109,7 @@ public final class Credentials {
         }
         JsonNode root;
         try {
-            root = RegistryClient.json().readTree(file.toFile());
+            root = JsonTrees.read(Files.readAllBytes(file));
         } catch (IOException e) {
             // Jackson's message quotes the input around the error, which may be a secret: say where only.
             throw new RegistryException("cannot read auth file " + file + ": not valid JSON");

@@ -67,7 +67,7 @@ final class ManifestResolver {
         }
         JsonNode json;
         try {
-            json = RegistryClient.json().readTree(body);
+            json = JsonTrees.read(body);
         } catch (IOException e) {
             throw new RegistryException(ref + ": the manifest is not valid JSON");
         }
