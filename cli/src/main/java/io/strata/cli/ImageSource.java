@@ -136,8 +136,7 @@ final class ImageSource {
     /**
      * While the registry answers (round trips: manifest, bootstrap layer), initialises on daemon
      * threads what the resolution and the first NBD read would otherwise pay for in turn: the JSON
-     * reader of the manifest (jackson-core's parser and the tree nodes), the SHA-256 of the bootstrap
-     * layer (compiled, see {@code RegistryClient.prepareDigests}), the I/O buffers and the zstd
+     * reader of the manifest (jackson-core's parser and the tree nodes), the I/O buffers and the zstd
      * library (a native library unpacked and loaded on first use). The main thread meanwhile builds the HTTP client and sends the manifest request. Best
      * effort: a failure here shows again, with its real context, where the code is used.
      */
@@ -146,7 +145,6 @@ final class ImageSource {
         Thread json = new Thread(() -> {
             try {
                 RegistryClient.prepareJson();
-                RegistryClient.prepareDigests();
             } catch (java.io.IOException | RuntimeException | LinkageError e) {
                 // Best effort, see above.
             }

@@ -14,6 +14,47 @@ final class Bodies {
     }
 
     /**
+     * Writes the body to {@code target} and completes with its sha256 digest ({@code sha256:<hex>}),
+     * hashed as the bytes arrive: on the HTTP client's thread while the rest is still on the wire,
+     * instead of reading the file again afterwards (in a cold JVM the JDK's SHA-256 runs interpreted,
+     * 0.1-0.18 s of CPU for a 4 MiB bootstrap layer on this project's 2-core test machine).
+     */
+    static BodySubscriber<String> toFileWithSha256(java.nio.file.Path target) {
+        java.security.MessageDigest md = Digests.sha256();
+        BodySubscriber<java.nio.file.Path> file = java.net.http.HttpResponse.BodySubscribers.ofFile(target);
+        return new BodySubscriber<>() {
+            @Override
+            public CompletionStage<String> getBody() {
+                return file.getBody().thenApply(p -> "sha256:" + java.util.HexFormat.of().formatHex(md.digest()));
+            }
+
+            @Override
+            public void onSubscribe(Flow.Subscription s) {
+                file.onSubscribe(s);
+            }
+
+            @Override
+            public void onNext(List<ByteBuffer> items) {
+                // Reactive Streams serialises onNext calls; complete happens after the last one.
+                for (ByteBuffer b : items) {
+                    md.update(b.duplicate());
+                }
+                file.onNext(items);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                file.onError(t);
+            }
+
+            @Override
+            public void onComplete() {
+                file.onComplete();
+            }
+        };
+    }
+
+    /**
      * Completes with null at once and cancels the body. For a 416: distribution 2.8 (Go's
      * http.ServeContent) sends the blob's size as Content-Length with a short error text as the body,
      * which the JDK would otherwise report as a body cut short; the connection is closed instead.

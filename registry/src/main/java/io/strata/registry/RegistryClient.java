@@ -102,21 +102,6 @@ public final class RegistryClient implements AutoCloseable {
         JsonTrees.read("{\"mediaType\":\"x\",\"layers\":[{\"size\":1,\"annotations\":{\"a\":\"true\"}}],\"n\":[1.5,null,false]}");
     }
 
-    /**
-     * Hashes 1 MiB with SHA-256 now (on the calling thread), so that the bootstrap layer's digest
-     * (4 MiB for a 14 MB bootstrap) is checked by compiled code: in a cold JVM the JDK's SHA-256 runs
-     * interpreted until the JIT has compiled it, 0.1-0.18 s of CPU for the first 4 MiB on this
-     * project's test machine, 5-20 ms once compiled (with the SHA instructions).
-     */
-    public static void prepareDigests() {
-        java.security.MessageDigest md = Digests.sha256();
-        byte[] block = new byte[1 << 16];
-        for (int i = 0; i < 16; i++) {
-            md.update(block);
-        }
-        md.digest();
-    }
-
     /** Whether this client has built its TLS client (the JDK's default TLS context): not for plain-HTTP registries. */
     boolean tlsClientBuilt() {
         return http.tlsBuilt();
@@ -182,9 +167,9 @@ public final class RegistryClient implements AutoCloseable {
     void downloadBlob(ImageReference repo, String digest, long size, Path target) throws IOException {
         RegistryHost host = host(repo.registry());
         URI uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
-        HttpCall<Path> call = new HttpCall<Path>("GET", uri, () -> info -> HttpResponse.BodySubscribers.ofFile(target))
+        HttpCall<String> call = new HttpCall<String>("GET", uri, () -> info -> Bodies.toFileWithSha256(target))
                 .scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size)).wholeTransfer();
-        HttpCall.Reply<Path> r = send(host, call);
+        HttpCall.Reply<String> r = send(host, call);
         if (r.status() != 200) {
             throw statusError(call, r, repo + ": blob " + digest);
         }
@@ -193,7 +178,7 @@ public final class RegistryClient implements AutoCloseable {
         if (size >= 0 && got != size) {
             throw new RegistryException(repo + ": blob " + digest + " has " + got + " bytes, the manifest says " + size);
         }
-        String actual = Digests.sha256(target);
+        String actual = r.body();
         if (!actual.equals(digest)) {
             throw new RegistryException(repo + ": blob " + digest + " does not match its digest (the registry sent " + actual + ")");
         }
