@@ -20,17 +20,18 @@ final class ChunkDigester {
     }
 
     /**
-     * True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. BLAKE3
-     * ({@link Blake3}) takes only arrays, so its input is first copied into {@code heapScratch}; the
-     * JDK's SHA-256 reads the direct buffer itself.
+     * True when the digest of {@code data[0..length)} equals {@code expected[at..at+32)}. The input
+     * is first copied into {@code heapScratch} (one bulk copy): {@link Blake3} takes only arrays, and
+     * the JDK's SHA-256 would copy a direct buffer anyway, 4 KiB at a time through its own array,
+     * after the caller allocated a duplicate of the buffer to give it a position and limit.
      */
     boolean matches(DigestAlgorithm algorithm, java.nio.ByteBuffer data, int length, byte[] heapScratch,
                     byte[] expected, int at) {
+        data.get(0, heapScratch, 0, length);
         if (algorithm == DigestAlgorithm.BLAKE3) {
-            data.get(0, heapScratch, 0, length);
             blake3.hash(heapScratch, 0, length, out, 0);
         } else {
-            sha256.update(data.duplicate().position(0).limit(length));
+            sha256.update(heapScratch, 0, length);
             try {
                 sha256.digest(out, 0, 32);
             } catch (java.security.DigestException e) {
