@@ -20,7 +20,7 @@
 # CPU-second beside the single-core limit says how efficient it is whatever the load.
 #
 #   bench/cold-read.sh [ROUNDS=3] [DIRS="/usr/include /usr/share /usr/lib/jvm"]
-#   SERVE_ARGS="--load-threads 8" bench/cold-read.sh    # extra arguments for every strata serve nbd
+#   SERVE_ARGS="--load-threads 2" bench/cold-read.sh    # extra arguments for every strata serve nbd
 #
 # Takes about 5 minutes on a quiet 2-core machine (copying and building the images ~1.5 min, JMH
 # ~2 min, 6 reads); needs ~6 GB in /tmp and ~3 GB of RAM per server (the cache holds the image).

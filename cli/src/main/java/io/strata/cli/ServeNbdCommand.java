@@ -55,8 +55,7 @@ final class ServeNbdCommand implements Callable<Integer> {
     int maxInflight;
 
     @Option(names = "--load-threads", paramLabel = "N",
-            description = "Threads, shared by all connections, that load chunks for those batches (default: the processors when every "
-                    + "blob is a local file, else twice the processors, at least 8).")
+            description = "Threads, shared by all connections, that load chunks for those batches (default: twice the processors, at least 8).")
     Integer loadThreads;
 
     @Option(names = "--max-connections", paramLabel = "N", defaultValue = "256",
@@ -145,12 +144,6 @@ final class ServeNbdCommand implements Callable<Integer> {
                 } catch (IllegalArgumentException e) {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
-            }
-            if (loadThreads == null && devices.stream().allMatch(BlockDevice::loadsLocally)) {
-                // Loads from local files only compute: more loaders than cores take turns on them and
-                // take CPU from the JIT's compiler threads while a new server warms up (docs/benchmarks.md,
-                // "Cold read"). Loads of remote blobs wait on the registry: those keep the larger default.
-                options = options.withLoadThreads(Runtime.getRuntime().availableProcessors());
             }
             NbdServer server = new NbdServer(registry, options, tlsConfig);
             SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());

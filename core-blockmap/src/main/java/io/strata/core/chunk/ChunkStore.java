@@ -255,19 +255,6 @@ public final class ChunkStore implements Closeable {
         return f;
     }
 
-    /**
-     * True when every blob is a local file (now): loading a chunk then reads the page cache or a disk
-     * and computes, and never waits on a network fetch.
-     */
-    public boolean allBlobsLocal() {
-        for (int b = 0; b < blobs.length; b++) {
-            if (fileOf(b) == null) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     /** True for a stored (uncompressed) chunk of a blob with a local file: once verified, it is read from the file. */
     public boolean isStoredInFile(int blob, int chunk) {
         return !tables[blob].isCompressed(chunk) && fileOf(blob) != null;

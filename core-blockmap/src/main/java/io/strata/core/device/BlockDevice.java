@@ -36,15 +36,6 @@ public interface BlockDevice extends Closeable {
     }
 
     /**
-     * True when a read that loads chunks only computes (reads local files, decompresses, digests)
-     * and never waits on a network: then loader threads beyond the cores only take turns on them.
-     * A device with no chunks (a raw image) answers true.
-     */
-    default boolean loadsLocally() {
-        return true;
-    }
-
-    /**
      * Resolves {@code [offset, offset+length)} once into {@code out} (emptied first), with every
      * chunk it needs loaded, verified and pinned, so that {@link PinnedRange#emit} later sends
      * exactly the checked bytes with no load in between, until {@link PinnedRange#release}. With

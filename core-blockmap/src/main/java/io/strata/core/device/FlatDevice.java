@@ -320,12 +320,6 @@ public final class FlatDevice implements BlockDevice {
         }
     }
 
-    /** True while every blob is a local file (a remote blob becomes one once all its chunks are on disk). */
-    @Override
-    public boolean loadsLocally() {
-        return chunks.allBlobsLocal();
-    }
-
     @Override
     public boolean isReady(long offset, long length) {
         if (!BlockDevice.isInRange(offset, length, size)) {
