@@ -68,8 +68,63 @@ public final class CdsTraining {
             String ref = registry.address() + "/cds/training:latest";
             step(Main.run("push", lz4.toString(), ref), "push");
             serveAndRead(dir, boot, ref);
+            String launcher = System.getProperty(LAUNCHER);
+            String localList = System.getProperty(SERVER_CLASS_LIST);
+            String remoteList = System.getProperty(REMOTE_SERVER_CLASS_LIST);
+            if (launcher != null && localList != null && remoteList != null) {
+                serveInChild(dir.resolve("local"), Path.of(launcher), Path.of(localList), boot, null);
+                serveInChild(dir.resolve("remote"), Path.of(launcher), Path.of(remoteList), boot, ref);
+            }
         }
         return 0;
+    }
+
+    /** The launcher to run {@code serve nbd} with, for the servers' own class list (set by bin/strata). */
+    static final String LAUNCHER = "strata.cds.launcher";
+    /** Where the {@code serve nbd} child of a local image lists the classes it loads (set by bin/strata). */
+    static final String SERVER_CLASS_LIST = "strata.cds.serverClassList";
+    /** The same for a child that also serves an image by reference (the registry client's classes too). */
+    static final String REMOTE_SERVER_CLASS_LIST = "strata.cds.remoteServerClassList";
+
+    /**
+     * A servers' class list: {@code serve nbd} in a process of its own (through the launcher, so with
+     * a server's JVM flags), serving the local image (and the pushed one by reference when {@code ref}
+     * is given), one block of each read, then stopped. Only the classes a server loads are in it, none
+     * of build's, push's or export's: bin/strata makes smaller archives of them for {@code serve nbd},
+     * and a smaller archive is a smaller start, since the JVM relocates (writes into) every page of the
+     * archive it maps (docs/benchmarks.md, "Start-up and idle footprint").
+     */
+    private static void serveInChild(Path dir, Path launcher, Path classList, Path boot, String ref) throws Exception {
+        Files.createDirectories(dir);
+        Path socket = dir.resolve("child.sock");
+        java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(launcher.toString(), "serve", "nbd", boot.toString(),
+                "--cache-dir", dir.resolve("cache").toString(), "--socket", socket.toString(), "--metrics-interval", "0"));
+        if (ref != null) {
+            command.addAll(java.util.List.of("--export", "remote=" + ref));
+        }
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile());
+        pb.environment().put("STRATA_CDS", "off"); // list every class it loads, not what an older archive holds
+        pb.environment().put("STRATA_JAVA_OPTS", "-XX:DumpLoadedClassList=" + classList);
+        Process child = pb.start();
+        try {
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (!Files.exists(socket)) {
+                if (!child.isAlive() || System.nanoTime() > deadline) {
+                    throw new IOException("the training server did not listen on " + socket + ": " + Files.readString(dir.resolve("child.log")));
+                }
+                Thread.sleep(10);
+            }
+            readFirstBlock(socket, "");
+            if (ref != null) {
+                readFirstBlock(socket, "remote");
+            }
+        } finally {
+            child.destroy(); // SIGTERM: the server's shutdown hook runs, the JVM exits
+            if (!child.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+                child.destroyForcibly();
+                child.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
     }
 
     /** One server: the local image as the default export, the pushed one by reference as "remote"; a block of each. */

@@ -42,6 +42,9 @@ public final class Main {
 
     public static void main(String[] args) {
         HostLogging.prepare(System.getenv());
+        if (args.length > 1 && args[0].equals("serve") && args[1].equals("nbd")) {
+            ServerWarmUp.start();
+        }
         System.exit(run(args));
     }
 

@@ -57,6 +57,39 @@ class ClassDataArchiveIT {
         assertEquals(on.out(), off.out());
     }
 
+    /**
+     * {@code serve nbd} of a local image maps the servers' own archive (only the classes a server
+     * loads, made by CdsTraining's child server), and a reference maps the one that adds the registry
+     * client; every other command maps the archive of all commands.
+     */
+    @Test
+    void serveNbdMapsTheServersOwnArchive() throws Exception {
+        Path cds = StrataProcess.home().resolve("cli/target/cds");
+        String all = archiveName();
+        String local = all.replace(".jsa", "-serve-nbd.jsa");
+        String remote = all.replace(".jsa", "-serve-nbd-remote.jsa");
+        for (String name : List.of(local, remote)) {
+            assertTrue(Files.isRegularFile(cds.resolve(name)), "mvn package made no " + name);
+            assertTrue(Files.size(cds.resolve(name)) < Files.size(cds.resolve(all)), name + " is not smaller than " + all);
+        }
+        Path log = tmp.resolve("cds.log");
+        try (StrataProcess.Server server = StrataProcess.start(tmp, "serve", Map.of("STRATA_JAVA_OPTS",
+                "-Xlog:cds=info:file=" + log + " -Xlog:class+load=info:file=" + tmp.resolve("classes.log")),
+                "serve", "nbd", Fixtures.nydusBootstrap().toString(), "--socket", tmp.resolve("s.sock").toString(), "--metrics-interval", "0")) {
+            server.awaitLog("nbd: export");
+            String mapped = Files.readString(log, StandardCharsets.UTF_8);
+            assertTrue(mapped.contains(local), "serve nbd did not map " + local + ":\n" + mapped);
+            assertTrue(Files.readString(tmp.resolve("classes.log"), StandardCharsets.UTF_8)
+                    .contains("io.strata.nbd.NbdServer source: shared objects file"), "NbdServer not from the archive");
+        }
+        Files.delete(log);
+        StrataProcess.Run inspect = StrataProcess.run(tmp, Map.of("STRATA_JAVA_OPTS", "-Xlog:cds=info:file=" + log),
+                "inspect", Fixtures.nydusBootstrap().toString());
+        assertEquals(0, inspect.code(), inspect.err());
+        String mapped = Files.readString(log, StandardCharsets.UTF_8);
+        assertTrue(mapped.contains(all) && !mapped.contains(local), "inspect did not map " + all + ":\n" + mapped);
+    }
+
     @Test
     void anArchiveThatDoesNotFitIsIgnoredWithoutAWord() throws Exception {
         // An installed layout (bin/, lib/, cds/) of copies of the built jars.

@@ -122,6 +122,29 @@ public final class NbdServer implements Closeable {
     private long refusedSinceLog;
     private volatile boolean closed;
 
+    /**
+     * Loads and initialises the classes a server's first client needs (handshake, request loop,
+     * replies) and the JDK's unix-socket support (whose set-up seeds a SecureRandom: the security
+     * providers, ~20 ms), for a warm-up thread to call while the main thread opens the image: the
+     * first client is then answered without waiting for them. Best effort, no side effects.
+     */
+    public static void prepareForFirstClient() {
+        java.lang.invoke.MethodHandles.Lookup lookup = java.lang.invoke.MethodHandles.lookup();
+        for (Class<?> c : new Class<?>[] {Handshake.class, Negotiated.class, Connection.class, ConnectionIo.class, ReplyWriter.class,
+                ReplyHeaders.class, NbdRequest.class, Wire.class}) {
+            try {
+                lookup.ensureInitialized(c);
+            } catch (IllegalAccessException | RuntimeException | LinkageError e) {
+                return; // it will be loaded when first used, with its real context
+            }
+        }
+        try {
+            SocketChannel.open(java.net.StandardProtocolFamily.UNIX).close();
+        } catch (IOException | RuntimeException e) {
+            // as above
+        }
+    }
+
     public NbdServer(ExportRegistry exports, Options options) {
         this(exports, options, TlsConfig.off());
     }
