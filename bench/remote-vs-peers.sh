@@ -24,6 +24,7 @@
 # Contenders, alternating, each through the same proxy:
 #  lazy      strata serve nbd REF with an empty --cache-dir (--prefetch table, the default; for (b)
 #            also --prefetch all)
+# STRATA_LAZY_ARGS: further `serve nbd` options for the lazy contenders (e.g. "--registry-connections 16").
 #  lazy-recorded  (a) only, not run unless named in STRATA_BENCH_A: the same tree built with
 #            `strata build --prefetch LIST`, LIST = every file (a) reads (a prefetch table recorded
 #            for this very workload, the favourable case), pushed as bench/tree-recorded and served
@@ -287,10 +288,10 @@ run() {
   t0=$(now)
   case $contender in
     lazy-recorded)
-      bin/strata serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 > "$d/log" 2>&1 &
+      bin/strata serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} > "$d/log" 2>&1 &
       ;;
     lazy-*)
-      bin/strata serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${contender#lazy-}" --socket "$sock" --metrics-interval 1 > "$d/log" 2>&1 &
+      bin/strata serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${contender#lazy-}" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} > "$d/log" 2>&1 &
       ;;
     pull)
       bounded skopeo copy -q --src-tls-verify=false "docker://$ref" "dir:$d/pull" > "$d/skopeo.log" 2>&1 \
