@@ -46,7 +46,11 @@ class ClassDataArchiveIT {
         // Java 5 class files a dynamic archive of JDK 17 could not hold.
         assertTrue(loaded.contains("io.strata.cli.InspectCommand source: shared objects file"), "not from the archive:\n"
                 + loaded.lines().filter(l -> l.contains("io.strata")).limit(5).toList());
-        assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"), "picocli not from the archive");
+        if (Runtime.version().feature() < 21) {
+            // JDK 17's static dump keeps them; Temurin 25 loads picocli's Java 5 class files from the jar
+            // even with the static archive (seen in CI rehearsal; Strata's own classes come from it).
+            assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"), "picocli not from the archive");
+        }
 
         Files.delete(classes);
         StrataProcess.Run off = StrataProcess.run(tmp, Map.of("STRATA_CDS", "off", "STRATA_JAVA_OPTS", "-Xlog:class+load:file=" + classes),
