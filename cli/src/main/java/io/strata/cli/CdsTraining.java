@@ -107,12 +107,8 @@ public final class CdsTraining {
         pb.environment().put("STRATA_JAVA_OPTS", "-XX:DumpLoadedClassList=" + classList);
         Process child = pb.start();
         try {
-            long deadline = System.nanoTime() + 60_000_000_000L;
-            while (!Files.exists(socket)) {
-                if (!child.isAlive() || System.nanoTime() > deadline) {
-                    throw new IOException("the training server did not listen on " + socket + ": " + Files.readString(dir.resolve("child.log")));
-                }
-                Thread.sleep(10);
+            if (!awaitSocket(socket, child::isAlive)) {
+                throw new IOException("the training server did not listen on " + socket + ": " + Files.readString(dir.resolve("child.log")));
             }
             readFirstBlock(socket, "");
             if (ref != null) {
@@ -135,15 +131,23 @@ public final class CdsTraining {
                 "cds-training-server");
         server.setDaemon(true);
         server.start();
-        long deadline = System.nanoTime() + 60_000_000_000L;
-        while (!Files.exists(socket)) {
-            if (!server.isAlive() || System.nanoTime() > deadline) {
-                throw new IOException("the training server did not listen on " + socket);
-            }
-            Thread.sleep(10);
+        if (!awaitSocket(socket, server::isAlive)) {
+            throw new IOException("the training server did not listen on " + socket);
         }
         readFirstBlock(socket, "");
         readFirstBlock(socket, "remote");
+    }
+
+    /** Polls for a server's socket file for up to 60 s; false if it never comes or the server ends first. */
+    private static boolean awaitSocket(Path socket, java.util.function.BooleanSupplier serverAlive) throws InterruptedException {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (!Files.exists(socket)) {
+            if (!serverAlive.getAsBoolean() || System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
     }
 
     private static void step(int code, String what) throws IOException {
