@@ -25,6 +25,12 @@
 #  lazy      strata serve nbd REF with an empty --cache-dir (--prefetch table, the default; for (b)
 #            also --prefetch all)
 # STRATA_LAZY_ARGS: further `serve nbd` options for the lazy contenders (e.g. "--registry-connections 16").
+# Variants for an A/B inside one alternating run: a lazy contender named CONTENDER@NAME (e.g.
+#            STRATA_BENCH_A="lazy-recorded lazy-recorded@c1 pull") runs with the settings NAME has in
+#            STRATA_LAZY_VARIANTS='NAME=SETTING ...|NAME2=...', each SETTING an environment assignment
+#            (STRATA_JAVA_OPTS=-XX:TieredStopAtLevel=1, STRATA_BIN=/other/checkout/bin/strata) or, if it
+#            starts with '-', more `serve nbd` options (a NAME given twice gets both values, e.g. two
+#            JVM flags); printed as pull/CONTENDER@NAME ratios.
 #  lazy-recorded  (a) only, not run unless named in STRATA_BENCH_A: the same tree built with
 #            `strata build --prefetch LIST`, LIST = every file (a) reads (a prefetch table recorded
 #            for this very workload, the favourable case), pushed as bench/tree-recorded and served
@@ -196,8 +202,22 @@ fi
 read -r -a a_contenders <<<"${STRATA_BENCH_A-lazy-table pull nbdkit}"
 read -r -a b_contenders <<<"${STRATA_BENCH_B-lazy-table lazy-all pull nbdkit}"
 recorded=0
-for c in "${a_contenders[@]}"; do [ "$c" = lazy-recorded ] && recorded=1; done
-for c in "${b_contenders[@]}"; do [ "$c" = lazy-recorded ] && die "lazy-recorded is a contender of workload (a) only"; done
+for c in "${a_contenders[@]}"; do [ "${c%@*}" = lazy-recorded ] && recorded=1; done
+for c in "${b_contenders[@]}"; do [ "${c%@*}" = lazy-recorded ] && die "lazy-recorded is a contender of workload (a) only"; done
+declare -A variant_env=() variant_args=()
+IFS='|' read -r -a variant_specs <<<"${STRATA_LAZY_VARIANTS:-}"
+for v in "${variant_specs[@]}"; do
+  v=${v#"${v%%[![:space:]]*}"}; [ -n "$v" ] || continue
+  name=${v%%=*}; rest=${v#*=}
+  for w in $rest; do
+    case $w in -*) variant_args[$name]+=" $w" ;; *=*) variant_env[$name]+=" $w" ;; *) die "STRATA_LAZY_VARIANTS: '$w' in $name is neither NAME=VALUE nor an option" ;; esac
+  done
+done
+for c in "${a_contenders[@]}" "${b_contenders[@]}"; do
+  case $c in
+    *@*) [ -n "${variant_env[${c#*@}]:-}${variant_args[${c#*@}]:-}" ] || die "$c: no variant ${c#*@} in STRATA_LAZY_VARIANTS" ;;
+  esac
+done
 
 # ------------------------------------------------- (a) lazy-recorded: the image with a recorded prefetch table
 # The same tree built with `--prefetch LIST`, LIST being every file (a) reads, as a Nydus user ships
@@ -282,16 +302,28 @@ run() {
   local setting=$1 workload=$2 contender=$3 round=$4
   local d=$work/c; rm -rf "$d"; mkdir -p "$d"
   local ranges=$data/a-ranges.txt
-  [ "$contender" = lazy-recorded ] && ranges=$data/a-recorded-ranges.txt
+  local kind=${contender%@*} venv=() vargs= strata=bin/strata
+  if [[ $contender == *@* ]]; then
+    # NAME=VALUE words; a NAME given twice gets both values, space-separated (several JVM flags)
+    local -A vals=()
+    local w
+    for w in ${variant_env[${contender#*@}]:-}; do
+      vals[${w%%=*}]="${vals[${w%%=*}]:+${vals[${w%%=*}]} }${w#*=}"
+    done
+    for w in "${!vals[@]}"; do venv+=("$w=${vals[$w]}"); done
+    vargs=${variant_args[${contender#*@}]:-}
+  fi
+  for e in "${venv[@]}"; do [[ $e == STRATA_BIN=* ]] && strata=${e#STRATA_BIN=}; done
+  [ "$kind" = lazy-recorded ] && ranges=$data/a-recorded-ranges.txt
   local sock=$d/nbd.sock uri="nbd+unix:///?socket=$d/nbd.sock" server t0 first work_s extra=
   proxy_stats reset >/dev/null
   t0=$(now)
-  case $contender in
+  case $kind in
     lazy-recorded)
-      bin/strata serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} > "$d/log" 2>&1 &
+      env "${venv[@]}" "$strata" serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} $vargs > "$d/log" 2>&1 &
       ;;
     lazy-*)
-      bin/strata serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${contender#lazy-}" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} > "$d/log" 2>&1 &
+      env "${venv[@]}" "$strata" serve nbd "$ref" --cache-dir "$d/cache" --prefetch "${kind#lazy-}" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} $vargs > "$d/log" 2>&1 &
       ;;
     pull)
       bounded skopeo copy -q --src-tls-verify=false "docker://$ref" "dir:$d/pull" > "$d/skopeo.log" 2>&1 \
@@ -322,7 +354,7 @@ run() {
   fi
   local ps
   ps=$(proxy_stats stats)
-  if [[ $contender != nbdkit ]]; then
+  if [[ $kind != nbdkit ]]; then
     # The metrics line comes every second: wait for one written after the workload.
     local n; n=$(grep -c 'metrics:' "$d/log" || true)
     for _ in $(seq 40); do [ "$(grep -c 'metrics:' "$d/log" || true)" -gt "$n" ] && break; sleep 0.1; done
@@ -345,7 +377,7 @@ print(time.strftime("[%H:%M:%S]", time.gmtime()), f"  {setting} ({workload}) {co
       f"total {r['total']:.2f} s, {r['bytes'] / 2**20:.1f} MiB in {r['requests']} requests over {r['connections']} connections",
       file=sys.stderr)
 PY
-  cp "$d/log" "$data/logs/${setting/\//-}-$workload-$contender-$round.log"
+  cp "$d/log" "$data/logs/${setting/\//-}-$workload-${contender/@/-}-$round.log"
   rm -rf "$d"
 }
 
@@ -410,6 +442,9 @@ for s in settings:
         print(f"{s}: (a) lazy-recorded fetched {rec_bytes / 2**20:.1f} MiB of chunk data (less its {boot_layer_rec / 2**20:.1f} MiB "
               f"bootstrap layer) for chunks of {rec_compressed / 2**20:.1f} MiB compressed: {rec_bytes / rec_compressed:.2f}x "
               f"(goal <= 2x){mark(rec_bytes / rec_compressed, rec_bytes / rec_compressed <= 2)}")
+    for c in dict.fromkeys(r["contender"] for r in rows if r["workload"] == "a" and "@" in r["contender"]):
+        v = med(s, "a", c, "total")
+        print(f"{s}: (a) total time pull/{c} {pull_a / v:.2f}x (variant)")
     pull_b = med(s, "b", "pull", "total")
     for c in ("lazy-table", "lazy-all"):
         lb = med(s, "b", c, "total")
