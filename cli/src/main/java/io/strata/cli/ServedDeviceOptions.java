@@ -77,9 +77,10 @@ final class ServedDeviceOptions {
         // (each did it on its own thread before: on two busy cores that doubled 0.3 s of CPU for a
         // 14 MB bootstrap). The prefetcher starts before the device opens: it plans and fetches on its
         // own threads while the device opens its blobs and the first client connects.
-        io.strata.core.image.RafsImage parsed = io.strata.core.image.RafsImage.open(opened.bootstrap());
+        java.nio.ByteBuffer bootstrapBytes = io.strata.core.image.RafsImage.read(opened.bootstrap());
+        io.strata.core.image.RafsImage parsed = io.strata.core.image.RafsImage.parse(opened.bootstrap(), bootstrapBytes.duplicate());
         io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(parsed);
-        io.strata.registry.prefetch.Prefetcher prefetcher = io.strata.registry.prefetch.Prefetcher.start(parsed, tables, opened.remote(), mode,
+        io.strata.registry.prefetch.Prefetcher prefetcher = io.strata.registry.prefetch.Prefetcher.start(parsed, bootstrapBytes, tables, opened.remote(), mode,
                 io.strata.registry.prefetch.PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
         prefetchers.add(prefetcher);
         io.strata.core.device.FlatDevice device;

@@ -55,16 +55,27 @@ public final class PrefetchPlan {
      * of files), for a caller that needs only the chunks (the prefetcher, racing the first reads).
      */
     public static PrefetchPlan of(RafsImage image, ChunkTable[] tables, boolean withPaths) throws IOException {
+        if (image.prefetchNids().length == 0) {
+            return new PrefetchPlan(List.of(), List.of());
+        }
+        return of(image, RafsImage.readAll(image.path()), tables, withPaths);
+    }
+
+    /**
+     * As {@link #of(RafsImage, ChunkTable[], boolean)}, from the bootstrap's bytes the image was
+     * parsed from ({@link RafsImage#read}, {@link RafsImage#parse}): a server that has them in hand
+     * plans without reading the file again.
+     */
+    public static PrefetchPlan of(RafsImage image, ByteBuffer data, ChunkTable[] tables, boolean withPaths) throws IOException {
         long[] nids = image.prefetchNids();
         if (nids.length == 0) {
             return new PrefetchPlan(List.of(), List.of());
         }
-        ByteBuffer data = RafsImage.readAll(image.path());
         if (data.remaining() != image.fileSize()) {
             throw new ImageFormatException(image.path(), "file size", data.remaining(),
                     "changed since the bootstrap was opened (" + image.fileSize() + " bytes)");
         }
-        return new Planner(image, data, tables == null ? ChunkTable.buildAll(image) : tables).plan(nids, withPaths);
+        return new Planner(image, data.slice(), tables == null ? ChunkTable.buildAll(image) : tables).plan(nids, withPaths);
     }
 
     public List<Entry> entries() {
@@ -87,7 +98,8 @@ public final class PrefetchPlan {
         private final ErofsSuperblock sb;
         private final ChunkTable[] tables;
         private final int deviceMask;
-        private final Set<Long> chunkSeen = new HashSet<>();
+        /** Per blob, the chunks (table indexes) already planned. */
+        private final java.util.BitSet[] chunkSeen;
         private final List<Chunk> chunks = new ArrayList<>();
 
         Planner(RafsImage image, ByteBuffer data, ChunkTable[] tables) {
@@ -95,6 +107,10 @@ public final class PrefetchPlan {
             this.data = data;
             this.sb = image.superblock();
             this.tables = tables;
+            this.chunkSeen = new java.util.BitSet[tables.length];
+            for (int b = 0; b < tables.length; b++) {
+                chunkSeen[b] = new java.util.BitSet(tables[b].size());
+            }
             int devices = image.devices().size();
             // The kernel's mask (erofs_init_devices): the bits above it carry Nydus's chunk index.
             this.deviceMask = devices == 0 ? 0 : LegacyBootstrap.roundupPowerOfTwo(devices + 1) - 1;
@@ -103,7 +119,8 @@ public final class PrefetchPlan {
         PrefetchPlan plan(long[] nids, boolean withPaths) throws ImageFormatException {
             Map<Long, String> paths = withPaths ? paths(nids) : Map.of();
             List<Entry> entries = new ArrayList<>(nids.length);
-            Set<Long> inodeSeen = new HashSet<>();
+            // nids are below 2^32 (u32 in dirents and the table; decodeChecked refuses slots past the file)
+            java.util.BitSet inodeSeen = new java.util.BitSet();
             for (long nid : nids) {
                 ErofsInode inode = LegacyBootstrap.decodeChecked(image, data, sb, nid);
                 entries.add(new Entry(nid, paths.get(nid), inode.isDirectory()));
@@ -112,10 +129,11 @@ public final class PrefetchPlan {
                 work.push(nid);
                 while (!work.isEmpty()) {
                     long n = work.pop();
-                    if (!inodeSeen.add(n)) {
+                    ErofsInode in = n == nid ? inode : LegacyBootstrap.decodeChecked(image, data, sb, n);
+                    if (inodeSeen.get((int) n)) {
                         continue; // a hard link, a directory listed twice, or a loop in a hostile image
                     }
-                    ErofsInode in = n == nid ? inode : LegacyBootstrap.decodeChecked(image, data, sb, n);
+                    inodeSeen.set((int) n);
                     if (in.isDirectory()) {
                         List<ErofsDirent> children = LegacyBootstrap.directoryEntries(image, data, in);
                         for (int k = children.size() - 1; k >= 0; k--) {
@@ -192,7 +210,8 @@ public final class PrefetchPlan {
                 if (c < 0) {
                     continue; // no chunk there: the device reads zeros, nothing to fetch
                 }
-                if (chunkSeen.add(((long) blob << 32) | c)) {
+                if (!chunkSeen[blob].get(c)) {
+                    chunkSeen[blob].set(c);
                     chunks.add(new Chunk(blob, t.compressedOffset(c), t.compressedSize(c)));
                 }
             }

@@ -40,11 +40,11 @@ public final class RafsImage {
     private final RafsSuperblockExt ext;
     private final List<DeviceSlot> devices;
     private final List<BlobTableEntry> blobs;
-    private final List<ChunkInfo> chunks;
+    private final ChunkInfoTable chunks;
     private final long[] prefetchNids;
 
     private RafsImage(Path path, long fileSize, ErofsSuperblock superblock, RafsSuperblockExt ext,
-                      List<DeviceSlot> devices, List<BlobTableEntry> blobs, List<ChunkInfo> chunks, long[] prefetchNids) {
+                      List<DeviceSlot> devices, List<BlobTableEntry> blobs, ChunkInfoTable chunks, long[] prefetchNids) {
         this.path = path;
         this.fileSize = fileSize;
         this.superblock = superblock;
@@ -57,6 +57,14 @@ public final class RafsImage {
 
     public static RafsImage open(Path bootstrap) throws IOException {
         return parse(bootstrap, readAll(bootstrap));
+    }
+
+    /**
+     * The bootstrap's bytes, to {@link #parse} and then hand to what reads more of it (the prefetch
+     * plan) without reading the file twice.
+     */
+    public static ByteBuffer read(Path bootstrap) throws IOException {
+        return readAll(bootstrap);
     }
 
     static ByteBuffer readAll(Path file) throws IOException {
@@ -147,14 +155,12 @@ public final class RafsImage {
         // Chunk-info table.
         checkTable(file, "rafs_ext.chunk_table", ext.chunkTableOffset(), ext.chunkTableSize(), ChunkInfo.SIZE, size);
         int chunkCount = (int) (ext.chunkTableSize() / ChunkInfo.SIZE);
-        List<ChunkInfo> chunks = new ArrayList<>(chunkCount);
+        ChunkInfoTable chunks = ChunkInfoTable.read(data, (int) ext.chunkTableOffset(), chunkCount);
         for (int i = 0; i < chunkCount; i++) {
-            ChunkInfo c = ChunkInfo.decode(data, (int) ext.chunkTableOffset() + i * ChunkInfo.SIZE);
-            validateChunk(file, i, c, blobs);
-            chunks.add(c);
+            validateChunk(file, i, chunks, blobs);
         }
         long[] prefetch = readPrefetchTable(file, data, sb, ext, size);
-        return new RafsImage(file, size, sb, ext, List.copyOf(devices), List.copyOf(blobs), List.copyOf(chunks), prefetch);
+        return new RafsImage(file, size, sb, ext, List.copyOf(devices), List.copyOf(blobs), chunks, prefetch);
     }
 
     /**
@@ -342,46 +348,55 @@ public final class RafsImage {
         }
     }
 
-    private static void validateChunk(Path file, int i, ChunkInfo c, List<BlobTableEntry> blobs)
+    private static void validateChunk(Path file, int i, ChunkInfoTable t, List<BlobTableEntry> blobs)
             throws ImageFormatException {
-        String f = "chunk_table[" + i + "]";
-        if (c.blobIndex() < 0 || c.blobIndex() >= blobs.size()) {
-            throw new ImageFormatException(file, f + ".blob_index", c.blobIndex(), "no such blob (" + blobs.size() + " in the table)");
+        int blobIndex = t.blobIndex(i);
+        if (blobIndex < 0 || blobIndex >= blobs.size()) {
+            throw new ImageFormatException(file, field(i, ".blob_index"), blobIndex, "no such blob (" + blobs.size() + " in the table)");
         }
-        BlobTableEntry blob = blobs.get(c.blobIndex());
-        if (c.isHole()) {
+        if (t.isHole(i)) {
             return;
         }
-        if (c.uncompressedOffset() < 0 || c.uncompressedOffset() % BLOCK_SIZE != 0) {
-            throw new ImageFormatException(file, f + ".uncompressed_offset", ImageFormatException.hex(c.uncompressedOffset()),
+        BlobTableEntry blob = blobs.get(blobIndex);
+        long uoff = t.uncompressedOffset(i);
+        long usize = t.uncompressedSize(i);
+        long csize = t.compressedSize(i);
+        long coff = t.compressedOffset(i);
+        if (uoff < 0 || uoff % BLOCK_SIZE != 0) {
+            throw new ImageFormatException(file, field(i, ".uncompressed_offset"), ImageFormatException.hex(uoff),
                     "negative or not 4 KiB-aligned");
         }
-        if (c.uncompressedSize() == 0 || c.uncompressedSize() > blob.chunkSize()) {
-            throw new ImageFormatException(file, f + ".uncompressed_size", c.uncompressedSize(),
+        if (usize == 0 || usize > blob.chunkSize()) {
+            throw new ImageFormatException(file, field(i, ".uncompressed_size"), usize,
                     "must be 1.." + blob.chunkSize() + " (the blob's chunk size)");
         }
-        if (c.compressedSize() == 0 || c.compressedSize() > MAX_CHUNK_SIZE * 2) {
-            throw new ImageFormatException(file, f + ".compressed_size", c.compressedSize(), "implausible compressed size");
+        if (csize == 0 || csize > MAX_CHUNK_SIZE * 2) {
+            throw new ImageFormatException(file, field(i, ".compressed_size"), csize, "implausible compressed size");
         }
-        if (!c.isCompressed() && c.compressedSize() != c.uncompressedSize()) {
-            throw new ImageFormatException(file, f + ".compressed_size", c.compressedSize(),
-                    "a stored (uncompressed) chunk must have compressed_size = uncompressed_size " + c.uncompressedSize());
+        if (!t.isCompressed(i) && csize != usize) {
+            throw new ImageFormatException(file, field(i, ".compressed_size"), csize,
+                    "a stored (uncompressed) chunk must have compressed_size = uncompressed_size " + usize);
         }
         // Inside the blob's uncompressed space, which its device slot maps exactly (validateDevice).
         long limit = blob.uncompressedSize();
-        if (c.uncompressedOffset() > limit || c.uncompressedSize() > limit - c.uncompressedOffset()) {
-            throw new ImageFormatException(file, f + ".uncompressed_offset", ImageFormatException.hex(c.uncompressedOffset()),
-                    "chunk of " + c.uncompressedSize() + " bytes ends past blob " + blob.blobId() + "'s " + limit + " uncompressed bytes");
+        if (uoff > limit || usize > limit - uoff) {
+            throw new ImageFormatException(file, field(i, ".uncompressed_offset"), ImageFormatException.hex(uoff),
+                    "chunk of " + usize + " bytes ends past blob " + blob.blobId() + "'s " + limit + " uncompressed bytes");
         }
-        if (c.compressedOffset() < 0) {
-            throw new ImageFormatException(file, f + ".compressed_offset", ImageFormatException.hex(c.compressedOffset()), "negative");
+        if (coff < 0) {
+            throw new ImageFormatException(file, field(i, ".compressed_offset"), ImageFormatException.hex(coff), "negative");
         }
         // Inside the blob's compressed data; the blob file's own size is checked when it is opened (ChunkStore).
         long climit = blob.compressedSize();
-        if (climit > 0 && (c.compressedOffset() > climit || c.compressedSize() > climit - c.compressedOffset())) {
-            throw new ImageFormatException(file, f + ".compressed_offset", ImageFormatException.hex(c.compressedOffset()),
-                    "chunk of " + c.compressedSize() + " bytes ends past blob " + blob.blobId() + "'s compressed size " + climit);
+        if (climit > 0 && (coff > climit || csize > climit - coff)) {
+            throw new ImageFormatException(file, field(i, ".compressed_offset"), ImageFormatException.hex(coff),
+                    "chunk of " + csize + " bytes ends past blob " + blob.blobId() + "'s compressed size " + climit);
         }
+    }
+
+    /** The name of chunk-info entry {@code i}'s field, for an error (built only then: the table can be long). */
+    private static String field(int i, String name) {
+        return "chunk_table[" + i + "]" + name;
     }
 
     public Path path() {
@@ -408,7 +423,12 @@ public final class RafsImage {
         return blobs;
     }
 
+    /** The chunk-info table's entries as records (decoded as read); {@link #chunkTable} for bulk use. */
     public List<ChunkInfo> chunks() {
+        return chunks.asList();
+    }
+
+    public ChunkInfoTable chunkTable() {
         return chunks;
     }
 

@@ -89,6 +89,8 @@ public final class Prefetcher implements AutoCloseable {
     private RafsImage image;
     /** The image's chunk tables; built by the planner when not given. */
     private io.strata.core.chunk.ChunkTable[] tables;
+    /** The bytes {@link #image} was parsed from, if the caller had them; null once planned. */
+    private java.nio.ByteBuffer bootstrapBytes;
     /** The bootstrap to open on the planner thread, or null when the image was given. */
     private final java.nio.file.Path bootstrap;
     private final RemoteBlobSource source;
@@ -137,6 +139,18 @@ public final class Prefetcher implements AutoCloseable {
     public static Prefetcher start(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, RemoteBlobSource source, PrefetchMode mode,
             PrefetchOptions options) {
         return start(new Prefetcher(image, tables, null, source, mode, options));
+    }
+
+    /**
+     * As {@link #start(RafsImage, io.strata.core.chunk.ChunkTable[], RemoteBlobSource, PrefetchMode, PrefetchOptions)},
+     * with the bootstrap's bytes the image was parsed from ({@code RafsImage.read}): the plan reads
+     * its inodes there instead of reading the file again; they are dropped once planned.
+     */
+    public static Prefetcher start(RafsImage image, java.nio.ByteBuffer bootstrapBytes, io.strata.core.chunk.ChunkTable[] tables,
+            RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
+        Prefetcher p = new Prefetcher(image, tables, null, source, mode, options);
+        p.bootstrapBytes = bootstrapBytes;
+        return start(p);
     }
 
     /**
@@ -225,7 +239,9 @@ public final class Prefetcher implements AutoCloseable {
         }
         // Tasks in order: (blob, chunk) pairs, the table's first.
         List<long[]> tasks = new ArrayList<>();
-        for (PrefetchPlan.Chunk c : PrefetchPlan.of(image, tables, false).chunks()) {
+        PrefetchPlan plan = bootstrapBytes != null ? PrefetchPlan.of(image, bootstrapBytes, tables, false) : PrefetchPlan.of(image, tables, false);
+        bootstrapBytes = null;
+        for (PrefetchPlan.Chunk c : plan.chunks()) {
             int i = indexOf(ranges[c.blob()], c.compressedOffset(), c.compressedSize());
             if (i >= 0 && !planned[c.blob()][i]) {
                 planned[c.blob()][i] = true;
