@@ -77,7 +77,14 @@ public final class RegistryClient implements AutoCloseable {
             HttpClient.Builder b = HttpClient.newBuilder()
                     .version(HttpClient.Version.HTTP_1_1)
                     .followRedirects(HttpClient.Redirect.NEVER)
-                    .connectTimeout(options.connectTimeout());
+                    .connectTimeout(options.connectTimeout())
+                    // The client's own tasks run on the thread that has them (its selector thread, or
+                    // the sender): the default executor, a thread pool, hands every response a few
+                    // times between threads, ~6 % of a remote start's CPU (docs/benchmarks.md). Safe
+                    // because no body subscriber here blocks: they copy into the caller's buffer,
+                    // count, or write a file; the JDK still completes sendAsync's future on its
+                    // common pool, never on the selector.
+                    .executor(Runnable::run);
             if (proxies != null) {
                 b.proxy(proxies);
             }
