@@ -434,6 +434,18 @@ for s in settings:
     print(f"{s}: (a) lazy fetched {chunk_bytes / 2**20:.1f} MiB of chunk data (registry bytes less the {boot_layer / 2**20:.1f} MiB "
           f"bootstrap layer) for chunks of {a_compressed / 2**20:.1f} MiB compressed: {chunk_bytes / a_compressed:.2f}x "
           f"(goal <= 2x){mark(chunk_bytes / a_compressed, chunk_bytes / a_compressed <= 2)}")
+    def per_round(contender):
+        """pull/CONTENDER of each round (the same round's pull): the spread the medians hide."""
+        out = []
+        for rnd in sorted({r["round"] for r in rows}):
+            p = [r["total"] for r in rows if (r["setting"], r["workload"], r["contender"], r["round"]) == (s, "a", "pull", rnd)]
+            c = [r["total"] for r in rows if (r["setting"], r["workload"], r["contender"], r["round"]) == (s, "a", contender, rnd)]
+            if p and c:
+                out.append(f"{p[0] / c[0]:.2f}")
+        return " ".join(out)
+    for c in ("lazy-table", "lazy-recorded"):
+        if per_round(c):
+            print(f"{s}: (a) pull/{c} per round: {per_round(c)}")
     rec_a = med(s, "a", "lazy-recorded", "total")
     if rec_a == rec_a:
         print(f"{s}: (a) total time pull/lazy-recorded {pull_a / rec_a:.2f}x (goal >= 5x){mark(pull_a / rec_a, pull_a / rec_a >= 5)}; "
