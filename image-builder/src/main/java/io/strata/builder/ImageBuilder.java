@@ -69,7 +69,14 @@ public final class ImageBuilder {
             }
             out.startSync(finished);
             Path boot = out.newTempBootstrap();
-            BootstrapWriter.Written w = BootstrapWriter.write(boot, tree, finished, registry, options, listener);
+            BootstrapWriter.Written w;
+            try {
+                w = BootstrapWriter.write(boot, tree, finished, registry, options, listener);
+            } catch (BuildException e) {
+                // The layout refuses what no reader of the source checked (a symlink with an empty target
+                // in a tar, found by TarSourceFuzzTest); its message names the path in the image only.
+                throw new BuildException(source + ": " + e.getMessage(), e);
+            }
             RafsImage image;
             try {
                 image = RafsImage.open(boot);

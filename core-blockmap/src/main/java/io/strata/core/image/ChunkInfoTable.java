@@ -32,6 +32,9 @@ public final class ChunkInfoTable {
     /** The {@code count} entries at byte {@code offset} of {@code data} (its position and order are left alone). */
     static ChunkInfoTable read(ByteBuffer data, int offset, int count) {
         long[] w = new long[count * WORDS];
+        if (count == 0) {
+            return new ChunkInfoTable(w, 0); // an empty table's offset is not checked (RafsImage.checkTable): never used
+        }
         ByteBuffer view = data.duplicate();
         view.position(offset);
         view.order(ByteOrder.LITTLE_ENDIAN).asLongBuffer().get(w);
