@@ -4,12 +4,10 @@ import io.strata.core.chunk.ChunkCache;
 import io.strata.core.device.BlockDevice;
 import io.strata.core.device.FlatDevice;
 import io.strata.core.device.FlatDeviceOptions;
-import io.strata.core.image.RafsImage;
 import io.strata.nbd.Export;
 import io.strata.nbd.ExportRegistry;
 import io.strata.nbd.NbdServer;
 import io.strata.registry.prefetch.PrefetchMode;
-import io.strata.registry.prefetch.PrefetchOptions;
 import io.strata.registry.prefetch.Prefetcher;
 import io.strata.vhost.VhostUserServer;
 import java.io.IOException;
@@ -134,13 +132,16 @@ final class Daemon implements AutoCloseable {
                 device = DeviceSpec.openRaw(cmd, Paths.get(spec.raw()));
             } else {
                 ImageSource.Opened opened = ImageSource.open(cmd, spec.source(), spec.blobDir() == null ? null : Paths.get(spec.blobDir()), registry);
+                FlatDeviceOptions options = new FlatDeviceOptions(cache.capacityBytes(), legacyKernel);
                 if (opened.remote() != null) {
                     remote = opened.remote();
-                    // As serve nbd: started before the device opens, its requests as many as the registry connections.
-                    prefetcher = Prefetcher.start(RafsImage.open(opened.bootstrap()), opened.remote(), prefetch,
-                            PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
+                    // As serve nbd: one parse for the prefetch and the device, prefetch started first.
+                    RemoteImageDevice opens = RemoteImageDevice.open(opened, prefetch, registry.registry.connections, options, cache);
+                    prefetcher = opens.prefetcher();
+                    device = opens.device();
+                } else {
+                    device = FlatDevice.open(opened.bootstrap(), opened.blobs(), options, cache);
                 }
-                device = FlatDevice.open(opened.bootstrap(), opened.blobs(), new FlatDeviceOptions(cache.capacityBytes(), legacyKernel), cache);
             }
             if (ExportSpec.NBD.equals(spec.kind())) {
                 Export export = new Export(spec.name(), device, device.describe());

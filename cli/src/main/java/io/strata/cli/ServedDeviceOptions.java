@@ -73,23 +73,10 @@ final class ServedDeviceOptions {
             return io.strata.core.device.FlatDevice.open(opened.bootstrap(), opened.blobs(), deviceOptions);
         }
         remotes.add(opened.remote());
-        // The bootstrap is parsed and its chunk tables built once, for the prefetcher and the device
-        // (each did it on its own thread before: on two busy cores that doubled 0.3 s of CPU for a
-        // 14 MB bootstrap). The prefetcher starts before the device opens: it plans and fetches on its
-        // own threads while the device opens its blobs and the first client connects.
-        java.nio.ByteBuffer bootstrapBytes = io.strata.core.image.RafsImage.read(opened.bootstrap());
-        io.strata.core.image.RafsImage parsed = io.strata.core.image.RafsImage.parse(opened.bootstrap(), bootstrapBytes.duplicate());
-        io.strata.core.chunk.ChunkTable[] tables = io.strata.core.chunk.ChunkTable.buildAll(parsed);
-        io.strata.registry.prefetch.Prefetcher prefetcher = io.strata.registry.prefetch.Prefetcher.start(parsed, bootstrapBytes, tables, opened.remote(), mode,
-                io.strata.registry.prefetch.PrefetchOptions.defaults().withSlots(Math.min(64, Math.max(1, registry.registry.connections))));
+        RemoteImageDevice remote = RemoteImageDevice.open(opened, mode, registry.registry.connections, deviceOptions, null);
+        io.strata.registry.prefetch.Prefetcher prefetcher = remote.prefetcher();
         prefetchers.add(prefetcher);
-        io.strata.core.device.FlatDevice device;
-        try {
-            device = io.strata.core.device.FlatDevice.open(parsed, tables, opened.blobs(), deviceOptions, null);
-        } catch (IOException | RuntimeException e) {
-            prefetcher.close();
-            throw e;
-        }
+        io.strata.core.device.FlatDevice device = remote.device();
         remoteOf.put(device, new RemoteParts(opened.remote(), prefetcher));
         return device;
     }

@@ -28,7 +28,7 @@ public final class LegacyBootstrap {
 
     /** Returns the rewritten bootstrap (same size as the original). */
     public static ByteBuffer rewrite(RafsImage image) throws IOException {
-        ByteBuffer original = RafsImage.readAll(image.path());
+        ByteBuffer original = RafsImage.read(image.path());
         if (original.remaining() != image.fileSize()) {
             // Read again from the path: it must still be the file that was validated.
             throw new ImageFormatException(image.path(), "file size", original.remaining(),

@@ -58,7 +58,7 @@ public final class PrefetchPlan {
         if (image.prefetchNids().length == 0) {
             return new PrefetchPlan(List.of(), List.of());
         }
-        return of(image, RafsImage.readAll(image.path()), tables, withPaths);
+        return of(image, RafsImage.read(image.path()), tables, withPaths);
     }
 
     /**
@@ -119,7 +119,8 @@ public final class PrefetchPlan {
         PrefetchPlan plan(long[] nids, boolean withPaths) throws ImageFormatException {
             Map<Long, String> paths = withPaths ? paths(nids) : Map.of();
             List<Entry> entries = new ArrayList<>(nids.length);
-            // nids are below 2^32 (u32 in dirents and the table; decodeChecked refuses slots past the file)
+            // Indexed by nid once decodeChecked has accepted it: a slot inside a bootstrap of under 2 GiB,
+            // so below 2^26 and safe as an int.
             java.util.BitSet inodeSeen = new java.util.BitSet();
             for (long nid : nids) {
                 ErofsInode inode = LegacyBootstrap.decodeChecked(image, data, sb, nid);

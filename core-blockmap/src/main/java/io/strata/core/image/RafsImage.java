@@ -56,18 +56,14 @@ public final class RafsImage {
     }
 
     public static RafsImage open(Path bootstrap) throws IOException {
-        return parse(bootstrap, readAll(bootstrap));
+        return parse(bootstrap, read(bootstrap));
     }
 
     /**
      * The bootstrap's bytes, to {@link #parse} and then hand to what reads more of it (the prefetch
      * plan) without reading the file twice.
      */
-    public static ByteBuffer read(Path bootstrap) throws IOException {
-        return readAll(bootstrap);
-    }
-
-    static ByteBuffer readAll(Path file) throws IOException {
+    public static ByteBuffer read(Path file) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size > Integer.MAX_VALUE) {

@@ -89,7 +89,7 @@ public final class Prefetcher implements AutoCloseable {
     private RafsImage image;
     /** The image's chunk tables; built by the planner when not given. */
     private io.strata.core.chunk.ChunkTable[] tables;
-    /** The bytes {@link #image} was parsed from, if the caller had them; null once planned. */
+    /** The bytes {@link #image} was parsed from, if the caller had them; null once planned (set by the constructor, read by the planner after Thread.start). */
     private java.nio.ByteBuffer bootstrapBytes;
     /** The bootstrap to open on the planner thread, or null when the image was given. */
     private final java.nio.file.Path bootstrap;
@@ -112,9 +112,10 @@ public final class Prefetcher implements AutoCloseable {
     private AtomicLongArray blobDone;
     private AtomicIntegerArray blobDecile;
 
-    private Prefetcher(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, java.nio.file.Path bootstrap, RemoteBlobSource source,
-            PrefetchMode mode, PrefetchOptions options) {
+    private Prefetcher(RafsImage image, java.nio.ByteBuffer bootstrapBytes, io.strata.core.chunk.ChunkTable[] tables,
+            java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
         this.image = image;
+        this.bootstrapBytes = bootstrapBytes;
         this.tables = tables;
         this.bootstrap = bootstrap;
         this.source = source;
@@ -128,29 +129,19 @@ public final class Prefetcher implements AutoCloseable {
      * once. {@link PrefetchMode#NONE} (or an image without blobs) starts nothing.
      */
     public static Prefetcher start(RafsImage image, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        return start(new Prefetcher(image, null, null, source, mode, options));
+        return start(new Prefetcher(image, null, null, null, source, mode, options));
     }
 
     /**
-     * As {@link #start(RafsImage, RemoteBlobSource, PrefetchMode, PrefetchOptions)}, with the blobs'
-     * chunk tables already built ({@code ChunkTable.buildAll(image)}): a server that opens its device
-     * from the same image and tables parses the bootstrap once for both.
-     */
-    public static Prefetcher start(RafsImage image, io.strata.core.chunk.ChunkTable[] tables, RemoteBlobSource source, PrefetchMode mode,
-            PrefetchOptions options) {
-        return start(new Prefetcher(image, tables, null, source, mode, options));
-    }
-
-    /**
-     * As {@link #start(RafsImage, io.strata.core.chunk.ChunkTable[], RemoteBlobSource, PrefetchMode, PrefetchOptions)},
-     * with the bootstrap's bytes the image was parsed from ({@code RafsImage.read}): the plan reads
-     * its inodes there instead of reading the file again; they are dropped once planned.
+     * As {@link #start(RafsImage, RemoteBlobSource, PrefetchMode, PrefetchOptions)}, with the bytes the
+     * image was parsed from ({@code RafsImage.read}) and its blobs' chunk tables already built
+     * ({@code ChunkTable.buildAll(image)}): a server that opens its device from the same image and
+     * tables parses the bootstrap once for both, and the plan reads its inodes from those bytes
+     * instead of the file (they are dropped once planned).
      */
     public static Prefetcher start(RafsImage image, java.nio.ByteBuffer bootstrapBytes, io.strata.core.chunk.ChunkTable[] tables,
             RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        Prefetcher p = new Prefetcher(image, tables, null, source, mode, options);
-        p.bootstrapBytes = bootstrapBytes;
-        return start(p);
+        return start(new Prefetcher(image, bootstrapBytes, tables, null, source, mode, options));
     }
 
     /**
@@ -160,7 +151,7 @@ public final class Prefetcher implements AutoCloseable {
      * device's error to report; here it only means no prefetch).
      */
     public static Prefetcher start(java.nio.file.Path bootstrap, RemoteBlobSource source, PrefetchMode mode, PrefetchOptions options) {
-        return start(new Prefetcher(null, null, bootstrap, source, mode, options));
+        return start(new Prefetcher(null, null, null, bootstrap, source, mode, options));
     }
 
     private static Prefetcher start(Prefetcher p) {
