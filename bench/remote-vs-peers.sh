@@ -35,6 +35,13 @@
 #            `strata build --prefetch LIST`, LIST = every file (a) reads (a prefetch table recorded
 #            for this very workload, the favourable case), pushed as bench/tree-recorded and served
 #            like lazy-table; (a) is recorded again on its device (the table moves the metadata)
+#  daemon    (a) only, named in STRATA_BENCH_A: the daemon (`strata serve --control`, started before
+#            the clock, as a host's service is) adds bench/tree-recorded by reference through its control
+#            API (empty --cache-dir); timed from the POST to the end of the replay. Its JVM has started
+#            but served nothing yet.
+#  daemon-warm  the same, the daemon having served another image first (bench/warm, a build of
+#            $STRATA_BENCH_WARM, default /usr/lib/python3: read whole, then removed; its own blob, so
+#            nothing of it is in the cache): a host that already runs containers. Its JIT is warm.
 #  pull      skopeo copy docker://REF dir:..., unpack the bootstrap layer, strata serve nbd on the
 #            local copy; the pull is part of the time
 #  nbdkit    nbdkit --filter=readahead --filter=cache curl, serving the flat device `strata export`
@@ -202,8 +209,13 @@ fi
 read -r -a a_contenders <<<"${STRATA_BENCH_A-lazy-table pull nbdkit}"
 read -r -a b_contenders <<<"${STRATA_BENCH_B-lazy-table lazy-all pull nbdkit}"
 recorded=0
-for c in "${a_contenders[@]}"; do [ "${c%@*}" = lazy-recorded ] && recorded=1; done
-for c in "${b_contenders[@]}"; do [ "${c%@*}" = lazy-recorded ] && die "lazy-recorded is a contender of workload (a) only"; done
+warm=0
+for c in "${a_contenders[@]}"; do
+  case ${c%@*} in lazy-recorded | daemon) recorded=1 ;; daemon-warm) recorded=1 warm=1 ;; esac
+done
+for c in "${b_contenders[@]}"; do
+  case ${c%@*} in lazy-recorded | daemon | daemon-warm) die "${c%@*} is a contender of workload (a) only" ;; esac
+done
 declare -A variant_env=() variant_args=()
 IFS='|' read -r -a variant_specs <<<"${STRATA_LAZY_VARIANTS:-}"
 for v in "${variant_specs[@]}"; do
@@ -234,6 +246,17 @@ if [ $recorded = 1 ] && [ ! -f "$data/recorded.done" ]; then
   record_a "$work/flat-recorded.img" "$data/image-recorded/bootstrap" "$data/a-recorded"
   rm -f "$work/flat-recorded.img"
   touch "$data/recorded.done"
+fi
+
+# daemon-warm's first image: another tree, its own blob (nothing of it is in the timed image's cache).
+warm_source=${STRATA_BENCH_WARM:-/usr/lib/python3}
+if [ $warm = 1 ] && [ ! -f "$data/warm.done" ]; then
+  [ -d "$warm_source" ] || die "STRATA_BENCH_WARM: $warm_source is not a directory"
+  log "strata build $warm_source (daemon-warm's first image)"
+  rm -rf "$data/warm-image"
+  bounded bin/strata build "$warm_source" -o "$data/warm-image" --source-date-epoch 0 > "$work/build-warm.log" 2>&1 \
+    || die "build failed: $(tail -n 5 "$work/build-warm.log")"
+  touch "$data/warm.done"
 fi
 
 read -r a_files a_file_bytes < "$data/a-files.txt"
@@ -291,6 +314,12 @@ if [ $recorded = 1 ]; then
     | "$py" -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"] if (l.get("annotations") or {}).get("containerd.io/snapshot/nydus-bootstrap")))')
 fi
 ref_recorded=127.0.0.1:$proxy_port/bench/tree-recorded:latest
+if [ $warm = 1 ]; then
+  log "strata push of daemon-warm's first image"
+  bounded bin/strata push "$data/warm-image" "127.0.0.1:$reg_port/bench/warm:latest" > "$work/push-warm.log" 2>&1 \
+    || die "push failed: $(tail -n 5 "$work/push-warm.log")"
+fi
+ref_warm=127.0.0.1:$proxy_port/bench/warm:latest
 flat_url=http://127.0.0.1:$proxy_port/v2/bench/flat/blobs/sha256:$flat_digest
 
 # ---------------------------------------------------------------- one contender, one workload
@@ -314,11 +343,32 @@ run() {
     vargs=${variant_args[${contender#*@}]:-}
   fi
   for e in "${venv[@]}"; do [[ $e == STRATA_BIN=* ]] && strata=${e#STRATA_BIN=}; done
-  [ "$kind" = lazy-recorded ] && ranges=$data/a-recorded-ranges.txt
-  local sock=$d/nbd.sock uri="nbd+unix:///?socket=$d/nbd.sock" server t0 first work_s extra=
+  case $kind in lazy-recorded | daemon*) ranges=$data/a-recorded-ranges.txt ;; esac
+  local sock=$d/nbd.sock uri="nbd+unix:///?socket=$d/nbd.sock" server= t0 first work_s extra=
+  if [[ $kind == daemon* ]]; then
+    # Before the clock: the daemon starts (and, for daemon-warm, serves another image whole).
+    local ctl=$d/control.sock
+    env "${venv[@]}" "$strata" serve --control "$ctl" --socket "$sock" --cache-dir "$d/cache" --metrics-interval 1 \
+      ${STRATA_LAZY_ARGS:-} $vargs > "$d/log" 2>&1 &
+    server=$!
+    pids+=($server)
+    for _ in $(seq 300); do curl -fs --unix-socket "$ctl" http://strata/api/v1/exports >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fs --unix-socket "$ctl" http://strata/api/v1/exports >/dev/null || die "$contender: the daemon did not start: $(tail -n 5 "$d/log")"
+    if [ "$kind" = daemon-warm ]; then
+      bounded curl -fsS --unix-socket "$ctl" -X POST -d "{\"kind\": \"nbd\", \"name\": \"warm\", \"source\": \"$ref_warm\"}" \
+        http://strata/api/v1/exports >/dev/null || die "$contender: adding the warm-up image failed: $(tail -n 5 "$d/log")"
+      bounded nbdcopy "nbd+unix:///warm?socket=$sock" null: || die "$contender: reading the warm-up image failed"
+      bounded curl -fsS --unix-socket "$ctl" -X DELETE http://strata/api/v1/exports/warm >/dev/null || die "$contender: removing warm failed"
+    fi
+    uri="nbd+unix:///img?socket=$sock"
+  fi
   proxy_stats reset >/dev/null
   t0=$(now)
   case $kind in
+    daemon*)
+      bounded curl -fsS --unix-socket "$ctl" -X POST -d "{\"kind\": \"nbd\", \"name\": \"img\", \"source\": \"$ref_recorded\"}" \
+        http://strata/api/v1/exports >/dev/null || die "$contender: adding the image failed: $(tail -n 5 "$d/log")"
+      ;;
     lazy-recorded)
       env "${venv[@]}" "$strata" serve nbd "$ref_recorded" --cache-dir "$d/cache" --socket "$sock" --metrics-interval 1 ${STRATA_LAZY_ARGS:-} $vargs > "$d/log" 2>&1 &
       ;;
@@ -337,8 +387,10 @@ run() {
       TMPDIR=$d nbdkit -f -r -U "$sock" --filter=readahead --filter=cache curl "url=$flat_url" cache-on-read=true > "$d/log" 2>&1 &
       ;;
   esac
-  server=$!
-  pids+=($server)
+  if [ -z "$server" ]; then
+    server=$!
+    pids+=($server)
+  fi
   bounded "$py" bench/nbd-replay.py first "$uri" 240 > "$d/first" || die "$contender did not serve: $(tail -n 5 "$d/log")"
   first=$(cat "$d/first")
   local t1 t2 nbd_bytes=0 nbd_reqs=0
@@ -359,6 +411,8 @@ run() {
     local n; n=$(grep -c 'metrics:' "$d/log" || true)
     for _ in $(seq 40); do [ "$(grep -c 'metrics:' "$d/log" || true)" -gt "$n" ] && break; sleep 0.1; done
     extra=$(grep 'metrics:' "$d/log" | tail -n 1 | sed 's/.*metrics: //')
+    # The daemon's registry counters include the warm-up image: only the proxy's counts (reset at t0) hold.
+    [ "$kind" = daemon-warm ] && extra=
   fi
   stop "$server"
   "$py" - "$setting" "$workload" "$contender" "$round" "$t0" "$first" "$work_s" "$ps" "$extra" >> "$work/results" <<'PY'
@@ -443,7 +497,7 @@ for s in settings:
             if p and c:
                 out.append(f"{p[0] / c[0]:.2f}")
         return " ".join(out)
-    for c in ("lazy-table", "lazy-recorded"):
+    for c in ("lazy-table", "lazy-recorded", "daemon", "daemon-warm"):
         if per_round(c):
             print(f"{s}: (a) pull/{c} per round: {per_round(c)}")
     rec_a = med(s, "a", "lazy-recorded", "total")
@@ -454,6 +508,11 @@ for s in settings:
         print(f"{s}: (a) lazy-recorded fetched {rec_bytes / 2**20:.1f} MiB of chunk data (less its {boot_layer_rec / 2**20:.1f} MiB "
               f"bootstrap layer) for chunks of {rec_compressed / 2**20:.1f} MiB compressed: {rec_bytes / rec_compressed:.2f}x "
               f"(goal <= 2x){mark(rec_bytes / rec_compressed, rec_bytes / rec_compressed <= 2)}")
+    for c in ("daemon", "daemon-warm"):
+        v = med(s, "a", c, "total")
+        if v == v:
+            print(f"{s}: (a) total time pull/{c} {pull_a / v:.2f}x (goal >= 5x){mark(pull_a / v, pull_a / v >= 5)}; "
+                  f"nbdkit/{c} {kit_a / v:.2f}x (goal >= 2x){mark(kit_a / v, kit_a / v >= 2)}")
     for c in dict.fromkeys(r["contender"] for r in rows if r["workload"] == "a" and "@" in r["contender"]):
         v = med(s, "a", c, "total")
         print(f"{s}: (a) total time pull/{c} {pull_a / v:.2f}x (variant)")
