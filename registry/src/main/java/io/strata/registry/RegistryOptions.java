@@ -16,8 +16,11 @@ import java.util.Set;
  *     abandoned and tried again (a whole-blob download or upload may instead use its whole deadline)
  * @param readDeadline one read (or other operation) including all its retries (default 60 s); a whole-blob
  *     transfer gets {@code readDeadline} plus its size at 1 MiB/s
- * @param maxConcurrency requests in flight to one registry at once (default 8; Nydus fetches with 8
- *     threads, nbdkit curl with 4 connections); connections are reused through the client's pool
+ * @param maxConcurrency requests in flight to one registry at once (default 16; Nydus prefetches with 8
+ *     threads, nbdkit curl with 4 connections): over HTTP/1.1 a prefetch of small segments is bound by
+ *     round trips, not bandwidth (20 ms and 50 MiB/s: 16 gave (a) of bench/remote-vs-peers.sh about
+ *     10 % sooner than 8 in 10 of 11 alternating rounds, docs/benchmarks.md); connections are reused
+ *     through the client's pool
  * @param environment where proxy variables and auth-file locations come from (System.getenv())
  */
 public record RegistryOptions(
@@ -33,7 +36,7 @@ public record RegistryOptions(
     public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
     public static final Duration DEFAULT_TRY_TIMEOUT = Duration.ofSeconds(20);
     public static final Duration DEFAULT_READ_DEADLINE = Duration.ofSeconds(60);
-    public static final int DEFAULT_MAX_CONCURRENCY = 8;
+    public static final int DEFAULT_MAX_CONCURRENCY = 16;
 
     public RegistryOptions {
         insecureRegistries = Set.copyOf(insecureRegistries);

@@ -53,7 +53,7 @@ import org.slf4j.LoggerFactory;
  * instead of sending its own (single flight, as between reads).
  *
  * <p><b>Reads go first.</b> A prefetch keeps at most {@link PrefetchOptions#slots} requests in flight
- * (default 8, the registry client's default concurrency bound, whose semaphore is fair: a read's
+ * (default 16, the registry client's default concurrency bound, whose semaphore is fair: a read's
  * request waits at most for one request on the wire to end, never for queued prefetch), and before
  * each request it waits while {@link PrefetchOptions#yieldAt} or more on-demand reads are fetching
  * for themselves ({@link RemoteBlobSource#demandFetches}; a read waiting for a prefetch request does
