@@ -103,6 +103,21 @@ final class MetricsLine {
                 + c.inFlight() + " bytes_read=" + c.bytes(io.strata.core.metrics.RequestType.READ) + " errors=" + c.errors();
     }
 
+    /**
+     * Per registry the client has talked to: "; " and its requests, bytes, retries, errors and fetch
+     * latency; "" before the client is made (every image local so far).
+     */
+    static String registryFields(io.strata.registry.RegistryClient client) {
+        if (client == null) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder();
+        for (io.strata.registry.RegistryMetrics m : client.metrics().values()) {
+            b.append("; ").append(m.summary());
+        }
+        return b.toString();
+    }
+
     /** The fields every server's line ends with: the device's chunk cache, then the registry part (see {@link ServedDeviceOptions#registryMetrics}). */
     static String deviceFields(BlockDevice device, ServedDeviceOptions image) {
         return "cache " + device.cacheStats() + image.registryMetrics();

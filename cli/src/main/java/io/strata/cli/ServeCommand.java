@@ -136,7 +136,8 @@ final class ServeCommand implements Callable<Integer> {
         onHangup(daemon, config);
         try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
                 AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> "exports=" + daemon.exports().size() + "; "
-                        + daemon.nbd().metrics().snapshot() + "; cache " + daemon.cache().stats())) {
+                        + daemon.nbd().metrics().snapshot() + "; cache " + daemon.cache().stats()
+                        + MetricsLine.registryFields(registry.clientIfMade()))) {
             systemd.ready("serving " + daemon.exports().size() + " export(s); control on " + control);
             stopped.await();
         }

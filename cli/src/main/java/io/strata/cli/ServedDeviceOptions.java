@@ -115,10 +115,7 @@ final class ServedDeviceOptions {
         if (client == null || remotes.isEmpty()) {
             return "";
         }
-        StringBuilder b = new StringBuilder();
-        for (io.strata.registry.RegistryMetrics m : client.metrics().values()) {
-            b.append("; ").append(m.summary());
-        }
+        StringBuilder b = new StringBuilder(MetricsLine.registryFields(client));
         long hits = 0;
         long misses = 0;
         long discarded = 0;

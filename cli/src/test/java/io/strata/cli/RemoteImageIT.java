@@ -287,7 +287,8 @@ class RemoteImageIT {
     /**
      * The daemon serves one reference as two exports through one registry client and one disk
      * cache: both copies equal the local export, and the second export's reads are all disk-cache
-     * hits (the first export's fetches filled the blob they share).
+     * hits (the first export's fetches filled the blob they share). Its metrics line carries the
+     * registry's counters, as {@code serve nbd}'s does.
      */
     @Test
     void theDaemonSharesOneRegistryClientAndDiskCacheBetweenExports(@TempDir Path tmp) throws Exception {
@@ -295,7 +296,7 @@ class RemoteImageIT {
         Path control = tmp.resolve("c.sock");
         Path nbd = tmp.resolve("d.sock");
         try (StrataProcess.Server daemon = StrataProcess.start(tmp, "daemon", "serve", "--control", control.toString(), "--socket",
-                nbd.toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "none", "--metrics-interval", "0",
+                nbd.toString(), "--cache-dir", tmp.resolve("cache").toString(), "--prefetch", "none", "--metrics-interval", "1",
                 "--metrics-listen", "127.0.0.1:0")) {
             daemon.awaitLog("control: listening on");
             String log = daemon.awaitLog("Prometheus endpoint on");
@@ -316,6 +317,9 @@ class RemoteImageIT {
             assertTrue(value(scrape, "strata_disk_cache_misses_total{export=\"one\"}") > 0, scrape);
             assertEquals(0, value(scrape, "strata_disk_cache_misses_total{export=\"two\"}"),
                     "the second export read the chunks the first one's reads put in the shared disk cache: " + scrape);
+            // The daemon's metrics line (every second) names the registry and its counts.
+            daemon.awaitLog(java.util.regex.Pattern.compile("metrics: exports=2; .*; cache .*; registry="
+                    + java.util.regex.Pattern.quote(registry.registry()) + " requests=[1-9]\\d* bytes=[1-9]\\d* retries=\\d+ errors=\\d+"), 30);
         }
     }
 
