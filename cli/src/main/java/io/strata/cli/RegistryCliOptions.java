@@ -45,7 +45,7 @@ final class RegistryCliOptions {
             description = "One read with all its retries; a whole-blob transfer gets this plus 1 s per MiB (default: ${DEFAULT-VALUE}).")
     double deadline;
 
-    @Option(names = "--registry-connections", paramLabel = "N", defaultValue = "16",
+    @Option(names = "--registry-connections", paramLabel = "N", defaultValue = "" + io.strata.registry.RegistryOptions.DEFAULT_MAX_CONCURRENCY,
             description = "Requests in flight to one registry at once (default: ${DEFAULT-VALUE}).")
     int connections;
 

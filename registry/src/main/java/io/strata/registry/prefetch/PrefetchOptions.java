@@ -31,7 +31,7 @@ public record PrefetchOptions(int slots, int yieldAt, int maxConsecutiveFailures
     }
 
     public static PrefetchOptions defaults() {
-        return new PrefetchOptions(16, 2, 3, Duration.ofMillis(5));
+        return new PrefetchOptions(io.strata.registry.RegistryOptions.DEFAULT_MAX_CONCURRENCY, 2, 3, Duration.ofMillis(5));
     }
 
     public PrefetchOptions withSlots(int n) {
