@@ -5,9 +5,10 @@
 #   listen  - until the unix socket accepts a connection (polled every 1 ms),
 #   ready   - until `nbdinfo --size` (run as soon as it accepts) has its answer: the handshake done,
 #   read    - until `qemu-io -c 'read 0 4k'` then has its first 4 KiB (Strata's first chunk load),
-#   rss     - VmRSS of the server 1 s after that read (idle), in MiB,
+#   rss     - VmRSS of the server 1 s after that read, in MiB,
 #   cpu     - the server's CPU time (user + system) at that point, in ms: what start-up cost, even
-#             when other work on the machine stretches the wall times.
+#             when other work on the machine stretches the wall times,
+#   idle    - VmRSS 7 s after exec, when a JVM's memory has settled (below), in MiB and in MB.
 # Prints the median of each per server and Strata's ratio to each peer.
 #
 #   bench/startup.sh [ROUNDS=7]          STRATA_JAVA_OPTS / JAVA_HOME are passed to bin/strata as usual
@@ -55,6 +56,10 @@ for v in filter(None, variants.split("|")):
 servers["nbdkit"] = lambda s: ["nbdkit", "-f", "-r", "--unix", s, "file", flat]
 servers["qemu-nbd"] = lambda s: ["qemu-nbd", "-t", "-r", "-f", "raw", "-k", s, flat]
 hz = os.sysconf("SC_CLK_TCK")
+# The JVM returns its compilers' freed arenas to glibc every 5 s from its start (HotSpot's chunk-pool
+# cleaner), and bin/strata has glibc give them back to the kernel every second: a server's memory
+# settles ~5 s after exec. "idle" is read after that.
+IDLE_AFTER = 7.0
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -93,7 +98,9 @@ def one(name):
         subprocess.run(["qemu-io", "-r", "-f", "raw", "-c", "read 0 4k", uri], check=True, capture_output=True, timeout=30)
         read = time.monotonic() - t0
         time.sleep(1)
-        return listen * 1000, ready * 1000, read * 1000, rss_mib(p.pid), cpu_ms(p.pid)
+        rss, cpu = rss_mib(p.pid), cpu_ms(p.pid)
+        time.sleep(max(0.0, t0 + IDLE_AFTER - time.monotonic()))
+        return listen * 1000, ready * 1000, read * 1000, rss, cpu, rss_mib(p.pid)
     finally:
         p.terminate()
         try:
@@ -106,13 +113,14 @@ for r in range(rounds):
     for n in servers:  # alternating: every round starts each server once, in turn
         results[n].append(one(n))
     print(f"round {r + 1}: " + "; ".join(f"{n} {results[n][-1][1]:.0f} ms {results[n][-1][3]:.1f} MiB" for n in servers), flush=True)
-med = {n: [statistics.median(x[i] for x in results[n]) for i in range(5)] for n in servers}
-print(f"\nmedians of {rounds} rounds (ms from exec; RSS in MiB, idle after one 4 KiB read; CPU ms at that point)")
-print(f"{'server':12} {'listen':>8} {'ready':>8} {'read':>8} {'rss':>8} {'cpu':>8}")
+med = {n: [statistics.median(x[i] for x in results[n]) for i in range(6)] for n in servers}
+print(f"\nmedians of {rounds} rounds (ms from exec; rss: MiB 1 s after one 4 KiB read, and CPU ms then;"
+      f" idle: MiB {IDLE_AFTER:.0f} s after exec)")
+print(f"{'server':12} {'listen':>8} {'ready':>8} {'read':>8} {'rss':>8} {'cpu':>8} {'idle':>8} {'idle MB':>8}")
 for n in servers:
-    l, rd, rr, m, c = med[n]
-    print(f"{n:12} {l:8.0f} {rd:8.0f} {rr:8.0f} {m:8.1f} {c:8.0f}")
+    l, rd, rr, m, c, idle = med[n]
+    print(f"{n:12} {l:8.0f} {rd:8.0f} {rr:8.0f} {m:8.1f} {c:8.0f} {idle:8.1f} {idle * 1.048576:8.1f}")
 for peer in ("nbdkit", "qemu-nbd"):
     s, q = med["strata"], med[peer]
-    print(f"strata/{peer}: ready {s[1] / q[1]:.1f}x, read {s[2] / q[2]:.1f}x, rss {s[3] / q[3]:.1f}x")
+    print(f"strata/{peer}: ready {s[1] / q[1]:.1f}x, read {s[2] / q[2]:.1f}x, rss {s[3] / q[3]:.1f}x, idle {s[5] / q[5]:.1f}x")
 PY

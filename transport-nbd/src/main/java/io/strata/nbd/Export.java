@@ -2,6 +2,7 @@ package io.strata.nbd;
 
 import io.strata.core.device.BlockDevice;
 import io.strata.core.metrics.ExportCounters;
+import java.util.Objects;
 
 /**
  * One named export: a device, a line describing it (NBD_INFO_DESCRIPTION), and what clients did with
@@ -12,5 +13,23 @@ public record Export(String name, BlockDevice device, String description, Export
     /** An export with counters of its own, starting at zero. */
     public Export(String name, BlockDevice device, String description) {
         this(name, device, description, new ExportCounters());
+    }
+
+    // equals and hashCode are the record's own (every component), written out: the generated ones
+    // bootstrap through java.lang.runtime.ObjectMethods on first use, which spins ~16 method-handle
+    // classes in the interpreter, and the first use is the server's map of connections per export,
+    // on the first client's path (~10 ms of its handshake; docs/benchmarks.md, "Start-up").
+    @Override
+    public boolean equals(Object o) {
+        return o == this || o instanceof Export e && Objects.equals(name, e.name) && Objects.equals(device, e.device)
+                && Objects.equals(description, e.description) && Objects.equals(counters, e.counters);
+    }
+
+    @Override
+    public int hashCode() {
+        int h = Objects.hashCode(name);
+        h = 31 * h + Objects.hashCode(device);
+        h = 31 * h + Objects.hashCode(description);
+        return 31 * h + Objects.hashCode(counters);
     }
 }
