@@ -16,6 +16,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
@@ -60,6 +61,8 @@ final class Connection {
     private final ExportCounters counters;
     private final Executor loaders;
     private final int maxLoading;
+    /** Whether to wait a moment for more requests before sleeping on the socket (this thread's). */
+    private final BatchWait batchWait;
     private final ConnectionIo io;
     private final ReplyWriter writer = new ReplyWriter();
     /** Bytes read from the socket and not yet parsed (read mode: position = next request). */
@@ -170,14 +173,9 @@ final class Connection {
         }
     }
 
-    Connection(SocketChannel socket, String peer, Negotiated session, Executor loaders, int maxLoading, ServerMetrics metrics)
-            throws IOException {
-        this(socket, null, peer, session, loaders, maxLoading, metrics);
-    }
-
     /** A connection whose bytes pass {@code tls} (the session STARTTLS set up), or plaintext when it is null. */
     Connection(SocketChannel socket, TlsChannel tls, String peer, Negotiated session, Executor loaders, int maxLoading,
-            ServerMetrics metrics) throws IOException {
+            Duration batchWait, ServerMetrics metrics) throws IOException {
         this.socket = socket;
         this.peer = peer;
         this.session = session;
@@ -186,6 +184,7 @@ final class Connection {
         this.metrics = metrics;
         this.loaders = loaders;
         this.maxLoading = maxLoading;
+        this.batchWait = new BatchWait(batchWait);
         this.io = new ConnectionIo(socket, tls);
     }
 
@@ -217,7 +216,7 @@ final class Connection {
                 int n = readBatch(current);
                 if (n == 0) {
                     if (endReason == null) {
-                        io.awaitReadableOrWakeup();
+                        awaitRequests();
                     }
                     continue;
                 }
@@ -268,6 +267,20 @@ final class Connection {
             counters.abandoned(requests - counted);
         }
         return endReason + "; " + requests + " request(s)";
+    }
+
+    /**
+     * Waits for the client's next requests (or a finished load): after a deep batch of small requests,
+     * first a moment for more of them to gather ({@link BatchWait}), then on the socket. Loads that
+     * finish meanwhile are answered after the moment, on the next turn of {@link #serve}'s loop.
+     */
+    private void awaitRequests() throws IOException {
+        if (batchWait.waitNow()) {
+            LockSupport.parkNanos(batchWait.nanos());
+            io.expectBytes();
+        } else {
+            io.awaitReadableOrWakeup();
+        }
     }
 
     /** A batch to read into: a free one, a new one while under the limit, or null (wait for the pool). */
@@ -360,6 +373,7 @@ final class Connection {
             }
         }
         int n = 0;
+        long bytes = 0;
         while (n < MAX_BATCH && in.remaining() >= NbdRequest.SIZE) {
             NbdRequest req = batch.requests[n];
             int at = in.position();
@@ -382,10 +396,14 @@ final class Connection {
                 in.position(in.position() + buffered);
                 skip(req.length - buffered);
             }
+            bytes += req.length;
             n++;
         }
         batch.size = n;
         batch.receivedAt = System.nanoTime();
+        if (n > 0) {
+            batchWait.batchRead(n, bytes, batch.receivedAt);
+        }
         requests += n;
         metrics.received.add(n);
         counters.received(n);

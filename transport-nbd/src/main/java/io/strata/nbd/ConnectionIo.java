@@ -78,6 +78,11 @@ final class ConnectionIo implements AutoCloseable {
         return !drained;
     }
 
+    /** The next read is worth its system call although the last one drained the socket: time has passed since (a batch wait). */
+    void expectBytes() {
+        drained = false;
+    }
+
     /** Fills {@code b}, waiting for the peer as needed (payloads that follow a request header). */
     void readFully(ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {

@@ -47,11 +47,14 @@ public final class NbdServer implements Closeable {
      * @param socketMode permission bits of unix socket files
      */
     public record Options(int maxInflightPerConnection, int loadThreads, int maxConnections, int backlog,
-            Duration handshakeTimeout, int socketMode) {
+            Duration handshakeTimeout, int socketMode, Duration batchWait) {
         public static final int DEFAULT_INFLIGHT = 16;
         public static final int DEFAULT_MAX_CONNECTIONS = 256;
         public static final int DEFAULT_BACKLOG = 1024;
         public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+        /** {@link BatchWait}: 20 us, 4 KiB QD32 server CPU per GiB about halved (docs/benchmarks.md, "NBD server"). */
+        public static final Duration DEFAULT_BATCH_WAIT = Duration.ofNanos(20_000);
+        public static final Duration MAX_BATCH_WAIT = Duration.ofMillis(1);
 
         public Options {
             if (maxInflightPerConnection < 1) {
@@ -66,6 +69,9 @@ public final class NbdServer implements Closeable {
             if ((socketMode & ~0777) != 0) {
                 throw new IllegalArgumentException("socket mode 0" + Integer.toOctalString(socketMode) + " is not permission bits");
             }
+            if (batchWait.isNegative() || batchWait.compareTo(MAX_BATCH_WAIT) > 0) {
+                throw new IllegalArgumentException("the batch wait must be 0 to " + MAX_BATCH_WAIT.toNanos() / 1000 + " us");
+            }
         }
 
         /** Loader threads by default: twice the processors (loads decompress, and wait on disk), at least 8. */
@@ -75,31 +81,36 @@ public final class NbdServer implements Closeable {
 
         public static Options defaults() {
             return new Options(DEFAULT_INFLIGHT, defaultLoadThreads(), DEFAULT_MAX_CONNECTIONS, DEFAULT_BACKLOG,
-                    DEFAULT_HANDSHAKE_TIMEOUT, UnixSocketFiles.DEFAULT_MODE);
+                    DEFAULT_HANDSHAKE_TIMEOUT, UnixSocketFiles.DEFAULT_MODE, DEFAULT_BATCH_WAIT);
         }
 
         public Options withMaxInflight(int n) {
-            return new Options(n, loadThreads, maxConnections, backlog, handshakeTimeout, socketMode);
+            return new Options(n, loadThreads, maxConnections, backlog, handshakeTimeout, socketMode, batchWait);
         }
 
         public Options withLoadThreads(int n) {
-            return new Options(maxInflightPerConnection, n, maxConnections, backlog, handshakeTimeout, socketMode);
+            return new Options(maxInflightPerConnection, n, maxConnections, backlog, handshakeTimeout, socketMode, batchWait);
         }
 
         public Options withMaxConnections(int n) {
-            return new Options(maxInflightPerConnection, loadThreads, n, backlog, handshakeTimeout, socketMode);
+            return new Options(maxInflightPerConnection, loadThreads, n, backlog, handshakeTimeout, socketMode, batchWait);
         }
 
         public Options withBacklog(int n) {
-            return new Options(maxInflightPerConnection, loadThreads, maxConnections, n, handshakeTimeout, socketMode);
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, n, handshakeTimeout, socketMode, batchWait);
         }
 
         public Options withHandshakeTimeout(Duration d) {
-            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, d, socketMode);
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, d, socketMode, batchWait);
+        }
+
+        /** How long a connection waits for more requests after a deep batch of small ones ({@link BatchWait}); zero: never. */
+        public Options withBatchWait(Duration d) {
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, handshakeTimeout, socketMode, d);
         }
 
         public Options withSocketMode(int mode) {
-            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, handshakeTimeout, mode);
+            return new Options(maxInflightPerConnection, loadThreads, maxConnections, backlog, handshakeTimeout, mode, batchWait);
         }
     }
 
@@ -392,7 +403,8 @@ public final class NbdServer implements Closeable {
         LOG.info("nbd {}: export '{}' ({} bytes), {} replies{}{}", peer, n.export().name(), n.export().device().size(),
                 n.structuredReplies() ? "structured" : "simple", n.allocationContext() ? ", base:allocation" : "",
                 tls != null ? ", " + tls.describe() : "");
-        Connection c = new Connection(ch, tls, peer, n, loaders, options.maxInflightPerConnection(), metrics);
+        Connection c = new Connection(ch, tls, peer, n, loaders, options.maxInflightPerConnection(),
+                options.batchWait(), metrics);
         Runnable stop = c::stop;
         open.add(stop);
         n.export().counters().connectionOpened();

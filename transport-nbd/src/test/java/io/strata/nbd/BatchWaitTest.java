@@ -1,0 +1,104 @@
+package io.strata.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+/**
+ * When a connection waits for more requests before sleeping on its socket ({@link BatchWait}): clients
+ * are played as batch sizes and the times they arrive at.
+ */
+class BatchWaitTest {
+    private final BatchWait wait = new BatchWait(NbdServer.Options.DEFAULT_BATCH_WAIT);
+    private long now = 1_000_000_000L;
+
+    /** One batch of {@code requests} 4 KiB reads, {@code gapNanos} after the last; whether a wait follows it. */
+    private boolean batch(int requests, long gapNanos) {
+        now += gapNanos;
+        wait.batchRead(requests, requests * 4096L, now);
+        return wait.waitNow();
+    }
+
+    /**
+     * Plays the two probes: without waits the client sends {@code without} requests a batch every
+     * {@code gapWithout} ns, with them {@code with} every {@code gapWith}. The wait after a phase's last
+     * batch belongs to the next phase: returns whether one follows the second probe (the decision).
+     */
+    private boolean probe(int without, long gapWithout, int with, long gapWith) {
+        for (int i = 0; i < BatchWait.PROBE_BATCHES - 1; i++) {
+            assertFalse(batch(without, gapWithout), "no waits in the first probe (batch " + i + ")");
+        }
+        assertTrue(batch(without, gapWithout), "the second probe waits");
+        for (int i = 0; i < BatchWait.PROBE_BATCHES - 1; i++) {
+            assertTrue(batch(with, gapWith), "waits in the second probe (batch " + i + ")");
+        }
+        return batch(with, gapWith);
+    }
+
+    /** Plays the batches that follow the decision; the wait after the last is the next probe's (none). */
+    private void run(int requests, long gap, boolean waits) {
+        for (int i = 0; i < BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES - 1; i++) {
+            assertEquals(waits, batch(requests, gap), "run batch " + i);
+        }
+        assertFalse(batch(requests, gap), "probing again, without waits first");
+    }
+
+    @Test
+    void keepsWaitingForABusyClientWhoseBatchesGrow() {
+        // Queue depth 32: 1.2 requests every 15 us without waits; 7 every 70 us with them (100k/s against 80k/s).
+        assertTrue(probe(2, 25_000, 7, 70_000));
+        run(7, 70_000, true);
+        assertEquals(20_000, wait.nanos());
+    }
+
+    @Test
+    void stopsWaitingForAClientWhoseWholeQueueIsOneBatch() {
+        // Queue depth 4: 4 requests every 60 us without waits; with them still 4, every 110 us.
+        assertFalse(probe(4, 60_000, 4, 110_000));
+        run(4, 60_000, false);
+        // The client changes (many requests in flight now): the next probes find it.
+        assertTrue(probe(2, 25_000, 7, 70_000));
+    }
+
+    @Test
+    void aGainWithinTheMarginIsNotEnough() {
+        assertFalse(probe(4, 100_000, 4, 97_000)); // 3 % faster with waits
+    }
+
+    @Test
+    void neverAfterOneRequestOrLargeOnes() {
+        assertTrue(probe(2, 25_000, 7, 70_000)); // waits on
+        assertFalse(batch(1, 30_000), "queue depth 1");
+        now += 1000;
+        wait.batchRead(4, 4L << 20, now); // 1 MiB reads: the copies are the cost
+        assertFalse(wait.waitNow());
+        now += 1000;
+        wait.batchRead(4, 4 * (64L << 10) + 1, now);
+        assertFalse(wait.waitNow());
+        assertTrue(batch(4, 30_000));
+        assertFalse(wait.waitNow(), "once between two batches: then on the socket");
+    }
+
+    @Test
+    void zeroTurnsItOff() {
+        BatchWait off = new BatchWait(Duration.ZERO);
+        for (int i = 0; i < 4 * BatchWait.PROBE_BATCHES; i++) {
+            off.batchRead(16, 16 * 4096, i * 1000L);
+            assertFalse(off.waitNow());
+        }
+    }
+
+    @Test
+    void optionsRefuseNegativeAndOverlongWaits() {
+        NbdServer.Options d = NbdServer.Options.defaults();
+        assertEquals(NbdServer.Options.DEFAULT_BATCH_WAIT, d.batchWait());
+        assertEquals(Duration.ZERO, d.withBatchWait(Duration.ZERO).batchWait());
+        assertEquals(Duration.ofMillis(1), d.withBatchWait(Duration.ofMillis(1)).batchWait());
+        assertThrows(IllegalArgumentException.class, () -> d.withBatchWait(Duration.ofNanos(-1)));
+        assertThrows(IllegalArgumentException.class, () -> d.withBatchWait(Duration.ofMillis(2)));
+    }
+}
