@@ -2,9 +2,12 @@
 # Strata's NBD server beside nbdkit (file plugin) and qemu-nbd (-t -e 16) on the same page-cached
 # raw image, over unix sockets, measured with fio's nbd engine in one run, alternating servers.
 # Prints IOPS / MiB/s, each server's CPU seconds per GiB moved, and Strata's ratio to each peer.
-# Then Strata alone on lz4 and zstd RAFS images (warm cache) of the same size, beside the raw figure.
+# Then Strata alone on lz4 and zstd RAFS images (warm cache) of the same size, beside the raw figure,
+# and `strata-nowait`: the raw image again with `--batch-wait 0` (no reply coalescing, BatchWait).
 #
 #   bench/nbd-vs-peers.sh [SIZE_MIB=512] [ROUNDS=3] [SECONDS=10]
+#   NBD_BENCH_QD4=1 bench/nbd-vs-peers.sh ...   also 4 KiB random reads at queue depth 4, where a
+#                                               client's whole queue fits one batch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-512}
@@ -37,7 +40,8 @@ start nbdkit nbdkit -f -r --unix "$work/nbdkit.sock" file "$work/raw.img"
 start qemu-nbd qemu-nbd -t -e 16 -r -f raw -k "$work/qemu-nbd.sock" "$work/raw.img"
 start strata-lz4 bin/strata serve nbd "$work/lz4/bootstrap" -D "$work/lz4/blobs" --cache-size $((size_mib * 2))M --socket "$work/strata-lz4.sock" --metrics-interval 0
 start strata-zstd bin/strata serve nbd "$work/zstd/bootstrap" -D "$work/zstd/blobs" --cache-size $((size_mib * 2))M --socket "$work/strata-zstd.sock" --metrics-interval 0
-for s in strata nbdkit qemu-nbd strata-lz4 strata-zstd; do
+start strata-nowait bin/strata serve nbd --raw "$work/raw.img" --batch-wait 0 --socket "$work/strata-nowait.sock" --metrics-interval 0
+for s in strata nbdkit qemu-nbd strata-lz4 strata-zstd strata-nowait; do
   for i in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.2; done
   [ -S "$work/$s.sock" ] || { echo "$s did not start:"; cat "$work/$s.log"; exit 1; }
 done
@@ -51,6 +55,7 @@ run() { # server, workload -> "value cpu_seconds gib"
   local s=$1 w=$2 args
   case $w in
     rand4k) args="--rw=randread --bs=4k --iodepth=32" ;;
+    rand4kqd4) args="--rw=randread --bs=4k --iodepth=4" ;;
     seq1m) args="--rw=read --bs=1m --iodepth=4" ;;
   esac
   local before; before=$(cpu_ticks "$s")
@@ -65,15 +70,17 @@ if "{" not in text:
 j = json.loads(text[text.index("{"):])["jobs"][0]["read"]
 w, before, after, hz = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 gib = j["io_bytes"] / 2**30
-value = j["iops"] if w == "rand4k" else j["bw_bytes"] / 2**20
+value = j["iops"] if w.startswith("rand4k") else j["bw_bytes"] / 2**20
 print(f"{value:.1f} {(after - before) / hz:.3f} {gib:.3f}")
 PY
 }
 
 declare -A sum cpu gib
-servers=(strata nbdkit qemu-nbd strata-lz4 strata-zstd)
+servers=(strata nbdkit qemu-nbd strata-lz4 strata-zstd strata-nowait)
+workloads=(rand4k seq1m)
+[ -n "${NBD_BENCH_QD4:-}" ] && workloads+=(rand4kqd4)
 for r in $(seq "$rounds"); do
-  for w in rand4k seq1m; do
+  for w in "${workloads[@]}"; do
     for s in "${servers[@]}"; do
       read -r v c g < <(run "$s" "$w")
       sum[$s.$w]=$(python3 -c "print(${sum[$s.$w]:-0} + $v)")
@@ -105,4 +112,14 @@ print(f"ratio strata/qemu-nbd: 4k IOPS {s4/q4:.2f}x   1M throughput {s1/q1:.2f}x
 sc4, kc4 = ${cpu[strata.rand4k]} / ${gib[strata.rand4k]}, ${cpu[nbdkit.rand4k]} / ${gib[nbdkit.rand4k]}
 sc1, kc1 = ${cpu[strata.seq1m]} / ${gib[strata.seq1m]}, ${cpu[nbdkit.seq1m]} / ${gib[nbdkit.seq1m]}
 print(f"ratio strata/nbdkit:   4k CPU per GiB {sc4/kc4:.2f}x   1M CPU per GiB {sc1/kc1:.2f}x")
+# The batch wait's effect: the same server without it, in the same rotation.
+nw4, nwc4 = ${sum[strata-nowait.rand4k]}, ${cpu[strata-nowait.rand4k]} / ${gib[strata-nowait.rand4k]}
+print(f"ratio strata/strata-nowait: 4k IOPS {s4/nw4:.2f}x   4k CPU per GiB {sc4/nwc4:.2f}x")
 PY
+if [ -n "${NBD_BENCH_QD4:-}" ]; then
+  echo
+  printf '%-14s %14s %10s\n' server "4k IOPS(qd4)" "CPU s/GiB"
+  for s in "${servers[@]}"; do
+    python3 -c "print(f'{\"$s\":<14} {${sum[$s.rand4kqd4]} / $rounds:14.0f} {${cpu[$s.rand4kqd4]} / ${gib[$s.rand4kqd4]}:10.2f}')"
+  done
+fi

@@ -18,10 +18,12 @@ import java.time.Duration;
  * <p>When: never after a batch of one request (a client sending one at a time would only get its
  * replies later) or of large requests (their copies, not wake-ups, are the cost: above
  * {@link #MAX_MEAN_BYTES} each). Otherwise only while waiting answers more requests per second,
- * measured: a client whose whole queue fits one batch (say 4 in flight) sits idle during a wait and
- * loses throughput, a client with many in flight gains. The connection alternates: a probe of
- * {@link #PROBE_BATCHES} batches without waits, one with, then {@link #RUN_PROBES} probes' worth of
- * batches the way that answered requests faster (waits must win by {@link #WIN_MARGIN}), and again.
+ * measured: a client whose whole queue fits one batch (fio at queue depth 4) sits idle during a wait
+ * and gets a third of the throughput, a client with many in flight gains. So the connection
+ * alternates: a probe of {@link #PROBE_BATCHES} batches without waits, then one with waits for as
+ * long (or as many batches), then a run the faster way (waits must win by {@link #WIN_MARGIN}) of
+ * {@link #RUN_PROBES} probes' worth of batches, twice as long each time the probes decide the same
+ * (up to {@link #MAX_RUN_PROBES}), so a steady client pays for probing less and less.
  *
  * <p>State of one connection's thread; not thread-safe.
  */
@@ -32,8 +34,10 @@ final class BatchWait {
     static final long MAX_MEAN_BYTES = 64 << 10;
     /** Batches in each probe (each of the two ways). */
     static final int PROBE_BATCHES = 128;
-    /** After the probes, the faster way is kept for this many probes' worth of batches: probing costs ~1/20 of the time. */
+    /** After the probes, the faster way is kept for at least this many probes' worth of batches. */
     static final int RUN_PROBES = 32;
+    /** The longest run: a client that changes its ways is found within a few seconds at most. */
+    static final int MAX_RUN_PROBES = 256;
     /** Waits are kept only if they answered requests at least this much faster than no waits. */
     static final double WIN_MARGIN = 1.05;
 
@@ -47,6 +51,10 @@ final class BatchWait {
     private int phaseBatches;
     private long phaseRequests;
     private double rateWithout;
+    private long durationWithout;
+    /** This run's length in probes' worth of batches, and the decision it follows. */
+    private int runProbes = RUN_PROBES;
+    private boolean decided;
 
     private int lastRequests;
     private long lastBytes;
@@ -66,30 +74,50 @@ final class BatchWait {
             return;
         }
         if (phaseStart == Long.MIN_VALUE) {
-            phaseStart = now;
+            phaseStart = now; // the connection's first batch starts the clock: phases count the batches after it
+            return;
         }
         phaseRequests += requests;
-        if (++phaseBatches >= (phase == Phase.RUN ? PROBE_BATCHES * RUN_PROBES : PROBE_BATCHES)) {
-            double rate = phaseRequests / (double) Math.max(1, now - phaseStart);
-            switch (phase) {
-                case PROBE_WITHOUT -> {
-                    rateWithout = rate;
-                    phase = Phase.PROBE_WITH;
-                    waiting = true;
+        phaseBatches++;
+        long elapsed = Math.max(1, now - phaseStart);
+        switch (phase) {
+            case PROBE_WITHOUT -> {
+                if (phaseBatches < PROBE_BATCHES) {
+                    return;
                 }
-                case PROBE_WITH -> {
-                    phase = Phase.RUN;
-                    waiting = rate >= rateWithout * WIN_MARGIN;
-                }
-                case RUN -> {
-                    phase = Phase.PROBE_WITHOUT;
-                    waiting = false;
-                }
+                rateWithout = phaseRequests / (double) elapsed;
+                durationWithout = elapsed;
+                phase = Phase.PROBE_WITH;
+                waiting = true;
             }
-            phaseStart = now;
-            phaseBatches = 0;
-            phaseRequests = 0;
+            case PROBE_WITH -> {
+                // As long as the probe without waits took, at most as many batches: a client that waits
+                // loses throughput meanwhile, so this probe is no longer than needed to compare.
+                if (phaseBatches < PROBE_BATCHES && elapsed < durationWithout) {
+                    return;
+                }
+                boolean faster = phaseRequests / (double) elapsed >= rateWithout * WIN_MARGIN;
+                runProbes = faster == decided ? Math.min(2 * runProbes, MAX_RUN_PROBES) : RUN_PROBES;
+                decided = faster;
+                waiting = faster;
+                phase = Phase.RUN;
+            }
+            case RUN -> {
+                if (phaseBatches < PROBE_BATCHES * runProbes) {
+                    return;
+                }
+                phase = Phase.PROBE_WITHOUT;
+                waiting = false;
+            }
         }
+        phaseStart = now;
+        phaseBatches = 0;
+        phaseRequests = 0;
+    }
+
+    /** Whether the connection runs the way the last probes chose (not probing): for tests. */
+    boolean running() {
+        return phase == Phase.RUN;
     }
 
     /**

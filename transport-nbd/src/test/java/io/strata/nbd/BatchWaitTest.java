@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -16,6 +17,11 @@ class BatchWaitTest {
     private final BatchWait wait = new BatchWait(NbdServer.Options.DEFAULT_BATCH_WAIT);
     private long now = 1_000_000_000L;
 
+    @BeforeEach
+    void firstBatchStartsTheClock() {
+        assertFalse(batch(1, 0));
+    }
+
     /** One batch of {@code requests} 4 KiB reads, {@code gapNanos} after the last; whether a wait follows it. */
     private boolean batch(int requests, long gapNanos) {
         now += gapNanos;
@@ -25,53 +31,82 @@ class BatchWaitTest {
 
     /**
      * Plays the two probes: without waits the client sends {@code without} requests a batch every
-     * {@code gapWithout} ns, with them {@code with} every {@code gapWith}. The wait after a phase's last
-     * batch belongs to the next phase: returns whether one follows the second probe (the decision).
+     * {@code gapWithout} ns, with them {@code with} every {@code gapWith}. Returns the decision (whether
+     * the run that follows waits) and checks the probe with waits lasted as long as the one without, or
+     * {@link BatchWait#PROBE_BATCHES} batches.
      */
-    private boolean probe(int without, long gapWithout, int with, long gapWith) {
+    private boolean probes(int without, long gapWithout, int with, long gapWith) {
         for (int i = 0; i < BatchWait.PROBE_BATCHES - 1; i++) {
             assertFalse(batch(without, gapWithout), "no waits in the first probe (batch " + i + ")");
         }
         assertTrue(batch(without, gapWithout), "the second probe waits");
-        for (int i = 0; i < BatchWait.PROBE_BATCHES - 1; i++) {
+        long expected = Math.min(BatchWait.PROBE_BATCHES, -Math.floorDiv(-BatchWait.PROBE_BATCHES * gapWithout, gapWith));
+        for (int i = 1; i < expected; i++) {
             assertTrue(batch(with, gapWith), "waits in the second probe (batch " + i + ")");
+            assertFalse(wait.running());
         }
-        return batch(with, gapWith);
+        boolean decision = batch(with, gapWith);
+        assertTrue(wait.running(), "decided after " + expected + " batches");
+        return decision;
     }
 
-    /** Plays the batches that follow the decision; the wait after the last is the next probe's (none). */
-    private void run(int requests, long gap, boolean waits) {
-        for (int i = 0; i < BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES - 1; i++) {
-            assertEquals(waits, batch(requests, gap), "run batch " + i);
+    /** Plays a run (the batches after a decision); returns its length in batches. */
+    private int run(int requests, long gap, boolean waits) {
+        int n = 0;
+        while (wait.running()) {
+            boolean w = batch(requests, gap);
+            n++;
+            if (wait.running()) {
+                assertEquals(waits, w, "run batch " + n);
+            } else {
+                assertFalse(w, "probing again, without waits first");
+            }
         }
-        assertFalse(batch(requests, gap), "probing again, without waits first");
+        return n;
     }
 
     @Test
     void keepsWaitingForABusyClientWhoseBatchesGrow() {
         // Queue depth 32: 1.2 requests every 15 us without waits; 7 every 70 us with them (100k/s against 80k/s).
-        assertTrue(probe(2, 25_000, 7, 70_000));
-        run(7, 70_000, true);
+        assertTrue(probes(2, 25_000, 7, 70_000));
+        assertEquals(BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES, run(7, 70_000, true));
         assertEquals(20_000, wait.nanos());
     }
 
     @Test
     void stopsWaitingForAClientWhoseWholeQueueIsOneBatch() {
-        // Queue depth 4: 4 requests every 60 us without waits; with them still 4, every 110 us.
-        assertFalse(probe(4, 60_000, 4, 110_000));
+        // Queue depth 4: 4 requests every 60 us without waits; with them still 4, but every 150 us. The
+        // probe with waits stops as soon as it has lasted as long as the one without (51 batches).
+        assertFalse(probes(4, 60_000, 4, 150_000));
         run(4, 60_000, false);
         // The client changes (many requests in flight now): the next probes find it.
-        assertTrue(probe(2, 25_000, 7, 70_000));
+        assertTrue(probes(2, 25_000, 7, 70_000));
+        assertEquals(BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES, run(7, 70_000, true));
+    }
+
+    @Test
+    void runsGrowWhileTheDecisionStaysTheSame() {
+        int expected = BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES;
+        assertTrue(probes(2, 25_000, 7, 70_000));
+        assertEquals(expected, run(7, 70_000, true));
+        for (int i = 0; i < 5; i++) {
+            assertTrue(probes(2, 25_000, 7, 70_000));
+            expected = Math.min(2 * expected, BatchWait.PROBE_BATCHES * BatchWait.MAX_RUN_PROBES);
+            assertEquals(expected, run(7, 70_000, true), "run " + i);
+        }
+        assertEquals(BatchWait.PROBE_BATCHES * BatchWait.MAX_RUN_PROBES, expected, "capped");
+        assertFalse(probes(4, 60_000, 4, 150_000)); // a new decision: back to the shortest run
+        assertEquals(BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES, run(4, 60_000, false));
     }
 
     @Test
     void aGainWithinTheMarginIsNotEnough() {
-        assertFalse(probe(4, 100_000, 4, 97_000)); // 3 % faster with waits
+        assertFalse(probes(4, 100_000, 4, 97_000)); // 3 % faster with waits
     }
 
     @Test
     void neverAfterOneRequestOrLargeOnes() {
-        assertTrue(probe(2, 25_000, 7, 70_000)); // waits on
+        assertTrue(probes(2, 25_000, 7, 70_000)); // waits on
         assertFalse(batch(1, 30_000), "queue depth 1");
         now += 1000;
         wait.batchRead(4, 4L << 20, now); // 1 MiB reads: the copies are the cost
