@@ -21,9 +21,10 @@ import java.time.Duration;
  * measured: a client whose whole queue fits one batch (fio at queue depth 4) sits idle during a wait
  * and gets a third of the throughput, a client with many in flight gains. So the connection
  * alternates: a probe of {@link #PROBE_BATCHES} batches without waits, then one with waits for as
- * long (or as many batches), then a run the faster way (waits must win by {@link #WIN_MARGIN}) of
- * {@link #RUN_PROBES} probes' worth of batches, twice as long each time the probes decide the same
- * (up to {@link #MAX_RUN_PROBES}), so a steady client pays for probing less and less.
+ * long (or as many batches), then a run the faster way of {@link #RUN_PROBES} probes' worth of
+ * batches, twice as long each time the probes decide the same (up to {@link #MAX_RUN_PROBES}), so a
+ * steady client pays for probing less and less. Waits must win by {@link #WIN_MARGIN}, and twice in a
+ * row to be turned on ({@link #WINS_TO_WAIT}); once on, one lost probe turns them off.
  *
  * <p>State of one connection's thread; not thread-safe.
  */
@@ -32,14 +33,23 @@ final class BatchWait {
     static final int MIN_REQUESTS = 2;
     /** Above this mean request size the copies, not the wake-ups, are the cost. */
     static final long MAX_MEAN_BYTES = 64 << 10;
-    /** Batches in each probe (each of the two ways). */
-    static final int PROBE_BATCHES = 128;
+    /**
+     * Batches in each probe (each of the two ways): ~10 ms at 4 KiB and queue depth 32, long enough for
+     * a client's batches to grow once waits begin, and for a preempted thread to be the exception.
+     */
+    static final int PROBE_BATCHES = 512;
     /** After the probes, the faster way is kept for at least this many probes' worth of batches. */
     static final int RUN_PROBES = 32;
     /** The longest run: a client that changes its ways is found within a few seconds at most. */
-    static final int MAX_RUN_PROBES = 256;
-    /** Waits are kept only if they answered requests at least this much faster than no waits. */
+    static final int MAX_RUN_PROBES = 64;
+    /** Waits are kept only if they answered requests at least this much faster than no waits... */
     static final double WIN_MARGIN = 1.05;
+    /**
+     * ...in this many probes in a row (one when they are on): a probe lasts a few milliseconds, and a
+     * probe without waits during which this thread lost its CPU would otherwise turn waits on for a
+     * client that they slow down.
+     */
+    static final int WINS_TO_WAIT = 2;
 
     private enum Phase { PROBE_WITHOUT, PROBE_WITH, RUN }
 
@@ -55,6 +65,8 @@ final class BatchWait {
     /** This run's length in probes' worth of batches, and the decision it follows. */
     private int runProbes = RUN_PROBES;
     private boolean decided;
+    /** Probes in a row in which waits were faster. */
+    private int wins;
 
     private int lastRequests;
     private long lastBytes;
@@ -97,9 +109,15 @@ final class BatchWait {
                     return;
                 }
                 boolean faster = phaseRequests / (double) elapsed >= rateWithout * WIN_MARGIN;
-                runProbes = faster == decided ? Math.min(2 * runProbes, MAX_RUN_PROBES) : RUN_PROBES;
-                decided = faster;
-                waiting = faster;
+                wins = faster ? wins + 1 : 0;
+                boolean decision = wins >= WINS_TO_WAIT;
+                if (faster && !decision) {
+                    runProbes = 1; // confirm soon
+                } else {
+                    runProbes = decision == decided ? Math.min(2 * runProbes, MAX_RUN_PROBES) : RUN_PROBES;
+                    decided = decision;
+                }
+                waiting = decision;
                 phase = Phase.RUN;
             }
             case RUN -> {

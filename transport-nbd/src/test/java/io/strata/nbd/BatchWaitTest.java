@@ -65,31 +65,49 @@ class BatchWaitTest {
         return n;
     }
 
+    /** Plays the probes until waits are on: two in a row must find them faster; the first is followed by one probe's worth of batches. */
+    private void turnOn(int without, long gapWithout, int with, long gapWith) {
+        assertFalse(probes(without, gapWithout, with, gapWith), "one faster probe is not enough");
+        assertEquals(BatchWait.PROBE_BATCHES, run(without, gapWithout, false), "a short run before confirming");
+        assertTrue(probes(without, gapWithout, with, gapWith));
+    }
+
     @Test
     void keepsWaitingForABusyClientWhoseBatchesGrow() {
         // Queue depth 32: 1.2 requests every 15 us without waits; 7 every 70 us with them (100k/s against 80k/s).
-        assertTrue(probes(2, 25_000, 7, 70_000));
+        turnOn(2, 25_000, 7, 70_000);
         assertEquals(BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES, run(7, 70_000, true));
+        assertTrue(probes(2, 25_000, 7, 70_000), "one faster probe keeps them on");
         assertEquals(20_000, wait.nanos());
     }
 
     @Test
     void stopsWaitingForAClientWhoseWholeQueueIsOneBatch() {
         // Queue depth 4: 4 requests every 60 us without waits; with them still 4, but every 150 us. The
-        // probe with waits stops as soon as it has lasted as long as the one without (51 batches).
+        // probe with waits stops as soon as it has lasted as long as the one without.
         assertFalse(probes(4, 60_000, 4, 150_000));
         run(4, 60_000, false);
         // The client changes (many requests in flight now): the next probes find it.
-        assertTrue(probes(2, 25_000, 7, 70_000));
+        turnOn(2, 25_000, 7, 70_000);
         assertEquals(BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES, run(7, 70_000, true));
+        // And back: one slower probe turns them off.
+        assertFalse(probes(4, 60_000, 4, 150_000));
+    }
+
+    @Test
+    void aProbeDisturbedOnceDoesNotTurnWaitsOn() {
+        // Queue depth 4, but the probe without waits lost its CPU for a while (half the rate).
+        assertFalse(probes(4, 120_000, 4, 110_000));
+        assertEquals(BatchWait.PROBE_BATCHES, run(4, 60_000, false));
+        assertFalse(probes(4, 60_000, 4, 150_000));
     }
 
     @Test
     void runsGrowWhileTheDecisionStaysTheSame() {
+        turnOn(2, 25_000, 7, 70_000);
         int expected = BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES;
-        assertTrue(probes(2, 25_000, 7, 70_000));
         assertEquals(expected, run(7, 70_000, true));
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 3; i++) {
             assertTrue(probes(2, 25_000, 7, 70_000));
             expected = Math.min(2 * expected, BatchWait.PROBE_BATCHES * BatchWait.MAX_RUN_PROBES);
             assertEquals(expected, run(7, 70_000, true), "run " + i);
@@ -106,7 +124,7 @@ class BatchWaitTest {
 
     @Test
     void neverAfterOneRequestOrLargeOnes() {
-        assertTrue(probes(2, 25_000, 7, 70_000)); // waits on
+        turnOn(2, 25_000, 7, 70_000);
         assertFalse(batch(1, 30_000), "queue depth 1");
         now += 1000;
         wait.batchRead(4, 4L << 20, now); // 1 MiB reads: the copies are the cost
