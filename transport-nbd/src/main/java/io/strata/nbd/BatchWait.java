@@ -62,8 +62,10 @@ final class BatchWait {
     private long phaseRequests;
     private double rateWithout;
     private long durationWithout;
-    /** This run's length in probes' worth of batches, and the decision it follows. */
+    /** The runs' length in probes' worth of batches, and the decision they follow. */
     private int runProbes = RUN_PROBES;
+    /** This run's length in batches. */
+    private int runBatches;
     private boolean decided;
     /** Probes in a row in which waits were faster. */
     private int wins;
@@ -112,16 +114,17 @@ final class BatchWait {
                 wins = faster ? wins + 1 : 0;
                 boolean decision = wins >= WINS_TO_WAIT;
                 if (faster && !decision) {
-                    runProbes = 1; // confirm soon
+                    runBatches = PROBE_BATCHES; // confirm soon; the runs' length stays as it was
                 } else {
                     runProbes = decision == decided ? Math.min(2 * runProbes, MAX_RUN_PROBES) : RUN_PROBES;
+                    runBatches = PROBE_BATCHES * runProbes;
                     decided = decision;
                 }
                 waiting = decision;
                 phase = Phase.RUN;
             }
             case RUN -> {
-                if (phaseBatches < PROBE_BATCHES * runProbes) {
+                if (phaseBatches < runBatches) {
                     return;
                 }
                 phase = Phase.PROBE_WITHOUT;

@@ -118,6 +118,16 @@ class BatchWaitTest {
     }
 
     @Test
+    void aConfirmingRunDoesNotShortenTheRuns() {
+        // Queue depth 4: the first probe was disturbed (waits looked faster), the next ones are not.
+        assertFalse(probes(4, 120_000, 4, 110_000));
+        assertEquals(BatchWait.PROBE_BATCHES, run(4, 60_000, false));
+        assertFalse(probes(4, 60_000, 4, 150_000));
+        int expected = BatchWait.PROBE_BATCHES * BatchWait.RUN_PROBES * 2; // the same decision as the start's (no waits)
+        assertEquals(expected, run(4, 60_000, false));
+    }
+
+    @Test
     void aGainWithinTheMarginIsNotEnough() {
         assertFalse(probes(4, 100_000, 4, 97_000)); // 3 % faster with waits
     }
