@@ -107,8 +107,9 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (handshakeTimeout < 1 || handshakeTimeout > 3600) {
             throw new CommandLine.ParameterException(cmd, "--handshake-timeout must be 1..3600 seconds");
         }
-        if (batchWaitMicros < 0 || batchWaitMicros > 1000) {
-            throw new CommandLine.ParameterException(cmd, "--batch-wait must be 0..1000 microseconds");
+        long maxBatchWaitMicros = NbdServer.Options.MAX_BATCH_WAIT.toNanos() / 1000;
+        if (batchWaitMicros < 0 || batchWaitMicros > maxBatchWaitMicros) {
+            throw new CommandLine.ParameterException(cmd, "--batch-wait must be 0.." + maxBatchWaitMicros + " microseconds");
         }
         metrics.check(cmd);
         TcpListenAddress listen = null;

@@ -57,13 +57,11 @@ final class ServerWarmUp implements Runnable {
         if (!seen.add(command)) {
             return;
         }
+        // isAnnotationPresent parses (and caches) all of a field's annotations, not only the one asked for.
         for (Field f : command.getDeclaredFields()) {
             if (f.isAnnotationPresent(CommandLine.Mixin.class) || f.isAnnotationPresent(CommandLine.ArgGroup.class)) {
                 readOptionAnnotations(f.getType(), seen);
             }
-        }
-        for (AccessibleObject member : command.getDeclaredFields()) {
-            member.getDeclaredAnnotations();
         }
         for (AccessibleObject member : command.getDeclaredMethods()) {
             member.getDeclaredAnnotations();
