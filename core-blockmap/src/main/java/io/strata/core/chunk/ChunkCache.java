@@ -468,7 +468,12 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
-    /** Gives {@code owner} a buffer of class {@code c} and a place in the ring. */
+    /**
+     * Gives {@code owner} a buffer of class {@code c} and a place in the ring. A new buffer is
+     * allocated outside the lock: the JDK zeroes a direct buffer when it allocates it, and the first
+     * write to each of its pages is a page fault (about half a cold read's CPU, docs/benchmarks.md
+     * "Cold read"), which under the lock made every other load wait for it.
+     */
     private void takeBuffer(Entry owner, int c) {
         int size = classSize[c];
         lock.lock();
@@ -480,8 +485,17 @@ public final class ChunkCache implements AutoCloseable {
                     free[c][freeCount[c]] = null;
                     freeBytes -= size;
                 } else if (allocatedBytes + size <= capacityBytes) {
-                    b = NativeBuffer.allocate(size);
-                    allocatedBytes += size;
+                    allocatedBytes += size; // reserved now, so no other load can take the same room
+                    lock.unlock();
+                    try {
+                        b = NativeBuffer.allocate(size);
+                    } catch (RuntimeException | Error ex) {
+                        lock.lock();
+                        allocatedBytes -= size;
+                        bufferReleased.signalAll();
+                        throw ex; // the finally below unlocks
+                    }
+                    lock.lock();
                 } else if (freeBytes > 0) {
                     dropFreeBuffer(); // memory parked in another class: give it back, then try again
                     continue;

@@ -86,6 +86,60 @@ class ChunkCacheTest {
         }
     }
 
+    /**
+     * New buffers are allocated outside the cache's lock (the JDK zeroes them, page by page), with
+     * their room reserved first: threads loading chunks of several size classes at once, in a cache
+     * that must give memory back between classes, never hold more than its bound, and every reader
+     * sees its own chunk's bytes.
+     */
+    @Test
+    void concurrentLoadsOfMixedSizesStayWithinTheBound() throws Exception {
+        int[] sizes = {4096, 20_000, 100_000, 300_000};
+        long capacity = 4L * 300_000 + 64 * 1024;
+        int threads = 6;
+        int chunks = 400;
+        // Its own threads: the common pool has one thread on a 2-core machine.
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        try (ChunkCache cache = new ChunkCache(capacity, 300_000, new int[] {chunks})) {
+            long bound = cache.capacityBytes();
+            AtomicInteger overBound = new AtomicInteger();
+            ChunkCache.Loader loader = (b, c, slot) -> {
+                if (cache.allocatedBytes() > bound) {
+                    overBound.incrementAndGet();
+                }
+                slot.view().putInt(0, c);
+                return sizes[c % sizes.length];
+            };
+            List<CompletableFuture<Void>> workers = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int seed = t;
+                workers.add(CompletableFuture.runAsync(() -> {
+                    try {
+                        for (int i = 0; i < 2_000; i++) {
+                            int c = (i * 7 + seed * 131) % chunks;
+                            ChunkCache.Entry e = cache.acquire(0, c, sizes[c % sizes.length], loader);
+                            try {
+                                assertEquals(c, e.buffer().view().getInt(0));
+                            } finally {
+                                cache.release(e);
+                            }
+                        }
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                }, pool));
+            }
+            for (CompletableFuture<Void> w : workers) {
+                w.get(60, TimeUnit.SECONDS);
+            }
+            assertEquals(0, overBound.get(), "loads saw the cache hold more than its bound");
+            assertTrue(cache.allocatedBytes() <= bound, cache.allocatedBytes() + " > " + bound);
+            assertTrue(cache.stats().evictions() > 0, "the bound was reached: " + cache.stats());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     @Test
     void aFailedLoadFailsItsWaitersAndIsRetriedLater() throws Exception {
         AtomicInteger calls = new AtomicInteger();
