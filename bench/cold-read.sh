@@ -21,6 +21,7 @@
 #
 #   bench/cold-read.sh [ROUNDS=3] [DIRS="/usr/include /usr/share /usr/lib/jvm"]
 #   SERVE_ARGS="--load-threads 2" bench/cold-read.sh    # extra arguments for every strata serve nbd
+#   COMPARE_BIN=OTHER/bin/strata bench/cold-read.sh     # each read also by another build, alternating
 #
 # Takes about 5 minutes on a quiet 2-core machine (copying and building the images ~1.5 min, JMH
 # ~2 min, 6 reads); needs ~6 GB in /tmp and ~3 GB of RAM per server (the cache holds the image).
@@ -111,10 +112,12 @@ done
 # same loads: every code path the measured read takes), then the default export, whose cache is
 # still empty: every chunk is loaded again, by compiled code, as JMH's limit is measured after its
 # warm-up iterations.
-serve() { # variant -> starts a server with empty caches, sets $server
+builds=(bin/strata)
+if [ -n "${COMPARE_BIN:-}" ]; then builds+=("$COMPARE_BIN"); fi
+serve() { # variant launcher -> starts a server with empty caches, sets $server
   local v=$1 sock=$work/$1.sock
   rm -f "$sock"
-  bin/strata serve nbd "$work/$v/bootstrap" --export "warm=$work/$v/bootstrap" -D "$work/$v/blobs" --socket "$sock" \
+  "$2" serve nbd "$work/$v/bootstrap" --export "warm=$work/$v/bootstrap" -D "$work/$v/blobs" --socket "$sock" \
     --cache-size "$(python3 -c "print(int(${chunk_mib[$v]} * 1.5) + 64)")M" --metrics-interval 0 ${SERVE_ARGS:-} > "$work/serve-$v.log" 2>&1 &
   server=$!
   for _ in $(seq 200); do [ -S "$sock" ] && return 0; sleep 0.05; done
@@ -142,7 +145,8 @@ echo "== nbdcopy --connections=2 of the whole device, cold cache, $rounds round(
 for r in $(seq "$rounds"); do
   for v in "${variants[@]}"; do
     for m in "${modes[@]}"; do
-      serve "$v"
+     for b in "${!builds[@]}"; do
+      serve "$v" "${builds[$b]}"
       if [ "$m" = warmed ]; then
         nbdcopy --connections=2 "nbd+unix:///warm?socket=$work/$v.sock" null:
       fi
@@ -156,10 +160,12 @@ for r in $(seq "$rounds"); do
       t=$(python3 -c "print(f'{$e - $s:.3f}')")
       c=$(python3 -c "print(f'{$cpu - $cpu0:.2f}')")
       j=$(python3 -c "print(f'{$jit - $jit0:.2f}')")
-      times[$v-$m]="${times[$v-$m]:-} $t"
-      cpus[$v-$m]="${cpus[$v-$m]:-} $c"
-      jits[$v-$m]="${jits[$v-$m]:-} $j"
-      echo "round $r $v $m: $t s, server CPU $c s (JIT compiler threads $j s), load average $(cut -d' ' -f1 /proc/loadavg)"
+      times[$v-$m-$b]="${times[$v-$m-$b]:-} $t"
+      cpus[$v-$m-$b]="${cpus[$v-$m-$b]:-} $c"
+      jits[$v-$m-$b]="${jits[$v-$m-$b]:-} $j"
+      who=; if [ "$b" != 0 ]; then who=" (other)"; fi
+      echo "round $r $v $m$who: $t s, server CPU $c s (JIT compiler threads $j s), load average $(cut -d' ' -f1 /proc/loadavg)"
+     done
     done
   done
 done
@@ -171,7 +177,9 @@ echo "CPU the server got. The 1 MiB figures are not these images' limit (see abo
 printf '%-19s %6s %6s %6s %9s %8s %7s %6s %9s %5s %9s %8s\n' image "wall s" "CPU s" "JIT s" "dev MiB/s" "chunk/s" "limit" share "per CPU-s" eff "1 MiB lim" "share 1M"
 for v in "${variants[@]}"; do
   for m in "${modes[@]}"; do
-    python3 - "$v $m" "${device_mib[$v]}" "${chunk_mib[$v]}" "${limit[$v]}" "${limit1m[$v]}" "${times[$v-$m]}" "${cpus[$v-$m]}" "${jits[$v-$m]}" <<'PY'
+   for b in "${!builds[@]}"; do
+    label="$v $m"; if [ "$b" != 0 ]; then label="$label (other)"; fi
+    python3 - "$label" "${device_mib[$v]}" "${chunk_mib[$v]}" "${limit[$v]}" "${limit1m[$v]}" "${times[$v-$m-$b]}" "${cpus[$v-$m-$b]}" "${jits[$v-$m-$b]}" <<'PY'
 import statistics, sys
 v, dev, data, limit, limit1m = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 t, cpu, jit = (statistics.median(float(x) for x in a.split()) for a in sys.argv[6:9])
@@ -179,5 +187,7 @@ share = data / t / limit
 print(f"{v:<19} {t:6.2f} {cpu:6.2f} {jit:6.2f} {dev / t:9.0f} {data / t:8.0f} {limit:7.0f} {share:6.0%} {data / cpu:9.0f} "
       f"{data / cpu / (limit / 2):5.0%} {limit1m:9.0f} {data / t / limit1m:8.0%}   goal >= 70 % of limit: {'MET' if share >= 0.7 else 'missed'}")
 PY
+   done
   done
 done
+if [ -n "${COMPARE_BIN:-}" ]; then echo "(other) = $COMPARE_BIN"; fi
