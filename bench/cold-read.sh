@@ -174,7 +174,7 @@ echo
 echo "Medians. chunk/s = chunk MiB/s; share = that / limit (MiB/s, this image, 2 cores); per CPU-s = chunk MiB"
 echo "per second of server CPU (user + sys), eff = that / the single-core limit (half the limit), whatever"
 echo "CPU the server got. The 1 MiB figures are not these images' limit (see above)."
-printf '%-19s %6s %6s %6s %9s %8s %7s %6s %9s %5s %9s %8s\n' image "wall s" "CPU s" "JIT s" "dev MiB/s" "chunk/s" "limit" share "per CPU-s" eff "1 MiB lim" "share 1M"
+printf '%-27s %6s %6s %6s %9s %8s %7s %6s %9s %5s %9s %8s\n' image "wall s" "CPU s" "JIT s" "dev MiB/s" "chunk/s" "limit" share "per CPU-s" eff "1 MiB lim" "share 1M"
 for v in "${variants[@]}"; do
   for m in "${modes[@]}"; do
    for b in "${!builds[@]}"; do
@@ -184,7 +184,7 @@ import statistics, sys
 v, dev, data, limit, limit1m = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 t, cpu, jit = (statistics.median(float(x) for x in a.split()) for a in sys.argv[6:9])
 share = data / t / limit
-print(f"{v:<19} {t:6.2f} {cpu:6.2f} {jit:6.2f} {dev / t:9.0f} {data / t:8.0f} {limit:7.0f} {share:6.0%} {data / cpu:9.0f} "
+print(f"{v:<27} {t:6.2f} {cpu:6.2f} {jit:6.2f} {dev / t:9.0f} {data / t:8.0f} {limit:7.0f} {share:6.0%} {data / cpu:9.0f} "
       f"{data / cpu / (limit / 2):5.0%} {limit1m:9.0f} {data / t / limit1m:8.0%}   goal >= 70 % of limit: {'MET' if share >= 0.7 else 'missed'}")
 PY
    done
