@@ -33,9 +33,14 @@ class MissHandOffTest {
     @TempDir
     Path tmp;
 
-    /** A raw image whose first 64 KiB read only once {@link #release} opens. */
+    /**
+     * A raw image whose first 64 KiB read only once {@link #release} opens, from when the gate is
+     * {@link #armed}: the server reads block 0 for its serial when it is made, and that read must not
+     * wait (it waited for the gate's 30 s timeout, and the server took the fallback serial).
+     */
     static final class GatedDevice implements BlockDevice {
         final RawImageDevice inner;
+        volatile boolean armed;
         final CountDownLatch release = new CountDownLatch(1);
         final CountDownLatch slowReadStarted = new CountDownLatch(1);
 
@@ -50,12 +55,12 @@ class MissHandOffTest {
 
         @Override
         public boolean isReady(long offset, long length) {
-            return offset >= SLOW_END || release.getCount() == 0;
+            return !armed || offset >= SLOW_END || release.getCount() == 0;
         }
 
         @Override
         public void resolve(long offset, long length, SegmentSink sink) throws IOException {
-            if (offset < SLOW_END) {
+            if (armed && offset < SLOW_END) {
                 slowReadStarted.countDown();
                 try {
                     if (!release.await(30, TimeUnit.SECONDS)) {
@@ -88,6 +93,7 @@ class MissHandOffTest {
         GatedDevice device = new GatedDevice(RawImageDevice.open(file));
         Path socket = tmp.resolve("vhost.sock");
         VhostUserServer server = new VhostUserServer(socket, device, 1);
+        device.armed = true;
         server.start();
         try (TestFrontEnd fe = new TestFrontEnd(socket)) {
             fe.setUp(true);
