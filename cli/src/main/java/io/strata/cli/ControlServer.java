@@ -218,9 +218,14 @@ final class ControlServer implements AutoCloseable {
         if (force != null && !force.equals("true") && !force.equals("false") && !force.equals("1") && !force.equals("0")) {
             throw ControlException.badRequest("force must be true or false, got '" + force + "'");
         }
-        daemon.remove(name, "true".equals(force) || "1".equals(force));
+        boolean closed = daemon.remove(name, "true".equals(force) || "1".equals(force));
         ObjectNode o = json.createObjectNode();
         o.put("removed", name);
+        if (!closed) {
+            // Removed for clients; a disconnected client is still in a read, and the device closes when it ends.
+            o.put("device", "closing when its disconnected clients' reads end");
+            return new Answer(202, o);
+        }
         return new Answer(200, o);
     }
 

@@ -174,8 +174,8 @@ final class CtlCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             String target = ControlServer.PREFIX + "exports?name=" + URLEncoder.encode(name, StandardCharsets.UTF_8) + (force ? "&force=true" : "");
-            request(ctl(spec), "DELETE", target, null);
-            spec.commandLine().getOut().println("removed '" + name + "'");
+            JsonNode r = request(ctl(spec), "DELETE", target, null);
+            spec.commandLine().getOut().println("removed '" + name + "'" + (r != null && r.has("device") ? "; its device is " + r.get("device").asText() : ""));
             return 0;
         }
     }

@@ -184,9 +184,10 @@ final class Daemon implements AutoCloseable {
     /**
      * Stops serving an export and frees its device, memory and threads. Refused (409) while clients
      * are connected, unless {@code force}: then they are disconnected (their sockets closed after the
-     * replies in flight) first.
+     * replies in flight) first. False when a disconnected client was still in a read after
+     * {@link #DISCONNECT_WAIT}: the export is removed, and its device is closed once that read ends.
      */
-    void remove(String name, boolean force) throws ControlException {
+    boolean remove(String name, boolean force) throws ControlException {
         changes.lock();
         try {
             DaemonExport e = exports.get(name);
@@ -208,23 +209,44 @@ final class Daemon implements AutoCloseable {
                         gone = false;
                     }
                     if (!gone) {
-                        // Closing the device under a reader would free memory it reads: keep it, say so.
+                        // A connection still in a load (a slow registry read, until its deadline): closing
+                        // the device under it would free memory it reads. The export is gone for clients;
+                        // its device closes once the last such connection has ended.
                         exports.remove(name);
-                        CommandLoggers.serve().error("export '{}': clients still connected {} s after disconnecting them; its device stays open",
-                                name, DISCONNECT_WAIT.toSeconds());
-                        throw new ControlException(500, "export '" + name + "' removed, but its clients did not end within "
-                                + DISCONNECT_WAIT.toSeconds() + " s; its memory is not freed");
+                        e.stopServing();
+                        closeWhenDisconnected(e);
+                        CommandLoggers.serve().warn("export '{}' removed; {} client(s) still finishing a read {} s after being "
+                                + "disconnected: its device closes when they end", name, nbd.clients(e.nbd), DISCONNECT_WAIT.toSeconds());
+                        return false;
                     }
                 }
                 exports.remove(name);
                 e.close();
                 CommandLoggers.serve().info("export '{}' removed{}", name, clients > 0 ? " (" + clients + " client(s) disconnected)" : "");
+                return true;
             } finally {
                 busy.remove(name);
             }
         } finally {
             changes.unlock();
         }
+    }
+
+    /** Closes a removed NBD export's device once its last (disconnected) client has ended, on a thread of its own. */
+    private void closeWhenDisconnected(DaemonExport e) {
+        Thread closer = new Thread(() -> {
+            try {
+                while (!nbd.disconnect(e.nbd, DISCONNECT_WAIT)) {
+                    // still in a read: a load has its own deadline, so this ends
+                }
+            } catch (InterruptedException ie) {
+                return; // the daemon is stopping: its close frees everything
+            }
+            e.closeDevice();
+            CommandLoggers.serve().info("export '{}': its last client ended; device closed", e.name());
+        }, "strata-close-" + e.name());
+        closer.setDaemon(true);
+        closer.start();
     }
 
     /**

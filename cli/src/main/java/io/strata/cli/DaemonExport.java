@@ -55,10 +55,21 @@ final class DaemonExport {
 
     /** Closes the prefetcher, the vhost-user server (ending its session) and the device; NBD clients must be gone already. */
     void close() {
+        stopServing();
+        closeDevice();
+    }
+
+    /** Takes its metrics away and stops its prefetcher: all but the device, which clients may still be reading. */
+    void stopServing() {
         metrics.forEach(io.strata.cli.metrics.MetricsRegistration::close);
+        metrics.clear();
         if (prefetcher != null) {
             prefetcher.close();
         }
+    }
+
+    /** Closes the vhost-user server (ending its session) and the device, freeing its cache memory. */
+    void closeDevice() {
         if (vhost != null) {
             try {
                 vhost.close();

@@ -141,6 +141,55 @@ class RegistryFaultsIT {
     }
 
     /**
+     * A forced remove of a daemon's export while its client waits on a read the registry stalls: the
+     * connection cannot end before the read's deadline (20 s here), past the remove's 10 s wait. The
+     * remove still succeeds at once for clients (the export is gone; HTTP 202), and the device, whose
+     * cache memory that read is using, is closed as soon as the read has ended, not leaked.
+     */
+    @Test
+    void aForcedRemoveDuringAStalledReadClosesTheDeviceOnceTheReadEnds(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            Path control = tmp.resolve("control.sock");
+            Path nbd = tmp.resolve("nbd.sock");
+            try (StrataProcess.Server daemon = StrataProcess.start(tmp, "daemon", "serve", "--control", control.toString(),
+                    "--socket", nbd.toString(), "--cache-dir", tmp.resolve("cache").toString(), "--metrics-interval", "0",
+                    "--prefetch", "none", "--creds", CREDS, "--registry-deadline", "20")) {
+                daemon.awaitLog("control: listening on");
+                StrataProcess.Run add = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "add", "nbd", "stalled",
+                        proxy.registry() + "/" + REPO + ":v1");
+                assertEquals(0, add.code(), add.err() + daemon.log());
+                proxy.inject(FaultProxy.Fault.STALL_FOREVER, 1);
+                long offset = (Files.size(localExport) / 2) & ~0xfffffL;
+                java.util.concurrent.CompletableFuture<HostTools.Outcome> read = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return HostTools.execute(List.of("qemu-io", "-r", "-f", "raw", "nbd+unix:///stalled?socket=" + nbd,
+                                "-c", "read -q " + offset + " 1M"));
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (proxy.faultsApplied() == 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertEquals(1, proxy.faultsApplied(), "the read never reached the stalled registry: " + daemon.log());
+
+                StrataProcess.Run removed = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "remove", "stalled", "--force");
+                assertEquals(0, removed.code(), removed.err() + daemon.log());
+                assertTrue(removed.out().contains("removed 'stalled'; its device is closing"), removed.out());
+                StrataProcess.Run list = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "list");
+                assertFalse(list.out().contains("stalled"), "the removed export is still listed: " + list.out());
+                daemon.awaitLog("export 'stalled' removed; 1 client(s) still finishing a read");
+                // The read ends at its deadline; then the device goes.
+                daemon.awaitLog(java.util.regex.Pattern.compile("export 'stalled': its last client ended; device closed"), 60);
+                HostTools.Outcome client = read.get(60, TimeUnit.SECONDS);
+                assertTrue(client.exitCode() != 0, "the disconnected client's read failed: " + client.output());
+                assertTrue(daemon.process.isAlive());
+            }
+        }
+    }
+
+    /**
      * A registry that stalls forever: a read through {@code --registry-deadline 3} fails with EIO
      * within the deadline and a margin, and the same read afterwards is answered right.
      */
