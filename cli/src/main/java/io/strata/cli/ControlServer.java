@@ -40,7 +40,8 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  *                                       requests, bytes_read, errors
  * POST   /api/v1/exports                 add one ({@link ExportSpec} as the body): 201 and the export
  * GET    /api/v1/exports/NAME            one export
- * DELETE /api/v1/exports/NAME[?force=true]   remove one; also DELETE /api/v1/exports?name=NAME (any name, a socket path too)
+ * DELETE /api/v1/exports/NAME[?force=true]   remove one; also DELETE /api/v1/exports?name=NAME (any name, a socket path too):
+ *                                       200, or 202 when a forced remove's client is still in a read (the device closes after it)
  * GET    /api/v1/stats                   the shared chunk cache, the NBD server's counters, the process's threads and memory
  * </pre>
  */
