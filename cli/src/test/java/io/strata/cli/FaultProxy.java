@@ -180,6 +180,23 @@ final class FaultProxy implements AutoCloseable {
         return faultsApplied.get();
     }
 
+    /**
+     * Waits until at least {@code n} faults have been applied (a request met its fault: a stall has
+     * begun), up to {@code timeout}; true if they were.
+     */
+    boolean awaitFaultsApplied(int n, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (faultsApplied) {
+            for (long left = timeout.toNanos(); faultsApplied.get() < n; left = deadline - System.nanoTime()) {
+                if (left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(faultsApplied, left);
+            }
+            return true;
+        }
+    }
+
     private synchronized Fault nextFault() {
         return faults.poll();
     }
@@ -238,7 +255,10 @@ final class FaultProxy implements AutoCloseable {
                     fault = nextFault();
                 }
                 if (fault != null) {
-                    faultsApplied.incrementAndGet();
+                    synchronized (faultsApplied) {
+                        faultsApplied.incrementAndGet();
+                        faultsApplied.notifyAll();
+                    }
                 }
                 if (!answer(s, out, parts[0], parts[1], headers, body, fault)) {
                     return;

@@ -168,11 +168,8 @@ class RegistryFaultsIT {
                         throw new RuntimeException(e);
                     }
                 });
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (proxy.faultsApplied() == 0 && System.nanoTime() < deadline) {
-                    Thread.sleep(20);
-                }
-                assertEquals(1, proxy.faultsApplied(), "the read never reached the stalled registry: " + daemon.log());
+                assertTrue(proxy.awaitFaultsApplied(1, Duration.ofSeconds(30)), "the read never reached the stalled registry: " + daemon.log());
+                assertEquals(1, proxy.faultsApplied());
 
                 StrataProcess.Run removed = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "remove", "stalled", "--force");
                 assertEquals(0, removed.code(), removed.err() + daemon.log());

@@ -42,7 +42,6 @@ class MissHandOffTest {
         final RawImageDevice inner;
         volatile boolean armed;
         final CountDownLatch release = new CountDownLatch(1);
-        final CountDownLatch slowReadStarted = new CountDownLatch(1);
 
         GatedDevice(RawImageDevice inner) {
             this.inner = inner;
@@ -61,7 +60,6 @@ class MissHandOffTest {
         @Override
         public void resolve(long offset, long length, SegmentSink sink) throws IOException {
             if (armed && offset < SLOW_END) {
-                slowReadStarted.countDown();
                 try {
                     if (!release.await(30, TimeUnit.SECONDS)) {
                         throw new IOException("the test never opened the gate");
