@@ -11,6 +11,8 @@ import picocli.CommandLine;
 public final class Main {
     public static final int EXIT_FAILURE = 1;
     public static final int EXIT_USAGE = 2;
+    /** The types whose picocli converters a start leaves out (a regex over class names, see below). */
+    static final String EXCLUDED_CONVERTERS = "java\\.(sql|time)\\..*";
 
     static {
         // picocli's factory otherwise looks for Groovy's groovy.lang.Closure when it is first used, and
@@ -18,6 +20,12 @@ public final class Main {
         // path (about 55) before it gives up: tens of milliseconds of every start (docs/benchmarks.md,
         // "Start-up and idle footprint"). Strata's annotations hold no Groovy closures.
         System.setProperty("picocli.disable.closures", "true");
+        // Every CommandLine (a start makes four) registers picocli's converters for java.sql and
+        // java.time types by reflection: ~20 class lookups and method lookups each, interpreted.
+        // No Strata option has such a type (CliIT checks), so they are left out.
+        if (System.getProperty("picocli.converters.excludes") == null) {
+            System.setProperty("picocli.converters.excludes", EXCLUDED_CONVERTERS);
+        }
         // The JDK looks for a SelectorProvider service in every jar of the class path (a ServiceLoader
         // lookup: ~55 jars opened and indexed) when the first socket channel opens, unless this
         // property names one. Linux's is EPollSelectorProvider, what the JDK would choose itself; the
@@ -110,15 +118,35 @@ public final class Main {
         return root;
     }
 
-    /** The subcommand class of StrataCommand named {@code name}, or null. */
-    private static Class<?> subcommand(String name) {
-        for (Class<?> c : StrataCommand.class.getAnnotation(CommandLine.Command.class).subcommands()) {
-            CommandLine.Command command = c.getAnnotation(CommandLine.Command.class);
-            if (command != null && (command.name().equals(name) || java.util.Arrays.asList(command.aliases()).contains(name))) {
-                return c;
-            }
+    /**
+     * The subcommand class of {@link StrataCommand} named {@code name}, or null. A switch, not a look
+     * at StrataCommand's {@code @Command}: reading that annotation loads every subcommand class it
+     * names and parses each one's annotations, and the first annotation read also builds the JDK's
+     * annotation proxies: tens of milliseconds of the main thread at every start (docs/benchmarks.md, "Start-up
+     * and idle footprint"). Only the branch taken loads its class. {@code CliIT} checks that this
+     * answers every name and alias the annotation gives, and nothing else.
+     */
+    static Class<?> subcommand(String name) {
+        switch (name) {
+            case "build":
+                return BuildCommand.class;
+            case "push":
+                return PushCommand.class;
+            case "inspect":
+                return InspectCommand.class;
+            case "export":
+                return ExportCommand.class;
+            case "serve":
+                return ServeCommand.class;
+            case "ctl":
+                return CtlCommand.class;
+            case "attach":
+                return AttachCommand.class;
+            case "help":
+                return CommandLine.HelpCommand.class;
+            default:
+                return null;
         }
-        return null;
     }
 
     /**

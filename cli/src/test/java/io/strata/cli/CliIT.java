@@ -2,6 +2,7 @@ package io.strata.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -13,12 +14,18 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.security.MessageDigest;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /** Runs the real launcher, bin/strata, as a user would, on the JDK the build runs on. */
 class CliIT {
@@ -39,6 +46,64 @@ class CliIT {
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().startsWith("Usage: strata " + c), r.out());
         }
+    }
+
+    /**
+     * Main picks a start's one subcommand by name with a switch instead of reading StrataCommand's
+     * annotation (start-up time): it must answer every name and alias picocli gives the whole tree's
+     * subcommands with that subcommand's class, and no other name of the tree (a nested command's,
+     * an option's) with anything.
+     */
+    @Test
+    void mainFindsEverySubcommandByItsNameAndNothingElse() {
+        CommandLine whole = new CommandLine(new StrataCommand());
+        Set<String> topLevel = new HashSet<>();
+        for (Map.Entry<String, CommandLine> e : whole.getSubcommands().entrySet()) {
+            assertEquals(e.getValue().getCommandSpec().userObject().getClass(), Main.subcommand(e.getKey()), e.getKey());
+            topLevel.add(e.getKey());
+        }
+        assertTrue(topLevel.containsAll(List.of("build", "serve", "ctl", "help")), topLevel.toString());
+        Set<String> otherNames = new HashSet<>(List.of("", "nope", "Serve", "serve "));
+        Deque<CommandLine> todo = new ArrayDeque<>(whole.getSubcommands().values());
+        while (!todo.isEmpty()) {
+            CommandLine c = todo.pop();
+            otherNames.addAll(c.getSubcommands().keySet());
+            todo.addAll(c.getSubcommands().values());
+            for (CommandLine.Model.OptionSpec o : c.getCommandSpec().options()) {
+                otherNames.addAll(List.of(o.names()));
+            }
+        }
+        otherNames.removeAll(topLevel);
+        assertTrue(otherNames.contains("nbd") && otherNames.contains("--socket"), otherNames.toString());
+        for (String name : otherNames) {
+            assertNull(Main.subcommand(name), name);
+        }
+    }
+
+    /**
+     * Main leaves out picocli's built-in converters for java.sql and java.time types (start-up time),
+     * so no option or parameter anywhere in the tree may have such a type.
+     */
+    @Test
+    void noOptionNeedsAConverterMainLeavesOut() {
+        String excluded = Main.EXCLUDED_CONVERTERS;
+        Deque<CommandLine> todo = new ArrayDeque<>(List.of(new CommandLine(new StrataCommand())));
+        int args = 0;
+        while (!todo.isEmpty()) {
+            CommandLine c = todo.pop();
+            todo.addAll(c.getSubcommands().values());
+            for (CommandLine.Model.ArgSpec a : c.getCommandSpec().args()) {
+                args++;
+                List<Class<?>> types = new ArrayList<>(List.of(a.auxiliaryTypes()));
+                types.add(a.type());
+                for (Class<?> t : types) {
+                    assertFalse(t.getName().matches(excluded),
+                            c.getCommandSpec().qualifiedName() + " " + a + " has type " + t.getName());
+                }
+            }
+        }
+        assertTrue(args > 50, "only " + args + " options and parameters found");
+        assertFalse("java.nio.file.Path".matches(excluded), "Path's converter must stay: options take paths");
     }
 
     @Test
