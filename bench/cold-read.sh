@@ -13,7 +13,9 @@
 # is a small part): zstd + BLAKE3 (Nydus's defaults) and lz4 + SHA-256. Each round, for each image
 # alternately, a fresh `strata serve nbd` with an empty cache large enough for the whole image is
 # read whole by `nbdcopy --connections=2` into null:. Printed per read: wall time, the server's CPU
-# time (user + sys) and how much of it the JIT compiler threads took. Summary per image: device
+# time (user + sys), how much of it the JIT compiler threads took, and nbdcopy's own CPU time (it
+# runs on the same 2 cores; the limit leaves it out, docs/benchmarks.md "Cold read", "Tenth
+# session"). Summary per image: device
 # MiB/s, chunk-data MiB/s (the uncompressed bytes of the chunks, what the cores decompress and
 # digest), the limits and the share of this image's limit. Goal (issue 10): at least 70 % of it.
 # On a shared machine, wall-clock rates depend on the CPU the server got: the chunk MiB per server
@@ -139,7 +141,7 @@ cpu_of() { # pid -> "total jit": CPU seconds (user + sys) of the process and of 
   python3 -c "print(f'{$total / $hz:.2f} {$jit / $hz:.2f}')"
 }
 
-declare -A times cpus jits
+declare -A times cpus jits clients
 modes=(fresh warmed)
 echo "== nbdcopy --connections=2 of the whole device, cold cache, $rounds round(s), alternating"
 for r in $(seq "$rounds"); do
@@ -152,19 +154,24 @@ for r in $(seq "$rounds"); do
       fi
       before=$(cpu_of "$server")
       s=$(date +%s.%N)
-      nbdcopy --connections=2 "nbd+unix:///?socket=$work/$v.sock" null:
+      # The client's CPU too (bash's time: user and system seconds of nbdcopy): it shares the 2 cores
+      # with the server, and the limit leaves it out.
+      { TIMEFORMAT='%U %S'; time nbdcopy --connections=2 "nbd+unix:///?socket=$work/$v.sock" null: 2>&3; } 3>&2 2>"$work/client-time"
       e=$(date +%s.%N)
+      read -r cu cs < "$work/client-time"
       read -r cpu jit < <(cpu_of "$server")
       read -r cpu0 jit0 <<< "$before"
       kill "$server"; wait "$server" 2>/dev/null || true; server=
       t=$(python3 -c "print(f'{$e - $s:.3f}')")
       c=$(python3 -c "print(f'{$cpu - $cpu0:.2f}')")
       j=$(python3 -c "print(f'{$jit - $jit0:.2f}')")
+      k=$(python3 -c "print(f'{$cu + $cs:.2f}')")
       times[$v-$m-$b]="${times[$v-$m-$b]:-} $t"
       cpus[$v-$m-$b]="${cpus[$v-$m-$b]:-} $c"
       jits[$v-$m-$b]="${jits[$v-$m-$b]:-} $j"
+      clients[$v-$m-$b]="${clients[$v-$m-$b]:-} $k"
       who=; if [ "$b" != 0 ]; then who=" (other)"; fi
-      echo "round $r $v $m$who: $t s, server CPU $c s (JIT compiler threads $j s), load average $(cut -d' ' -f1 /proc/loadavg)"
+      echo "round $r $v $m$who: $t s, server CPU $c s (JIT compiler threads $j s), nbdcopy CPU $k s, load average $(cut -d' ' -f1 /proc/loadavg)"
      done
     done
   done
@@ -173,18 +180,19 @@ done
 echo
 echo "Medians. chunk/s = chunk MiB/s; share = that / limit (MiB/s, this image, 2 cores); per CPU-s = chunk MiB"
 echo "per second of server CPU (user + sys), eff = that / the single-core limit (half the limit), whatever"
-echo "CPU the server got. The 1 MiB figures are not these images' limit (see above)."
-printf '%-27s %6s %6s %6s %9s %8s %7s %6s %9s %5s %9s %8s\n' image "wall s" "CPU s" "JIT s" "dev MiB/s" "chunk/s" "limit" share "per CPU-s" eff "1 MiB lim" "share 1M"
+echo "CPU the server got. client s = nbdcopy's CPU (user + sys), on the same 2 cores: the limit leaves it out."
+echo "The 1 MiB figures are not these images' limit (see above)."
+printf '%-27s %6s %6s %6s %8s %9s %8s %7s %6s %9s %5s %9s %8s\n' image "wall s" "CPU s" "JIT s" "client s" "dev MiB/s" "chunk/s" "limit" share "per CPU-s" eff "1 MiB lim" "share 1M"
 for v in "${variants[@]}"; do
   for m in "${modes[@]}"; do
    for b in "${!builds[@]}"; do
     label="$v $m"; if [ "$b" != 0 ]; then label="$label (other)"; fi
-    python3 - "$label" "${device_mib[$v]}" "${chunk_mib[$v]}" "${limit[$v]}" "${limit1m[$v]}" "${times[$v-$m-$b]}" "${cpus[$v-$m-$b]}" "${jits[$v-$m-$b]}" <<'PY'
+    python3 - "$label" "${device_mib[$v]}" "${chunk_mib[$v]}" "${limit[$v]}" "${limit1m[$v]}" "${times[$v-$m-$b]}" "${cpus[$v-$m-$b]}" "${jits[$v-$m-$b]}" "${clients[$v-$m-$b]}" <<'PY'
 import statistics, sys
 v, dev, data, limit, limit1m = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-t, cpu, jit = (statistics.median(float(x) for x in a.split()) for a in sys.argv[6:9])
+t, cpu, jit, client = (statistics.median(float(x) for x in a.split()) for a in sys.argv[6:10])
 share = data / t / limit
-print(f"{v:<27} {t:6.2f} {cpu:6.2f} {jit:6.2f} {dev / t:9.0f} {data / t:8.0f} {limit:7.0f} {share:6.0%} {data / cpu:9.0f} "
+print(f"{v:<27} {t:6.2f} {cpu:6.2f} {jit:6.2f} {client:8.2f} {dev / t:9.0f} {data / t:8.0f} {limit:7.0f} {share:6.0%} {data / cpu:9.0f} "
       f"{data / cpu / (limit / 2):5.0%} {limit1m:9.0f} {data / t / limit1m:8.0%}   goal >= 70 % of limit: {'MET' if share >= 0.7 else 'missed'}")
 PY
    done
