@@ -46,8 +46,8 @@ class ClassDataArchiveIT {
         // Java 5 class files a dynamic archive of JDK 17 could not hold.
         assertTrue(loaded.contains("io.strata.cli.InspectCommand source: shared objects file"), "not from the archive:\n"
                 + loaded.lines().filter(l -> l.contains("io.strata")).limit(5).toList());
-        // On JDK 21 and later only because bin/strata leaves the class list's "@cp" lines out of the
-        // dump: with them, the dump links picocli's classes and then cannot archive them.
+        // On JDK 21 and later this holds only because bin/strata leaves the class list's "@cp" lines out
+        // of the dump: with them, the dump links picocli's classes and then cannot archive them.
         assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"), "picocli not from the archive");
 
         Files.delete(classes);
