@@ -14,9 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.security.MessageDigest;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
@@ -64,11 +62,8 @@ class CliIT {
         }
         assertTrue(topLevel.containsAll(List.of("build", "serve", "ctl", "help")), topLevel.toString());
         Set<String> otherNames = new HashSet<>(List.of("", "nope", "Serve", "serve "));
-        Deque<CommandLine> todo = new ArrayDeque<>(whole.getSubcommands().values());
-        while (!todo.isEmpty()) {
-            CommandLine c = todo.pop();
+        for (CommandLine c : CommandTree.of(whole)) {
             otherNames.addAll(c.getSubcommands().keySet());
-            todo.addAll(c.getSubcommands().values());
             for (CommandLine.Model.OptionSpec o : c.getCommandSpec().options()) {
                 otherNames.addAll(List.of(o.names()));
             }
@@ -87,11 +82,8 @@ class CliIT {
     @Test
     void noOptionNeedsAConverterMainLeavesOut() {
         String excluded = Main.EXCLUDED_CONVERTERS;
-        Deque<CommandLine> todo = new ArrayDeque<>(List.of(new CommandLine(new StrataCommand())));
         int args = 0;
-        while (!todo.isEmpty()) {
-            CommandLine c = todo.pop();
-            todo.addAll(c.getSubcommands().values());
+        for (CommandLine c : CommandTree.of(new CommandLine(new StrataCommand()))) {
             for (CommandLine.Model.ArgSpec a : c.getCommandSpec().args()) {
                 args++;
                 List<Class<?>> types = new ArrayList<>(List.of(a.auxiliaryTypes()));

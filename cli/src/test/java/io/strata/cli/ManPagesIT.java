@@ -36,8 +36,7 @@ class ManPagesIT {
     @Test
     void everyCommandHasAPageThatRendersAndNamesEveryOptionOfItsHelp() throws Exception {
         HostTools.requireTool("man", "man-db");
-        List<CommandLine> commands = new ArrayList<>();
-        collect(new CommandLine(new StrataCommand()), commands);
+        List<CommandLine> commands = CommandTree.of(new CommandLine(new StrataCommand()));
         assertTrue(commands.size() >= 9, "strata, its subcommands and serve's: " + commands.size());
         for (CommandLine cmd : commands) {
             String name = cmd.getCommandSpec().qualifiedName("-");
@@ -97,15 +96,6 @@ class ManPagesIT {
         List<String> reply = new ArrayList<>(o.output().lines().filter(l -> !l.isEmpty()).toList());
         reply.sort(null);
         return reply;
-    }
-
-    private static void collect(CommandLine cmd, List<CommandLine> into) {
-        into.add(cmd);
-        for (CommandLine sub : cmd.getSubcommands().values()) {
-            if (!into.contains(sub)) {
-                collect(sub, into);
-            }
-        }
     }
 
     /** The text of a man page section: from its heading to the next heading (a line at column 0). */
