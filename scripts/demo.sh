@@ -42,7 +42,8 @@ if [ "${STRATA_DEMO_REGISTRY:-1}" != 0 ] && command -v docker-registry >/dev/nul
   mkdir -p "$work/registry"
   printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
     "$work/registry/storage" "$port" > "$work/registry/config.yml"
-  docker-registry serve "$work/registry/config.yml" 2>"$work/registry/log" &
+  # Its access log (stdout, a line per request) goes to a file beside its own log, not the terminal.
+  docker-registry serve "$work/registry/config.yml" >"$work/registry/access.log" 2>"$work/registry/log" &
   registry=$!
   trap 'kill $server $registry 2>/dev/null || true; umount "$work/mnt" 2>/dev/null || true' EXIT
   for i in $(seq 150); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.2; done
