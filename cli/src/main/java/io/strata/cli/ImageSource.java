@@ -5,6 +5,7 @@ import io.strata.core.blob.LocalBlobDirectory;
 import io.strata.registry.ImageReference;
 import io.strata.registry.RegistryClient;
 import io.strata.registry.RegistryException;
+import io.strata.registry.RegistryUnreachableException;
 import io.strata.registry.ResolvedImage;
 import io.strata.registry.cache.RemoteBlobSource;
 import java.io.IOException;
@@ -97,8 +98,8 @@ final class ImageSource {
             image = client.resolve(ref);
         } catch (RegistryException e) {
             // Only "no answer at all" (connection refused, DNS, deadline) falls back; a registry that
-            // answers "unknown tag" or "not authorized" is believed.
-            if (e.status() != 0 || !Files.isRegularFile(refFile)) {
+            // answers "unknown tag", "not authorized" or a manifest that is not a Nydus image is believed.
+            if (!(e instanceof RegistryUnreachableException) || !Files.isRegularFile(refFile)) {
                 throw e;
             }
             image = load(ref, refFile);

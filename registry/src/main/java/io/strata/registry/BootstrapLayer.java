@@ -24,6 +24,11 @@ import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
  * (the JDK's GZIPOutputStream writes both so).
  */
 public final class BootstrapLayer {
+    /** The largest bootstrap the core opens (RafsImage reads it into one buffer). */
+    static final long MAX_BOOTSTRAP_BYTES = Integer.MAX_VALUE;
+    /** The largest layer that can hold one: the bootstrap and gzip's and tar's framing (1/64 more, generously). */
+    static final long MAX_LAYER_BYTES = MAX_BOOTSTRAP_BYTES + (MAX_BOOTSTRAP_BYTES >> 6);
+
     private BootstrapLayer() {
     }
 
@@ -76,6 +81,12 @@ public final class BootstrapLayer {
                     name = name.substring(2);
                 }
                 if (name.equals(MediaTypes.BOOTSTRAP_ENTRY) && e.isFile()) {
+                    // The tar header gives the size: refuse a bootstrap the core could not open before
+                    // unpacking it (a small layer of zeros can unpack to terabytes).
+                    if (e.getSize() > MAX_BOOTSTRAP_BYTES) {
+                        throw new RegistryException(what + ": its " + MediaTypes.BOOTSTRAP_ENTRY + " is " + e.getSize()
+                                + " bytes; bootstraps over 2 GiB are not supported");
+                    }
                     Files.copy(tar, out, StandardCopyOption.REPLACE_EXISTING);
                     return;
                 }

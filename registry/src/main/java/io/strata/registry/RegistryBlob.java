@@ -15,13 +15,16 @@ import java.util.regex.Pattern;
  * Range) is accepted for reads near the start by skipping to the position, and refused beyond
  * {@link #MAX_SKIP} so a misconfigured proxy cannot turn each chunk read into a whole-blob download;
  * 416 is a read past the end. The URL a redirect led to is remembered and used directly by the next
- * reads until it answers 401/403 (a signed URL that expired), when the registry is asked again.
+ * reads until it fails in any way but 416 (a signed URL that expired: object stores answer 400, 403
+ * or 404 to one; or a storage host gone), when the registry is asked again.
  */
 final class RegistryBlob implements RangeFetcher {
     /** The most a 200 answer may make us skip (and download for nothing) to reach a position. */
     static final long MAX_SKIP = 4L << 20;
-    private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
-    private static final Pattern UNSATISFIED = Pattern.compile("bytes \\*/(\\d+)");
+    // At most 18 digits: every such number fits a long, so a hostile header cannot make the parse throw
+    // (a longer one does not match: a 206 is then refused as without a valid Content-Range).
+    private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d{1,18})-(\\d{1,18})/(\\d{1,18}|\\*)");
+    private static final Pattern UNSATISFIED = Pattern.compile("bytes \\*/(\\d{1,18})");
 
     private final RegistryClient client;
     private final RegistryHost host;

@@ -65,6 +65,8 @@ public final class RegistryClient implements AutoCloseable {
     private static final int ERROR_BODY_LIMIT = 8192;
     /** A whole-blob transfer may take the read deadline plus its size at this rate. */
     static final long MIN_TRANSFER_BYTES_PER_SECOND = 1 << 20;
+    /** The most a whole-blob download takes when the manifest gives no size: the largest bootstrap layer. */
+    static final long MAX_UNSIZED_DOWNLOAD = BootstrapLayer.MAX_LAYER_BYTES;
 
     private final RegistryOptions options;
     private final HttpClients http;
@@ -152,6 +154,10 @@ public final class RegistryClient implements AutoCloseable {
      */
     public Path fetchBootstrap(ResolvedImage image, Path dir) throws IOException {
         ResolvedImage.Layer layer = image.bootstrap();
+        if (layer.size() > BootstrapLayer.MAX_LAYER_BYTES) {
+            throw new RegistryException(image.reference() + ": the bootstrap layer " + layer.digest() + " is " + layer.size()
+                    + " bytes; bootstraps over 2 GiB are not supported");
+        }
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "bootstrap-layer", ".tar.gz");
         try {
@@ -174,8 +180,16 @@ public final class RegistryClient implements AutoCloseable {
     void downloadBlob(ImageReference repo, String digest, long size, Path target) throws IOException {
         RegistryHost host = host(repo.registry());
         URI uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
-        HttpCall<String> call = new HttpCall<String>("GET", uri, () -> info -> Bodies.toFileWithSha256(target))
-                .scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size)).wholeTransfer();
+        String what = repo + ": blob " + digest;
+        long max = size >= 0 ? size : MAX_UNSIZED_DOWNLOAD;
+        HttpCall<String> call = new HttpCall<String>("GET", uri, () -> info -> {
+            long length = info.headers().firstValueAsLong("Content-Length").orElse(-1);
+            if (size >= 0 && length >= 0 && length != size) {
+                return HttpCall.failing(new RegistryException(what + ": the registry sends " + length
+                        + " bytes, the manifest says " + size));
+            }
+            return Bodies.toFileWithSha256(target, max, what);
+        }).scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size)).wholeTransfer();
         HttpCall.Reply<String> r = send(host, call);
         if (r.status() != 200) {
             throw statusError(call, r, repo + ": blob " + digest);
@@ -183,11 +197,11 @@ public final class RegistryClient implements AutoCloseable {
         long got = Files.size(target);
         host.metrics.bytes(got);
         if (size >= 0 && got != size) {
-            throw new RegistryException(repo + ": blob " + digest + " has " + got + " bytes, the manifest says " + size);
+            throw new RegistryException(what + " has " + got + " bytes, the manifest says " + size);
         }
         String actual = r.body();
         if (!actual.equals(digest)) {
-            throw new RegistryException(repo + ": blob " + digest + " does not match its digest (the registry sent " + actual + ")");
+            throw new RegistryException(what + " does not match its digest (the registry sent " + actual + ")");
         }
     }
 
@@ -312,6 +326,13 @@ public final class RegistryClient implements AutoCloseable {
             if (failure != null) {
                 host.metrics.error();
                 String what = failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
+                if (reresolveRedirect(host, call, uri, reresolved)) {
+                    // The storage host a redirect led to did not answer: ask the registry where the blob is now.
+                    LOG.debug("{}: {}; asking the registry again", HttpCall.describe(call.method, uri), what);
+                    reresolved = true;
+                    uri = call.uri;
+                    continue;
+                }
                 backoffOrFail(host, call, uri, tries, maxTries, -1, what, 0, failure);
                 continue;
             }
@@ -332,13 +353,12 @@ public final class RegistryClient implements AutoCloseable {
                 tries--;
                 continue;
             }
-            if ((status == 401 || status == 403) && !host.sameOrigin(uri) && !reresolved && call.scope != null) {
+            if (status >= 400 && status != 416 && reresolveRedirect(host, call, uri, reresolved)) {
                 // A redirected (signed, expiring) URL refused us: ask the registry where the blob is now.
+                // Object stores answer an expired signature with 400 (GCS), 403 (S3) or 404 (some CDNs).
+                LOG.debug("{}: HTTP {} from the redirect target; asking the registry again", HttpCall.describe(call.method, uri), status);
                 reresolved = true;
                 uri = call.uri;
-                if (call.onRedirect != null) {
-                    call.onRedirect.accept(null);
-                }
                 tries--;
                 continue;
             }
@@ -346,8 +366,9 @@ public final class RegistryClient implements AutoCloseable {
                 if (reauthenticated) {
                     throw unauthorized(host, call);
                 }
-                reauthenticated = true;
-                onUnauthorized(host, headers, auth, call.scope);
+                // A Harbor-style refusal of a token (a Basic challenge) earns one more round: the
+                // anonymous try it leads to is answered with the Bearer challenge for a new token.
+                reauthenticated = !onUnauthorized(host, headers, auth, call.scope);
                 tries--;
                 continue;
             }
@@ -363,6 +384,21 @@ public final class RegistryClient implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether a failure at {@code uri} should send the call back to the registry: {@code uri} is where a
+     * redirect led (another origin), this call has not gone back yet, and the call is a registry one.
+     * The cached redirect is forgotten, so later reads start at the registry too.
+     */
+    private static boolean reresolveRedirect(RegistryHost host, HttpCall<?> call, URI uri, boolean reresolved) {
+        if (reresolved || call.scope == null || host.sameOrigin(uri)) {
+            return false;
+        }
+        if (call.onRedirect != null) {
+            call.onRedirect.accept(null);
+        }
+        return true;
+    }
+
     private static RegistryException findRegistryException(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
             if (c instanceof RegistryException r) {
@@ -375,7 +411,7 @@ public final class RegistryClient implements AutoCloseable {
     private long remainingMillis(HttpCall<?> call, URI uri) throws RegistryException {
         long remaining = TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime());
         if (remaining <= 0) {
-            throw new RegistryException(HttpCall.describe(call.method, uri) + ": deadline passed");
+            throw new RegistryUnreachableException(HttpCall.describe(call.method, uri) + ": deadline passed", null);
         }
         return remaining;
     }
@@ -383,8 +419,8 @@ public final class RegistryClient implements AutoCloseable {
     private void acquire(RegistryHost host, HttpCall<?> call, URI uri) throws IOException {
         try {
             if (!host.permits.tryAcquire(remainingMillis(call, uri), TimeUnit.MILLISECONDS)) {
-                throw new RegistryException(HttpCall.describe(call.method, uri) + ": deadline passed waiting for one of "
-                        + options.maxConcurrency() + " connections to " + host.name);
+                throw new RegistryUnreachableException(HttpCall.describe(call.method, uri) + ": deadline passed waiting for one of "
+                        + options.maxConcurrency() + " connections to " + host.name, null);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -396,11 +432,11 @@ public final class RegistryClient implements AutoCloseable {
             String what, int status, IOException cause) throws IOException {
         String prefix = HttpCall.describe(call.method, uri) + ": " + what;
         if (tries >= maxTries) {
-            throw new RegistryException(prefix + (maxTries > 1 ? " (gave up after " + tries + " tries)" : ""), status, cause);
+            throw giveUp(prefix + (maxTries > 1 ? " (gave up after " + tries + " tries)" : ""), status, cause);
         }
         long delay = options.retry().delayMillis(tries, retryAfter);
         if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) - call.deadlineNanos >= 0) {
-            throw new RegistryException(prefix + " (gave up after " + tries + " tries: the next in " + delay
+            throw giveUp(prefix + " (gave up after " + tries + " tries: the next in " + delay
                     + " ms would pass the " + options.readDeadline().toSeconds() + " s deadline)", status, cause);
         }
         LOG.debug("{}; retry {} in {} ms", prefix, tries, delay);
@@ -413,6 +449,11 @@ public final class RegistryClient implements AutoCloseable {
         }
     }
 
+    /** The last try's failure: with no HTTP status, the registry never answered. */
+    private static RegistryException giveUp(String message, int status, IOException cause) {
+        return status == 0 ? new RegistryUnreachableException(message, cause) : new RegistryException(message, status, cause);
+    }
+
     /** Retry-After as delay-seconds or an HTTP-date (RFC 9110 section 10.2.3), or -1. */
     static long retryAfterMillis(HttpHeaders headers) {
         Optional<String> v = headers.firstValue("Retry-After");
@@ -421,7 +462,8 @@ public final class RegistryClient implements AutoCloseable {
         }
         String s = v.get().trim();
         try {
-            return Math.max(0, Long.parseLong(s) * 1000);
+            // Capped before the multiplication (a hostile 10^16 must not wrap to a negative wait).
+            return Math.max(0, Math.min(Long.parseLong(s), TimeUnit.DAYS.toSeconds(1)) * 1000);
         } catch (NumberFormatException notSeconds) {
             try {
                 ZonedDateTime when = ZonedDateTime.parse(s, DateTimeFormatter.RFC_1123_DATE_TIME);
@@ -467,7 +509,12 @@ public final class RegistryClient implements AutoCloseable {
         return "Bearer " + host.tokens.get(scope, () -> fetchToken(host, ch, scope, deadlineNanos), deadlineNanos);
     }
 
-    private void onUnauthorized(RegistryHost host, HttpHeaders headers, String sent, String scope) throws RegistryException {
+    /**
+     * Takes a 401's challenge for the next try. Returns true only for Harbor's answer to a token it no
+     * longer accepts (a Basic challenge to a Bearer request, no credentials): the token is forgotten and
+     * the next try goes without one, so that its Bearer challenge may fetch a new token.
+     */
+    private boolean onUnauthorized(RegistryHost host, HttpHeaders headers, String sent, String scope) throws RegistryException {
         Optional<AuthChallenge> c = AuthChallenge.choose(headers.allValues("WWW-Authenticate"));
         if (c.isEmpty()) {
             throw new RegistryException(host.name + " answered 401 Unauthorized without a Basic or Bearer challenge", 401);
@@ -477,9 +524,12 @@ public final class RegistryClient implements AutoCloseable {
         if (ch.isBasic()) {
             if (host.credentials.isEmpty()) {
                 if (sent != null && sent.startsWith("Bearer ")) {
-                    // Harbor answers an expired token with a Basic challenge: try once without the header.
+                    // Harbor answers an expired token with a Basic challenge (goharbor/harbor, v2auth):
+                    // forget the token, which may still look fresh here (a clock that stopped while the
+                    // machine slept), and try once without the header.
+                    host.tokens.invalidate(scope, sent.substring("Bearer ".length()));
                     host.challenge = ch;
-                    return;
+                    return true;
                 }
                 throw new RegistryException(host.name + " requires a user name and password (Basic auth): give --creds USER:PASS"
                         + " or an auth file ($REGISTRY_AUTH_FILE, ~/.docker/config.json)", 401);
@@ -488,7 +538,7 @@ public final class RegistryClient implements AutoCloseable {
                 throw refused(host);
             }
             host.challenge = ch;
-            return;
+            return false;
         }
         if (ch.param("realm").isEmpty()) {
             throw new RegistryException(host.name + " sent a Bearer challenge without a realm", 401);
@@ -497,6 +547,7 @@ public final class RegistryClient implements AutoCloseable {
         if (sent != null && sent.startsWith("Bearer ")) {
             host.tokens.invalidate(scope, sent.substring("Bearer ".length()));
         }
+        return false;
     }
 
     private static RegistryException refused(RegistryHost host) {

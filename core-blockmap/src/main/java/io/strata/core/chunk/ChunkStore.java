@@ -114,6 +114,7 @@ public final class ChunkStore implements Closeable {
     private final LongAdder readNanos = new LongAdder();
     private final LongAdder decompressNanos = new LongAdder();
     private final LongAdder digestNanos = new LongAdder();
+    private final ReadFailureLog readFailures = new ReadFailureLog(LOG);
     private final LongAdder corrupt = new LongAdder();
 
     private ChunkStore(ChunkTable[] tables, Blob[] blobs, Compression[] compression, DigestAlgorithm[] digest,
@@ -336,7 +337,12 @@ public final class ChunkStore implements Closeable {
         staging.clear().limit(csize);
         loads.increment();
         long start = System.nanoTime();
-        blobs[blob].readFully(staging, t.compressedOffset(chunk));
+        try {
+            blobs[blob].readFully(staging, t.compressedOffset(chunk));
+        } catch (IOException e) {
+            readFailures.failed(blobs[blob].describe(), chunk, e);
+            throw e;
+        }
         long read = System.nanoTime();
         readNanos.add(read - start);
         Compression algo = t.isCompressed(chunk) ? compression[blob] : Compression.NONE;
