@@ -75,11 +75,12 @@ final class AttachCommand implements Callable<Integer> {
             } catch (Exception e) {
                 CommandLoggers.attach().warn("detach: {}", e.getMessage());
             }
-            server.close();
-            try {
-                device.close();
-            } catch (Exception ignored) {
-                // exiting anyway
+            if (server.stop(NbdServer.DRAIN_TIMEOUT)) { // else a load may still use the device's memory
+                try {
+                    device.close();
+                } catch (Exception ignored) {
+                    // exiting anyway
+                }
             }
         }, "strata-detach");
         Runtime.getRuntime().addShutdownHook(hook);

@@ -327,7 +327,10 @@ final class Daemon implements AutoCloseable {
 
     @Override
     public void close() {
-        nbd.close();
+        if (!nbd.stop(NbdServer.DRAIN_TIMEOUT)) {
+            // A connection or load still running may use the exports' cache memory: leave it to the exit.
+            return;
+        }
         for (DaemonExport e : exports()) {
             e.close();
         }

@@ -163,8 +163,10 @@ final class ServeNbdCommand implements Callable<Integer> {
             Thread hook = new Thread(() -> {
                 CommandLoggers.serve().info("stopping on signal");
                 systemd.stopping();
-                server.close();
-                closeAll(devices);
+                // The devices' memory is freed only once no connection or load can touch it.
+                if (server.stop(NbdServer.DRAIN_TIMEOUT)) {
+                    closeAll(devices);
+                }
                 stopped.countDown();
             }, "strata-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);

@@ -26,7 +26,32 @@ final class TextLogLine {
             appendTime(b, epochMillis, TimeZone.getDefault());
             b.append(' ');
         }
-        return b.append(level).append(' ').append(shortName).append(" - ").append(message).toString();
+        b.append(level).append(' ').append(shortName).append(" - ");
+        appendOneLine(b, message);
+        return b.toString();
+    }
+
+    /**
+     * Appends {@code message} with its control characters escaped (backslash and n, r or t, else a
+     * backslash-u escape of four hex digits): a message may quote what a client sent (an NBD export name, a registry's
+     * error text), and a newline there would let a client write a line of its own into the log (the
+     * journal takes each line as an entry). Stack traces are written after the line, as before.
+     */
+    static void appendOneLine(StringBuilder b, String message) {
+        for (int i = 0; i < message.length(); i++) {
+            char c = message.charAt(i);
+            if (c >= 0x20 && c != 0x7f) {
+                b.append(c);
+            } else if (c == '\n') {
+                b.append("\\n");
+            } else if (c == '\r') {
+                b.append("\\r");
+            } else if (c == '\t') {
+                b.append("\\t");
+            } else {
+                b.append("\\u00").append(Character.forDigit(c >> 4, 16)).append(Character.forDigit(c & 0xf, 16));
+            }
+        }
     }
 
     /** {@code yyyy-MM-dd'T'HH:mm:ss.SSSZ} of {@code epochMillis} in {@code zone}, e.g. 2026-12-02T00:15:50.954+0100. */

@@ -51,4 +51,15 @@ class TextLogLineIT {
         assertEquals(time + " INFO NbdServer - nbd: listening on unix:/run/x.sock", line);
         assertEquals("WARN serve - stopping", TextLogLine.format(5L, false, "WARN", "serve", "stopping"));
     }
+
+    @Test
+    void aClientsNewlineCannotStartALineOfItsOwn() {
+        // An NBD client's export name, quoted in "handshake failed: EXPORT_NAME for unknown export '...'".
+        String forged = "x\n2026-12-03T09:40:00.000+0000 WARN NbdServer - nbd: FAKE admin login\r\u0000\u001b[31m\u007f\ttab";
+        String line = TextLogLine.format(0L, false, "INFO", "NbdServer", "handshake failed: unknown export '" + forged + "'");
+        assertEquals("INFO NbdServer - handshake failed: unknown export 'x\\n2026-12-03T09:40:00.000+0000 WARN NbdServer - nbd: FAKE"
+                + " admin login\\r\\u0000\\u001b[31m\\u007f\\ttab'", line);
+        assertEquals("caf\u00e9 \u6f22", TextLogLine.format(0L, false, "INFO", "x", "caf\u00e9 \u6f22").substring("INFO x - ".length()),
+                "printable characters past ASCII stay as they are");
+    }
 }

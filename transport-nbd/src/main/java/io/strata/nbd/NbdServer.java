@@ -122,6 +122,13 @@ public final class NbdServer implements Closeable {
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
     /** What ends each open connection: closing its socket (handshake) or stopping its Connection. */
     private final Set<Runnable> open = ConcurrentHashMap.newKeySet();
+    /** Notified when the last open connection ends (what {@link #stop} waits for). */
+    private final Object connectionEnded = new Object();
+    /**
+     * How long {@link #close} waits for connections to end: longer than a connection waits for its
+     * loads (30 s), within systemd's default stop timeout (90 s).
+     */
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(40);
     /** Connections in transmission, by export: what {@link #clients} counts and {@link #disconnect} ends. */
     private final ConcurrentHashMap<Export, Set<Connection>> byExport = new ConcurrentHashMap<>();
     private final AtomicInteger connectionIds = new AtomicInteger();
@@ -370,7 +377,7 @@ public final class NbdServer implements Closeable {
             }
             closeQuietly(ch);
             open.remove(closeSocket);
-            metrics.connectionsOpen.decrementAndGet();
+            connectionEnded();
         }
     }
 
@@ -473,7 +480,7 @@ public final class NbdServer implements Closeable {
             LOG.info("nbd {}: closed: {}", peer, e.getMessage());
         } finally {
             closeQuietly(ch);
-            metrics.connectionsOpen.decrementAndGet();
+            connectionEnded();
         }
     }
 
@@ -485,8 +492,22 @@ public final class NbdServer implements Closeable {
         }
     }
 
+    /** Stops the server, waiting up to {@link #DRAIN_TIMEOUT} for its connections to end (see {@link #stop}). */
     @Override
     public void close() {
+        stop(DRAIN_TIMEOUT);
+    }
+
+    /**
+     * Stops accepting, disconnects every client, and waits up to {@code timeout} for the connections
+     * and the chunk loads they started to end. True when they all did: only then may the devices they
+     * read be closed, since a load still running writes into, and a reply still being sent reads from,
+     * chunk-cache memory that closing a device frees (a SIGSEGV in zstd, or a "digest mismatch" of an
+     * intact chunk, when a server was stopped under load). Loads are not interrupted: an interrupt
+     * closes the blob's FileChannel under every other reader of it.
+     */
+    public boolean stop(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
         closed = true;
         for (ServerSocketChannel s : listeners) {
             closeQuietly(s);
@@ -494,8 +515,15 @@ public final class NbdServer implements Closeable {
         for (Runnable stop : open) {
             stop.run();
         }
-        loaders.shutdownNow();
+        loaders.shutdown();
         timer.shutdownNow();
+        boolean drained = awaitConnectionsEnded(deadline);
+        try {
+            drained &= loaders.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            drained = false;
+        }
         for (Path p : socketFiles) {
             try {
                 Files.deleteIfExists(p);
@@ -503,6 +531,39 @@ public final class NbdServer implements Closeable {
                 // best effort
             }
         }
-        LOG.info("nbd: stopped; {}", metrics.snapshot());
+        if (drained) {
+            LOG.info("nbd: stopped; {}", metrics.snapshot());
+        } else {
+            LOG.warn("nbd: stopped, but {} connection(s) or chunk load(s) had not ended within {} s; {}",
+                    metrics.connectionsOpen.get(), timeout.toSeconds(), metrics.snapshot());
+        }
+        return drained;
+    }
+
+    private boolean awaitConnectionsEnded(long deadline) {
+        synchronized (connectionEnded) {
+            while (metrics.connectionsOpen.get() > 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(connectionEnded, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    /** Counts a connection's end, and wakes {@link #stop} when it was the last. */
+    private void connectionEnded() {
+        if (metrics.connectionsOpen.decrementAndGet() == 0) {
+            synchronized (connectionEnded) {
+                connectionEnded.notifyAll();
+            }
+        }
     }
 }

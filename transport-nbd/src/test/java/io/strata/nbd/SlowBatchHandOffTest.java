@@ -2,6 +2,8 @@ package io.strata.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.device.BlockDevice;
@@ -13,12 +15,14 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -48,6 +52,7 @@ class SlowBatchHandOffTest {
         final io.strata.core.os.OpenFile region;
         final CountDownLatch loadStarted = new CountDownLatch(1);
         final CountDownLatch release = new CountDownLatch(1);
+        volatile boolean loadInterrupted;
 
         GatedDevice(Path path) throws IOException {
             file = FileChannel.open(path, StandardOpenOption.READ);
@@ -74,6 +79,7 @@ class SlowBatchHandOffTest {
                         throw new IOException("the test never released the load");
                     }
                 } catch (InterruptedException e) {
+                    loadInterrupted = true;
                     Thread.currentThread().interrupt();
                     throw new IOException("interrupted", e);
                 }
@@ -153,6 +159,40 @@ class SlowBatchHandOffTest {
             Object[] again = nextReply(c, 65536).get(10, TimeUnit.SECONDS);
             assertEquals(4L, again[0]);
             assertArrayEquals(Arrays.copyOfRange(content, 0, 65536), (byte[]) again[2]);
+        }
+    }
+
+    /**
+     * Stopping the server waits for a chunk load still running (without interrupting it) before it
+     * says the devices may close: closing them first freed the cache memory the load was writing
+     * into (a SIGSEGV in zstd, or a false digest mismatch, when a server was stopped under load).
+     */
+    @Test
+    void stoppingWaitsForALoadInProgressBeforeTheDeviceMayClose() throws Exception {
+        ExecutorService stopper = Executors.newSingleThreadExecutor();
+        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
+            assertEquals(SIZE, c.go());
+            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
+            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            Future<Boolean> stopped = stopper.submit(() -> server.stop(Duration.ofSeconds(20)));
+            // Before: close() interrupted the load and returned at once; the caller then closed the device.
+            assertThrows(TimeoutException.class, () -> stopped.get(500, TimeUnit.MILLISECONDS),
+                    "stop() returned while a load was still running");
+            assertTrue(device.release.getCount() > 0 && !device.loadInterrupted, "the load was not interrupted");
+            device.release.countDown();
+            assertTrue(stopped.get(10, TimeUnit.SECONDS), "once the load ended, the server says it drained");
+        } finally {
+            stopper.shutdownNow();
+        }
+    }
+
+    @Test
+    void stoppingGivesUpAfterItsTimeoutAndSaysSo() throws Exception {
+        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
+            assertEquals(SIZE, c.go());
+            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192);
+            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            assertFalse(server.stop(Duration.ofMillis(300)), "a load still running: the devices must not be closed");
         }
     }
 }
