@@ -57,7 +57,7 @@ final class AttachCommand implements Callable<Integer> {
         }
         BlockDevice device = image.open(cmd, bootstrap);
         ExportRegistry registry = new ExportRegistry();
-        Export export = new Export("", device, device.describe());
+        Export export = new Export("", device, device.describeForClients());
         registry.add(export, true);
         NbdServer server = new NbdServer(registry, NbdServer.Options.defaults());
         KernelAttach attached;

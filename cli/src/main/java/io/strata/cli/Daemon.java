@@ -144,7 +144,7 @@ final class Daemon implements AutoCloseable {
                 }
             }
             if (ExportSpec.NBD.equals(spec.kind())) {
-                Export export = new Export(spec.name(), device, device.describe());
+                Export export = new Export(spec.name(), device, device.describeForClients());
                 nbdExports.add(export, false);
                 return new DaemonExport(spec, device, export, null, remote, prefetcher, fromConfig);
             }

@@ -135,7 +135,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             if (image.given(bootstrap)) {
                 BlockDevice d = image.open(cmd, bootstrap);
                 devices.add(d);
-                registry.add(new Export("", d, d.describe()), true);
+                registry.add(new Export("", d, d.describeForClients()), true);
             }
             for (String spec : exports) {
                 int eq = spec.indexOf('=');
@@ -152,7 +152,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 BlockDevice d = image.open(cmd, isRaw ? target.substring(4) : target, isRaw);
                 devices.add(d);
                 try {
-                    registry.add(new Export(name, d, d.describe()), false);
+                    registry.add(new Export(name, d, d.describeForClients()), false);
                 } catch (IllegalArgumentException e) {
                     throw new CommandLine.ParameterException(cmd, e.getMessage());
                 }
@@ -173,7 +173,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             listen(server, socket, listen, activated);
             metrics.served.addNbdServer(server.metrics());
             for (Export e : registry.all()) {
-                CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.description());
+                CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.device().describe());
                 metrics.served.addExport(metricsName(e), "nbd", e.counters());
                 metrics.served.addDevice(metricsName(e), e.device());
                 image.registerMetrics(metrics.served, metricsName(e), e.device());

@@ -155,7 +155,12 @@ class DaemonIT {
         // Both NBD exports answer on the one listener, by name.
         assertEquals(String.valueOf(FIXTURE_SIZE), HostTools.run(List.of("nbdinfo", "--size", uri("web"))).strip());
         assertEquals("8", HostTools.run(List.of("nbdinfo", "--size", uri("disk"))).strip());
-        assertTrue(HostTools.run(List.of("nbdinfo", "--list", "nbd+unix:///?socket=" + nbdSocket)).contains("export=\"disk\""));
+        String exportList = HostTools.run(List.of("nbdinfo", "--list", "nbd+unix:///?socket=" + nbdSocket));
+        assertTrue(exportList.contains("export=\"disk\""), exportList);
+        // Descriptions say what an export is, never where it lives on the host.
+        assertTrue(exportList.contains("description: raw image (8 bytes)") && exportList.contains("description: RAFS image (1 blob(s), "),
+                exportList);
+        assertFalse(exportList.lines().anyMatch(l -> l.strip().startsWith("description:") && l.contains("/")), exportList);
 
         StrataProcess.Run list = ctl("list");
         assertEquals(0, list.code(), list.err());

@@ -302,10 +302,14 @@ final class Connection {
         }
     }
 
-    /** After the end: batches still in the pool are waited for (they skip their loads) and discarded. */
+    /**
+     * After the end: batches still in the pool are waited for (they skip their loads) and discarded.
+     * No time limit: a load already running writes into chunk-cache memory until it ends, and the
+     * connection's end is what lets its device be closed (a daemon's forced removal, a server's stop);
+     * a remote load ends within its registry deadline, a local one with its read.
+     */
     private void awaitLoadsDropped() {
-        long deadline = System.nanoTime() + 30_000_000_000L;
-        while (loading > 0 && System.nanoTime() < deadline) {
+        while (loading > 0) {
             Batch b = loaded.poll();
             if (b == null) {
                 LockSupport.parkNanos(1_000_000);

@@ -241,6 +241,11 @@ final class Handshake {
     }
 
     private Negotiated metaContext(int option, ByteBuffer data) throws IOException {
+        if (option == OPT_SET_META_CONTEXT) {
+            // The spec: a SET replaces the previous selection "including when this command fails".
+            allocation = false;
+            metaExport = null;
+        }
         if (option == OPT_SET_META_CONTEXT && !structured) {
             return invalid(option, "SET_META_CONTEXT before STRUCTURED_REPLY");
         }
@@ -285,8 +290,9 @@ final class Handshake {
         }
         if (matched) {
             byte[] n = BASE_ALLOCATION.getBytes(StandardCharsets.US_ASCII);
-            reply(option, REP_META_CONTEXT,
-                    ByteBuffer.allocate(4 + n.length).putInt(Negotiated.ALLOCATION_CONTEXT_ID).put(n).flip());
+            // LIST's replies carry context ID 0 (the spec: the ID is only meaningful after SET).
+            int id = option == OPT_SET_META_CONTEXT ? Negotiated.ALLOCATION_CONTEXT_ID : 0;
+            reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + n.length).putInt(id).put(n).flip());
         }
         if (option == OPT_SET_META_CONTEXT) {
             allocation = matched;

@@ -125,10 +125,11 @@ public final class NbdServer implements Closeable {
     /** Notified when the last open connection ends (what {@link #stop} waits for). */
     private final Object connectionEnded = new Object();
     /**
-     * How long {@link #close} waits for connections to end: longer than a connection waits for its
-     * loads (30 s), within systemd's default stop timeout (90 s).
+     * How long {@link #close} waits for connections to end, that is for the chunk loads they started
+     * (a local one takes milliseconds; a remote one stalled on its registry may take up to the read
+     * deadline). Past it the caller leaves the memory to the process's exit rather than wait.
      */
-    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(40);
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(10);
     /** Connections in transmission, by export: what {@link #clients} counts and {@link #disconnect} ends. */
     private final ConcurrentHashMap<Export, Set<Connection>> byExport = new ConcurrentHashMap<>();
     private final AtomicInteger connectionIds = new AtomicInteger();

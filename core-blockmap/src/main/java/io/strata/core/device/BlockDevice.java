@@ -96,6 +96,14 @@ public interface BlockDevice extends Closeable {
     /** One line naming what the device serves, for logs. */
     String describe();
 
+    /**
+     * One line for the device's clients (NBD_INFO_DESCRIPTION, NBD_OPT_LIST): what it is, without the
+     * host's paths, which a client that may not even be allowed an export has no business learning.
+     */
+    default String describeForClients() {
+        return "block device (" + size() + " bytes)";
+    }
+
     /** True when {@code [offset, offset+length)} lies inside a device of {@code size} bytes. */
     static boolean isInRange(long offset, long length, long size) {
         return offset >= 0 && length >= 0 && offset <= size && length <= size - offset;

@@ -409,7 +409,16 @@ public final class FlatDevice implements BlockDevice {
 
     @Override
     public String describe() {
-        return "RAFS image " + image.path() + " (" + image.blobs().size() + " blob(s), " + size / BLOCK + " blocks"
+        return "RAFS image " + image.path() + " " + shape();
+    }
+
+    @Override
+    public String describeForClients() {
+        return "RAFS image " + shape();
+    }
+
+    private String shape() {
+        return "(" + image.blobs().size() + " blob(s), " + size / BLOCK + " blocks"
                 + (legacyBootstrap != null ? ", legacy-kernel bootstrap" : "") + ")";
     }
 

@@ -44,6 +44,11 @@ public final class RawImageDevice implements BlockDevice {
     }
 
     @Override
+    public String describeForClients() {
+        return "raw image (" + size + " bytes)";
+    }
+
+    @Override
     public void close() throws IOException {
         channel.close();
     }
