@@ -11,28 +11,20 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.zip.GZIPOutputStream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.junit.jupiter.api.AfterEach;
@@ -48,18 +40,11 @@ import org.junit.jupiter.api.io.TempDir;
  * "no answer" (the only ones a server may fall back to its last resolution on).
  */
 class HostileRegistryTest {
-    private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-(\\d+)");
-
     @TempDir
     Path tmp;
     private final byte[] blob = new byte[100_000];
     private String digest;
-    private final List<HttpServer> servers = Collections.synchronizedList(new ArrayList<>());
-    private final List<ExecutorService> executors = new ArrayList<>();
-
-    interface Handler {
-        void handle(HttpExchange ex) throws Exception;
-    }
+    private final TestHttpServers http = new TestHttpServers();
 
     @BeforeEach
     void blob() {
@@ -69,58 +54,26 @@ class HostileRegistryTest {
 
     @AfterEach
     void stop() {
-        servers.forEach(s -> s.stop(0));
-        executors.forEach(ExecutorService::shutdownNow);
+        http.close();
     }
 
-    private HttpServer server(AtomicInteger requests, Handler h) throws IOException {
-        HttpServer s = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
-        ExecutorService ex = Executors.newCachedThreadPool(r -> {
-            Thread t = new Thread(r, "test-http");
-            t.setDaemon(true);
-            return t;
+    private HttpServer server(AtomicInteger requests, TestHttpServers.Handler h) throws IOException {
+        return http.start(exchange -> {
+            requests.incrementAndGet();
+            h.handle(exchange);
         });
-        s.setExecutor(ex);
-        s.createContext("/", exchange -> {
-            try (exchange) {
-                try (InputStream in = exchange.getRequestBody()) {
-                    in.readAllBytes();
-                }
-                requests.incrementAndGet();
-                h.handle(exchange);
-            } catch (IOException e) {
-                throw e;
-            } catch (Exception e) {
-                throw new IOException(e);
-            }
-        });
-        s.start();
-        servers.add(s);
-        executors.add(ex);
-        return s;
     }
 
     private void serveRange(HttpExchange ex) throws IOException {
-        Matcher m = RANGE.matcher(String.valueOf(ex.getRequestHeaders().getFirst("Range")));
-        if (!m.matches()) {
-            send(ex, 200, blob);
-            return;
-        }
-        int first = Integer.parseInt(m.group(1));
-        int last = Math.min(Integer.parseInt(m.group(2)), blob.length - 1);
-        ex.getResponseHeaders().set("Content-Range", "bytes " + first + "-" + last + "/" + blob.length);
-        send(ex, 206, Arrays.copyOfRange(blob, first, last + 1));
+        TestHttpServers.serveRange(ex, blob);
     }
 
     private static void send(HttpExchange ex, int status, byte[] body) throws IOException {
-        ex.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
-        if (body.length > 0) {
-            ex.getResponseBody().write(body);
-        }
+        TestHttpServers.send(ex, status, body);
     }
 
     private static String port(HttpServer s) {
-        return Integer.toString(s.getAddress().getPort());
+        return TestHttpServers.port(s);
     }
 
     private static ImageReference repo(HttpServer registry) {

@@ -10,9 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
-import java.io.InputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -29,8 +26,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -43,12 +38,10 @@ import org.junit.jupiter.api.Test;
  * Fault injection through a proxy in front of the real registry is the end-to-end tests' job.
  */
 class RedirectRetryTest {
-    private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-(\\d+)");
 
     private final byte[] blob = new byte[200_000];
     private String digest;
-    private final List<HttpServer> servers = new ArrayList<>();
-    private final List<ExecutorService> executors = new ArrayList<>();
+    private final TestHttpServers http = new TestHttpServers();
 
     /** One request a server saw. */
     record Seen(String method, String path, String authorization, String range, String host) {
@@ -62,65 +55,28 @@ class RedirectRetryTest {
 
     @AfterEach
     void stop() {
-        servers.forEach(s -> s.stop(0));
-        executors.forEach(ExecutorService::shutdownNow);
+        http.close();
     }
 
-    interface Handler {
-        void handle(HttpExchange ex) throws Exception;
-    }
-
-    private HttpServer server(List<Seen> seen, Handler h) throws IOException {
-        HttpServer s = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
-        ExecutorService ex = Executors.newCachedThreadPool(r -> {
-            Thread t = new Thread(r, "test-http");
-            t.setDaemon(true);
-            return t;
+    private HttpServer server(List<Seen> seen, TestHttpServers.Handler h) throws IOException {
+        return http.start(exchange -> {
+            seen.add(new Seen(exchange.getRequestMethod(), exchange.getRequestURI().toString(),
+                    exchange.getRequestHeaders().getFirst("Authorization"), exchange.getRequestHeaders().getFirst("Range"),
+                    exchange.getRequestHeaders().getFirst("Host")));
+            h.handle(exchange);
         });
-        s.setExecutor(ex);
-        s.createContext("/", exchange -> {
-            try (exchange) {
-                try (InputStream in = exchange.getRequestBody()) {
-                    in.readAllBytes();
-                }
-                seen.add(new Seen(exchange.getRequestMethod(), exchange.getRequestURI().toString(),
-                        exchange.getRequestHeaders().getFirst("Authorization"), exchange.getRequestHeaders().getFirst("Range"),
-                        exchange.getRequestHeaders().getFirst("Host")));
-                h.handle(exchange);
-            } catch (IOException e) {
-                throw e;
-            } catch (Exception e) {
-                throw new IOException(e);
-            }
-        });
-        s.start();
-        servers.add(s);
-        executors.add(ex);
-        return s;
     }
 
-    /** Answers a Range request from {@link #blob} with 206 and Content-Range. */
     private void serveRange(HttpExchange ex) throws IOException {
-        Matcher m = RANGE.matcher(String.valueOf(ex.getRequestHeaders().getFirst("Range")));
-        if (!m.matches()) {
-            send(ex, 200, blob);
-            return;
-        }
-        int first = Integer.parseInt(m.group(1));
-        int last = Math.min(Integer.parseInt(m.group(2)), blob.length - 1);
-        ex.getResponseHeaders().set("Content-Range", "bytes " + first + "-" + last + "/" + blob.length);
-        send(ex, 206, Arrays.copyOfRange(blob, first, last + 1));
+        TestHttpServers.serveRange(ex, blob);
     }
 
     private static void send(HttpExchange ex, int status, byte[] body) throws IOException {
-        ex.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
-        if (body.length > 0) {
-            ex.getResponseBody().write(body);
-        }
+        TestHttpServers.send(ex, status, body);
     }
 
     private static String port(HttpServer s) {
-        return Integer.toString(s.getAddress().getPort());
+        return TestHttpServers.port(s);
     }
 
     private ImageReference repo(HttpServer registry) {
