@@ -1,5 +1,7 @@
 package io.strata.registry;
 
+import static io.strata.registry.TestHttpServers.port;
+import static io.strata.registry.TestHttpServers.send;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -66,14 +68,6 @@ class HostileRegistryTest {
 
     private void serveRange(HttpExchange ex) throws IOException {
         TestHttpServers.serveRange(ex, blob);
-    }
-
-    private static void send(HttpExchange ex, int status, byte[] body) throws IOException {
-        TestHttpServers.send(ex, status, body);
-    }
-
-    private static String port(HttpServer s) {
-        return TestHttpServers.port(s);
     }
 
     private static ImageReference repo(HttpServer registry) {
