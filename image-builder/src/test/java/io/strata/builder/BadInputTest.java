@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.strata.builder.testing.OciWriter;
 import io.strata.builder.testing.RoundTrip;
 import io.strata.builder.testing.TarWriter;
+import io.strata.core.testing.HostTools;
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -61,6 +62,34 @@ class BadInputTest {
             g.write(data);
         }
         return o.toByteArray();
+    }
+
+    @Test
+    void aWhiteoutThatNamesNothing() throws Exception {
+        // ".wh." alone names no file: as an overlay whiteout it became an empty (or ".", "..") entry.
+        for (String marker : List.of(".wh.", ".wh..", ".wh...")) {
+            Path src = tar("wh.tar", new TarWriter().dir("d").file("d/f", "x").file("d/" + marker, ""));
+            BuildException e = fails(src, tmp.resolve("out"));
+            assertTrue(e.getMessage().contains("is not a name a directory entry can have"), e.getMessage());
+            assertEquals(List.of(), files(tmp.resolve("out")));
+        }
+    }
+
+    @Test
+    void namesAndLinkTargetsThatAreNotUtf8() throws Exception {
+        // A directory holding a name and a symlink target that are not UTF-8 (Latin-1 e-acute): decoded
+        // with replacement they became "caf" + U+FFFD, a changed name, without a word. Made by python3:
+        // a Java path cannot hold such bytes.
+        Path dir = tmp.resolve("latin1");
+        Files.createDirectories(dir);
+        for (String py : List.of("import os,sys; os.symlink(b'caf\\xe9', os.path.join(sys.argv[1].encode(), b'link'))",
+                "import os,sys; open(os.path.join(sys.argv[1].encode(), b'caf\\xe9'), 'w').close()")) {
+            Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).filter(p -> !p.equals(dir)).forEach(p -> p.toFile().delete());
+            HostTools.run(List.of("python3", "-c", py, dir.toString()));
+            BuildException e = fails(dir, tmp.resolve("out"));
+            assertTrue(e.getMessage().contains("not valid UTF-8"), e.getMessage());
+            assertEquals(List.of(), files(tmp.resolve("out")));
+        }
     }
 
     @Test

@@ -129,4 +129,58 @@ class OciLayoutTest {
         RoundTrip.mounted(legacy, tmp.resolve("mnt-legacy"), m -> TreeAssert.assertSameTree(expected, TreeSnapshot.of(m),
                 TreeAssert.Ignore.NOTHING));
     }
+
+    /**
+     * An opaque marker after entries of its own layer: a subdirectory that layer declared again, or
+     * wrote into without declaring, keeps only that layer's entries (umoci's unpack is the reference).
+     */
+    @Test
+    void anOpaqueMarkerAfterItsLayersEntriesStillHidesTheLowerOnes() throws Exception {
+        HostTools.requireRootWithErofsAndLoop();
+        HostTools.requireTool("umoci", "umoci");
+        Path layout = tmp.resolve("oci");
+        HostTools.run(List.of("umoci", "init", "--layout", layout.toString()));
+        HostTools.run(List.of("umoci", "new", "--image", layout + ":img"));
+        Path bundle = tmp.resolve("bundle1");
+        HostTools.run(List.of("umoci", "unpack", "--image", layout + ":img", bundle.toString()));
+        Path root = bundle.resolve("rootfs");
+        Files.createDirectories(root.resolve("a/b"));
+        Files.createDirectories(root.resolve("a/c"));
+        Files.createDirectories(root.resolve("a/gone"));
+        Files.writeString(root.resolve("a/b/old"), "lower\n");
+        Files.writeString(root.resolve("a/c/old"), "lower\n");
+        Files.writeString(root.resolve("a/gone/old"), "lower\n");
+        Files.writeString(root.resolve("a/top-old"), "lower\n");
+        HostTools.run(List.of("umoci", "repack", "--image", layout + ":img", bundle.toString()));
+
+        // Layer 2, entries in this order: a/, a/b/, a/b/new, a/c/new (a/c/ not declared), then the marker.
+        Path staging = tmp.resolve("layer2");
+        Files.createDirectories(staging.resolve("a/b"));
+        Files.createDirectories(staging.resolve("a/c"));
+        Files.writeString(staging.resolve("a/b/new"), "upper\n");
+        Files.writeString(staging.resolve("a/c/new"), "upper\n");
+        Files.createFile(staging.resolve("a/.wh..wh..opq"));
+        Path tar = tmp.resolve("layer2.tar");
+        HostTools.run(List.of("tar", "--numeric-owner", "--no-recursion", "-C", staging.toString(), "-cf", tar.toString(),
+                "a", "a/b", "a/b/new", "a/c/new", "a/.wh..wh..opq"));
+        HostTools.run(List.of("umoci", "raw", "add-layer", "--image", layout + ":img", tar.toString()));
+
+        Path expectedBundle = tmp.resolve("expected");
+        HostTools.run(List.of("umoci", "unpack", "--image", layout + ":img", expectedBundle.toString()));
+        TreeSnapshot expected = TreeSnapshot.of(expectedBundle.resolve("rootfs"));
+        assertTrue(expected.entries().containsKey("/a/b/new") && expected.entries().containsKey("/a/c/new"), expected.entries().keySet()::toString);
+        assertFalse(expected.entries().containsKey("/a/b/old"), "umoci hides the lower a/b/old");
+
+        Path out = tmp.resolve("out");
+        RoundTrip.build(layout, out, BuildOptions.defaults(BUILD_TIME));
+        Path disk = RoundTrip.export(out, tmp.resolve("disk.raw"), false);
+        RoundTrip.mounted(disk, tmp.resolve("mnt"), m -> {
+            assertFalse(Files.exists(m.resolve("a/b/old")), "a lower file under a directory the layer declared again");
+            assertFalse(Files.exists(m.resolve("a/c/old")), "a lower file under a directory the layer wrote into");
+            assertFalse(Files.exists(m.resolve("a/gone")) || Files.exists(m.resolve("a/top-old")));
+            assertEquals("upper\n", Files.readString(m.resolve("a/b/new"), StandardCharsets.UTF_8));
+            // Directory mtimes aside: umoci sets the re-declared directories' own (sub-second) times.
+            TreeAssert.assertSameTree(expected, TreeSnapshot.of(m), new TreeAssert.Ignore(false, false, true));
+        });
+    }
 }

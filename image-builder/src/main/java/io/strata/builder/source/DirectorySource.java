@@ -164,8 +164,14 @@ public final class DirectorySource implements ImageSource {
             }
         }
 
+        /**
+         * Ends the reader after the job it is on. Not by interrupt: an interrupt while jnr-ffi loads
+         * its native stub (the first xattr read) fails that load for the rest of the JVM's life
+         * ("Unable to write jffi binary stub"), as a failed build's tests then found.
+         */
         void cancel() {
-            task.cancel(true);
+            queue.clear();
+            queue.add(END);
         }
     }
 
@@ -192,7 +198,8 @@ public final class DirectorySource implements ImageSource {
     }
 
     /** The node for one path; a second name of a multiply-linked file returns the first name's node. */
-    private Node nodeFor(Path p, BuildContext ctx, XattrReader xattrs, Map<InodeKey, Node> linked) throws IOException {
+    private Node nodeFor(Path p, BuildContext ctx, XattrReader xattrs, Map<InodeKey, Node> linked)
+            throws IOException, EntryException {
         Map<String, Object> a = Files.readAttributes(p, ATTRS, LinkOption.NOFOLLOW_LINKS);
         int mode = (Integer) a.get("mode");
         FileKind kind = kindOf(mode, p);
@@ -218,7 +225,7 @@ public final class DirectorySource implements ImageSource {
                 ctx.pipeline().addFile(c, p);
                 break;
             case SYMLINK:
-                n.setSymlinkTarget(Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
+                n.setSymlinkTarget(EntryPath.linkTarget(p.toString(), Files.readSymbolicLink(p).toString()));
                 break;
             case CHAR_DEVICE:
             case BLOCK_DEVICE:

@@ -95,7 +95,7 @@ final class TarLayerReader {
                 .setMtime(mtime.getEpochSecond(), mtime.getNano()).setXattrs(xattrs(e, headers)).setLayer(layer);
         switch (n.kind()) {
             case SYMLINK:
-                n.setSymlinkTarget(e.getLinkName().getBytes(StandardCharsets.UTF_8));
+                n.setSymlinkTarget(EntryPath.linkTarget(e.getName(), e.getLinkName()));
                 break;
             case CHAR_DEVICE:
             case BLOCK_DEVICE:

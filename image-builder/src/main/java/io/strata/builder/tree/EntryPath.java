@@ -34,6 +34,7 @@ public final class EntryPath {
                 out.remove(out.size() - 1);
                 continue;
             }
+            requireUtf8(path, part);
             Name n = Name.of(part);
             if (n.length() > ErofsDirent.MAX_NAME_LEN) {
                 throw new EntryException(path, "has a " + n.length() + "-byte name; EROFS allows at most "
@@ -45,6 +46,13 @@ public final class EntryPath {
     }
 
     public EntryPath child(Name name) throws EntryException {
+        String s = name.toString();
+        if (s.isEmpty() || s.equals(".") || s.equals("..") || s.indexOf('/') >= 0 || s.indexOf('\0') >= 0) {
+            // A whiteout ".wh." (or ".wh..") names nothing: a directory entry of that name would be
+            // one the kernel refuses ("bogus dirent") or a second "." in the directory.
+            throw new EntryException(this + "/" + s, "is not a name a directory entry can have");
+        }
+        requireUtf8(this + "/" + s, s);
         if (name.length() > ErofsDirent.MAX_NAME_LEN) {
             throw new EntryException(this + "/" + name, "has a " + name.length() + "-byte name; EROFS allows at most "
                     + ErofsDirent.MAX_NAME_LEN);
@@ -52,6 +60,24 @@ public final class EntryPath {
         List<Name> c = new ArrayList<>(components);
         c.add(name);
         return new EntryPath(original.endsWith("/") ? original + name : original + "/" + name, List.copyOf(c));
+    }
+
+    /**
+     * Refuses text that was not valid UTF-8 where it came from (decoded, the bad bytes became U+FFFD):
+     * the image keeps names and link targets as UTF-8, and changing them, or merging two names that
+     * differ only there, would be a wrong image built without a word.
+     */
+    public static void requireUtf8(String path, String text) throws EntryException {
+        if (text.indexOf('\uFFFD') >= 0) {
+            throw new EntryException(path, "has a name or link target that is not valid UTF-8 (or holds U+FFFD), which this"
+                    + " builder does not keep unchanged");
+        }
+    }
+
+    /** A symlink's target as the bytes the image stores, refused unless valid UTF-8 (see {@link #requireUtf8}). */
+    public static byte[] linkTarget(String path, String target) throws EntryException {
+        requireUtf8(path, target);
+        return target.getBytes(java.nio.charset.StandardCharsets.UTF_8);
     }
 
     public boolean isRoot() {

@@ -94,7 +94,12 @@ public final class FsTree {
         }
     }
 
-    /** An OCI opaque marker ({@code .wh..wh..opq}): hides every child of {@code dir} from lower layers. */
+    /**
+     * An OCI opaque marker ({@code .wh..wh..opq}): hides everything under {@code dir} that lower layers
+     * supplied, at every depth, wherever the marker stands among its layer's entries: a subdirectory
+     * this layer declared again (or wrote into) before the marker keeps only this layer's entries
+     * (OCI image spec, "Opaque Whiteout"; what umoci's unpack leaves).
+     */
     public void opaque(EntryPath dirPath, int layer) throws EntryException {
         Node dir;
         if (dirPath.isRoot()) {
@@ -107,11 +112,27 @@ public final class FsTree {
                 parent.children().put(dirPath.last(), dir);
             }
         }
+        hideLower(dir, layer);
+    }
+
+    /**
+     * Removes from {@code dir} what layers below {@code layer} supplied: their files, and their
+     * directories unless this layer wrote something inside. Returns whether anything remains.
+     * (A hard link this layer made to a lower layer's file is removed too: the tree keeps a layer per
+     * inode, not per name.)
+     */
+    private static boolean hideLower(Node dir, int layer) {
+        boolean remains = false;
         for (Iterator<Map.Entry<Name, Node>> it = dir.children().entrySet().iterator(); it.hasNext(); ) {
-            if (it.next().getValue().layer() < layer) {
+            Node n = it.next().getValue();
+            boolean keep = n.isDirectory() ? hideLower(n, layer) || n.layer() >= layer : n.layer() >= layer;
+            if (keep) {
+                remains = true;
+            } else {
                 it.remove();
             }
         }
+        return remains;
     }
 
     private Node directoryFor(EntryPath path, int layer) throws EntryException {
