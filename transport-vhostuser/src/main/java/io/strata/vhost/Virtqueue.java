@@ -127,9 +127,16 @@ final class Virtqueue {
         NativeMemory.putU16Release(used + USED_IDX, usedIdx);
     }
 
-    /** With EVENT_IDX, tells the driver to kick only once it passes {@code lastAvail}. */
+    /**
+     * With EVENT_IDX, tells the driver to kick only once it passes {@code lastAvail}. The full fence
+     * keeps the store ahead of the caller's next read of the avail index (a store may otherwise pass
+     * a later load, on x86 too): else the driver could add a request, read the old avail_event and not
+     * kick, while this side reads the old index and sleeps (QEMU's virtio_queue_split_set_notification
+     * has smp_mb() there, "Expose avail event/used flags before caller checks the avail idx").
+     */
     void setAvailEvent() {
         NativeMemory.putU16(used + USED_RING + (long) USED_ELEM_SIZE * size, lastAvail);
+        NativeMemory.fullFence();
     }
 
     /** Whether the guest wants an interrupt for the completions published since {@code oldUsed}. */

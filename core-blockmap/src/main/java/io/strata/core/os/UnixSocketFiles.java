@@ -6,6 +6,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
@@ -69,13 +70,24 @@ public final class UnixSocketFiles {
         return set;
     }
 
+    /** The file-type bits of st_mode, and a socket's (S_IFMT, S_IFSOCK: inode(7)). */
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFSOCK = 0140000;
+
     /**
-     * Makes {@code path} free to bind: a file left by a server that died is removed, but a socket a
-     * running server still answers on is an error (two servers must not share one path).
+     * Makes {@code path} free to bind: a socket left by a server that died is removed, but a socket a
+     * running server still answers on is an error (two servers must not share one path), and so is
+     * anything at the path that is not a socket: a mistyped path must never cost someone a file.
      */
     public static void removeStale(Path path) throws IOException {
-        if (!Files.exists(path)) {
+        int mode;
+        try {
+            mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+        } catch (java.nio.file.NoSuchFileException absent) {
             return;
+        }
+        if ((mode & S_IFMT) != S_IFSOCK) {
+            throw new IOException(path + " exists and is not a socket; not replacing it");
         }
         boolean live;
         try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
