@@ -68,15 +68,38 @@ final class DaemonExport {
         }
     }
 
-    /** Closes the vhost-user server (ending its session) and the device, freeing its cache memory. */
+    /**
+     * Closes the vhost-user server (ending its session) and the device, freeing its cache memory; if
+     * the session or a load it started is still running (a read stalled on its registry), the device
+     * is closed by a thread once they end, never under them.
+     */
     void closeDevice() {
         if (vhost != null) {
+            boolean drained;
             try {
-                vhost.close();
+                drained = vhost.stop(io.strata.vhost.VhostUserServer.DRAIN_TIMEOUT);
             } catch (IOException e) {
                 CommandLoggers.serve().warn("export {}: closing its socket: {}", name(), e.getMessage());
+                drained = false;
+            }
+            if (!drained) {
+                Thread later = new Thread(() -> {
+                    try {
+                        vhost.awaitStopped();
+                        closeDeviceNow();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt(); // the process is ending: its memory goes with it
+                    }
+                }, "strata-close-" + name());
+                later.setDaemon(true);
+                later.start();
+                return;
             }
         }
+        closeDeviceNow();
+    }
+
+    private void closeDeviceNow() {
         try {
             device.close();
         } catch (IOException e) {

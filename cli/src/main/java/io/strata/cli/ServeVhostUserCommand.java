@@ -59,8 +59,10 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             CommandLoggers.serve().info("stopping on signal");
             systemd.stopping();
             try {
-                server.close();
-                device.close();
+                // The device's memory is freed only once no session or load can touch it.
+                if (server.stop(io.strata.vhost.VhostUserServer.DRAIN_TIMEOUT)) {
+                    device.close();
+                }
             } catch (Exception e) {
                 CommandLoggers.serve().warn("stop: {}", e.getMessage());
             }

@@ -9,6 +9,8 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -124,8 +126,22 @@ public final class VhostUserServer implements Closeable {
         return sessions.get();
     }
 
+    /** How long {@link #close} waits for the session and its loads to end (see {@link #stop}). */
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(10);
+
     @Override
     public void close() throws IOException {
+        stop(DRAIN_TIMEOUT);
+    }
+
+    /**
+     * Stops accepting, ends the session and waits up to {@code timeout} for it and the loads it handed
+     * to loaders to end. True when they did: only then may the device be closed, since a load still
+     * running writes into chunk-cache memory that closing the device frees (a daemon's forced removal
+     * crashed the JVM so). Otherwise {@link #awaitStopped} tells when.
+     */
+    public boolean stop(Duration timeout) throws IOException {
+        long deadline = System.nanoTime() + timeout.toNanos();
         closed = true;
         listener.close();
         SocketChannel c = current;
@@ -136,15 +152,35 @@ public final class VhostUserServer implements Closeable {
                 // the session ended on its own between our read of current and now: nothing to wake
             }
         }
-        if (acceptor != null) {
-            try {
-                acceptor.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+        boolean drained = true;
+        try {
+            if (acceptor != null) {
+                acceptor.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
+                drained = !acceptor.isAlive();
             }
+            loaders.shutdown(); // the session's workers wait for the reads they handed over
+            drained &= loaders.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            drained = false;
         }
-        loaders.shutdown(); // the session's workers waited for the reads they handed over
         Files.deleteIfExists(socketPath);
-        LOG.info("vhost-user: stopped after {} session(s)", sessions.get());
+        if (drained) {
+            LOG.info("vhost-user: stopped after {} session(s)", sessions.get());
+        } else {
+            LOG.warn("vhost-user: stopped accepting; the session or its reads had not ended within {} s", timeout.toSeconds());
+        }
+        return drained;
+    }
+
+    /** Waits, without a limit, until the session and every load it started have ended (after {@link #stop}). */
+    public void awaitStopped() throws InterruptedException {
+        if (acceptor != null) {
+            acceptor.join();
+        }
+        loaders.shutdown();
+        while (!loaders.awaitTermination(1, TimeUnit.MINUTES)) {
+            LOG.warn("vhost-user: still waiting for reads to end before the device can close");
+        }
     }
 }

@@ -2,7 +2,10 @@ package io.strata.vhost;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.buffer.NativeMemory;
 import io.strata.core.device.BlockDevice;
@@ -13,7 +16,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
+import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -42,6 +50,7 @@ class MissHandOffTest {
         final RawImageDevice inner;
         volatile boolean armed;
         final CountDownLatch release = new CountDownLatch(1);
+        final CountDownLatch loadStarted = new CountDownLatch(1);
 
         GatedDevice(RawImageDevice inner) {
             this.inner = inner;
@@ -60,6 +69,7 @@ class MissHandOffTest {
         @Override
         public void resolve(long offset, long length, SegmentSink sink) throws IOException {
             if (armed && offset < SLOW_END) {
+                loadStarted.countDown();
                 try {
                     if (!release.await(30, TimeUnit.SECONDS)) {
                         throw new IOException("the test never opened the gate");
@@ -126,6 +136,47 @@ class MissHandOffTest {
             assertEquals(2, server.requestsServed(0));
         } finally {
             device.release.countDown();
+            server.close();
+            device.close();
+        }
+    }
+
+    /**
+     * A front-end that goes away (or a server stopped, or an export removed) while a read waits for
+     * its load: the session's memory and the device stay until the load has ended. Before, the queue
+     * worker gave up after 55 s and the server's close after 10 s, and a load that ended later (a
+     * registry read has 60 s by default) wrote into unmapped guest memory or freed cache memory: a
+     * SIGSEGV, or silent writes into a reconnected guest's memory mapped at the same address.
+     */
+    @Test
+    void theSessionAndDeviceOutliveALoadStillRunning() throws Exception {
+        byte[] image = new byte[1 << 20];
+        new Random(12).nextBytes(image);
+        Path file = Files.write(tmp.resolve("disk.img"), image);
+        GatedDevice device = new GatedDevice(RawImageDevice.open(file));
+        Path socket = tmp.resolve("vhost.sock");
+        VhostUserServer server = new VhostUserServer(socket, device, 1);
+        device.armed = true;
+        server.start();
+        ExecutorService waiter = Executors.newSingleThreadExecutor();
+        try {
+            try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+                fe.setUp(true);
+                request(fe, 0, TestFrontEnd.DATA, 0, TestFrontEnd.DATA + 0x1000, TestFrontEnd.DATA + 0x800);
+                fe.submit(0);
+                assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the read reached the device");
+            } // the front-end disconnects with the read in flight
+            assertFalse(server.stop(Duration.ofMillis(500)), "a load still running: the device must not be closed");
+            Future<?> stopped = waiter.submit(() -> {
+                server.awaitStopped();
+                return null;
+            });
+            assertThrows(TimeoutException.class, () -> stopped.get(300, TimeUnit.MILLISECONDS), "stopped while the load still ran");
+            device.release.countDown();
+            stopped.get(10, TimeUnit.SECONDS); // the load ended: the session released its memory, the loaders ended
+        } finally {
+            device.release.countDown();
+            waiter.shutdownNow();
             server.close();
             device.close();
         }
