@@ -192,7 +192,7 @@ final class ControlServer implements AutoCloseable {
             };
         }
         if (rest.startsWith("exports/") && rest.length() > "exports/".length()) {
-            String name = URLDecoder.decode(rest.substring("exports/".length()), StandardCharsets.UTF_8);
+            String name = pathSegment(rest.substring("exports/".length()));
             return switch (method) {
                 case "GET" -> {
                     DaemonExport e = daemon.find(name);
@@ -314,5 +314,17 @@ final class ControlServer implements AutoCloseable {
         ObjectNode o = json.createObjectNode();
         o.put("error", message);
         return o;
+    }
+
+    /**
+     * A path segment's percent-escapes decoded (RFC 3986 section 2.1); unlike a form field, a '+'
+     * in a path is a plus, not a space: 'DELETE exports/a+b' removed the export 'a b'.
+     */
+    private static String pathSegment(String raw) throws ControlException {
+        try {
+            return URLDecoder.decode(raw.replace("+", "%2B"), StandardCharsets.UTF_8);
+        } catch (IllegalArgumentException e) {
+            throw ControlException.badRequest("bad percent-escape in '" + raw + "'");
+        }
     }
 }

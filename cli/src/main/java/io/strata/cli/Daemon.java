@@ -11,10 +11,12 @@ import io.strata.registry.prefetch.PrefetchMode;
 import io.strata.registry.prefetch.Prefetcher;
 import io.strata.vhost.VhostUserServer;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -267,6 +269,8 @@ final class Daemon implements AutoCloseable {
     private String applyLocked(List<ExportSpec> wanted) {
         Map<String, ExportSpec> want = new LinkedHashMap<>();
         List<String> problems = new ArrayList<>();
+        // Names whose new entry is unusable: the export of that name, if any, goes on as it was.
+        Set<String> unusable = new HashSet<>();
         for (ExportSpec s : wanted) {
             try {
                 ExportSpec v = s.validated();
@@ -275,6 +279,9 @@ final class Daemon implements AutoCloseable {
                 }
             } catch (ControlException e) {
                 problems.add(e.getMessage());
+                if (s.exportName() != null) {
+                    unusable.add(s.exportName());
+                }
             }
         }
         int added = 0;
@@ -287,19 +294,28 @@ final class Daemon implements AutoCloseable {
                 managed.add(e.name());
             }
         }
-        Set<String> changed = new HashSet<>();
+        Map<String, ExportSpec> changed = new HashMap<>();
         for (String name : managed) {
             DaemonExport e = exports.get(name);
             ExportSpec w = want.get(name);
-            if (w != null && w.equals(e.spec)) {
+            if (w != null && w.equals(e.spec) || w == null && unusable.contains(name)) {
+                kept++;
+                want.remove(name);
+                continue;
+            }
+            String missing = w == null ? null : missingFile(w);
+            if (missing != null) {
+                // Checked before the working export is taken down: its clients stay connected.
+                problems.add(name + ": " + missing + "; serving its previous entry still");
                 kept++;
                 want.remove(name);
                 continue;
             }
             try {
+                ExportSpec previous = e.spec;
                 remove(name, true);
                 if (w != null) {
-                    changed.add(name);
+                    changed.put(name, previous);
                 } else {
                     removed++;
                 }
@@ -310,19 +326,40 @@ final class Daemon implements AutoCloseable {
         for (ExportSpec s : want.values()) {
             try {
                 add(s, true);
-                if (changed.contains(s.exportName())) {
+                if (changed.containsKey(s.exportName())) {
                     replaced++;
                 } else {
                     added++;
                 }
             } catch (ControlException ex) {
                 problems.add(s.exportName() + ": " + ex.getMessage());
+                ExportSpec previous = changed.get(s.exportName());
+                if (previous != null) {
+                    // The new entry cannot be served: the export comes back as it was (its clients
+                    // reconnect to the same device).
+                    try {
+                        add(previous, true);
+                        kept++;
+                        problems.add(s.exportName() + ": serving its previous entry again");
+                    } catch (ControlException again) {
+                        problems.add(s.exportName() + ": its previous entry could not be served again either: " + again.getMessage());
+                    }
+                }
             }
         }
         for (String p : problems) {
             CommandLoggers.serve().warn("config: {}", p);
         }
         return added + " added, " + removed + " removed, " + replaced + " replaced, " + kept + " unchanged" + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
+    }
+
+    /** What a changed entry names that does not exist (a raw image, a local bootstrap), or null. */
+    private static String missingFile(ExportSpec spec) {
+        String file = spec.raw() != null ? spec.raw() : ImageSource.isReference(spec.source()) ? null : spec.source();
+        if (file == null || Files.isRegularFile(Paths.get(file))) {
+            return null;
+        }
+        return (spec.raw() != null ? "raw image" : "bootstrap") + " not found: " + file;
     }
 
     @Override

@@ -210,6 +210,14 @@ class DaemonIT {
     void malformedRequestsGetAJsonErrorAndTheDaemonServesOn() throws Exception {
         startDaemon(Map.of());
         assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("a")).status());
+        // A '+' in a path is a plus (RFC 3986), not a form field's space: this removed 'a b' once.
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("a+b")).status());
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("a b")).status());
+        Http plus = curl("DELETE", "/api/v1/exports/a+b", null);
+        assertEquals(200, plus.status(), plus.body().toString());
+        assertEquals("a+b", plus.body().get("removed").asText());
+        assertEquals(200, curl("GET", "/api/v1/exports/a%20b", null).status(), "'a b' is still there");
+        assertEquals(200, curl("DELETE", "/api/v1/exports/a%20b", null).status());
         String boot = Fixtures.nydusBootstrap().toString();
         record Case(String method, String path, String body, int status, String error) {
         }
@@ -417,6 +425,17 @@ class DaemonIT {
             assertEquals("4096", HostTools.run(List.of("nbdinfo", "--size", uri("change"))).strip(), "the changed export serves its new source");
             assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "the unchanged export kept its client");
             assertTrue(keepClient.isConnected());
+
+            // A changed entry that cannot be served (its raw image is missing) and an entry that is not
+            // valid (no kind) leave the exports of those names serving, their clients connected.
+            Files.writeString(config, "{\"exports\": [{\"kind\":\"nbd\",\"name\":\"keep\",\"raw\":\"" + tmp.resolve("missing.raw") + "\"}, "
+                    + "{\"kind\":\"nbd\",\"name\":\"change\",\"raw\":\"" + raw + "\"}, {\"name\":\"new\"}]}");
+            HostTools.run(List.of("kill", "-HUP", String.valueOf(daemon.process.pid())));
+            daemon.awaitLog("SIGHUP: config " + config + ": 0 added, 0 removed, 0 replaced, 3 unchanged, 2 problem(s)");
+            assertEquals(List.of("keep", "mine", "change", "new"), names());
+            assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "its client stayed");
+            assertTrue(daemon.log().contains("keep: raw image not found: " + tmp.resolve("missing.raw") + "; serving its previous entry still"),
+                    daemon.log());
 
             // A config that does not parse changes nothing.
             Files.writeString(config, "{\"exports\": [ oops");
