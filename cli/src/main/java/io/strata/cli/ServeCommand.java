@@ -100,7 +100,7 @@ final class ServeCommand implements Callable<Integer> {
         DaemonConfig initial = config == null ? null : DaemonConfig.read(config);
         List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
 
-        ExportRegistry nbdExports = new ExportRegistry();
+        ExportRegistry nbdExports = new ExportRegistry(false); // no default: clients name their export
         NbdServer nbd = new NbdServer(nbdExports, NbdServer.Options.defaults().withSocketMode(socketMode));
         boolean nbdListening = socket != null || tcp != null || !activated.isEmpty();
         Daemon daemon = new Daemon(cmd, registry, mode, legacyKernel, new ChunkCache(cacheSize, (int) maxChunkSize), nbdExports, nbd,

@@ -157,6 +157,9 @@ class DaemonIT {
         assertEquals("8", HostTools.run(List.of("nbdinfo", "--size", uri("disk"))).strip());
         String exportList = HostTools.run(List.of("nbdinfo", "--list", "nbd+unix:///?socket=" + nbdSocket));
         assertTrue(exportList.contains("export=\"disk\""), exportList);
+        // No default export: a client that names none is told so, not handed the oldest export.
+        HostTools.Outcome unnamed = HostTools.execute(List.of("nbdinfo", "--size", "nbd+unix:///?socket=" + nbdSocket));
+        assertTrue(unnamed.exitCode() != 0, unnamed.output());
         // Descriptions say what an export is, never where it lives on the host.
         assertTrue(exportList.contains("description: raw image (8 bytes)") && exportList.contains("description: RAFS image (1 blob(s), "),
                 exportList);

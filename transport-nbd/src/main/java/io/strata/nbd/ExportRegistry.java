@@ -10,14 +10,29 @@ import java.util.Map;
  */
 public final class ExportRegistry {
     private final Map<String, Export> byName = new LinkedHashMap<>();
+    private final boolean firstIsDefault;
     private Export defaultExport;
+
+    /** A server's exports; the first one added is the default unless another is added as the default. */
+    public ExportRegistry() {
+        this(true);
+    }
+
+    /**
+     * With {@code firstIsDefault} false, only an export added as the default answers the empty name:
+     * the daemon's exports come and go, and a client that names none must not be handed whichever
+     * disk happens to be oldest (after a removal, a different one).
+     */
+    public ExportRegistry(boolean firstIsDefault) {
+        this.firstIsDefault = firstIsDefault;
+    }
 
     public synchronized void add(Export e, boolean isDefault) {
         if (byName.containsKey(e.name())) {
             throw new IllegalArgumentException("export '" + e.name() + "' is defined twice");
         }
         byName.put(e.name(), e);
-        if (isDefault || defaultExport == null) {
+        if (isDefault || defaultExport == null && firstIsDefault) {
             defaultExport = e;
         }
     }
@@ -30,7 +45,7 @@ public final class ExportRegistry {
     public synchronized Export remove(String name) {
         Export e = byName.remove(name);
         if (e != null && e == defaultExport) {
-            defaultExport = byName.isEmpty() ? null : byName.values().iterator().next();
+            defaultExport = byName.isEmpty() || !firstIsDefault ? null : byName.values().iterator().next();
         }
         return e;
     }
