@@ -17,8 +17,23 @@ public final class MetricsHttpServer implements AutoCloseable {
         this.server = server;
     }
 
+    /**
+     * Seconds a client has to send its whole request, and to take the whole response. The JDK's HTTP
+     * server (under the Prometheus client's) waits for ever by default, on a pool of 10 threads: a
+     * dozen connections that send half a request stopped every scrape (a slowloris from any local
+     * user). The JDK reads these when its first HTTP server is made; a caller's own values win.
+     */
+    static final String MAX_REQUEST_SECONDS = "5";
+    static final String MAX_RESPONSE_SECONDS = "30";
+
     /** Listens on {@code host:port} (port 0 picks a free one) until closed. */
     public static MetricsHttpServer start(ServedMetrics metrics, String host, int port) throws IOException {
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
+            System.setProperty("sun.net.httpserver.maxReqTime", MAX_REQUEST_SECONDS);
+        }
+        if (System.getProperty("sun.net.httpserver.maxRspTime") == null) {
+            System.setProperty("sun.net.httpserver.maxRspTime", MAX_RESPONSE_SECONDS);
+        }
         PrometheusRegistry registry = new PrometheusRegistry();
         registry.register(metrics);
         JvmMetrics.builder().register(registry);
