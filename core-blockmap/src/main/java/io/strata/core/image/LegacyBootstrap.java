@@ -41,6 +41,7 @@ public final class LegacyBootstrap {
         int mask = devices.isEmpty() ? 0 : roundupPowerOfTwo(devices.size() + 1) - 1;
 
         Set<Long> seen = new HashSet<>();
+        DirentBudget budget = new DirentBudget(image, out);
         ArrayDeque<Long> work = new ArrayDeque<>();
         work.add((long) sb.rootNid());
         while (!work.isEmpty()) {
@@ -53,7 +54,7 @@ public final class LegacyBootstrap {
                 rewriteChunkIndexes(image, out, inode, devices, mask);
             }
             if (inode.isDirectory()) {
-                for (ErofsDirent d : directoryEntries(image, out, inode)) {
+                for (ErofsDirent d : directoryEntries(image, out, inode, budget)) {
                     if (!d.name().equals(".") && !d.name().equals("..")) {
                         work.add(d.nid());
                     }
@@ -124,6 +125,38 @@ public final class LegacyBootstrap {
             buf.putShort(idx + INDEX_DEVICE_ID_OFF, (short) (deviceId & ~mask));
             buf.putInt(idx + INDEX_BLKADDR_OFF, (int) absolute);
         }
+    }
+
+    /**
+     * Bounds one walk of the directory tree: a well-formed bootstrap lists each directory entry once,
+     * so a walk reads at most as many as the bootstrap has room for (12 bytes each). A hostile one
+     * whose directories share their entry blocks (or loop) made walks quadratic: 8,000 directories in
+     * under 1 MiB took 17-25 s, a few MiB would take hours. Past the budget the image is refused.
+     */
+    static final class DirentBudget {
+        private final RafsImage image;
+        private long left;
+
+        DirentBudget(RafsImage image, ByteBuffer buf) {
+            this.image = image;
+            this.left = buf.capacity() / ErofsDirent.SIZE + 64;
+        }
+
+        void take(int entries) throws ImageFormatException {
+            left -= entries;
+            if (left < 0) {
+                throw new ImageFormatException(image.path(), "directory entries", "more than the bootstrap holds",
+                        "directories that share their entries or form a loop");
+            }
+        }
+    }
+
+    /** The entries of directory {@code dir}, counted against {@code budget}. */
+    static List<ErofsDirent> directoryEntries(RafsImage image, ByteBuffer buf, ErofsInode dir, DirentBudget budget)
+            throws ImageFormatException {
+        List<ErofsDirent> entries = directoryEntries(image, buf, dir);
+        budget.take(entries.size());
+        return entries;
     }
 
     static List<ErofsDirent> directoryEntries(RafsImage image, ByteBuffer buf, ErofsInode dir)

@@ -122,6 +122,7 @@ public final class PrefetchPlan {
             // Indexed by nid once decodeChecked has accepted it: a slot inside a bootstrap of under 2 GiB,
             // so below 2^26 and safe as an int.
             java.util.BitSet inodeSeen = new java.util.BitSet();
+            LegacyBootstrap.DirentBudget budget = new LegacyBootstrap.DirentBudget(image, data);
             for (long nid : nids) {
                 ErofsInode inode = LegacyBootstrap.decodeChecked(image, data, sb, nid);
                 entries.add(new Entry(nid, paths.get(nid), inode.isDirectory()));
@@ -136,7 +137,7 @@ public final class PrefetchPlan {
                     }
                     inodeSeen.set((int) n);
                     if (in.isDirectory()) {
-                        List<ErofsDirent> children = LegacyBootstrap.directoryEntries(image, data, in);
+                        List<ErofsDirent> children = LegacyBootstrap.directoryEntries(image, data, in, budget);
                         for (int k = children.size() - 1; k >= 0; k--) {
                             ErofsDirent d = children.get(k);
                             if (!d.name().equals(".") && !d.name().equals("..")) {
@@ -159,6 +160,7 @@ public final class PrefetchPlan {
             }
             Map<Long, String> found = new HashMap<>();
             Set<Long> seen = new HashSet<>();
+            LegacyBootstrap.DirentBudget budget = new LegacyBootstrap.DirentBudget(image, data);
             ArrayDeque<Long> work = new ArrayDeque<>();
             ArrayDeque<String> names = new ArrayDeque<>();
             work.add((long) sb.rootNid());
@@ -174,7 +176,7 @@ public final class PrefetchPlan {
                 }
                 ErofsInode inode = LegacyBootstrap.decodeChecked(image, data, sb, nid);
                 if (inode.isDirectory()) {
-                    for (ErofsDirent d : LegacyBootstrap.directoryEntries(image, data, inode)) {
+                    for (ErofsDirent d : LegacyBootstrap.directoryEntries(image, data, inode, budget)) {
                         if (!d.name().equals(".") && !d.name().equals("..")) {
                             work.add(d.nid());
                             names.add(path.endsWith("/") ? path + d.name() : path + "/" + d.name());
