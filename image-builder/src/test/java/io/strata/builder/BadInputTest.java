@@ -76,6 +76,19 @@ class BadInputTest {
     }
 
     @Test
+    void aPathDeeperThanPathMaxAllows() throws Exception {
+        // 2,049 directories down: the tree walks recurse per level (6,000 overflowed the stack).
+        Path src = tar("deep.tar", new TarWriter().file("a/".repeat(2049) + "f", "deep").file("ok.txt", "ok"));
+        BuildException e = fails(src, tmp.resolve("out"));
+        assertTrue(e.getMessage().contains("lies more than 2048 directories deep"), e.getMessage());
+        assertTrue(e.getMessage().length() < 600, "one readable line: " + e.getMessage().length() + " characters");
+        assertEquals(List.of(), files(tmp.resolve("out")));
+        // 2,048 is fine.
+        Path ok = tar("deep-ok.tar", new TarWriter().file("a/".repeat(2047) + "f", "deep"));
+        ImageBuilder.build(ok, tmp.resolve("out-ok"), BuildOptions.defaults(0), BuildListener.SILENT);
+    }
+
+    @Test
     void namesAndLinkTargetsThatAreNotUtf8() throws Exception {
         // A directory holding a name and a symlink target that are not UTF-8 (Latin-1 e-acute): decoded
         // with replacement they became "caf" + U+FFFD, a changed name, without a word. Made by python3:

@@ -19,6 +19,12 @@ public final class EntryPath {
     }
 
     public static final EntryPath ROOT = new EntryPath("/", List.of());
+    /**
+     * The deepest path an image may hold: as deep as a path the kernel resolves in one call can be
+     * (PATH_MAX, 4096 bytes, of one-letter names). The builder's tree walks recurse once per level;
+     * a tar with a file 6,000 directories down overflowed the stack.
+     */
+    public static final int MAX_DEPTH = 2048;
 
     /** Parses a tar-style path: relative or absolute, "./" prefixes and trailing slashes allowed. */
     public static EntryPath parse(String path) throws EntryException {
@@ -41,6 +47,10 @@ public final class EntryPath {
                         + ErofsDirent.MAX_NAME_LEN);
             }
             out.add(n);
+            if (out.size() > MAX_DEPTH) {
+                throw new EntryException(path.length() > 200 ? path.substring(0, 200) + "..." : path,
+                        "lies more than " + MAX_DEPTH + " directories deep");
+            }
         }
         return new EntryPath(path, List.copyOf(out));
     }
@@ -53,6 +63,10 @@ public final class EntryPath {
             throw new EntryException(this + "/" + s, "is not a name a directory entry can have");
         }
         requireUtf8(this + "/" + s, s);
+        if (components.size() >= MAX_DEPTH) {
+            String p = this + "/" + s;
+            throw new EntryException(p.length() > 200 ? p.substring(0, 200) + "..." : p, "lies more than " + MAX_DEPTH + " directories deep");
+        }
         if (name.length() > ErofsDirent.MAX_NAME_LEN) {
             throw new EntryException(this + "/" + name, "has a " + name.length() + "-byte name; EROFS allows at most "
                     + ErofsDirent.MAX_NAME_LEN);
