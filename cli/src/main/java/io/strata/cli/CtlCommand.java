@@ -45,7 +45,7 @@ final class CtlCommand implements Runnable {
     /** Sends a request; prints nothing. Returns the body's JSON, or fails (exit 1) with the daemon's error. */
     static JsonNode request(CtlCommand ctl, String method, String target, String body) throws IOException {
         if (ctl.timeout < 1) {
-            throw new IOException("--timeout must be at least 1 second");
+            throw new CommandLine.ParameterException(ctl.spec.commandLine(), "--timeout must be at least 1 second");
         }
         ControlClient.Reply r = new ControlClient(ctl.control, ctl.timeout).send(method, target, body);
         JsonNode json;

@@ -120,6 +120,8 @@ final class ServeCommand implements Callable<Integer> {
             throw e;
         }
         ControlServer api = controlServer;
+        // The NBD server's own series (connections open, refused), as serve nbd has them.
+        metrics.served.addNbdServer(nbd.metrics());
         SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -221,6 +221,10 @@ class DaemonIT {
         assertEquals("a+b", plus.body().get("removed").asText());
         assertEquals(200, curl("GET", "/api/v1/exports/a%20b", null).status(), "'a b' is still there");
         assertEquals(200, curl("DELETE", "/api/v1/exports/a%20b", null).status());
+        // A lone surrogate (JSON allows the escape) is no character: refused, not merged with another as '?'.
+        Http lone = curl("POST", "/api/v1/exports", nbdExport("x\\ud800"));
+        assertEquals(400, lone.status(), lone.body().toString());
+        assertTrue(lone.body().get("error").asText().contains("lone UTF-16 surrogate"), lone.body().toString());
         String boot = Fixtures.nydusBootstrap().toString();
         record Case(String method, String path, String body, int status, String error) {
         }
@@ -496,6 +500,9 @@ class DaemonIT {
         assertTrue(sample(text, "strata_chunk_cache_misses_total{export=\"a\"}") > 0, text);
         assertEquals(0, sample(text, "strata_chunk_cache_misses_total{export=\"b\"}"), text);
         assertEquals(0, sample(text, "strata_requests_total{export=\"b\",transport=\"nbd\",type=\"read\"}"), text);
+        // The NBD listener's own series, as serve nbd has them (the daemon had none).
+        assertEquals(0, sample(text, "strata_nbd_server_connections_open"), text);
+        assertEquals(0, sample(text, "strata_nbd_server_connections_refused_total"), text);
         assertEquals(200, curl("DELETE", "/api/v1/exports/b", null).status());
         HostTools.run(List.of("curl", "-sSf", "--max-time", "30", "-o", scrape.toString(), url));
         text = Files.readString(scrape);

@@ -35,6 +35,10 @@ public final class UnixSocketFiles {
     public static ServerSocketChannel bind(Path path, int mode, int backlog) throws IOException {
         removeStale(path);
         Path parent = path.toAbsolutePath().getParent();
+        if (!Files.isDirectory(parent)) {
+            // Else the staging directory's NoSuchFileException named only ".s1a2b3c4d" in it.
+            throw new java.nio.file.NoSuchFileException(path.toString(), null, "no directory " + parent + " to hold the socket");
+        }
         // Short names: the whole path must fit sun_path's 108 bytes.
         Path dir = Files.createDirectory(parent.resolve(".s" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
                 PosixFilePermissions.asFileAttribute(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,

@@ -33,6 +33,14 @@ class UnixSocketFilesTest {
     }
 
     @Test
+    void aMissingDirectoryIsNamed() {
+        Path socket = tmp.resolve("no-such-dir").resolve("c.sock");
+        IOException e = assertThrows(IOException.class, () -> UnixSocketFiles.bind(socket, 0600, 8));
+        assertTrue(e.getMessage().contains(socket.toString()) && e.getMessage().contains("no directory " + socket.getParent()),
+                e.getMessage());
+    }
+
+    @Test
     void aDeadServersSocketIsReplacedALiveOnesIsNot() throws IOException {
         Path socket = tmp.resolve("s.sock");
         ServerSocketChannel first = UnixSocketFiles.bind(socket, 0600, 8);
