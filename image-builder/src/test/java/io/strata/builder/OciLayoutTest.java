@@ -42,14 +42,24 @@ class OciLayoutTest {
         return b;
     }
 
-    static Path makeLayout(Path tmp) throws Exception {
+    /** An empty OCI layout with image "img" (umoci init and new). */
+    private static Path emptyLayout(Path tmp) throws Exception {
         Path layout = tmp.resolve("oci");
         HostTools.run(List.of("umoci", "init", "--layout", layout.toString()));
         HostTools.run(List.of("umoci", "new", "--image", layout + ":img"));
-        // umoci repack diffs a bundle against what it unpacked: one fresh bundle per layer.
-        Path bundle = tmp.resolve("bundle1");
+        return layout;
+    }
+
+    /** The rootfs of a fresh bundle of "img": umoci repack diffs a bundle against what it unpacked, so one per layer. */
+    private static Path unpacked(Path layout, Path bundle) throws Exception {
         HostTools.run(List.of("umoci", "unpack", "--image", layout + ":img", bundle.toString()));
-        Path root = bundle.resolve("rootfs");
+        return bundle.resolve("rootfs");
+    }
+
+    static Path makeLayout(Path tmp) throws Exception {
+        Path layout = emptyLayout(tmp);
+        Path bundle = tmp.resolve("bundle1");
+        Path root = unpacked(layout, bundle);
 
         // Layer 1.
         Files.createDirectories(root.resolve("etc"));
@@ -138,12 +148,9 @@ class OciLayoutTest {
     void anOpaqueMarkerAfterItsLayersEntriesStillHidesTheLowerOnes() throws Exception {
         HostTools.requireRootWithErofsAndLoop();
         HostTools.requireTool("umoci", "umoci");
-        Path layout = tmp.resolve("oci");
-        HostTools.run(List.of("umoci", "init", "--layout", layout.toString()));
-        HostTools.run(List.of("umoci", "new", "--image", layout + ":img"));
+        Path layout = emptyLayout(tmp);
         Path bundle = tmp.resolve("bundle1");
-        HostTools.run(List.of("umoci", "unpack", "--image", layout + ":img", bundle.toString()));
-        Path root = bundle.resolve("rootfs");
+        Path root = unpacked(layout, bundle);
         Files.createDirectories(root.resolve("a/b"));
         Files.createDirectories(root.resolve("a/c"));
         Files.createDirectories(root.resolve("a/gone"));

@@ -95,14 +95,10 @@ class MissHandOffTest {
 
     @Test
     void aSlowLoadDoesNotDelayACachedReadBehindIt() throws Exception {
-        byte[] image = new byte[1 << 20];
-        new Random(11).nextBytes(image);
-        Path file = Files.write(tmp.resolve("disk.img"), image);
-        GatedDevice device = new GatedDevice(RawImageDevice.open(file));
+        byte[] image = randomImage(11);
+        GatedDevice device = gatedDevice(image);
         Path socket = tmp.resolve("vhost.sock");
-        VhostUserServer server = new VhostUserServer(socket, device, 1);
-        device.armed = true;
-        server.start();
+        VhostUserServer server = startArmed(socket, device);
         try (TestFrontEnd fe = new TestFrontEnd(socket)) {
             fe.setUp(true);
             long slowData = TestFrontEnd.DATA + 0x1000;
@@ -150,14 +146,9 @@ class MissHandOffTest {
      */
     @Test
     void theSessionAndDeviceOutliveALoadStillRunning() throws Exception {
-        byte[] image = new byte[1 << 20];
-        new Random(12).nextBytes(image);
-        Path file = Files.write(tmp.resolve("disk.img"), image);
-        GatedDevice device = new GatedDevice(RawImageDevice.open(file));
+        GatedDevice device = gatedDevice(randomImage(12));
         Path socket = tmp.resolve("vhost.sock");
-        VhostUserServer server = new VhostUserServer(socket, device, 1);
-        device.armed = true;
-        server.start();
+        VhostUserServer server = startArmed(socket, device);
         ExecutorService waiter = Executors.newSingleThreadExecutor();
         try {
             try (TestFrontEnd fe = new TestFrontEnd(socket)) {
@@ -180,6 +171,24 @@ class MissHandOffTest {
             server.close();
             device.close();
         }
+    }
+
+    private static byte[] randomImage(long seed) {
+        byte[] image = new byte[1 << 20];
+        new Random(seed).nextBytes(image);
+        return image;
+    }
+
+    private GatedDevice gatedDevice(byte[] image) throws IOException {
+        return new GatedDevice(RawImageDevice.open(Files.write(tmp.resolve("disk.img"), image)));
+    }
+
+    /** A server on {@code socket} for {@code device}, made before the gate is armed (see {@link GatedDevice}). */
+    private static VhostUserServer startArmed(Path socket, GatedDevice device) throws IOException {
+        VhostUserServer server = new VhostUserServer(socket, device, 1);
+        device.armed = true;
+        server.start();
+        return server;
     }
 
     /** A 3-descriptor read request at descriptors head..head+2. */
