@@ -16,6 +16,9 @@ import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -86,6 +89,50 @@ class BadInputTest {
         // 2,048 is fine.
         Path ok = tar("deep-ok.tar", new TarWriter().file("a/".repeat(2047) + "f", "deep"));
         ImageBuilder.build(ok, tmp.resolve("out-ok"), BuildOptions.defaults(0), BuildListener.SILENT);
+    }
+
+    @Test
+    void tarNamesAndLinkTargetsThatAreNotUtf8() throws Exception {
+        // Two names that differ only in a byte that is not UTF-8 (Latin-1 e-acute, e-grave): the tar
+        // reader turned both into "caf?", one name, and a file was lost without a word.
+        Path names = tmp.resolve("latin1.tar");
+        try (TarArchiveOutputStream t = new TarArchiveOutputStream(Files.newOutputStream(names), "ISO-8859-1")) {
+            for (String n : List.of("caf\u00e9", "caf\u00e8")) {
+                TarArchiveEntry e = new TarArchiveEntry(n);
+                e.setSize(1);
+                t.putArchiveEntry(e);
+                t.write('x');
+                t.closeArchiveEntry();
+            }
+        }
+        BuildException e = fails(names, tmp.resolve("out"));
+        assertTrue(e.getMessage().contains("has a name that is not valid UTF-8"), e.getMessage());
+        Path link = tmp.resolve("latin1-link.tar");
+        try (TarArchiveOutputStream t = new TarArchiveOutputStream(Files.newOutputStream(link), "ISO-8859-1")) {
+            TarArchiveEntry l = new TarArchiveEntry("link", TarConstants.LF_SYMLINK);
+            l.setLinkName("caf\u00e9");
+            t.putArchiveEntry(l);
+            t.closeArchiveEntry();
+        }
+        BuildException le = fails(link, tmp.resolve("out2"));
+        assertTrue(le.getMessage().contains("'link' has a link target that is not valid UTF-8"), le.getMessage());
+        // UTF-8 names, short (ustar) and long (PAX path, GNU long name), stay as they are.
+        Path good = tmp.resolve("utf8.tar");
+        String longName = "d\u00e9j\u00e0/" + "\u6f22".repeat(40) + "/caf\u00e9";
+        Files.write(good, new TarWriter().file("caf\u00e9", "1").file(longName, "2").bytes());
+        ImageBuilder.build(good, tmp.resolve("out3"), BuildOptions.defaults(0), BuildListener.SILENT);
+        Path gnu = tmp.resolve("gnu.tar");
+        try (TarArchiveOutputStream t = new TarArchiveOutputStream(Files.newOutputStream(gnu), "UTF-8")) {
+            t.setLongFileMode(TarArchiveOutputStream.LONGFILE_GNU);
+            TarArchiveEntry g = new TarArchiveEntry(longName);
+            g.setSize(1);
+            t.putArchiveEntry(g);
+            t.write('x');
+            t.closeArchiveEntry();
+        }
+        ImageBuilder.build(gnu, tmp.resolve("out4"), BuildOptions.defaults(0), BuildListener.SILENT);
+        assertEquals(List.of(), files(tmp.resolve("out")));
+        assertEquals(List.of(), files(tmp.resolve("out2")));
     }
 
     @Test

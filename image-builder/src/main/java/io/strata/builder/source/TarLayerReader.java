@@ -80,6 +80,7 @@ final class TarLayerReader {
     }
 
     private void add(TarArchiveEntry e, byte[] headers, TarArchiveInputStream in) throws IOException, EntryException {
+        TarNameBytes.requireUtf8(e.getName(), headers, e.isLink() || e.isSymbolicLink());
         EntryPath path = EntryPath.parse(e.getName());
         if (!path.isRoot() && path.last().startsWith(WHITEOUT_PREFIX)) {
             whiteout(e, path);
