@@ -189,6 +189,21 @@ final class Connection {
     }
 
     /** Ends the connection from another thread (server shutdown): the socket closes, its thread wakes. */
+    /**
+     * Reads no more requests but answers those already read (the NBD spec: a server shutting down
+     * "SHOULD wait for inflight requests to be serviced prior to initiating a hard disconnect"): to
+     * the serve loop it is as if the client had closed its side. {@link #stop} ends it outright.
+     */
+    void finishAndStop() {
+        try {
+            socket.shutdownInput();
+        } catch (IOException e) {
+            stop();
+            return;
+        }
+        io.wakeup();
+    }
+
     void stop() {
         over = true;
         try {

@@ -513,12 +513,19 @@ public final class NbdServer implements Closeable {
         for (ServerSocketChannel s : listeners) {
             closeQuietly(s);
         }
+        // First the requests already read get their replies (up to half the time), then the rest ends.
+        for (Set<Connection> set : byExport.values()) {
+            for (Connection c : set) {
+                c.finishAndStop();
+            }
+        }
+        awaitEnded(byExport::isEmpty, System.nanoTime() + (deadline - System.nanoTime()) / 2);
         for (Runnable stop : open) {
             stop.run();
         }
         loaders.shutdown();
         timer.shutdownNow();
-        boolean drained = awaitConnectionsEnded(deadline);
+        boolean drained = awaitEnded(() -> metrics.connectionsOpen.get() == 0, deadline);
         try {
             drained &= loaders.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
@@ -541,9 +548,10 @@ public final class NbdServer implements Closeable {
         return drained;
     }
 
-    private boolean awaitConnectionsEnded(long deadline) {
+    /** Waits until {@code done} holds (checked whenever a connection ends) or the deadline passes. */
+    private boolean awaitEnded(java.util.function.BooleanSupplier done, long deadline) {
         synchronized (connectionEnded) {
-            while (metrics.connectionsOpen.get() > 0) {
+            while (!done.getAsBoolean()) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     return false;
@@ -559,12 +567,11 @@ public final class NbdServer implements Closeable {
         }
     }
 
-    /** Counts a connection's end, and wakes {@link #stop} when it was the last. */
+    /** Counts a connection's end, and wakes {@link #stop}, which may be waiting for it. */
     private void connectionEnded() {
-        if (metrics.connectionsOpen.decrementAndGet() == 0) {
-            synchronized (connectionEnded) {
-                connectionEnded.notifyAll();
-            }
+        metrics.connectionsOpen.decrementAndGet();
+        synchronized (connectionEnded) {
+            connectionEnded.notifyAll();
         }
     }
 }

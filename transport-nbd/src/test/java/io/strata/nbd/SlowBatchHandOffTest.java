@@ -186,6 +186,45 @@ class SlowBatchHandOffTest {
         }
     }
 
+    /**
+     * A stopping server answers the requests it has read before it disconnects (the NBD spec: it
+     * "SHOULD wait for inflight requests to be serviced prior to initiating a hard disconnect"); before,
+     * the client got the close and an error for its read in flight.
+     */
+    @Test
+    void stoppingAnswersTheRequestsAlreadyRead() throws Exception {
+        ExecutorService stopper = Executors.newSingleThreadExecutor();
+        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
+            assertEquals(SIZE, c.go());
+            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
+            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            Future<Boolean> stopped = stopper.submit(() -> server.stop(Duration.ofSeconds(20)));
+            // The stop has begun once the listener refuses new clients; only then is the load let go.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (acceptsClients() && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+            }
+            assertFalse(acceptsClients(), "the server never stopped listening");
+            device.release.countDown();
+            Object[] reply = nextReply(c, 8192).get(10, TimeUnit.SECONDS);
+            assertEquals(1L, reply[0]);
+            assertEquals(0L, reply[1], "the read in flight was answered, not failed");
+            assertArrayEquals(Arrays.copyOfRange(content, 4096, 12288), (byte[]) reply[2]);
+            assertTrue(stopped.get(10, TimeUnit.SECONDS));
+            c.assertClosedByServer();
+        } finally {
+            stopper.shutdownNow();
+        }
+    }
+
+    private boolean acceptsClients() {
+        try (java.nio.channels.SocketChannel probe = java.nio.channels.SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            return true;
+        } catch (IOException refused) {
+            return false;
+        }
+    }
+
     @Test
     void stoppingGivesUpAfterItsTimeoutAndSaysSo() throws Exception {
         try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
