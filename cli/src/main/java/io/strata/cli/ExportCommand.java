@@ -42,15 +42,13 @@ final class ExportCommand implements Callable<Integer> {
                         "--verity must be 'nydus' or 'veritysetup', not '" + verity + "'");
             }
         }
-        Path parent = output.toAbsolutePath().getParent();
-        if (parent == null || !Files.isDirectory(parent)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "output directory does not exist: " + parent);
-        }
+        Path target = checkedOutput(output);
+        refuseAnInput(target);
         PrintWriter out = spec.commandLine().getOut();
         DeviceExporter.Result r;
         try (FlatDevice dev = image.open(spec.commandLine());
              ProgressBar bar = ProgressBar.forStderr("export")) {
-            r = DeviceExporter.export(dev, output, layout, bar::update);
+            r = DeviceExporter.export(dev, target, layout, bar::update);
         }
         out.println("wrote " + output + ": " + r.dataBytes() + " bytes of device (" + r.dataBytes() / 4096 + " blocks)"
                 + (r.rootHash() == null ? "" : " + " + r.treeBytes() + " bytes of " + verity.toLowerCase(Locale.ROOT)
@@ -64,5 +62,59 @@ final class ExportCommand implements Callable<Integer> {
         }
         out.flush();
         return 0;
+    }
+
+    /**
+     * The file to write: the output, or the file a symlink there points to (the link stays). The export
+     * is written beside it and renamed over it, so anything but a regular file (a block device, a FIFO,
+     * /dev/null, a directory) would be replaced, not written: refused, as a usage error, before any work.
+     */
+    private Path checkedOutput(Path path) throws java.io.IOException {
+        CommandLine cmd = spec.commandLine();
+        Path p = path;
+        if (Files.isSymbolicLink(p)) {
+            if (!Files.exists(p)) {
+                throw new CommandLine.ParameterException(cmd, "output " + path + " is a symbolic link to nothing");
+            }
+            p = p.toRealPath();
+        }
+        if (Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new CommandLine.ParameterException(cmd, "output " + path + " exists and is not a regular file (export writes a file"
+                    + " and renames it into place; a device, FIFO or directory would be replaced, not written)");
+        }
+        Path parent = p.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new CommandLine.ParameterException(cmd, "output directory does not exist: " + parent);
+        }
+        return p;
+    }
+
+    /** Refuses an output that is one of the image's own files: the bootstrap, a blob, or the remote cache. */
+    private void refuseAnInput(Path target) throws java.io.IOException {
+        CommandLine cmd = spec.commandLine();
+        if (ImageSource.isReference(image.image)) {
+            Path cache = image.registry.cacheDir.toAbsolutePath().normalize();
+            if (target.toAbsolutePath().normalize().startsWith(cache)) {
+                throw new CommandLine.ParameterException(cmd, "output " + output + " lies in the cache directory " + cache);
+            }
+            return;
+        }
+        if (!Files.exists(target)) {
+            return;
+        }
+        Path bootstrap = Path.of(image.image);
+        if (Files.exists(bootstrap) && Files.isSameFile(target, bootstrap)) {
+            throw new CommandLine.ParameterException(cmd, "output " + output + " is the image's bootstrap");
+        }
+        Path blobs = image.blobDir != null ? image.blobDir : DeviceSpec.defaultBlobDir(bootstrap);
+        if (Files.isDirectory(blobs)) {
+            try (var files = Files.list(blobs)) {
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    if (Files.isSameFile(target, f)) {
+                        throw new CommandLine.ParameterException(cmd, "output " + output + " is one of the image's blobs (" + f + ")");
+                    }
+                }
+            }
+        }
     }
 }

@@ -111,6 +111,49 @@ class CliIT {
         assertEquals(2, j.get("chunks").get("unique").asLong());
     }
 
+    /**
+     * export writes beside its output and renames over it: a device node, a FIFO or a directory there
+     * was replaced (exit 0, the disk never written), an output that was the image's own bootstrap was
+     * destroyed, a symlink was replaced by the file, and every image came out 0600.
+     */
+    @Test
+    void exportRefusesOutputsItWouldReplaceAndKeepsModesAndLinks() throws Exception {
+        String boot = Fixtures.nydusBootstrap().toString();
+        String blobs = Fixtures.nydusDir().toString();
+        Path fifo = tmp.resolve("fifo");
+        HostTools.run(List.of("mkfifo", fifo.toString()));
+        Path dev = tmp.resolve("null-dev");
+        HostTools.run(List.of("mknod", dev.toString(), "c", "1", "3"));
+        for (Path p : List.of(fifo, dev, tmp)) {
+            StrataProcess.Run r = strata("export", boot, "-D", blobs, "-o", p.toString());
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("exists and is not a regular file"), r.err());
+        }
+        assertTrue(Files.exists(dev) && !Files.isRegularFile(dev) && Files.exists(fifo) && !Files.isRegularFile(fifo),
+                "the device node and the FIFO are still there");
+        Path copy = tmp.resolve("copy.boot");
+        Files.copy(Fixtures.nydusBootstrap(), copy);
+        StrataProcess.Run self = strata("export", copy.toString(), "-D", blobs, "-o", copy.toString());
+        assertEquals(2, self.code(), self.err());
+        assertTrue(self.err().contains("is the image's bootstrap"), self.err());
+
+        // A new file gets 0666 less the umask, as cp would give it; an existing one keeps its mode; a symlink stays.
+        int umask = Integer.parseInt(HostTools.run(List.of("sh", "-c", "umask")).strip(), 8);
+        Path fresh = tmp.resolve("fresh.img");
+        assertEquals(0, strata("export", boot, "-D", blobs, "-o", fresh.toString()).code());
+        assertEquals(0666 & ~umask, mode(fresh));
+        Files.setPosixFilePermissions(fresh, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r-----"));
+        Path link = tmp.resolve("link.img");
+        Files.createSymbolicLink(link, fresh);
+        assertEquals(0, strata("export", boot, "-D", blobs, "-o", link.toString()).code());
+        assertTrue(Files.isSymbolicLink(link), "the symlink was kept");
+        assertEquals(0640, mode(fresh), "the file it points to was rewritten with its mode");
+    }
+
+    private static int mode(Path p) throws java.io.IOException {
+        return (Integer) Files.getAttribute(p, "unix:mode") & 0777;
+    }
+
     @Test
     void exportWithNydusVerityMatchesNydus() throws Exception {
         Path out = tmp.resolve("disk.raw");

@@ -39,7 +39,7 @@ public final class DeviceExporter {
             throw new IOException("device size " + size + " is not a multiple of 4096: no verity tree");
         }
         Path dir = output.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, "." + output.getFileName() + ".", ".partial");
+        Path tmp = partialFile(dir, output);
         boolean done = false;
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.READ,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -83,6 +83,32 @@ public final class DeviceExporter {
             if (!done) {
                 Files.deleteIfExists(tmp);
             }
+        }
+    }
+
+    /**
+     * A fresh file beside {@code output} for the export to be written to and renamed from, with the
+     * mode a file made there gets (0666 less the umask, as cp or dd would give it), or the mode of the
+     * file it replaces. (Files.createTempFile makes 0600: an image QEMU or libvirt then could not open.)
+     */
+    private static Path partialFile(Path dir, Path output) throws IOException {
+        // Short: the name must stay within NAME_MAX (255 bytes) with a long output name too.
+        String base = output.getFileName().toString();
+        String stem = "." + (base.length() > 200 ? base.substring(0, 200) : base) + ".";
+        for (int attempt = 0; ; attempt++) {
+            Path p = dir.resolve(stem + Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 16) + ".partial");
+            try {
+                Files.createFile(p);
+            } catch (java.nio.file.FileAlreadyExistsException taken) {
+                if (attempt < 100) {
+                    continue;
+                }
+                throw taken;
+            }
+            if (Files.isRegularFile(output)) {
+                Files.setPosixFilePermissions(p, Files.getPosixFilePermissions(output));
+            }
+            return p;
         }
     }
 
