@@ -69,8 +69,7 @@ public final class Main {
         });
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             PrintWriter err = cmd.getErr();
-            String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-            String line = cmd.getCommandSpec().qualifiedName(" ") + ": " + msg;
+            String line = cmd.getCommandSpec().qualifiedName(" ") + ": " + describe(ex);
             boolean debug = debugRequested(System.getenv("STRATA_DEBUG"));
             if (LogFormat.current() == LogFormat.JSON) {
                 // A log shipper reading the JSON lines gets the failure as one of them too.
@@ -85,6 +84,23 @@ public final class Main {
             return EXIT_FAILURE;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * A failure as one line. The JDK's file-system errors carry only the path as their message
+     * ("strata inspect: img/bootstrap"), their kind in the class: say what went wrong with it.
+     */
+    static String describe(Exception ex) {
+        if (ex instanceof java.nio.file.FileSystemException fs && (fs.getReason() == null || fs.getMessage().equals(fs.getFile()))) {
+            String what = ex instanceof java.nio.file.NoSuchFileException ? "no such file or directory"
+                    : ex instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                    : ex instanceof java.nio.file.FileAlreadyExistsException ? "exists already"
+                    : ex instanceof java.nio.file.NotDirectoryException ? "not a directory"
+                    : ex instanceof java.nio.file.DirectoryNotEmptyException ? "directory not empty"
+                    : ex.getClass().getSimpleName();
+            return fs.getFile() + (fs.getOtherFile() != null ? " -> " + fs.getOtherFile() : "") + ": " + what;
+        }
+        return ex.getMessage() == null ? ex.toString() : ex.getMessage();
     }
 
     /**

@@ -64,6 +64,9 @@ final class ProgressBar implements AutoCloseable {
 
     @Override
     public void close() {
+        if (lastTotal == 0 && lastDone == 0) {
+            return; // nothing was done (the work failed before it began): no "100%" to report
+        }
         double secs = (System.nanoTime() - start) / 1e9;
         String summary = label + ": " + percent(lastDone, lastTotal) + "% (" + mib(lastDone) + " MiB in "
                 + String.format("%.2f", secs) + " s)";

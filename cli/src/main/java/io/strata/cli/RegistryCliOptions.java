@@ -54,8 +54,14 @@ final class RegistryCliOptions {
         try {
             Set<String> insecure = new HashSet<>();
             for (String h : insecureRegistries) {
-                // Parsed as a reference's registry part so "HOST:PORT" is checked and lower-cased the same way.
-                insecure.add(ImageReference.parse(h + "/x").registry());
+                if (h.matches("[A-Za-z0-9-]+")) {
+                    // A one-word host ("myregistry"): as "myregistry/x" a reference would mean Docker Hub's
+                    // repository myregistry/x, and Docker Hub would have been spoken to over plain HTTP.
+                    insecure.add(h.toLowerCase(java.util.Locale.ROOT));
+                } else {
+                    // Parsed as a reference's registry part so "HOST:PORT" is checked and lower-cased the same way.
+                    insecure.add(ImageReference.parse(h + "/x").registry());
+                }
             }
             Credentials credentials = creds == null ? null : Credentials.parse(creds, "--creds");
             return RegistryOptions.defaults()

@@ -131,6 +131,11 @@ class CliIT {
         }
         assertTrue(Files.exists(dev) && !Files.isRegularFile(dev) && Files.exists(fifo) && !Files.isRegularFile(fifo),
                 "the device node and the FIFO are still there");
+        // A directory nothing may be created in (sysfs, even for root): the output is named, with the reason.
+        StrataProcess.Run denied = strata("export", boot, "-D", blobs, "-o", "/sys/strata-test.img");
+        assertEquals(1, denied.code(), denied.err());
+        assertTrue(denied.err().contains("/sys/strata-test.img: cannot create a file in /sys: permission denied")
+                && !denied.err().contains(".partial"), denied.err());
         Path copy = tmp.resolve("copy.boot");
         Files.copy(Fixtures.nydusBootstrap(), copy);
         StrataProcess.Run self = strata("export", copy.toString(), "-D", blobs, "-o", copy.toString());
@@ -148,6 +153,41 @@ class CliIT {
         assertEquals(0, strata("export", boot, "-D", blobs, "-o", link.toString()).code());
         assertTrue(Files.isSymbolicLink(link), "the symlink was kept");
         assertEquals(0640, mode(fresh), "the file it points to was rewritten with its mode");
+    }
+
+    /** Holds the registry options as a command would, for picocli to fill in with their defaults. */
+    @picocli.CommandLine.Command(name = "holder")
+    static final class RegistryOptionsHolder {
+        @picocli.CommandLine.Mixin
+        RegistryCliOptions registry;
+    }
+
+    @Test
+    void aOneWordInsecureRegistryIsThatHostNotDockerHub() {
+        // "myregistry" parsed as the reference "myregistry/x" named Docker Hub: its requests (and tokens)
+        // then went over plain HTTP.
+        RegistryOptionsHolder h = new RegistryOptionsHolder();
+        picocli.CommandLine cmd = new picocli.CommandLine(h);
+        cmd.parseArgs("--insecure-registry", "myregistry", "--insecure-registry", "Reg.Example:5000");
+        Set<String> insecure = h.registry.options(cmd).insecureRegistries();
+        assertEquals(Set.of("myregistry", "reg.example:5000"), insecure);
+    }
+
+    @Test
+    void theLauncherIgnoresAnExportedCdpath() throws Exception {
+        // With CDPATH exported, the launcher's cd printed the directory into its own idea of where it
+        // lives: "not built yet". CDPATH=. makes bash's cd print for any relative name.
+        // The launcher is run by a relative path, as a user in the checkout does (an absolute one never
+        // consults CDPATH).
+        ProcessBuilder pb = new ProcessBuilder("bin/strata", "--version").directory(StrataProcess.home().toFile());
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.environment().put("CDPATH", ".:" + tmp);
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.startsWith("strata "), out);
     }
 
     private static int mode(Path p) throws java.io.IOException {

@@ -104,6 +104,12 @@ public final class DeviceExporter {
                     continue;
                 }
                 throw taken;
+            } catch (java.nio.file.AccessDeniedException e) {
+                // Named by the output the user gave, not the temporary name beside it.
+                throw new java.nio.file.AccessDeniedException(output.toString(), null, "cannot create a file in " + dir + ": permission denied");
+            } catch (java.nio.file.FileSystemException e) {
+                throw new java.nio.file.FileSystemException(output.toString(), null, "cannot create a file in " + dir
+                        + (e.getReason() != null ? ": " + e.getReason() : ""));
             }
             if (Files.isRegularFile(output)) {
                 Files.setPosixFilePermissions(p, Files.getPosixFilePermissions(output));
