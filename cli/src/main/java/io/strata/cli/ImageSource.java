@@ -122,7 +122,7 @@ final class ImageSource {
         CommandLoggers.serve().info("{}: resolved in {} ms, bootstrap layer ({} bytes) {} in {} ms; {} ms after the process started",
                 ref, (resolved - started) / 1_000_000, image.bootstrap().size(), cached ? "cached" : "fetched and unpacked",
                 (fetched - resolved) / 1_000_000, sinceStart);
-        save(image, refFile);
+        saveIfPossible(image, refFile);
         Map<String, Long> sizes = new HashMap<>();
         for (ResolvedImage.Layer l : image.blobs()) {
             sizes.put(l.blobId(), l.size());
@@ -173,6 +173,20 @@ final class ImageSource {
         return ref.replaceAll("[^A-Za-z0-9._-]", "_");
     }
 
+    /**
+     * Records the resolution for a later start without the registry. Best effort: a cache disk that
+     * is full or not writable costs that fallback, not this start (it failed every start of an
+     * image whose bootstrap and blobs were all cached).
+     */
+    private static void saveIfPossible(ResolvedImage image, Path file) {
+        try {
+            save(image, file);
+        } catch (IOException e) {
+            CommandLoggers.serve().warn("{}: cannot record the resolved image in {} ({}); a start without the registry will not find it",
+                    image.reference(), file, Main.describe(e));
+        }
+    }
+
     private static void save(ResolvedImage image, Path file) throws IOException {
         Properties p = new Properties();
         p.setProperty("manifest", image.manifestDigest());
@@ -183,10 +197,14 @@ final class ImageSource {
         }
         Files.createDirectories(file.getParent());
         Path tmp = Files.createTempFile(file.getParent(), "ref", ".tmp");
-        try (OutputStream out = Files.newOutputStream(tmp)) {
-            p.store(out, null);
+        try {
+            try (OutputStream out = Files.newOutputStream(tmp)) {
+                p.store(out, null);
+            }
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(tmp);
         }
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
     private static ResolvedImage load(ImageReference ref, Path file) throws IOException {

@@ -175,6 +175,24 @@ class RemoteImageIT {
         assertTrue(fetched > 0 && fetched < blobBytes / 3, "fetched " + fetched + " of " + blobBytes + " blob bytes");
     }
 
+    /**
+     * A cache that cannot record the resolution (a full or read-only disk; here refs/ is a file, so its
+     * directory cannot be made): the start goes on, with a warning. It failed every start before, even
+     * with the bootstrap and blobs cached.
+     */
+    @Test
+    void aCacheThatCannotRecordTheResolutionStillServes(@TempDir Path tmp) throws Exception {
+        Path cache = Files.createDirectories(tmp.resolve("cache"));
+        Files.writeString(cache.resolve("refs"), "not a directory");
+        Path copy = tmp.resolve("copy.raw");
+        try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "norefs", ref, cache, "--prefetch", "none")) {
+            HostTools.Outcome o = nbdcopy(tmp, "norefs", copy);
+            assertEquals(0, o.exitCode(), o.output());
+            assertTrue(s.log().contains("cannot record the resolved image"), s.log());
+        }
+        assertSameAsLocalExport(copy);
+    }
+
     /** Faults the client retries: the whole device still arrives, byte for byte. */
     @ParameterizedTest
     @EnumSource(value = FaultProxy.Fault.class, names = {"STATUS_503", "STATUS_500", "TOO_MANY_429", "RESET_MID_BODY", "SHORT_BODY", "STALL"})

@@ -81,7 +81,13 @@ public final class BlobCacheDirectory {
         if (maxBytes <= 0) {
             throw new IllegalArgumentException("cache size bound must be positive: " + maxBytes);
         }
-        Files.createDirectories(dir);
+        // A new cache directory is the user's alone (0700): its file names are predictable from public
+        // images, and files in it are opened without following symlinks (a link planted there by
+        // someone else would have had a root server truncate and overwrite its target).
+        if (!Files.isDirectory(dir)) {
+            Files.createDirectories(dir, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        }
         this.dir = dir.toRealPath();
         this.maxBytes = maxBytes;
         this.shared = SHARED.computeIfAbsent(this.dir, Shared::new);
@@ -159,7 +165,7 @@ public final class BlobCacheDirectory {
         }
         // No other channel of this process is open on this map (checked by the caller under the
         // same monitor), so closing this one drops no lock of ours.
-        try (FileChannel ch = FileChannel.open(mapPath, StandardOpenOption.READ)) {
+        try (FileChannel ch = FileChannel.open(mapPath, java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.READ)) {
             return CachedBlobFile.validSize(ch, blobId, ranges, layout);
         } catch (IOException e) {
             return -1;
@@ -265,7 +271,7 @@ public final class BlobCacheDirectory {
         if (open != null) {
             return new long[] {open.file.cachedBytes(), System.currentTimeMillis()}; // in use now
         }
-        try (FileChannel ch = FileChannel.open(map, StandardOpenOption.READ)) {
+        try (FileChannel ch = FileChannel.open(map, java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.READ)) {
             return CachedBlobFile.usageOf(ch);
         } catch (IOException e) {
             return null;
@@ -349,7 +355,7 @@ public final class BlobCacheDirectory {
         List<FileChannel> channels = new ArrayList<>();
         try {
             for (Path m : e.maps()) {
-                FileChannel ch = FileChannel.open(m, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                FileChannel ch = FileChannel.open(m, java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.READ, StandardOpenOption.WRITE);
                 channels.add(ch);
                 if (ch.tryLock() == null) {
                     return false; // another process holds it
@@ -410,7 +416,7 @@ public final class BlobCacheDirectory {
         /** The one channel on {@code .lock} of this process; kept open while the process lives. */
         FileChannel lockChannel() throws IOException {
             if (lockChannel == null || !lockChannel.isOpen()) {
-                lockChannel = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.READ,
+                lockChannel = FileChannel.open(dir.resolve(LOCK_FILE), java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE, StandardOpenOption.READ,
                         StandardOpenOption.WRITE);
             }
             return lockChannel;
@@ -431,7 +437,7 @@ public final class BlobCacheDirectory {
                 ref.uses++;
                 return ref.channel;
             }
-            FileChannel ch = FileChannel.open(dir.resolve(CachedBlobFile.dataName(blobId)), StandardOpenOption.CREATE,
+            FileChannel ch = FileChannel.open(dir.resolve(CachedBlobFile.dataName(blobId)), java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE,
                     StandardOpenOption.READ, StandardOpenOption.WRITE);
             datas.put(blobId, new DataRef(ch));
             return ch;

@@ -138,7 +138,7 @@ public final class CachedBlobFile implements Closeable {
         FileChannel mapChannel = null;
         FileLock inUse = null;
         try {
-            mapChannel = FileChannel.open(mapPath, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            mapChannel = FileChannel.open(mapPath, java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
             FileLock exclusive = mapChannel.tryLock();
             if (exclusive != null) {
                 // Nobody else uses this map: check it, and make it right if it is not.

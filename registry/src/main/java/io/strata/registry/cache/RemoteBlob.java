@@ -31,6 +31,11 @@ import org.slf4j.LoggerFactory;
 public final class RemoteBlob implements Blob {
     private static final Logger LOG = LoggerFactory.getLogger(RemoteBlob.class);
 
+    /** How long readahead stays off after a store failed: what it fetched would only be thrown away. */
+    private static final long STORE_FAILURE_PAUSE_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    /** When storing last failed (nanoTime), or long ago. */
+    private volatile long storeFailedAt = System.nanoTime() - STORE_FAILURE_PAUSE_NANOS;
+
     private final RemoteBlobSource source;
     private final CachedBlobFile file;
     private final RangeFetcher fetcher;
@@ -246,8 +251,11 @@ public final class RemoteBlob implements Blob {
                 return;
             }
             readaheadMarkers[marker >>> 5] &= ~(1 << marker);
-            // Where the readahead ended: past the chunks from the marker on that are present or claimed.
-            int j = marker;
+            // Where the readahead ended: past the chunks after the marker that are present or claimed.
+            // Not the marker itself: the read at it fetches it if it is missing (its readahead could not
+            // store it: a full disk); claimed here again, that read waited for a readahead that could
+            // not store it either, for ever (11,643 range requests for one chunk in two minutes).
+            int j = marker + 1;
             while (j < ranges.count() && (ranges.length(j) == 0 || file.isPresent(j) || inFlight.containsKey(j))) {
                 j++;
             }
@@ -266,6 +274,9 @@ public final class RemoteBlob implements Blob {
      */
     private void readAhead(long at, int window) {
         int j = ranges.firstEndingAfter(at);
+        if (System.nanoTime() - storeFailedAt < STORE_FAILURE_PAUSE_NANOS) {
+            return; // what it fetched could not be kept: reads fetch their own chunks for a while
+        }
         if (j >= ranges.count() || ranges.offset(j) - at > policy.maxGap() || closed
                 || ranges.length(j) == 0 || file.isPresent(j) || inFlight.containsKey(j)) {
             return;
@@ -358,6 +369,7 @@ public final class RemoteBlob implements Blob {
             } catch (IOException e) {
                 // A full or failing disk costs caching, not the read: it is served from the fetched bytes.
                 LOG.warn("cache: cannot store blob {} bytes {}-{} in {}: {}", id(), start, stop - 1, file.dataPath(), e.toString());
+                storeFailedAt = System.nanoTime();
                 stored = 0;
             }
             if (stored > 0) {

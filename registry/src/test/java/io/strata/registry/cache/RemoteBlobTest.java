@@ -459,6 +459,82 @@ class RemoteBlobTest {
         assertEquals(2, source.counters().readAheads(), source.counters().toString());
     }
 
+    /**
+     * A cache on a full disk (a tmpfs the test mounts and fills): every store fails. A forward stream
+     * then claimed its readahead's first chunk again at each read of it, waited for a readahead that
+     * could not store it either, and looped (11,643 range requests for one chunk in two minutes). Now
+     * each chunk is fetched by the read that needs it, served from the fetched bytes, and readahead
+     * pauses while stores fail.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    void aCacheOnAFullDiskServesEveryChunkWithoutLooping() throws Exception {
+        io.strata.core.testing.HostTools.require("root".equals(System.getProperty("user.name")), "mounting a tmpfs needs root");
+        SyntheticImage.Written w = image("full", Compression.NONE, 64, 17);
+        String id = w.blobIds().get(0);
+        byte[] blob = Files.readAllBytes(w.blobPath(0));
+        Path small = Files.createDirectories(tmp.resolve("small"));
+        io.strata.core.testing.HostTools.run(List.of("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small.toString()));
+        try {
+            Path cache = Files.createDirectories(small.resolve("cache"));
+            FileBlobStore store = new FileBlobStore(w.blobDir());
+            RemoteBlobSource source = source(cache, store, FetchPolicy.defaults());
+            try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                for (int at = 0; at < blob.length; at += 4096) {
+                    if (at == 1152 << 10) {
+                        // The disk fills up once the stream's first windows (128 + 256 + 768 KiB) are
+                        // kept: its readahead, and everything after, cannot be stored.
+                        fillUp(small.resolve("filler"));
+                    }
+                    b.clear().limit(Math.min(4096, blob.length - at));
+                    rb.readFully(b, at);
+                    assertArrayEquals(Arrays.copyOfRange(blob, at, at + b.limit()), Arrays.copyOf(b.array(), b.limit()), "at " + at);
+                }
+            }
+            // Nothing is kept, so each 4-KiB read fetches (at most) its chunk: bounded, not a loop.
+            int reads = (blob.length + 4095) / 4096;
+            assertTrue(store.requests().size() <= reads + 8, store.requests().size() + " requests for " + reads + " reads");
+        } finally {
+            io.strata.core.testing.HostTools.run(List.of("umount", "--lazy", small.toString()));
+        }
+    }
+
+    /**
+     * Symlinks planted in the cache directory (someone who may write there; the names are predictable
+     * from a public image) are not followed: a root server truncated and overwrote their targets. The
+     * read fails instead, and a new cache directory is made 0700.
+     */
+    @Test
+    void symlinksInTheCacheDirectoryAreNotFollowed() throws Exception {
+        SyntheticImage.Written w = image("links", Compression.NONE, 8, 19);
+        String id = w.blobIds().get(0);
+        Path cache = tmp.resolve("fresh-cache");
+        BlobCacheDirectory dir = new BlobCacheDirectory(cache, BlobCacheDirectory.UNBOUNDED);
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(cache)));
+        Path victim = Files.writeString(tmp.resolve("victim"), "precious");
+        Files.createSymbolicLink(cache.resolve(CachedBlobFile.dataName(id)), victim);
+        RemoteBlobSource source = new RemoteBlobSource(dir, new FileBlobStore(w.blobDir()), "test store", FetchPolicy.defaults());
+        assertThrows(IOException.class, () -> {
+            try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+                rb.readFully(ByteBuffer.allocate(4096), 0);
+            }
+        });
+        assertEquals("precious", Files.readString(victim), "the symlink's target was not touched");
+    }
+
+    private static void fillUp(Path file) {
+        try (java.io.OutputStream fill = Files.newOutputStream(file)) {
+            byte[] k = new byte[4096];
+            while (true) {
+                fill.write(k);
+                fill.flush();
+            }
+        } catch (IOException full) {
+            // No space left on device: what the caller wants
+        }
+    }
+
     @Test
     void scatteredMissesFetchTheFirstWindowOnlyAndReadNothingAhead() throws IOException {
         SyntheticImage.Written w = image("scattered", Compression.NONE, 64, 17);
