@@ -163,36 +163,15 @@ class SlowBatchHandOffTest {
     }
 
     /**
-     * Stopping the server waits for a chunk load still running (without interrupting it) before it
-     * says the devices may close: closing them first freed the cache memory the load was writing
-     * into (a SIGSEGV in zstd, or a false digest mismatch, when a server was stopped under load).
+     * A stopping server waits for a chunk load still running, without interrupting it, and answers the
+     * requests it has read before it disconnects (the NBD spec: it "SHOULD wait for inflight requests to
+     * be serviced prior to initiating a hard disconnect"). Before, close() interrupted the load and
+     * returned at once, the caller closed the device and freed the cache memory the load wrote into (a
+     * SIGSEGV in zstd, or a false digest mismatch, when a server was stopped under load), and the client
+     * got the close and an error for its read.
      */
     @Test
-    void stoppingWaitsForALoadInProgressBeforeTheDeviceMayClose() throws Exception {
-        ExecutorService stopper = Executors.newSingleThreadExecutor();
-        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
-            assertEquals(SIZE, c.go());
-            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
-            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
-            Future<Boolean> stopped = stopper.submit(() -> server.stop(Duration.ofSeconds(20)));
-            // Before: close() interrupted the load and returned at once; the caller then closed the device.
-            assertThrows(TimeoutException.class, () -> stopped.get(500, TimeUnit.MILLISECONDS),
-                    "stop() returned while a load was still running");
-            assertTrue(device.release.getCount() > 0 && !device.loadInterrupted, "the load was not interrupted");
-            device.release.countDown();
-            assertTrue(stopped.get(10, TimeUnit.SECONDS), "once the load ended, the server says it drained");
-        } finally {
-            stopper.shutdownNow();
-        }
-    }
-
-    /**
-     * A stopping server answers the requests it has read before it disconnects (the NBD spec: it
-     * "SHOULD wait for inflight requests to be serviced prior to initiating a hard disconnect"); before,
-     * the client got the close and an error for its read in flight.
-     */
-    @Test
-    void stoppingAnswersTheRequestsAlreadyRead() throws Exception {
+    void stoppingWaitsForTheLoadsAndAnswersTheRequestsAlreadyRead() throws Exception {
         ExecutorService stopper = Executors.newSingleThreadExecutor();
         try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
             assertEquals(SIZE, c.go());
@@ -205,6 +184,9 @@ class SlowBatchHandOffTest {
                 Thread.onSpinWait();
             }
             assertFalse(acceptsClients(), "the server never stopped listening");
+            assertThrows(TimeoutException.class, () -> stopped.get(500, TimeUnit.MILLISECONDS),
+                    "stop() returned while a load was still running");
+            assertTrue(device.release.getCount() > 0 && !device.loadInterrupted, "the load was not interrupted");
             device.release.countDown();
             Object[] reply = nextReply(c, 8192).get(10, TimeUnit.SECONDS);
             assertEquals(1L, reply[0]);
