@@ -44,8 +44,11 @@ final class PushCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(cmd, e.getMessage());
         }
-        if (target.digest().isPresent() && target.tag().isEmpty()) {
-            throw new CommandLine.ParameterException(cmd, "push to a tag, not a digest: " + reference);
+        if (target.digest().isPresent()) {
+            // The digest is the manifest's, known once it is written (and printed then); one given here
+            // was ignored and printed back beside the real one ("...:v1@sha256:000...@sha256:2018...").
+            throw new CommandLine.ParameterException(cmd, "push to a tag, not a digest (the manifest's digest is printed after the push): "
+                    + reference);
         }
         if (!Files.isDirectory(imageDir)) {
             throw new CommandLine.ParameterException(cmd, "IMAGE_DIR is not a directory: " + imageDir);

@@ -174,6 +174,16 @@ class CliIT {
     }
 
     @Test
+    void pushTakesATagNotADigest() throws Exception {
+        // A digest was ignored and printed back beside the manifest's ("...:v1@sha256:000...@sha256:...").
+        for (String ref : List.of("127.0.0.1:1/test/m:v1@sha256:" + "0".repeat(64), "127.0.0.1:1/test/m@sha256:" + "0".repeat(64))) {
+            StrataProcess.Run r = strata("push", tmp.toString(), ref);
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("push to a tag, not a digest"), r.err());
+        }
+    }
+
+    @Test
     void theLauncherIgnoresAnExportedCdpath() throws Exception {
         // With CDPATH exported, the launcher's cd printed the directory into its own idea of where it
         // lives: "not built yet". CDPATH=. makes bash's cd print for any relative name.
