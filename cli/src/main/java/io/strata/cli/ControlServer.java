@@ -72,10 +72,6 @@ final class ControlServer implements AutoCloseable {
      */
     static ControlServer start(Daemon daemon, Path socket) throws Exception {
         io.strata.core.os.UnixSocketFiles.removeStale(socket);
-        if (!Files.isDirectory(socket.toAbsolutePath().getParent())) {
-            throw new java.nio.file.NoSuchFileException(socket.toString(), null,
-                    "no directory " + socket.toAbsolutePath().getParent() + " to hold the socket");
-        }
         Path parent = socket.toAbsolutePath().getParent();
         Path dir = Files.createDirectory(parent.resolve(".c" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));

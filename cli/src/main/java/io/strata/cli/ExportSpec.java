@@ -74,7 +74,7 @@ record ExportSpec(
                 if (name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
                     throw ControlException.badRequest("'name' holds a control character");
                 }
-                if (!validUnicode(name)) {
+                if (!java.nio.charset.StandardCharsets.UTF_8.newEncoder().canEncode(name)) {
                     // A lone surrogate becomes '?' in UTF-8: two names with different lone surrogates
                     // would be one name to every NBD client and every metrics series.
                     throw ControlException.badRequest("'name' holds a lone UTF-16 surrogate (not a character)");
@@ -113,18 +113,5 @@ record ExportSpec(
             throw ControlException.badRequest("'" + field + "' must be an absolute path (the daemon's directory is not yours): " + value);
         }
         return p;
-    }
-
-    /** Whether {@code s} has no unpaired surrogate, so that it encodes to UTF-8 and back unchanged. */
-    static boolean validUnicode(String s) {
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
-                i++;
-            } else if (Character.isSurrogate(c)) {
-                return false;
-            }
-        }
-        return true;
     }
 }

@@ -188,7 +188,6 @@ final class Connection {
         this.io = new ConnectionIo(socket, tls);
     }
 
-    /** Ends the connection from another thread (server shutdown): the socket closes, its thread wakes. */
     /**
      * Reads no more requests but answers those already read (the NBD spec: a server shutting down
      * "SHOULD wait for inflight requests to be serviced prior to initiating a hard disconnect"): to
@@ -204,6 +203,7 @@ final class Connection {
         io.wakeup();
     }
 
+    /** Ends the connection from another thread (server shutdown): the socket closes, its thread wakes. */
     void stop() {
         over = true;
         try {

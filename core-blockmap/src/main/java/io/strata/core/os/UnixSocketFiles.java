@@ -35,10 +35,6 @@ public final class UnixSocketFiles {
     public static ServerSocketChannel bind(Path path, int mode, int backlog) throws IOException {
         removeStale(path);
         Path parent = path.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) {
-            // Else the staging directory's NoSuchFileException named only ".s1a2b3c4d" in it.
-            throw new java.nio.file.NoSuchFileException(path.toString(), null, "no directory " + parent + " to hold the socket");
-        }
         // Short names: the whole path must fit sun_path's 108 bytes.
         Path dir = Files.createDirectory(parent.resolve(".s" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
                 PosixFilePermissions.asFileAttribute(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
@@ -81,9 +77,15 @@ public final class UnixSocketFiles {
     /**
      * Makes {@code path} free to bind: a socket left by a server that died is removed, but a socket a
      * running server still answers on is an error (two servers must not share one path), and so is
-     * anything at the path that is not a socket: a mistyped path must never cost someone a file.
+     * anything at the path that is not a socket: a mistyped path must never cost someone a file. A
+     * missing directory is named here too (the binders' staging directory beside the path would
+     * otherwise fail with only its own name, ".s1a2b3c4d").
      */
     public static void removeStale(Path path) throws IOException {
+        Path parent = path.toAbsolutePath().getParent();
+        if (!Files.isDirectory(parent)) {
+            throw new java.nio.file.NoSuchFileException(path.toString(), null, "no directory " + parent + " to hold the socket");
+        }
         int mode;
         try {
             mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);

@@ -48,8 +48,7 @@ public final class EntryPath {
             }
             out.add(n);
             if (out.size() > MAX_DEPTH) {
-                throw new EntryException(path.length() > 200 ? path.substring(0, 200) + "..." : path,
-                        "lies more than " + MAX_DEPTH + " directories deep");
+                throw tooDeep(path);
             }
         }
         return new EntryPath(path, List.copyOf(out));
@@ -64,8 +63,7 @@ public final class EntryPath {
         }
         requireUtf8(this + "/" + s, s);
         if (components.size() >= MAX_DEPTH) {
-            String p = this + "/" + s;
-            throw new EntryException(p.length() > 200 ? p.substring(0, 200) + "..." : p, "lies more than " + MAX_DEPTH + " directories deep");
+            throw tooDeep(this + "/" + s);
         }
         if (name.length() > ErofsDirent.MAX_NAME_LEN) {
             throw new EntryException(this + "/" + name, "has a " + name.length() + "-byte name; EROFS allows at most "
@@ -74,6 +72,12 @@ public final class EntryPath {
         List<Name> c = new ArrayList<>(components);
         c.add(name);
         return new EntryPath(original.endsWith("/") ? original + name : original + "/" + name, List.copyOf(c));
+    }
+
+    /** A path past {@link #MAX_DEPTH}, named by its first 200 characters (it may be thousands long). */
+    private static EntryException tooDeep(String path) {
+        return new EntryException(path.length() > 200 ? path.substring(0, 200) + "..." : path,
+                "lies more than " + MAX_DEPTH + " directories deep");
     }
 
     /**
