@@ -190,4 +190,54 @@ class OciLayoutTest {
             TreeAssert.assertSameTree(expected, TreeSnapshot.of(m), new TreeAssert.Ignore(false, false, true));
         });
     }
+
+    /**
+     * A layer that hard-links a lower layer's file into a directory and then marks that directory
+     * opaque: the link is the layer's own entry and stays (umoci's unpack keeps it); the lower
+     * layer's files in that directory go.
+     */
+    @Test
+    void aHardLinkToALowerFileSurvivesItsOwnLayersOpaqueMarker() throws Exception {
+        HostTools.requireRootWithErofsAndLoop();
+        HostTools.requireTool("umoci", "umoci");
+        Path layout = emptyLayout(tmp);
+        Path bundle = tmp.resolve("bundle1");
+        Path root = unpacked(layout, bundle);
+        Files.createDirectories(root.resolve("a"));
+        Files.createDirectories(root.resolve("d"));
+        Files.writeString(root.resolve("a/file"), "lower file\n");
+        Files.writeString(root.resolve("d/old"), "lower, hidden\n");
+        HostTools.run(List.of("umoci", "repack", "--image", layout + ":img", bundle.toString()));
+
+        // Layer 2: d/link, a hard link to layer 1's a/file, then the opaque marker of d/.
+        Path staging = tmp.resolve("layer2");
+        Files.createDirectories(staging.resolve("a"));
+        Files.createDirectories(staging.resolve("d"));
+        Files.writeString(staging.resolve("a/file"), "lower file\n");
+        Files.createLink(staging.resolve("d/link"), staging.resolve("a/file"));
+        Files.createFile(staging.resolve("d/.wh..wh..opq"));
+        Path full = tmp.resolve("full.tar");
+        HostTools.run(List.of("tar", "--numeric-owner", "--no-recursion", "-C", staging.toString(), "-cf", full.toString(),
+                "a/file", "d/link", "d/.wh..wh..opq"));
+        // Keep only the link and the marker: the link's target is the lower layer's file.
+        Path tar = tmp.resolve("layer2.tar");
+        HostTools.run(List.of("tar", "--delete", "-f", full.toString(), "a/file"));
+        Files.copy(full, tar);
+        HostTools.run(List.of("umoci", "raw", "add-layer", "--image", layout + ":img", tar.toString()));
+
+        Path expectedBundle = tmp.resolve("expected");
+        HostTools.run(List.of("umoci", "unpack", "--image", layout + ":img", expectedBundle.toString()));
+        TreeSnapshot expected = TreeSnapshot.of(expectedBundle.resolve("rootfs"));
+        assertTrue(expected.entries().containsKey("/d/link"), () -> "umoci keeps the link: " + expected.entries().keySet());
+        assertFalse(expected.entries().containsKey("/d/old"), "umoci hides the lower d/old");
+
+        Path out = tmp.resolve("out");
+        RoundTrip.build(layout, out, BuildOptions.defaults(BUILD_TIME));
+        Path disk = RoundTrip.export(out, tmp.resolve("disk.raw"), false);
+        RoundTrip.mounted(disk, tmp.resolve("mnt"), m -> {
+            assertEquals("lower file\n", Files.readString(m.resolve("d/link"), StandardCharsets.UTF_8));
+            assertFalse(Files.exists(m.resolve("d/old")));
+            TreeAssert.assertSameTree(expected, TreeSnapshot.of(m), new TreeAssert.Ignore(false, false, true));
+        });
+    }
 }

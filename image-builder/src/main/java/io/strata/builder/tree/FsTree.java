@@ -46,6 +46,7 @@ public final class FsTree {
             return;
         }
         dir.children().put(path.last(), node);
+        dir.setNameLayer(path.last(), -1);
     }
 
     /** Makes {@code path} another name for the file at {@code target} (a hard link). */
@@ -62,6 +63,7 @@ public final class FsTree {
         }
         Node dir = directoryFor(path, layer);
         dir.children().put(path.last(), t);
+        dir.setNameLayer(path.last(), layer);
     }
 
     /** The node at {@code path}, or null. Symlinks are not followed. */
@@ -89,8 +91,9 @@ public final class FsTree {
             return;
         }
         Node existing = dir.children().get(path.last());
-        if (existing != null && existing.layer() < layer) {
+        if (existing != null && dir.nameLayer(path.last(), existing) < layer) {
             dir.children().remove(path.last());
+            dir.setNameLayer(path.last(), -1);
         }
     }
 
@@ -118,18 +121,20 @@ public final class FsTree {
     /**
      * Removes from {@code dir} what layers below {@code layer} supplied: their files, and their
      * directories unless this layer wrote something inside. Returns whether anything remains.
-     * (A hard link this layer made to a lower layer's file is removed too: the tree keeps a layer per
-     * inode, not per name.)
+     * A name is judged by the layer that wrote it: a hard link this layer made to a lower layer's
+     * file stays, as umoci's unpack keeps it.
      */
     private static boolean hideLower(Node dir, int layer) {
         boolean remains = false;
         for (Iterator<Map.Entry<Name, Node>> it = dir.children().entrySet().iterator(); it.hasNext(); ) {
-            Node n = it.next().getValue();
-            boolean keep = n.isDirectory() ? hideLower(n, layer) || n.layer() >= layer : n.layer() >= layer;
+            Map.Entry<Name, Node> e = it.next();
+            Node n = e.getValue();
+            boolean keep = n.isDirectory() ? hideLower(n, layer) || n.layer() >= layer : dir.nameLayer(e.getKey(), n) >= layer;
             if (keep) {
                 remains = true;
             } else {
                 it.remove();
+                dir.setNameLayer(e.getKey(), -1);
             }
         }
         return remains;

@@ -1,6 +1,7 @@
 package io.strata.builder.tree;
 
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.SortedMap;
 import java.util.TreeMap;
@@ -24,6 +25,12 @@ public final class Node {
     private byte[] symlinkTarget;
     private FileContent content;
     private final TreeMap<Name, Node> children;
+    /**
+     * For a directory: the layer that wrote each child's name when that is above the child's own
+     * {@link #layer()} (a hard link a layer made to a lower layer's file: the name belongs to the
+     * linking layer, the inode to the lower one). Null until the first such link.
+     */
+    private Map<Name, Integer> linkLayers;
     private int layer;
 
     public Node(FileKind kind) {
@@ -87,6 +94,27 @@ public final class Node {
 
     public int layer() {
         return layer;
+    }
+
+    /**
+     * The layer that wrote the entry {@code name} of this directory, whose node is {@code child}:
+     * the child's own layer, or the later layer that made {@code name} a hard link to it.
+     */
+    int nameLayer(Name name, Node child) {
+        Integer linked = linkLayers == null ? null : linkLayers.get(name);
+        return linked == null ? child.layer() : Math.max(linked, child.layer());
+    }
+
+    /** Records that {@code layer} wrote {@code name} (a hard link), or forgets it when {@code layer} is negative. */
+    void setNameLayer(Name name, int layer) {
+        if (layer >= 0) {
+            if (linkLayers == null) {
+                linkLayers = new HashMap<>();
+            }
+            linkLayers.put(name, layer);
+        } else if (linkLayers != null) {
+            linkLayers.remove(name);
+        }
     }
 
     /** Children by name, sorted by unsigned bytes; null for non-directories. */
