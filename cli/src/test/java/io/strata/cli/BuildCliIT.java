@@ -106,6 +106,43 @@ class BuildCliIT {
         assertTrue(missing.err().startsWith("strata build: --prefetch: cannot read"), missing.err());
     }
 
+    /**
+     * A build stopped by SIGTERM part way leaves no temporary file and no blob in its output directory
+     * (the JVM runs shutdown hooks on a signal, not the build's own cleanup). The process is frozen
+     * (SIGSTOP) as soon as its first temporary file appears, so that the signal lands mid-build.
+     */
+    @Test
+    void aBuildStoppedByASignalLeavesNothingBehind() throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("src"));
+        byte[] big = new byte[96 << 20];
+        new java.util.Random(7).nextBytes(big);
+        Files.write(src.resolve("big.bin"), big);
+        Path out = tmp.resolve("img");
+        try (StrataProcess.Server b = StrataProcess.start(tmp, "build", "build", src.toString(), "-o", out.toString())) {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (listRecursively(out).stream().noneMatch(n -> n.contains(".strata-partial-"))) {
+                assertTrue(b.process.isAlive() && System.nanoTime() < deadline, "no temporary file appeared: " + b.log());
+                Thread.sleep(2);
+            }
+            String pid = Long.toString(b.process.pid());
+            assertEquals(0, HostTools.execute(List.of("kill", "-STOP", pid)).exitCode());
+            b.process.destroy();
+            assertEquals(0, HostTools.execute(List.of("kill", "-CONT", pid)).exitCode());
+            assertTrue(b.process.waitFor(30, TimeUnit.SECONDS), "still running 30 s after SIGTERM: " + b.log());
+            assertEquals(143, b.process.exitValue(), b.log());
+        }
+        assertEquals(List.of("blobs"), listRecursively(out), "left in the output directory by the stopped build");
+    }
+
+    private static List<String> listRecursively(Path dir) throws java.io.IOException {
+        if (!Files.exists(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.filter(p -> !p.equals(dir)).map(p -> dir.relativize(p).toString()).sorted().toList();
+        }
+    }
+
     @Test
     void badArgumentsAreOneLineAndExit2() throws Exception {
         Path tar = Fixtures.root().resolve("tar/all-entry-type.tar");

@@ -18,6 +18,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -237,6 +238,54 @@ class RegistryFaultsIT {
             assertTrue(ok.err().contains("0 layers uploaded"), ok.err());
             assertEquals(200, manifestStatus(repo, "v1"));
         }
+    }
+
+    /**
+     * push and export stopped by SIGTERM while the registry stalls them: neither leaves its temporary
+     * files behind (push's directory under java.io.tmpdir, export's {@code .NAME.*.partial} beside its
+     * output). Before, the JVM ran its shutdown hooks, not the commands' finally blocks, and both stayed.
+     */
+    @Test
+    void aPushOrExportStoppedByASignalLeavesNoTemporaryFiles(@TempDir Path tmp) throws Exception {
+        Path javaTmp = Files.createDirectories(tmp.resolve("java-tmp"));
+        Map<String, String> env = Map.of("STRATA_JAVA_OPTS", "-Djava.io.tmpdir=" + javaTmp);
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.injectOn("POST", "/blobs/uploads/", FaultProxy.Fault.STALL_FOREVER, Integer.MAX_VALUE);
+            try (StrataProcess.Server push = StrataProcess.start(tmp, "push", env, "push", image.toString(),
+                    proxy.registry() + "/strata/stopped:v1", "--creds", CREDS)) {
+                assertTrue(proxy.awaitFaultsApplied(1, Duration.ofSeconds(60)), "the upload never reached the stall: " + push.log());
+                assertEquals(1, listing(javaTmp).size(), "push's temporary directory while it uploads: " + listing(javaTmp));
+                assertStoppedBySigterm(push);
+                assertEquals(List.of(), listing(javaTmp), "left behind by the stopped push");
+            }
+
+            proxy.clearRules();
+            proxy.inject(FaultProxy.Fault.STALL_FOREVER, 1);
+            Path outDir = Files.createDirectories(tmp.resolve("out"));
+            try (StrataProcess.Server export = StrataProcess.start(tmp, "export", env, "export",
+                    proxy.registry() + "/" + REPO + ":v1", "--creds", CREDS, "--cache-dir", tmp.resolve("cache").toString(),
+                    "-o", outDir.resolve("disk.raw").toString())) {
+                assertTrue(proxy.awaitFaultsApplied(2, Duration.ofSeconds(60)), "the export never reached the stall: " + export.log());
+                assertTrue(listing(outDir).stream().anyMatch(n -> n.startsWith(".disk.raw.") && n.endsWith(".partial")),
+                        "export's partial file while it reads: " + listing(outDir));
+                assertStoppedBySigterm(export);
+                assertEquals(List.of(), listing(outDir), "left behind by the stopped export");
+            }
+        }
+    }
+
+    private static List<String> listing(Path dir) throws java.io.IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /** SIGTERM, then the JVM's exit status for it (128 + 15) within 30 s. */
+    private static void assertStoppedBySigterm(StrataProcess.Server s) throws Exception {
+        assertTrue(s.process.isAlive(), "ended before the signal: " + s.log());
+        s.process.destroy();
+        assertTrue(s.process.waitFor(30, TimeUnit.SECONDS), "still running 30 s after SIGTERM: " + s.log());
+        assertEquals(143, s.process.exitValue(), s.log());
     }
 
     private static void copyTree(Path from, Path to) throws java.io.IOException {

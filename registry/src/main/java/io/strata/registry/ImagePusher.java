@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.strata.core.image.BlobTableEntry;
 import io.strata.core.image.RafsImage;
+import io.strata.core.os.ExitCleanup;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.URI;
@@ -71,7 +72,7 @@ public final class ImagePusher {
             blobFiles.add(f);
         }
         Path tmpDir = Files.createTempDirectory("strata-push");
-        try {
+        try (ExitCleanup onSignal = ExitCleanup.register("push", () -> ExitCleanup.deleteQuietly(tmpDir))) {
             Path layer = tmpDir.resolve("bootstrap.tar.gz");
             String diffId;
             try (OutputStream out = Files.newOutputStream(layer)) {

@@ -1,6 +1,7 @@
 package io.strata.core.export;
 
 import io.strata.core.device.BlockDevice;
+import io.strata.core.os.ExitCleanup;
 import io.strata.core.verity.VerityLayout;
 import io.strata.core.verity.VerityTree;
 import java.io.IOException;
@@ -41,7 +42,8 @@ public final class DeviceExporter {
         Path dir = output.toAbsolutePath().getParent();
         Path tmp = partialFile(dir, output);
         boolean done = false;
-        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.READ,
+        try (ExitCleanup onSignal = ExitCleanup.register("export", () -> ExitCleanup.deleteQuietly(tmp));
+                FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.READ,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             VerityTree tree = verity == null ? null : new VerityTree(verity, size / VerityTree.BLOCK_SIZE, out, size);
             ByteBuffer window = ByteBuffer.allocateDirect(WINDOW);

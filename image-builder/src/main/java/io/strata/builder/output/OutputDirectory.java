@@ -1,10 +1,10 @@
 package io.strata.builder.output;
 
 import io.strata.builder.data.FinishedBlob;
+import io.strata.core.os.ExitCleanup;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.channels.FileChannel;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -32,7 +32,10 @@ public final class OutputDirectory implements AutoCloseable {
     private final List<Path> temps = new ArrayList<>();
     private final List<Path> published = new ArrayList<>();
     private boolean committed;
+    private boolean closed;
     private FutureTask<Void> sync;
+    /** Closes this directory if a signal stops the JVM during the build (shutdown hooks run then, not close). */
+    private ExitCleanup onSignal;
 
     private OutputDirectory(Path dir) {
         this.dir = dir;
@@ -41,7 +44,21 @@ public final class OutputDirectory implements AutoCloseable {
 
     public static OutputDirectory open(Path dir) throws IOException {
         Files.createDirectories(dir.resolve(BLOBS));
-        return new OutputDirectory(dir);
+        OutputDirectory out = new OutputDirectory(dir);
+        out.onSignal = ExitCleanup.register("build", () -> {
+            try {
+                out.close();
+            } catch (IOException ignored) {
+                // Best effort at exit.
+            }
+        });
+        return out;
+    }
+
+    private void checkOpen() throws IOException {
+        if (closed) {
+            throw new IOException(dir + ": the build was stopped");
+        }
     }
 
     public Path dir() {
@@ -57,12 +74,14 @@ public final class OutputDirectory implements AutoCloseable {
     }
 
     public synchronized Path newTempBlob() throws IOException {
+        checkOpen();
         Path p = Files.createTempFile(blobs, TEMP_PREFIX, "");
         temps.add(p);
         return p;
     }
 
     public synchronized Path newTempBootstrap() throws IOException {
+        checkOpen();
         Path p = Files.createTempFile(dir, TEMP_PREFIX, "");
         temps.add(p);
         return p;
@@ -89,6 +108,7 @@ public final class OutputDirectory implements AutoCloseable {
 
     /** Publishes the blobs under their ids, then the bootstrap: only files already on disk are renamed. */
     public synchronized void commit(List<FinishedBlob> finished, Path tempBootstrap) throws IOException {
+        checkOpen();
         if (sync == null) {
             startSync(finished);
         }
@@ -114,19 +134,13 @@ public final class OutputDirectory implements AutoCloseable {
         committed = true;
     }
 
-    /** Temporary files a crashed earlier build left behind (they are never complete images). */
-    public List<Path> staleTemporaries() throws IOException {
-        List<Path> out = new ArrayList<>();
-        for (Path d : List.of(dir, blobs)) {
-            try (DirectoryStream<Path> s = Files.newDirectoryStream(d, TEMP_PREFIX + "*")) {
-                s.forEach(out::add);
-            }
-        }
-        return out;
-    }
-
     @Override
     public synchronized void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        onSignal.close();
         IOException first = null;
         List<Path> remove = new ArrayList<>(temps);
         if (!committed) {
