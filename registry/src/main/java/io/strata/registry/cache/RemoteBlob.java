@@ -33,6 +33,8 @@ public final class RemoteBlob implements Blob {
 
     /** How long readahead stays off after a store failed: what it fetched would only be thrown away. */
     private static final long STORE_FAILURE_PAUSE_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    /** {@link #fetch}'s answer for a prefetch whose bytes the cache could not store (a full disk). */
+    private static final long NOT_KEPT = -1;
     /** When storing last failed (nanoTime), or long ago. */
     private volatile long storeFailedAt = System.nanoTime() - STORE_FAILURE_PAUSE_NANOS;
 
@@ -347,7 +349,8 @@ public final class RemoteBlob implements Blob {
     /**
      * Fetches the claimed chunks of {@code fill} with one request (from the first claimed chunk's
      * start to the last one's end), stores them, serves {@code [p, end)} of it into {@code dst}
-     * (null for a prefetch) and ends the claim. Returns how far {@code dst} is filled.
+     * (null for a prefetch) and ends the claim. Returns how far {@code dst} is filled; for a
+     * prefetch, {@link #NOT_KEPT} if the cache could not store what it fetched.
      */
     private long fetch(ChunkFill fill, ByteBuffer dst, long p, long end) throws IOException {
         long start = Long.MAX_VALUE;
@@ -364,6 +367,7 @@ public final class RemoteBlob implements Blob {
             buf.position(0);
             counters.fetched(fill.count, stop - start);
             int stored;
+            boolean kept = true;
             try {
                 stored = file.store(buf, start, fill.chunks, fill.count);
             } catch (IOException e) {
@@ -371,12 +375,13 @@ public final class RemoteBlob implements Blob {
                 LOG.warn("cache: cannot store blob {} bytes {}-{} in {}: {}", id(), start, stop - 1, file.dataPath(), e.toString());
                 storeFailedAt = System.nanoTime();
                 stored = 0;
+                kept = false;
             }
             if (stored > 0) {
                 source.stored(stop - start);
             }
             if (dst == null) {
-                return stop; // a prefetch: nobody to serve
+                return kept ? stop : NOT_KEPT; // a prefetch: nobody to serve
             }
             long to = Math.min(end, stop);
             ByteBuffer src = buf.duplicate();
@@ -410,7 +415,7 @@ public final class RemoteBlob implements Blob {
      * Fetches the missing chunks of one planned segment ({@code chunks}, ascending) that no one is
      * fetching, with one request (bridging the chunks between them); chunks being fetched by a read
      * or another prefetch request are left to that fetch, not waited for. For prefetching; returns
-     * true if this call sent a request.
+     * true if this call sent a request. Fails when the cache could not store what it fetched.
      */
     public boolean fetchSegment(int[] chunks) throws IOException {
         ChunkFill fill;
@@ -420,7 +425,10 @@ public final class RemoteBlob implements Blob {
         if (fill == null) {
             return false;
         }
-        fetch(fill, null, 0, 0);
+        if (fetch(fill, null, 0, 0) == NOT_KEPT) {
+            // Not a success: the prefetcher would count the chunks as cached, and fetch on regardless.
+            throw new IOException("fetched, but the cache could not store it (see the warning before)");
+        }
         return true;
     }
 

@@ -339,4 +339,46 @@ class PrefetcherTest {
             assertFalse(files.requests().isEmpty());
         }
     }
+
+    /**
+     * A cache on a full disk (a tmpfs the test mounts and fills): what the prefetch fetches cannot be
+     * stored. It is a failed prefetch, not a done one: no chunk counts as cached, and it stops after its
+     * failures in a row instead of pulling the whole image to throw it away.
+     */
+    @Test
+    void aPrefetchWhoseChunksCannotBeStoredFailsAndCountsNothingCached() throws Exception {
+        io.strata.core.testing.HostTools.require("root".equals(System.getProperty("user.name")), "mounting a tmpfs needs root");
+        Path img = buildImage(tmp, List.of());
+        RafsImage image = RafsImage.open(img.resolve("bootstrap"));
+        Path small = Files.createDirectories(tmp.resolve("small"));
+        io.strata.core.testing.HostTools.run(List.of("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small.toString()));
+        try {
+            FileBlobStore files = new FileBlobStore(img.resolve("blobs"));
+            RemoteBlobSource source = source(small.resolve("cache"), files, FetchPolicy.defaults());
+            try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), source, FlatDeviceOptions.defaults())) {
+                fillUp(small.resolve("filler"));
+                Prefetcher p = finish(Prefetcher.start(image, source, PrefetchMode.ALL,
+                        PrefetchOptions.defaults().withSlots(1)));
+                PrefetchProgress pr = p.progress();
+                assertEquals(PrefetchProgress.State.FAILED, pr.state(), pr.toString());
+                assertEquals(0, pr.doneChunks(), pr.toString());
+                assertEquals(0, pr.doneBytes(), pr.toString());
+                assertEquals(PrefetchOptions.defaults().maxConsecutiveFailures(), pr.failures(), pr.toString());
+            }
+        } finally {
+            io.strata.core.testing.HostTools.run(List.of("umount", "--lazy", small.toString()));
+        }
+    }
+
+    private static void fillUp(Path file) {
+        try (java.io.OutputStream fill = Files.newOutputStream(file)) {
+            byte[] k = new byte[4096];
+            while (true) {
+                fill.write(k);
+                fill.flush();
+            }
+        } catch (IOException full) {
+            // No space left on device: what the caller wants
+        }
+    }
 }
