@@ -223,7 +223,8 @@ final class ControlServer implements AutoCloseable {
         ObjectNode o = json.createObjectNode();
         o.put("removed", name);
         if (!closed) {
-            // Removed for clients; a disconnected client is still in a read, and the device closes when it ends.
+            // Removed for clients; a disconnected client (or vhost-user session) is still in a read, and
+            // the device closes when it ends.
             o.put("device", "closing when its disconnected clients' reads end");
             return new Answer(202, o);
         }

@@ -187,7 +187,8 @@ final class Daemon implements AutoCloseable {
      * Stops serving an export and frees its device, memory and threads. Refused (409) while clients
      * are connected, unless {@code force}: then they are disconnected (their sockets closed after the
      * replies in flight) first. False when a disconnected client was still in a read after
-     * {@link #DISCONNECT_WAIT}: the export is removed, and its device is closed once that read ends.
+     * {@link #DISCONNECT_WAIT} (or a vhost-user session still in a load after its drain timeout): the
+     * export is removed, and its device is closed once that read ends.
      */
     boolean remove(String name, boolean force) throws ControlException {
         changes.lock();
@@ -223,7 +224,12 @@ final class Daemon implements AutoCloseable {
                     }
                 }
                 exports.remove(name);
-                e.close();
+                if (!e.close()) {
+                    // A vhost-user session still in a load: its device closes once the session ends.
+                    CommandLoggers.serve().warn("export '{}' removed; its vhost-user session is still finishing a read {} s after "
+                            + "being stopped: its device closes when it ends", name, io.strata.vhost.VhostUserServer.DRAIN_TIMEOUT.toSeconds());
+                    return false;
+                }
                 CommandLoggers.serve().info("export '{}' removed{}", name, clients > 0 ? " (" + clients + " client(s) disconnected)" : "");
                 return true;
             } finally {
@@ -368,10 +374,14 @@ final class Daemon implements AutoCloseable {
             // A connection or load still running may use the exports' cache memory: leave it to the exit.
             return;
         }
+        boolean allClosed = true;
         for (DaemonExport e : exports()) {
-            e.close();
+            allClosed &= e.close();
         }
         exports.clear();
-        cache.close();
+        if (allClosed) {
+            // Else a vhost-user load still runs in it: the cache's memory goes with the process.
+            cache.close();
+        }
     }
 }

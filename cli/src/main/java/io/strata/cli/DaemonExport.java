@@ -53,10 +53,13 @@ final class DaemonExport {
         return nbd != null ? nbd.counters() : vhost.counters();
     }
 
-    /** Closes the prefetcher, the vhost-user server (ending its session) and the device; NBD clients must be gone already. */
-    void close() {
+    /**
+     * Closes the prefetcher, the vhost-user server (ending its session) and the device; NBD clients
+     * must be gone already. Returns false if the device closes later (see {@link #closeDevice}).
+     */
+    boolean close() {
         stopServing();
-        closeDevice();
+        return closeDevice();
     }
 
     /** Takes its metrics away and stops its prefetcher: all but the device, which clients may still be reading. */
@@ -71,9 +74,9 @@ final class DaemonExport {
     /**
      * Closes the vhost-user server (ending its session) and the device, freeing its cache memory; if
      * the session or a load it started is still running (a read stalled on its registry), the device
-     * is closed by a thread once they end, never under them.
+     * is closed by a thread once they end, never under them, and this returns false.
      */
-    void closeDevice() {
+    boolean closeDevice() {
         if (vhost != null) {
             boolean drained;
             try {
@@ -87,16 +90,18 @@ final class DaemonExport {
                     try {
                         vhost.awaitStopped();
                         closeDeviceNow();
+                        CommandLoggers.serve().info("export '{}': its vhost-user session ended; device closed", name());
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt(); // the process is ending: its memory goes with it
                     }
                 }, "strata-close-" + name());
                 later.setDaemon(true);
                 later.start();
-                return;
+                return false;
             }
         }
         closeDeviceNow();
+        return true;
     }
 
     private void closeDeviceNow() {

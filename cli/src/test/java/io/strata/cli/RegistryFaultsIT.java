@@ -188,6 +188,40 @@ class RegistryFaultsIT {
     }
 
     /**
+     * The same for a vhost-user export: its session is still in a load the registry stalls when the
+     * forced remove stops it. The remove answers at once that the device is closing (it said
+     * "removed" as if all were done), and the device closes when the load has ended.
+     */
+    @Test
+    void aForcedRemoveOfAVhostUserExportInAStalledReadSaysItsDeviceIsClosing(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            Path control = tmp.resolve("control.sock");
+            Path vhost = tmp.resolve("vm.sock");
+            try (StrataProcess.Server daemon = StrataProcess.start(tmp, "daemon", "serve", "--control", control.toString(),
+                    "--cache-dir", tmp.resolve("cache").toString(), "--metrics-interval", "0",
+                    "--prefetch", "none", "--creds", CREDS, "--registry-deadline", "20")) {
+                daemon.awaitLog("control: listening on");
+                StrataProcess.Run add = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "add", "vhost-user",
+                        vhost.toString(), proxy.registry() + "/" + REPO + ":v1");
+                assertEquals(0, add.code(), add.err() + daemon.log());
+                proxy.inject(FaultProxy.Fault.STALL_FOREVER, 1);
+                long offset = (Files.size(localExport) / 2) & ~0xfffffL;
+                try (io.strata.vhost.OneVhostRead read = new io.strata.vhost.OneVhostRead(vhost, offset)) {
+                    assertTrue(proxy.awaitFaultsApplied(1, Duration.ofSeconds(30)), "the read never reached the stalled registry: " + daemon.log());
+
+                    StrataProcess.Run removed = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "remove", vhost.toString(), "--force");
+                    assertEquals(0, removed.code(), removed.err() + daemon.log());
+                    assertTrue(removed.out().contains("removed '" + vhost + "'; its device is closing"), removed.out());
+                    daemon.awaitLog("removed; its vhost-user session is still finishing a read");
+                    // The load ends at its deadline; then the session, then the device.
+                    daemon.awaitLog(java.util.regex.Pattern.compile("its vhost-user session ended; device closed"), 60);
+                    assertTrue(daemon.process.isAlive());
+                }
+            }
+        }
+    }
+
+    /**
      * A registry that stalls forever: a read through {@code --registry-deadline 3} fails with EIO
      * within the deadline and a margin, and the same read afterwards is answered right.
      */
