@@ -56,6 +56,23 @@ class CacheEvictionTest {
         }
     }
 
+    private interface Work {
+        void run() throws Exception;
+    }
+
+    /** What {@code work} logs (slf4j-simple writes to System.err, looked up at each line). */
+    private static String capturingStandardError(Work work) throws Exception {
+        java.io.PrintStream original = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            work.run();
+        } finally {
+            System.setErr(original);
+        }
+        return captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     @Timeout(value = 3, unit = TimeUnit.MINUTES)
     @Test
     void evictsTheLeastRecentlyUsedBlobThatNoProcessUses() throws Exception {
@@ -95,8 +112,16 @@ class CacheEvictionTest {
             // c in use here, a there: nothing may go, however small the bound.
             BlobCacheDirectory tiny = new BlobCacheDirectory(cache, 1);
             RemoteBlobSource here = new RemoteBlobSource(tiny, new FileBlobStore(images.get(2).blobDir()), "store");
-            try (FlatDevice dev = FlatDevice.open(images.get(2).bootstrap(), here, FlatDeviceOptions.defaults())) {
-                assertEquals(List.of(), tiny.evictIfOverBound());
+            FlatDevice[] opened = new FlatDevice[1];
+            // It says so once, at the open, not at every check (a check comes about every MiB stored).
+            String said = capturingStandardError(() -> {
+                opened[0] = FlatDevice.open(images.get(2).bootstrap(), here, FlatDeviceOptions.defaults());
+                for (int i = 0; i < 5; i++) {
+                    assertEquals(List.of(), tiny.evictIfOverBound());
+                }
+            });
+            assertEquals(1, said.lines().filter(l -> l.contains("over its bound of 1: the rest is in use")).count(), said);
+            try (FlatDevice dev = opened[0]) {
                 assertEquals(2, filesOf(cache, a).size());
                 assertEquals(2, filesOf(cache, c).size());
 
