@@ -10,6 +10,7 @@ import io.strata.builder.testing.RoundTrip;
 import io.strata.builder.testing.TarWriter;
 import io.strata.core.testing.HostTools;
 import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -76,6 +77,40 @@ class BadInputTest {
             assertTrue(e.getMessage().contains("is not a name a directory entry can have"), e.getMessage());
             assertEquals(List.of(), files(tmp.resolve("out")));
         }
+    }
+
+    /**
+     * Sparse files the tar library cannot read (GNU sparse over 8 GiB, PAX sparse over 2 GiB, made by
+     * GNU tar --sparse from files with holes): the error says so; it was "Corrupted TAR archive" or
+     * "Unable to parse int from string value". A small sparse file still builds.
+     */
+    @Test
+    void sparseEntriesTheTarLibraryCannotReadAreNamed() throws Exception {
+        HostTools.requireTool("tar", "tar");
+        Path dir = Files.createDirectories(tmp.resolve("sparse"));
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(dir.resolve("nine-gib").toFile(), "rw")) {
+            f.setLength(9L << 30);
+            f.seek(5_000_000_000L);
+            f.write("data in a hole".getBytes(StandardCharsets.US_ASCII));
+        }
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(dir.resolve("three-gib").toFile(), "rw")) {
+            f.setLength(3L << 30);
+        }
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(dir.resolve("small").toFile(), "rw")) {
+            f.setLength(1 << 20);
+            f.seek(4096);
+            f.write("x".getBytes(StandardCharsets.US_ASCII));
+        }
+        for (String[] c : List.of(new String[] {"gnu", "nine-gib"}, new String[] {"pax", "nine-gib"}, new String[] {"pax", "three-gib"})) {
+            Path t = tmp.resolve(c[0] + "-" + c[1] + ".tar");
+            HostTools.run(List.of("tar", "--format=" + c[0], "--sparse", "-C", dir.toString(), "-cf", t.toString(), c[1]));
+            BuildException e = fails(t, tmp.resolve("out"));
+            assertTrue(e.getMessage().contains("a sparse file's entry: the tar library cannot read sparse entries"), e.getMessage());
+            assertEquals(List.of(), files(tmp.resolve("out")));
+        }
+        Path small = tmp.resolve("small.tar");
+        HostTools.run(List.of("tar", "--format=pax", "--sparse", "-C", dir.toString(), "-cf", small.toString(), "small"));
+        ImageBuilder.build(small, tmp.resolve("out-small"), BuildOptions.defaults(0), BuildListener.SILENT);
     }
 
     @Test

@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 
 /**
  * Reads one tar layer (commons-compress: ustar, GNU and PAX headers, sparse entries) into the tree,
@@ -57,7 +58,7 @@ final class TarLayerReader {
                 headers = rec.stop();
             } catch (IOException | RuntimeException ex) {
                 throw new BuildException(source + ": " + (last == null ? "at the first entry" : "after entry '" + last + "'")
-                        + ": " + message(ex), ex);
+                        + ": " + message(ex) + sparseHint(rec.stop()), ex);
             }
             if (e == null) {
                 break;
@@ -73,6 +74,35 @@ final class TarLayerReader {
                 throw new BuildException(source + ": entry '" + e.getName() + "': " + message(ex), ex);
             }
         }
+    }
+
+    /**
+     * What to add to a header the tar library could not read when it is a sparse file's: commons-compress
+     * cannot read GNU sparse headers of files over 8 GiB ("Corrupted TAR archive") nor PAX sparse
+     * records over 2 GiB ("Unable to parse int"), messages that say nothing of the cause.
+     */
+    static String sparseHint(byte[] headers) {
+        boolean sparse = false;
+        for (int at = 0; at + TarConstants.DEFAULT_RCDSIZE <= headers.length && !sparse; at += TarConstants.DEFAULT_RCDSIZE) {
+            sparse = headers[at + TYPEFLAG_OFFSET] == TarConstants.LF_GNUTYPE_SPARSE && isHeader(headers, at);
+        }
+        if (!sparse) {
+            byte[] pax = "GNU.sparse.".getBytes(StandardCharsets.US_ASCII);
+            for (int i = 0; i + pax.length <= headers.length && !sparse; i++) {
+                sparse = java.util.Arrays.equals(headers, i, i + pax.length, pax, 0, pax.length);
+            }
+        }
+        return sparse ? " (a sparse file's entry: the tar library cannot read sparse entries of files over 2 GiB (PAX)"
+                + " or 8 GiB (GNU); make the tar without --sparse)" : "";
+    }
+
+    /** The type flag's offset in a tar header block (POSIX ustar; GNU and PAX keep it). */
+    private static final int TYPEFLAG_OFFSET = 156;
+
+    /** Whether the 512-byte block at {@code at} looks like a tar header: "ustar" at its magic (offset 257). */
+    private static boolean isHeader(byte[] b, int at) {
+        byte[] magic = "ustar".getBytes(StandardCharsets.US_ASCII);
+        return java.util.Arrays.equals(b, at + 257, at + 257 + magic.length, magic, 0, magic.length);
     }
 
     private static String message(Throwable t) {
