@@ -80,6 +80,7 @@ final class BuildCommand implements Callable<Integer> {
                     StatusLine.warn("build", "strata build: warning: " + message);
                 }
             });
+            bar.finished();
         }
         out.println("wrote " + r.bootstrap() + ": " + r.bootstrapBytes() + " bytes, " + r.inodes() + " inodes; flat device "
                 + r.flatDeviceBytes() + " bytes (" + r.flatDeviceBytes() / RafsImage.BLOCK_SIZE + " blocks)");

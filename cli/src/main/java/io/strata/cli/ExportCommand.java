@@ -49,6 +49,7 @@ final class ExportCommand implements Callable<Integer> {
         try (FlatDevice dev = image.open(spec.commandLine());
              ProgressBar bar = ProgressBar.forStderr("export")) {
             r = DeviceExporter.export(dev, target, layout, bar::update);
+            bar.finished();
         }
         out.println("wrote " + output + ": " + r.dataBytes() + " bytes of device (" + r.dataBytes() / 4096 + " blocks)"
                 + (r.rootHash() == null ? "" : " + " + r.treeBytes() + " bytes of " + verity.toLowerCase(Locale.ROOT)

@@ -15,6 +15,8 @@ final class ProgressBar implements AutoCloseable {
     private long lastPrint;
     private long lastDone;
     private long lastTotal;
+    private boolean drawn;
+    private boolean finished;
     private final long start = System.nanoTime();
 
     private ProgressBar(String label, PrintStream err, boolean terminal) {
@@ -39,6 +41,7 @@ final class ProgressBar implements AutoCloseable {
         lastPrint = now;
         if (terminal) {
             err.print("\r" + render(done, total));
+            drawn = true;
         } else {
             StatusLine.info(label, label + ": " + percent(done, total) + "% (" + mib(done) + " of " + mib(total) + " MiB)");
             return;
@@ -62,10 +65,24 @@ final class ProgressBar implements AutoCloseable {
         return String.format("%.1f", bytes / 1048576.0);
     }
 
+    /** The work completed: {@link #close} reports its final line. */
+    void finished() {
+        finished = true;
+    }
+
     @Override
     public void close() {
+        if (!finished) {
+            // The work failed (its error follows): no final line, which would read "100%" when the
+            // failure came at the end of the input; a drawn bar only needs its line ended.
+            if (drawn) {
+                err.print("\n");
+                err.flush();
+            }
+            return;
+        }
         if (lastTotal == 0 && lastDone == 0) {
-            return; // nothing was done (the work failed before it began): no "100%" to report
+            return; // nothing to report
         }
         double secs = (System.nanoTime() - start) / 1e9;
         String summary = label + ": " + percent(lastDone, lastTotal) + "% (" + mib(lastDone) + " MiB in "

@@ -173,6 +173,8 @@ class BuildCliIT {
         StrataProcess.Run r = strata("build", tar.toString(), "-o", out.toString());
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().contains("'../inner/f' climbs out of the image root"), r.err());
+        // One line: no progress line before it (it read "build: 100%" when the tar had been read to its end).
+        assertEquals(1, r.err().strip().lines().count(), r.err());
         try (Stream<Path> s = Files.walk(out)) {
             assertEquals(0, s.filter(Files::isRegularFile).count(), "no output left behind");
         }
