@@ -4,8 +4,8 @@ import io.strata.core.device.BlockDevice;
 import io.strata.nbd.Export;
 import io.strata.nbd.ExportRegistry;
 import io.strata.nbd.KernelAttach;
+import io.strata.nbd.NbdDeviceNode;
 import io.strata.nbd.NbdServer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -32,7 +32,10 @@ final class AttachCommand implements Callable<Integer> {
     @Option(names = "--connections", paramLabel = "N", defaultValue = "1", description = "Sockets the kernel spreads requests over (default: ${DEFAULT-VALUE}).")
     int connections;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30", description = "Kernel request timeout (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "0",
+            description = {"Kernel request timeout; 0, the default, for none (as qemu-nbd). A request slower than a",
+                "timeout ends the device for good (the kernel cannot reconnect it), e.g. a read waiting on a slow",
+                "registry; without one, reads still fail at Strata's own --registry-deadline."})
     int timeout;
 
     @CommandLine.Mixin
@@ -44,14 +47,11 @@ final class AttachCommand implements Callable<Integer> {
         if (connections < 1 || connections > 64) {
             throw new CommandLine.ParameterException(cmd, "--connections must be 1..64");
         }
-        if (timeout < 1) {
-            throw new CommandLine.ParameterException(cmd, "--timeout must be at least 1 second");
+        if (timeout < 0) {
+            throw new CommandLine.ParameterException(cmd, "--timeout must be 0 (none) or a number of seconds");
         }
         metrics.check(cmd);
-        if (!Files.exists(nbdDevice)) {
-            throw new CommandLine.ParameterException(cmd, nbdDevice + " does not exist (is the nbd module loaded? modprobe nbd)");
-        }
-        String notNbd = NbdDevicePath.whyNot(nbdDevice);
+        String notNbd = NbdDeviceNode.whyNot(nbdDevice);
         if (notNbd != null) {
             throw new CommandLine.ParameterException(cmd, notNbd);
         }
@@ -91,10 +91,25 @@ final class AttachCommand implements Callable<Integer> {
         metrics.served.addNbdServer(server.metrics());
         metrics.served.addDevice(nbdDevice.toString(), device);
         image.registerMetrics(metrics.served, nbdDevice.toString(), device);
+        String dropped;
         try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.attach());
                 AutoCloseable line = metrics.start(CommandLoggers.attach(),
                         () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(device, image))) {
-            attached.awaitDisconnect();
+            dropped = attached.awaitDisconnect();
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException signalled) {
+            return 0; // a signal: the hook detaches and frees the device
+        }
+        // The kernel ended it: someone else's disconnect (nbd-client -d), or a failure.
+        CommandLoggers.attach().info("{} disconnected{}", nbdDevice, dropped == null ? "" : " by the kernel: " + dropped);
+        attached.close();
+        if (server.stop(NbdServer.DRAIN_TIMEOUT)) {
+            device.close();
+        }
+        if (dropped != null) {
+            throw new java.io.IOException(nbdDevice + ": the kernel dropped the device: " + dropped);
         }
         return 0;
     }

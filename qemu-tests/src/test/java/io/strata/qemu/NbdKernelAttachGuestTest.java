@@ -64,6 +64,7 @@ class NbdKernelAttachGuestTest {
             }
         }
         HostTools.run(List.of("mkfs.erofs", data.resolve("tree.erofs").toString(), tree.toString()));
+        Files.write(data.resolve("mbr.img"), mbrDisk());
         Files.writeString(data.resolve("tree.md5"), md5List(tree));
         Path diskImage = tmp.resolve("disk.erofs");
         HostTools.run(List.of("mkfs.erofs", diskImage.toString(), disk.toString()));
@@ -75,16 +76,28 @@ class NbdKernelAttachGuestTest {
                 "mount -t erofs -o ro /dev/vda /disk || exit 10",
                 "attach_check() { # dev connections md5file args...",
                 "  dev=$1; n=$2; sums=$3; shift 3",
-                "  " + strata + " attach /dev/$dev \"$@\" --connections $n --timeout 120 > /tmp/$dev.log 2>&1 &",
+                "  " + strata + " attach /dev/$dev \"$@\" --connections $n > /tmp/$dev.log 2>&1 &",
                 "  pid=$!; i=0",
-                "  while [ \"$(cat /sys/block/$dev/size)\" = 0 ]; do",
+                // "attached" is printed once the device is live: it has its size then, not later.
+                "  while ! grep -q '^attached ' /tmp/$dev.log; do",
                 "    sleep 1; i=$((i+1))",
                 "    if [ $i -gt 240 ] || ! kill -0 $pid 2>/dev/null; then echo \"$dev never came up\"; cat /tmp/$dev.log; return 11; fi",
                 "  done",
-                "  echo \"$dev: $(cat /sys/block/$dev/size) sectors after ${i}s\"",
+                "  size=$(cat /sys/block/$dev/size)",
+                "  [ \"$size\" != 0 ] || { echo \"$dev: 'attached' printed while its size was 0\"; return 16; }",
+                "  echo \"$dev: $size sectors when attached, after ${i}s\"",
                 "  mount -t erofs -o ro /dev/$dev /mnt || { cat /tmp/$dev.log; return 12; }",
                 "  (cd /mnt && md5sum -c $sums > /tmp/$dev.check 2>&1) || { grep -v ': OK' /tmp/$dev.check | head; cat /tmp/$dev.log; return 13; }",
                 "  echo \"$dev: $(grep -c ': OK' /tmp/$dev.check) files OK\"",
+                // A second attach of the busy device is refused and leaves the first one serving (it
+                // used to clear the device's sockets first: every read of the mount then failed).
+                "  " + strata + " attach /dev/$dev --raw /disk/data/tree.erofs > /tmp/$dev.busy 2>&1; rc=$?",
+                "  if [ $rc != 1 ] || ! grep -q 'is in use: process' /tmp/$dev.busy; then",
+                "    echo \"$dev: a second attach exited $rc\"; cat /tmp/$dev.busy; return 17",
+                "  fi",
+                "  echo 3 > /proc/sys/vm/drop_caches",
+                "  (cd /mnt && md5sum -c $sums > /tmp/$dev.check2 2>&1) || { echo \"$dev: broken by a second attach\"; grep -v ': OK' /tmp/$dev.check2 | head; return 18; }",
+                "  echo \"$dev: $(grep -c ': OK' /tmp/$dev.check2) files still OK after a second attach was refused\"",
                 "  umount /mnt",
                 "  kill -TERM $pid; wait $pid; echo \"$dev: strata exited $?\"",
                 "  [ \"$(cat /sys/block/$dev/size)\" = 0 ] || { echo \"$dev still sized\"; return 14; }",
@@ -94,6 +107,21 @@ class NbdKernelAttachGuestTest {
                 "}",
                 "attach_check nbd0 2 /disk/data/fixture.md5 /disk/data/rafs-v6-2.2.boot -D /disk/data || exit $?",
                 "attach_check nbd1 4 /disk/data/tree.md5 --raw /disk/data/tree.erofs || exit $?",
+                // A disk image with a partition table: its partition's node is refused (the ioctls
+                // act on the whole disk, which another process serves).
+                strata + " attach /dev/nbd2 --raw /disk/data/mbr.img > /tmp/nbd2.log 2>&1 &",
+                "pid=$!; i=0",
+                "while ! grep -q '^attached ' /tmp/nbd2.log; do",
+                "  sleep 1; i=$((i+1))",
+                "  if [ $i -gt 240 ] || ! kill -0 $pid 2>/dev/null; then echo 'nbd2 never came up'; cat /tmp/nbd2.log; exit 19; fi",
+                "done",
+                "dd if=/dev/nbd2 of=/dev/null bs=4096 count=1 2>/dev/null", // the first open scans the partitions
+                "i=0; while [ ! -b /dev/nbd2p1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done",
+                "[ -b /dev/nbd2p1 ] || { echo 'no /dev/nbd2p1'; ls /sys/block/nbd2; exit 20; }",
+                strata + " attach /dev/nbd2p1 --raw /disk/data/tree.erofs > /tmp/nbd2p1.log 2>&1; rc=$?",
+                "if [ $rc != 2 ] || ! grep -q 'is a partition of an nbd device' /tmp/nbd2p1.log; then echo \"nbd2p1: exited $rc\"; cat /tmp/nbd2p1.log; exit 21; fi",
+                "echo 'nbd2p1: refused as a partition'",
+                "kill -TERM $pid; wait $pid; echo \"nbd2: strata exited $?\"",
                 "exit 0");
         Guest.Result r = new Guest(kit, tmp, script).memory(1536).timeout(900).disk(diskImage).boot();
         System.out.println("guest output:" + r.output());
@@ -101,6 +129,20 @@ class NbdKernelAttachGuestTest {
         assertTrue(r.output().contains("nbd0: 2 files OK"), r.output());
         assertTrue(r.output().contains("nbd1: 600 files OK"), r.output());
         assertTrue(r.output().contains("nbd0: released") && r.output().contains("nbd1: released"), r.output());
+        assertTrue(r.output().contains("nbd0: 2 files still OK after a second attach was refused"), r.output());
+        assertTrue(r.output().contains("nbd1: 600 files still OK after a second attach was refused"), r.output());
+        assertTrue(r.output().contains("nbd2p1: refused as a partition"), r.output());
+    }
+
+    /** A 2 MiB disk image with an MBR partition table: one Linux partition, sectors 2048-4095. */
+    static byte[] mbrDisk() {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(2 << 20).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int entry = 446; // the first of four 16-byte partition entries
+        b.put(entry + 4, (byte) 0x83); // type: Linux
+        b.putInt(entry + 8, 2048); // first sector (LBA)
+        b.putInt(entry + 12, 2048); // sectors
+        b.put(510, (byte) 0x55).put(511, (byte) 0xaa);
+        return b.array();
     }
 
     /** "md5  ./relative/path" lines for every regular file under {@code root}, as md5sum -c reads them. */

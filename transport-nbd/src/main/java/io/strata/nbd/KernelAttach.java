@@ -30,16 +30,26 @@ public final class KernelAttach implements Closeable {
 
     private final Path device;
     private final int fd;
-    /** The kernel block layer's unit: a device size must be a multiple of it. */
+    /**
+     * The kernel block layer's unit: a device size must be a multiple of it. Also the logical block
+     * size asked for, as qemu-nbd and nbd-client do: a larger one (4096) keeps file systems with
+     * smaller blocks (ext4 or EROFS made with 1 KiB blocks, FAT) from mounting a --raw image, and
+     * reads are page-sized whatever it is.
+     */
     private static final int SECTOR = 512;
-    /** The block size asked for when the size allows: one page, what EROFS reads in. */
-    private static final int PAGE_BLOCK = 4096;
+    /** How long NBD_DO_IT may take to make the device live before attach gives up. */
+    private static final long START_TIMEOUT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
     private final LibC libc = Native.libc();
     private final List<SocketChannel> kernelEnds = new ArrayList<>();
     private final List<Thread> servers = new ArrayList<>();
     private final CountDownLatch disconnected = new CountDownLatch(1);
     private volatile boolean detaching;
+    /** What NBD_DO_IT returned: 0 for a disconnect someone asked for, -errno when the kernel dropped the device. */
+    private volatile int doItResult;
     private Thread doIt;
+    private static final int EBUSY = 16;
+    /** Sockets the kernel took (NBD_SET_SOCK): the configuration is ours to clear on close. */
+    private int socketsGiven;
 
     private KernelAttach(Path device, int fd) {
         this.device = device;
@@ -48,7 +58,10 @@ public final class KernelAttach implements Closeable {
 
     /**
      * Attaches {@code export} to {@code device} over {@code connections} sockets and returns once the
-     * kernel is serving it (the block device is usable).
+     * kernel is serving it (the block device has its size; NBD_DO_IT is running). A device another
+     * process serves is refused, untouched. {@code timeoutSeconds} 0: no request timeout (the kernel
+     * waits, as with qemu-nbd; with one, a request slower than it kills the device for good: the
+     * ioctl interface cannot reconnect).
      */
     public static KernelAttach attach(Path device, Export export, NbdServer server, int connections, int timeoutSeconds)
             throws IOException {
@@ -70,14 +83,16 @@ public final class KernelAttach implements Closeable {
 
     private void configure(Export export, NbdServer server, int connections, int timeoutSeconds) throws IOException {
         long size = export.device().size();
-        // A device left configured by a crashed server refuses new sockets: clear it first.
-        libc.ioctl(fd, KernelNbd.CLEAR_SOCK, 0);
-        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, size % PAGE_BLOCK == 0 ? PAGE_BLOCK : SECTOR), "NBD_SET_BLKSIZE");
-        if (size % PAGE_BLOCK == 0) {
-            Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE_BLOCKS, size / PAGE_BLOCK), "NBD_SET_SIZE_BLOCKS");
-        } else {
-            Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
+        // No NBD_CLEAR_SOCK first: on a device in use it shuts the other server's sockets down and
+        // fails its requests (nbd_clear_sock), even one attached through netlink. A device whose
+        // server died is already clear: the kernel releases its config when the last fd closes.
+        Path sysfs = NbdDeviceNode.sysfs(device);
+        java.util.OptionalLong owner = NbdDeviceNode.servedBy(sysfs);
+        if (owner.isPresent()) {
+            throw new IOException(device + " is in use: process " + owner.getAsLong() + " serves it (detach that first)");
         }
+        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, SECTOR), "NBD_SET_BLKSIZE");
+        Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
         Native.check(libc.ioctl(fd, KernelNbd.SET_TIMEOUT, timeoutSeconds), "NBD_SET_TIMEOUT");
         // The kernel refuses a second socket unless the export says CAN_MULTI_CONN.
         int flags = NbdProtocol.TFLAG_HAS_FLAGS | NbdProtocol.TFLAG_READ_ONLY | NbdProtocol.TFLAG_SEND_FLUSH
@@ -92,7 +107,12 @@ public final class KernelAttach implements Closeable {
                 SocketChannel kernelEnd = SocketChannel.open(UnixDomainSocketAddress.of(sock));
                 SocketChannel ours = listener.accept();
                 kernelEnds.add(kernelEnd);
-                Native.check(libc.ioctl(fd, KernelNbd.SET_SOCK, Native.fdOf(kernelEnd)), "NBD_SET_SOCK");
+                if (libc.ioctl(fd, KernelNbd.SET_SOCK, Native.fdOf(kernelEnd)) < 0) {
+                    int err = Native.errno();
+                    throw new IOException(err == EBUSY ? device + " is in use: another process is setting it up"
+                            : "NBD_SET_SOCK failed: " + Native.errnoText(err));
+                }
+                socketsGiven++;
                 String peer = "kernel " + device + " socket " + i;
                 Thread t = new Thread(() -> server.serveTransmission(ours, peer, export), "nbd-kernel-" + i);
                 t.setDaemon(true);
@@ -106,28 +126,63 @@ public final class KernelAttach implements Closeable {
         // NBD_DO_IT blocks for as long as the device is connected.
         doIt = new Thread(() -> {
             int r = libc.ioctl(fd, KernelNbd.DO_IT, 0);
-            int err = r < 0 ? Native.errno() : 0;
-            if (r < 0 && !detaching) {
-                LOG.warn("nbd {}: NBD_DO_IT ended with errno {}", device, err);
-            }
+            doItResult = r < 0 ? -Native.errno() : 0;
             disconnected.countDown();
         }, "nbd-do-it");
         doIt.setDaemon(true);
         doIt.start();
-        LOG.info("nbd {}: attached {} ({} bytes) over {} connection(s), timeout {} s", device,
-                export.name().isEmpty() ? "the default export" : "'" + export.name() + "'", size, connections, timeoutSeconds);
+        awaitLive(sysfs, size);
+        LOG.info("nbd {}: attached {} ({} bytes) over {} connection(s), {}", device,
+                export.name().isEmpty() ? "the default export" : "'" + export.name() + "'", size, connections,
+                timeoutSeconds == 0 ? "no request timeout" : "request timeout " + timeoutSeconds + " s");
     }
 
-    /** Blocks until the kernel drops the device (detach, or someone ran nbd-client -d). */
-    public void awaitDisconnect() throws InterruptedException {
+    /**
+     * Waits until NBD_DO_IT has made the device live (the kernel applies the size and creates the
+     * pid file in nbd_start_device) or has failed (EBUSY: someone else started it; EINVAL: ...).
+     */
+    private void awaitLive(Path sysfs, long size) throws IOException {
+        if (!Files.isDirectory(sysfs)) {
+            LOG.debug("nbd {}: no {}: not waiting for the device to come up", device, sysfs);
+            return;
+        }
+        long deadline = System.nanoTime() + START_TIMEOUT_NANOS;
+        try {
+            while (!disconnected.await(10, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                if (NbdDeviceNode.servedBy(sysfs).isPresent() && NbdDeviceNode.sectors(sysfs) * SECTOR == size) {
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IOException(device + ": the kernel did not start serving it within "
+                            + java.util.concurrent.TimeUnit.NANOSECONDS.toSeconds(START_TIMEOUT_NANOS) + " s");
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted while " + device + " came up");
+        }
+        int err = -doItResult;
+        throw new IOException(err == EBUSY ? device + " is in use: another process started serving it"
+                : "NBD_DO_IT failed: " + Native.errnoText(err));
+    }
+
+    /**
+     * Blocks until the kernel drops the device: a detach ({@link #close}), someone else's disconnect
+     * (nbd-client -d), or a failure (a request timeout, a socket gone). Returns null for the first two,
+     * else what the kernel reported.
+     */
+    public String awaitDisconnect() throws InterruptedException {
         disconnected.await();
+        int r = doItResult;
+        return r == 0 || detaching ? null : "NBD_DO_IT ended with " + Native.errnoText(-r);
     }
 
     /** Disconnects cleanly: the kernel sends NBD_CMD_DISC, DO_IT returns, the device is free again. */
     @Override
     public void close() throws IOException {
         detaching = true;
-        if (doIt != null) {
+        if (doIt != null && disconnected.getCount() > 0) {
+            // Only while our NBD_DO_IT runs: after it failed, the device may be someone else's.
             libc.ioctl(fd, KernelNbd.DISCONNECT, 0);
             try {
                 if (!disconnected.await(30, java.util.concurrent.TimeUnit.SECONDS)) {
@@ -137,7 +192,10 @@ public final class KernelAttach implements Closeable {
                 Thread.currentThread().interrupt();
             }
         }
-        libc.ioctl(fd, KernelNbd.CLEAR_SOCK, 0);
+        if (socketsGiven > 0) {
+            // Only a configuration of ours: on a device someone else set up, this would end theirs.
+            libc.ioctl(fd, KernelNbd.CLEAR_SOCK, 0);
+        }
         for (SocketChannel c : kernelEnds) {
             c.close();
         }
@@ -149,6 +207,8 @@ public final class KernelAttach implements Closeable {
             }
         }
         libc.close(fd);
-        LOG.info("nbd {}: detached", device);
+        if (socketsGiven > 0) {
+            LOG.info("nbd {}: detached", device);
+        }
     }
 }

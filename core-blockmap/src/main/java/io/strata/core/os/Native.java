@@ -58,9 +58,14 @@ public final class Native {
     public static int check(int result, String what) throws IOException {
         if (result < 0) {
             int e = errno();
-            throw new IOException(what + " failed: errno " + e + " (" + jnr.constants.platform.Errno.valueOf(e) + ")");
+            throw new IOException(what + " failed: " + errnoText(e));
         }
         return result;
+    }
+
+    /** "errno N (NAME)", e.g. "errno 16 (EBUSY)". */
+    public static String errnoText(int errno) {
+        return "errno " + errno + " (" + jnr.constants.platform.Errno.valueOf(errno) + ")";
     }
 
     /**
