@@ -261,9 +261,18 @@ final class TlsChannel implements ByteChannel {
         return total == 0 && inboundClosed && dst.hasRemaining() ? -1 : total;
     }
 
-    /** Post-handshake messages (TLS 1.3 KeyUpdate, session tickets) may need tasks or an answer. */
+    /**
+     * Post-handshake messages (TLS 1.3 KeyUpdate, session tickets) may need tasks or an answer. On
+     * TLS 1.2 there are none but a renegotiation the client starts (a ClientHello), which is refused:
+     * JSSE would complete any number of them, each a full handshake's CPU after --handshake-timeout
+     * no longer applies (nbdkit drops such a client too).
+     */
     private void afterUnwrap(SSLEngineResult r) throws IOException {
         SSLEngineResult.HandshakeStatus hs = r.getHandshakeStatus();
+        if (hs != SSLEngineResult.HandshakeStatus.NOT_HANDSHAKING && hs != SSLEngineResult.HandshakeStatus.FINISHED
+                && !"TLSv1.3".equals(engine.getSession().getProtocol())) {
+            throw new SSLException("the client started a TLS renegotiation, which is not supported");
+        }
         if (hs == SSLEngineResult.HandshakeStatus.NEED_TASK) {
             runTasks();
             hs = engine.getHandshakeStatus();

@@ -108,6 +108,44 @@ class StartTlsTest {
         }
     }
 
+    /**
+     * A TLS 1.2 client that starts a renegotiation loses its connection (JSSE completed any number of
+     * them, a full handshake's CPU each); the server goes on serving others.
+     */
+    @Test
+    void aRenegotiationTheClientStartsEndsThatConnection() throws Exception {
+        try (Socket plain = connect(required)) {
+            Wire w = new Wire(plain);
+            w.greet();
+            w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
+            assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
+            try (SSLSocket tls = (SSLSocket) client.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), false)) {
+                tls.setSoTimeout(TIMEOUT_MS);
+                tls.setEnabledProtocols(new String[] {"TLSv1.2"});
+                tls.startHandshake();
+                assertEquals("TLSv1.2", tls.getSession().getProtocol());
+                Wire t = new Wire(tls);
+                t.go("big");
+                assertArrayEquals(Arrays.copyOfRange(big, 0, 4096), t.read(1, 0, 4096));
+                tls.getSession().invalidate();
+                tls.startHandshake(); // on an established connection: a renegotiation, not waited for
+                assertThrows(IOException.class, () -> t.read(2, 4096, 4096), "the connection ends");
+            }
+        }
+        try (Socket plain = connect(required)) {
+            Wire w = new Wire(plain);
+            w.greet();
+            w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
+            assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
+            try (SSLSocket tls = upgrade(plain)) {
+                Wire t = new Wire(tls);
+                t.go("big");
+                assertArrayEquals(Arrays.copyOfRange(big, 8192, 12288), t.read(3, 8192, 4096), "others are still served");
+                t.disconnect();
+            }
+        }
+    }
+
     @Test
     void plaintextNegotiationIsForgottenAtStartTls() throws Exception {
         try (Socket plain = connect(optional)) {
