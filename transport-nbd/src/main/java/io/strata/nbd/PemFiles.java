@@ -101,6 +101,23 @@ final class PemFiles {
      * Checks that {@code key} belongs to {@code cert} by signing with one and verifying with the
      * other: a mismatch would otherwise surface only as every client's handshake failing.
      */
+    /**
+     * Refuses a server certificate that has expired or is not valid yet: every client's handshake
+     * would fail ("certificate not trusted"), with nothing in the server's log to say why. qemu-nbd
+     * refuses to start with one too.
+     */
+    static void checkValidNow(X509Certificate cert, Path certFile) throws TlsSetupException {
+        try {
+            cert.checkValidity();
+        } catch (java.security.cert.CertificateExpiredException e) {
+            throw new TlsSetupException("the certificate in " + certFile + " (" + cert.getSubjectX500Principal().getName()
+                    + ") expired on " + cert.getNotAfter().toInstant());
+        } catch (java.security.cert.CertificateNotYetValidException e) {
+            throw new TlsSetupException("the certificate in " + certFile + " (" + cert.getSubjectX500Principal().getName()
+                    + ") is not valid before " + cert.getNotBefore().toInstant() + " (is the clock right?)");
+        }
+    }
+
     static void checkPair(PrivateKey key, X509Certificate cert, Path keyFile, Path certFile) throws TlsSetupException {
         String alg;
         switch (key.getAlgorithm()) {

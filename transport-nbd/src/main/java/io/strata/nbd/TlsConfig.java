@@ -54,6 +54,7 @@ public final class TlsConfig {
         List<X509Certificate> chain = PemFiles.certificates(certChain, "certificate file");
         PrivateKey privateKey = PemFiles.privateKey(key, "key file");
         PemFiles.checkPair(privateKey, chain.get(0), key, certChain);
+        PemFiles.checkValidNow(chain.get(0), certChain);
         try {
             char[] password = new char[0]; // the in-memory key store never leaves this method
             KeyStore keys = KeyStore.getInstance("PKCS12");

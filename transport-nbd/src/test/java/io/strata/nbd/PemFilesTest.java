@@ -79,6 +79,11 @@ class PemFilesTest {
         Path cut = tmp.resolve("cut.pem");
         Files.writeString(cut, Files.readString(certs.serverCert).replace("-----END CERTIFICATE-----", ""));
         assertRefused("no END line", cut.toString(), () -> TlsConfig.load(TlsMode.ON, cut, certs.serverKey, null));
+        // A certificate that has expired, or is not valid yet: every handshake would fail.
+        Path expired = certs.serverCertValid("expired.pem", "2020-01-01 00:00:00", "2021-01-01 00:00:00");
+        assertRefused("expired on 2021-01-01", expired.toString(), () -> TlsConfig.load(TlsMode.ON, expired, certs.serverKey, null));
+        Path future = certs.serverCertValid("future.pem", "2099-01-01 00:00:00", "2100-01-01 00:00:00");
+        assertRefused("is not valid before 2099-01-01", future.toString(), () -> TlsConfig.load(TlsMode.ON, future, certs.serverKey, null));
         Path badCa = tmp.resolve("bad-ca.pem");
         Files.writeString(badCa, "not a certificate\n");
         assertRefused("no PEM certificate", badCa.toString(), () -> TlsConfig.load(TlsMode.ON, certs.serverCert, certs.serverKey, badCa));

@@ -42,6 +42,17 @@ final class TlsCertificates {
         selfSigned("Some other CA", dir.resolve("other-ca-key.pem"), otherCaCert);
     }
 
+    /**
+     * A server certificate for {@link #serverKey} valid only from {@code activation} to {@code expiration}
+     * (certtool's "YYYY-MM-DD hh:mm:ss"), signed by the CA.
+     */
+    Path serverCertValid(String name, String activation, String expiration) throws IOException {
+        Path cert = dir.resolve(name);
+        signed(serverKey, cert, dir.resolve("ca-key.pem"), caCert, "cn = \"localhost\"\ndns_name = \"localhost\"\ntls_www_server\n"
+                + "activation_date = \"" + activation + "\"\nexpiration_date = \"" + expiration + "\"\n");
+        return cert;
+    }
+
     /** A client credentials directory trusting our CA (or {@code wrongCa}), with or without a client certificate. */
     Path clientDir(String name, boolean withClientCert, boolean wrongCa) throws IOException {
         Path d = Files.createDirectories(dir.resolve(name));
