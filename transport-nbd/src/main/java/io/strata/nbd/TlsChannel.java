@@ -77,6 +77,21 @@ final class TlsChannel implements ByteChannel {
     }
 
     /**
+     * What to add to a failed handshake's message when the cause is known but the JDK's words do not
+     * say it. With --tls-verify-peer on JDK 24+ (TLS 1.3), gnutls 3.7 clients (Debian 12's libnbd and
+     * QEMU) send no certificate for an RSA key: JSSE's CertificateRequest no longer lists the
+     * rsa_pkcs1 schemes (RFC 8446 allows them in certificates only), and gnutls 3.7 then finds no
+     * certificate it may use. ECDSA client keys work with every JDK.
+     */
+    static String hint(String message, int jdkFeature) {
+        if (message == null || !message.contains("Empty client certificate chain")) {
+            return "";
+        }
+        return jdkFeature >= 24 ? " (the client sent no certificate; gnutls 3.7 clients, e.g. Debian 12's libnbd and QEMU,"
+                + " send none for an RSA key to this JDK: give them an ECDSA key)" : " (the client sent no certificate)";
+    }
+
+    /**
      * Runs the server side of the TLS handshake on {@code net} (right after the STARTTLS ACK) and
      * returns the channel to use from then on. A failed handshake sends the engine's alert (so the
      * client learns why) and throws an {@link SSLException} whose message says what failed.
@@ -90,7 +105,7 @@ final class TlsChannel implements ByteChannel {
             ok = true;
         } catch (SSLException e) {
             t.sendAlert();
-            throw new SSLException("TLS handshake failed: " + e.getMessage(), e);
+            throw new SSLException("TLS handshake failed: " + e.getMessage() + hint(e.getMessage(), Runtime.version().feature()), e);
         } catch (EOFException e) {
             throw new EOFException("peer closed the connection during the TLS handshake");
         } finally {

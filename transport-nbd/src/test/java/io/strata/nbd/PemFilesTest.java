@@ -98,4 +98,14 @@ class PemFilesTest {
         assertTrue(e.getMessage().contains(why) && e.getMessage().contains(file), e.getMessage());
         assertEquals(1, e.getMessage().lines().count(), e.getMessage());
     }
+
+    /** A client that sent no certificate to --tls-verify-peer: the log says so, and on JDK 24+ why gnutls 3.7 does. */
+    @Test
+    void aClientWithoutACertificateIsNamedAsSuchWithTheGnutlsHintOnNewerJdks() {
+        String jdk = "(certificate_required) Empty client certificate chain";
+        assertEquals(" (the client sent no certificate)", TlsChannel.hint(jdk, 17));
+        assertTrue(TlsChannel.hint(jdk, 25).contains("give them an ECDSA key"), TlsChannel.hint(jdk, 25));
+        assertEquals("", TlsChannel.hint("(bad_certificate) PKIX path building failed", 25));
+        assertEquals("", TlsChannel.hint(null, 25));
+    }
 }

@@ -53,6 +53,16 @@ final class TlsCertificates {
         return cert;
     }
 
+    /** A client credentials directory trusting our CA, with a client certificate for a new RSA key. */
+    Path rsaClientDir(String name) throws IOException {
+        Path d = Files.createDirectories(dir.resolve(name));
+        Files.copy(caCert, d.resolve("ca-cert.pem"));
+        certtool("--generate-privkey", "--key-type=rsa", "--bits=2048", "--outfile", d.resolve("client-key.pem").toString());
+        signed(d.resolve("client-key.pem"), d.resolve("client-cert.pem"), dir.resolve("ca-key.pem"), caCert,
+                "cn = \"strata-test-rsa-client\"\ntls_www_client\nsigning_key\nexpiration_days = 2\n");
+        return d;
+    }
+
     /** A client credentials directory trusting our CA (or {@code wrongCa}), with or without a client certificate. */
     Path clientDir(String name, boolean withClientCert, boolean wrongCa) throws IOException {
         Path d = Files.createDirectories(dir.resolve(name));

@@ -148,6 +148,32 @@ class TlsClientsTest {
         assertEquals(-1, Files.mismatch(verifying.fixtureExport, copy));
     }
 
+    /**
+     * libnbd (gnutls) with an RSA client key under --tls-verify-peer: served on JDK 17; on JDK 24+
+     * gnutls 3.7 sends no certificate (see TlsChannel.hint), and then the server's log must say why.
+     */
+    @Test
+    void anRsaClientKeyIsServedOrItsRefusalIsExplained() throws Exception {
+        Path rsa = certs.rsaClientDir("client-rsa");
+        java.io.PrintStream original = System.err;
+        java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+        HostTools.Outcome o;
+        System.setErr(new java.io.PrintStream(log, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            o = HostTools.execute(List.of("nbdinfo", unixTls(verifying, "", rsa)));
+        } finally {
+            System.setErr(original);
+        }
+        String said = log.toString(java.nio.charset.StandardCharsets.UTF_8);
+        System.out.println("nbdinfo with an RSA client key on JDK " + Runtime.version().feature() + ": exit " + o.exitCode()
+                + said.lines().filter(l -> l.contains("handshake failed")).map(l -> "; server: " + l).findFirst().orElse(""));
+        if (Runtime.version().feature() < 24) {
+            assertEquals(0, o.exitCode(), o.output() + said);
+        } else if (o.exitCode() != 0) {
+            assertTrue(said.contains("the client sent no certificate; gnutls 3.7 clients"), "the log says why: " + said);
+        }
+    }
+
     private static void assertServes(ServerFixture s, Path clientDir) throws Exception {
         String info = HostTools.run(List.of("nbdinfo", unixTls(s, "", clientDir)));
         assertTrue(info.contains("export-size: " + Files.size(s.fixtureExport)), info);
