@@ -3,6 +3,8 @@ package io.strata.cli;
 import io.strata.core.chunk.ChunkCache;
 import io.strata.nbd.ExportRegistry;
 import io.strata.nbd.NbdServer;
+import io.strata.nbd.TlsConfig;
+import io.strata.nbd.TlsMode;
 import io.strata.registry.prefetch.PrefetchMode;
 import java.io.IOException;
 import java.nio.channels.ServerSocketChannel;
@@ -67,6 +69,10 @@ final class ServeCommand implements Callable<Integer> {
     @CommandLine.Mixin
     RemoteImageOptions registry;
 
+    /** The NBD listener's TLS, as serve nbd has it (NBD_OPT_STARTTLS; one certificate for every export). */
+    @CommandLine.Mixin
+    TlsOptions tls;
+
     @CommandLine.Mixin
     MetricsLine metrics;
 
@@ -100,9 +106,13 @@ final class ServeCommand implements Callable<Integer> {
         DaemonConfig initial = config == null ? null : DaemonConfig.read(config);
         List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
 
-        ExportRegistry nbdExports = new ExportRegistry(false); // no default: clients name their export
-        NbdServer nbd = new NbdServer(nbdExports, NbdServer.Options.defaults().withSocketMode(socketMode));
         boolean nbdListening = socket != null || tcp != null || !activated.isEmpty();
+        TlsConfig tlsConfig = tls.load(cmd);
+        if (tlsConfig.mode() != TlsMode.OFF && !nbdListening) {
+            throw new CommandLine.ParameterException(cmd, "--tls is for the NBD listener: give --socket or --tcp (or a systemd socket)");
+        }
+        ExportRegistry nbdExports = new ExportRegistry(false); // no default: clients name their export
+        NbdServer nbd = new NbdServer(nbdExports, NbdServer.Options.defaults().withSocketMode(socketMode), tlsConfig);
         Daemon daemon = new Daemon(cmd, registry, mode, legacyKernel, new ChunkCache(cacheSize, (int) maxChunkSize), nbdExports, nbd,
                 nbdListening, socketMode, metrics.served);
         ControlServer controlServer = null;

@@ -95,6 +95,34 @@ class ServeNbdTlsIT {
         }
     }
 
+    /**
+     * The daemon's NBD listener takes the same TLS options: an export added through the control API
+     * is served to TLS clients only. TLS without an NBD listener is a bad argument.
+     */
+    @Test
+    void theDaemonsNbdListenerServesTlsClientsOnly() throws Exception {
+        HostTools.requireTool("nbdinfo", "libnbd-bin");
+        Path sock = tmp.resolve("d.sock");
+        Path control = tmp.resolve("control.sock");
+        Path clientDir = Files.createDirectories(tmp.resolve("client"));
+        Files.copy(cert, clientDir.resolve("ca-cert.pem"));
+        try (StrataProcess.Server d = StrataProcess.start(tmp, "daemon", "serve", "--control", control.toString(),
+                "--socket", sock.toString(), "--tls", "require", "--tls-cert", cert.toString(), "--tls-key", key.toString())) {
+            d.awaitLog("control: listening on");
+            StrataProcess.Run add = StrataProcess.run(tmp, "ctl", "--control", control.toString(), "add", "nbd", "web",
+                    Fixtures.nydusBootstrap().toString(), "-D", Fixtures.nydusDir().toString());
+            assertEquals(0, add.code(), add.err() + d.log());
+            String size = String.valueOf(0x209 * 4096);
+            assertEquals(size, HostTools.run(List.of("nbdinfo", "--size", "nbds+unix:///web?socket=" + sock + "&tls-certificates=" + clientDir)).strip());
+            HostTools.Outcome plain = HostTools.execute(List.of("nbdinfo", "--size", "nbd+unix:///web?socket=" + sock));
+            assertNotEquals(0, plain.exitCode(), plain.output());
+        }
+        StrataProcess.Run noListener = StrataProcess.run(tmp, "serve", "--control", tmp.resolve("c2.sock").toString(),
+                "--tls", "require", "--tls-cert", cert.toString(), "--tls-key", key.toString());
+        assertEquals(2, noListener.code(), noListener.err());
+        assertTrue(noListener.err().contains("--tls is for the NBD listener"), noListener.err());
+    }
+
     @Test
     void tlsOnWarnsThatAnExposedAddressStillServesPlaintext() throws Exception {
         List<String> args = serve("--tcp", "0.0.0.0:0", "--tls", "on", "--tls-cert", cert.toString(), "--tls-key", key.toString());
