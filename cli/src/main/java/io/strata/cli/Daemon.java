@@ -50,6 +50,8 @@ final class Daemon implements AutoCloseable {
     private final io.strata.cli.metrics.ServedMetrics served;
     /** Exports by name, in the order added. */
     private final Map<String, DaemonExport> exports = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
+    /** Exports removed while a read still ran in them: their devices close later (see {@link #closingLater}). */
+    private final Set<DaemonExport> removedStillClosing = ConcurrentHashMap.newKeySet();
     /** Names being added or removed right now: a second request for one of them is refused, not queued behind a slow open. */
     private final Set<String> busy = ConcurrentHashMap.newKeySet();
     private final ReentrantLock changes = new ReentrantLock();
@@ -217,6 +219,7 @@ final class Daemon implements AutoCloseable {
                         // its device closes once the last such connection has ended.
                         exports.remove(name);
                         e.stopServing();
+                        closingLater(e);
                         closeWhenDisconnected(e);
                         CommandLoggers.serve().warn("export '{}' removed; {} client(s) still finishing a read {} s after being "
                                 + "disconnected: its device closes when they end", name, nbd.clients(e.nbd), DISCONNECT_WAIT.toSeconds());
@@ -226,6 +229,7 @@ final class Daemon implements AutoCloseable {
                 exports.remove(name);
                 if (!e.close()) {
                     // A vhost-user session still in a load: its device closes once the session ends.
+                    closingLater(e);
                     CommandLoggers.serve().warn("export '{}' removed; its vhost-user session is still finishing a read {} s after "
                             + "being stopped: its device closes when it ends", name, io.strata.vhost.VhostUserServer.DRAIN_TIMEOUT.toSeconds());
                     return false;
@@ -238,6 +242,12 @@ final class Daemon implements AutoCloseable {
         } finally {
             changes.unlock();
         }
+    }
+
+    /** Notes a removed export whose device closes later, for {@link #close} (the cache must outlive it). */
+    private void closingLater(DaemonExport e) {
+        removedStillClosing.removeIf(DaemonExport::deviceClosed);
+        removedStillClosing.add(e);
     }
 
     /** Closes a removed NBD export's device once its last (disconnected) client has ended, on a thread of its own. */
@@ -377,6 +387,9 @@ final class Daemon implements AutoCloseable {
         boolean allClosed = true;
         for (DaemonExport e : exports()) {
             allClosed &= e.close();
+        }
+        for (DaemonExport e : removedStillClosing) {
+            allClosed &= e.deviceClosed(); // removed earlier, a load still running in its session
         }
         exports.clear();
         if (allClosed) {

@@ -13,6 +13,7 @@ import java.io.IOException;
  * device (and a remote image's prefetcher) and frees them on {@link #close}.
  */
 final class DaemonExport {
+    private volatile boolean deviceClosed;
     final ExportSpec spec;
     final BlockDevice device;
     /** The NBD export, or null for vhost-user. */
@@ -104,7 +105,13 @@ final class DaemonExport {
         return true;
     }
 
+    /** Whether the device is closed (its cache memory freed); false while a deferred close waits. */
+    boolean deviceClosed() {
+        return deviceClosed;
+    }
+
     private void closeDeviceNow() {
+        deviceClosed = true;
         try {
             device.close();
         } catch (IOException e) {

@@ -89,16 +89,14 @@ public final class KernelAttach implements Closeable {
         Path sysfs = NbdDeviceNode.sysfs(device);
         java.util.OptionalLong owner = NbdDeviceNode.servedBy(sysfs);
         if (owner.isPresent()) {
-            throw new IOException(device + " is in use: process " + owner.getAsLong() + " serves it (detach that first)");
+            long pid = owner.getAsLong();
+            // The kernel keeps the pid of the thread that ran NBD_DO_IT until the last opener lets go.
+            throw new IOException(device + " is in use: " + (Files.exists(Path.of("/proc", Long.toString(pid)))
+                    ? "process " + pid + " serves it (detach that first)"
+                    : "held open (mounted?) since process " + pid + ", which served it, ended: unmount it first"));
         }
-        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, SECTOR), "NBD_SET_BLKSIZE");
-        Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
-        Native.check(libc.ioctl(fd, KernelNbd.SET_TIMEOUT, timeoutSeconds), "NBD_SET_TIMEOUT");
-        // The kernel refuses a second socket unless the export says CAN_MULTI_CONN.
-        int flags = NbdProtocol.TFLAG_HAS_FLAGS | NbdProtocol.TFLAG_READ_ONLY | NbdProtocol.TFLAG_SEND_FLUSH
-                | NbdProtocol.TFLAG_CAN_MULTI_CONN;
-        Native.check(libc.ioctl(fd, KernelNbd.SET_FLAGS, flags), "NBD_SET_FLAGS");
-
+        // The sockets first: NBD_SET_SOCK claims the device for this process (the kernel's
+        // task_setup; another one gets EBUSY), so the settings below never touch someone else's.
         Path dir = Files.createTempDirectory("strata-attach");
         Path sock = dir.resolve("pair.sock");
         try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
@@ -109,6 +107,7 @@ public final class KernelAttach implements Closeable {
                 kernelEnds.add(kernelEnd);
                 if (libc.ioctl(fd, KernelNbd.SET_SOCK, Native.fdOf(kernelEnd)) < 0) {
                     int err = Native.errno();
+                    ours.close();
                     throw new IOException(err == EBUSY ? device + " is in use: another process is setting it up"
                             : "NBD_SET_SOCK failed: " + Native.errnoText(err));
                 }
@@ -123,6 +122,13 @@ public final class KernelAttach implements Closeable {
             Files.deleteIfExists(sock);
             Files.deleteIfExists(dir);
         }
+        Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, SECTOR), "NBD_SET_BLKSIZE");
+        Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
+        Native.check(libc.ioctl(fd, KernelNbd.SET_TIMEOUT, timeoutSeconds), "NBD_SET_TIMEOUT");
+        // NBD_DO_IT refuses more than one socket unless the export says CAN_MULTI_CONN.
+        int flags = NbdProtocol.TFLAG_HAS_FLAGS | NbdProtocol.TFLAG_READ_ONLY | NbdProtocol.TFLAG_SEND_FLUSH
+                | NbdProtocol.TFLAG_CAN_MULTI_CONN;
+        Native.check(libc.ioctl(fd, KernelNbd.SET_FLAGS, flags), "NBD_SET_FLAGS");
         // NBD_DO_IT blocks for as long as the device is connected.
         doIt = new Thread(() -> {
             int r = libc.ioctl(fd, KernelNbd.DO_IT, 0);
@@ -168,8 +174,9 @@ public final class KernelAttach implements Closeable {
 
     /**
      * Blocks until the kernel drops the device: a detach ({@link #close}), someone else's disconnect
-     * (nbd-client -d), or a failure (a request timeout, a socket gone). Returns null for the first two,
-     * else what the kernel reported.
+     * (nbd-client -d), a socket gone, or a request timeout. Returns what the kernel reported when
+     * NBD_DO_IT failed (a timeout: ETIMEDOUT), else null: the kernel reports nothing else as an error
+     * (nbd_start_device_ioctl ignores socket errors once a disconnect is under way).
      */
     public String awaitDisconnect() throws InterruptedException {
         disconnected.await();

@@ -98,10 +98,6 @@ final class PemFiles {
     }
 
     /**
-     * Checks that {@code key} belongs to {@code cert} by signing with one and verifying with the
-     * other: a mismatch would otherwise surface only as every client's handshake failing.
-     */
-    /**
      * Refuses a server certificate that has expired or is not valid yet: every client's handshake
      * would fail ("certificate not trusted"), with nothing in the server's log to say why. qemu-nbd
      * refuses to start with one too.
@@ -118,6 +114,10 @@ final class PemFiles {
         }
     }
 
+    /**
+     * Checks that {@code key} belongs to {@code cert} by signing with one and verifying with the
+     * other: a mismatch would otherwise surface only as every client's handshake failing.
+     */
     static void checkPair(PrivateKey key, X509Certificate cert, Path keyFile, Path certFile) throws TlsSetupException {
         String alg;
         switch (key.getAlgorithm()) {

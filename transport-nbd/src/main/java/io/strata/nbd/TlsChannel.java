@@ -87,8 +87,8 @@ final class TlsChannel implements ByteChannel {
         if (message == null || !message.contains("Empty client certificate chain")) {
             return "";
         }
-        return jdkFeature >= 24 ? " (the client sent no certificate; gnutls 3.7 clients, e.g. Debian 12's libnbd and QEMU,"
-                + " send none for an RSA key to this JDK: give them an ECDSA key)" : " (the client sent no certificate)";
+        return jdkFeature >= 24 ? " (the client sent no certificate: has it one? gnutls 3.7 clients, e.g. Debian 12's libnbd"
+                + " and QEMU, send none for an RSA key to this JDK: give those an ECDSA key)" : " (the client sent no certificate)";
     }
 
     /**

@@ -104,7 +104,7 @@ class PemFilesTest {
     void aClientWithoutACertificateIsNamedAsSuchWithTheGnutlsHintOnNewerJdks() {
         String jdk = "(certificate_required) Empty client certificate chain";
         assertEquals(" (the client sent no certificate)", TlsChannel.hint(jdk, 17));
-        assertTrue(TlsChannel.hint(jdk, 25).contains("give them an ECDSA key"), TlsChannel.hint(jdk, 25));
+        assertTrue(TlsChannel.hint(jdk, 25).contains("give those an ECDSA key"), TlsChannel.hint(jdk, 25));
         assertEquals("", TlsChannel.hint("(bad_certificate) PKIX path building failed", 25));
         assertEquals("", TlsChannel.hint(null, 25));
     }

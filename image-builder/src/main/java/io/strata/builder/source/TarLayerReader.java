@@ -58,7 +58,7 @@ final class TarLayerReader {
                 headers = rec.stop();
             } catch (IOException | RuntimeException ex) {
                 throw new BuildException(source + ": " + (last == null ? "at the first entry" : "after entry '" + last + "'")
-                        + ": " + message(ex) + sparseHint(rec.stop()), ex);
+                        + ": " + message(ex) + sparseHint(message(ex), rec.stop()), ex);
             }
             if (e == null) {
                 break;
@@ -81,7 +81,10 @@ final class TarLayerReader {
      * cannot read GNU sparse headers of files over 8 GiB ("Corrupted TAR archive") nor PAX sparse
      * records over 2 GiB ("Unable to parse int"), messages that say nothing of the cause.
      */
-    static String sparseHint(byte[] headers) {
+    static String sparseHint(String failure, byte[] headers) {
+        if (!failure.contains("Corrupted TAR archive") && !failure.contains("Unable to parse int")) {
+            return ""; // another failure (a cut archive, say), whatever the headers hold
+        }
         boolean sparse = false;
         for (int at = 0; at + TarConstants.DEFAULT_RCDSIZE <= headers.length && !sparse; at += TarConstants.DEFAULT_RCDSIZE) {
             sparse = headers[at + TYPEFLAG_OFFSET] == TarConstants.LF_GNUTYPE_SPARSE && isHeader(headers, at);

@@ -439,7 +439,11 @@ public final class RemoteBlob implements Blob {
     public boolean fetchIfMissing(int i) throws IOException {
         long at = ranges.offset(i);
         while (ranges.length(i) > 0 && !file.isPresent(i)) {
-            if (fetchMissing(i, null, at, at) != at) {
+            long r = fetchMissing(i, null, at, at);
+            if (r == NOT_KEPT) {
+                throw new IOException("fetched, but the cache could not store it (see the warning before)");
+            }
+            if (r != at) {
                 return true;
             }
         }
