@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -103,8 +104,12 @@ final class ServeCommand implements Callable<Integer> {
                 throw new CommandLine.ParameterException(cmd, e.getMessage());
             }
         }
+        // SIGHUP from now on: the JVM's own handling of it would end the process (exit 129) while it
+        // starts, which with a config of remote images can take minutes.
+        HangupReload reload = HangupReload.install(config);
         DaemonConfig initial = config == null ? null : DaemonConfig.read(config);
         List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
+        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
 
         boolean nbdListening = socket != null || tcp != null || !activated.isEmpty();
         TlsConfig tlsConfig = tls.load(cmd);
@@ -119,7 +124,9 @@ final class ServeCommand implements Callable<Integer> {
         try {
             ServeNbdCommand.listen(nbd, socket, listen, activated);
             if (initial != null) {
-                CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
+                try (AutoCloseable extending = extendStartWhile(systemd, initial.exports().size())) {
+                    CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
+                }
             }
             controlServer = ControlServer.start(daemon, control);
         } catch (Exception e) {
@@ -132,7 +139,6 @@ final class ServeCommand implements Callable<Integer> {
         ControlServer api = controlServer;
         // The NBD server's own series (connections open, refused), as serve nbd has them.
         metrics.served.addNbdServer(nbd.metrics());
-        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             CommandLoggers.serve().info("stopping on signal");
@@ -145,7 +151,7 @@ final class ServeCommand implements Callable<Integer> {
             daemon.close();
             stopped.countDown();
         }, "strata-shutdown"));
-        onHangup(daemon, config);
+        reload.started(daemon);
         try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
                 AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> "exports=" + daemon.exports().size() + "; "
                         + daemon.nbd().metrics().snapshot() + "; cache " + daemon.cache().stats()
@@ -157,28 +163,82 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
+     * While the config's exports open (each may wait up to the registry's deadline), tells systemd
+     * every 20 s to wait a minute more: its default start timeout (90 s) would end a daemon whose
+     * config names a few slow images. Nothing without NOTIFY_SOCKET.
+     */
+    private static AutoCloseable extendStartWhile(SystemdNotifier systemd, int exports) {
+        if (!systemd.active()) {
+            return () -> { };
+        }
+        java.util.concurrent.ScheduledExecutorService timer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "strata-start-timeout");
+            t.setDaemon(true);
+            return t;
+        });
+        Runnable extend = () -> systemd.extendStart(java.time.Duration.ofSeconds(60), "opening " + exports + " export(s) from the config");
+        // The first one here, and shutdown() without interrupts: an interrupt that lands while
+        // jnr-ffi first loads (reading its stub from the jar) fails that load for the JVM's lifetime
+        // ("could not load FFI provider"), and READY=1 with it.
+        extend.run();
+        timer.scheduleAtFixedRate(extend, 20, 20, TimeUnit.SECONDS);
+        return timer::shutdown; // cancels the periodic task
+    }
+
+    /**
      * SIGHUP re-reads the config and applies the difference, on a thread of its own (a signal
-     * handler must not block); a config that does not parse is logged and changes nothing.
+     * handler must not block); a config that does not parse is logged and changes nothing. Caught
+     * from the start: one that comes before the daemon is up is applied once it is.
      * sun.misc.Signal (module jdk.unsupported) is the JDK's only way to catch a signal.
      */
-    private static void onHangup(Daemon daemon, Path config) {
-        sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> {
-            Thread t = new Thread(() -> {
-                if (config == null) {
-                    CommandLoggers.serve().info("SIGHUP: no --config to re-read; the exports stay as they are");
-                    return;
-                }
-                try {
-                    DaemonConfig c = DaemonConfig.read(config);
-                    CommandLoggers.serve().info("SIGHUP: config {}: {}", config, daemon.apply(c.exports()));
-                } catch (IOException e) {
-                    CommandLoggers.serve().warn("SIGHUP: {}; the exports stay as they are", e.getMessage());
-                } catch (RuntimeException e) {
-                    CommandLoggers.serve().error("SIGHUP: applying {} failed", config, e);
-                }
-            }, "strata-reload");
+    static final class HangupReload {
+        private final Path config;
+        private volatile Daemon daemon;
+        private final java.util.concurrent.atomic.AtomicBoolean pending = new java.util.concurrent.atomic.AtomicBoolean();
+
+        private HangupReload(Path config) {
+            this.config = config;
+        }
+
+        static HangupReload install(Path config) {
+            HangupReload r = new HangupReload(config);
+            sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> r.hangup());
+            return r;
+        }
+
+        private void hangup() {
+            Daemon d = daemon;
+            if (d == null) {
+                pending.set(true);
+                CommandLoggers.serve().info("SIGHUP while starting: the config is read again once the daemon is up");
+                return;
+            }
+            Thread t = new Thread(() -> reload(d), "strata-reload");
             t.setDaemon(true);
             t.start();
-        });
+        }
+
+        /** The daemon is up: SIGHUPs reload from now on, and one that came during start-up does now. */
+        void started(Daemon d) {
+            daemon = d;
+            if (pending.getAndSet(false)) {
+                hangup();
+            }
+        }
+
+        private void reload(Daemon d) {
+            if (config == null) {
+                CommandLoggers.serve().info("SIGHUP: no --config to re-read; the exports stay as they are");
+                return;
+            }
+            try {
+                DaemonConfig c = DaemonConfig.read(config);
+                CommandLoggers.serve().info("SIGHUP: config {}: {}", config, d.apply(c.exports()));
+            } catch (IOException e) {
+                CommandLoggers.serve().warn("SIGHUP: {}; the exports stay as they are", e.getMessage());
+            } catch (RuntimeException e) {
+                CommandLoggers.serve().error("SIGHUP: applying {} failed", config, e);
+            }
+        }
     }
 }

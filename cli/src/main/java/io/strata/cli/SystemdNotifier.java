@@ -29,6 +29,18 @@ final class SystemdNotifier {
         send("READY=1\nSTATUS=" + status);
     }
 
+    /**
+     * Start-up goes on (opening the config's exports, each up to the registry's deadline): systemd
+     * is to wait {@code more} from now before its start timeout (EXTEND_TIMEOUT_USEC, systemd 236+).
+     */
+    void extendStart(java.time.Duration more, String status) {
+        send("EXTEND_TIMEOUT_USEC=" + more.toNanos() / 1000 + "\nSTATUS=" + status);
+    }
+
+    boolean active() {
+        return socket != null;
+    }
+
     /** The service is shutting down (sent before it closes its listeners). */
     void stopping() {
         send("STOPPING=1");

@@ -118,6 +118,7 @@ class SystemdIT {
                     }
                 }
                 server.close();
+                assertSuccessForTheUnits(server.process.exitValue());
             }
             assertTrue(receiver.waitFor(60, TimeUnit.SECONDS), "no STOPPING=1: " + Files.readString(received));
             assertEquals(0, receiver.exitValue(), Files.readString(received));
@@ -126,6 +127,78 @@ class SystemdIT {
         } finally {
             receiver.destroyForcibly();
             receiver.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
+     * A daemon whose config names an image on a registry that never answers: while the export opens
+     * (until the registry deadline) it tells systemd to extend its start timeout, and a SIGHUP then
+     * (systemctl reload, or any kill -HUP) is kept for when it is up, not the end of the process
+     * (the JVM's own SIGHUP handling exited 129 and left its NBD socket file behind). On SIGTERM it
+     * exits with a status the unit counts as success.
+     */
+    @Test
+    void aDaemonStartingSlowlyExtendsItsStartTimeoutAndKeepsASighupForLater() throws Exception {
+        HostTools.requireTool("python3", "python3");
+        Path notify = tmp.resolve("notify");
+        Path received = tmp.resolve("received");
+        try (java.net.ServerSocket blackHole = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            Process receiver = new ProcessBuilder("python3", "-c", RECEIVER, notify.toString()).redirectErrorStream(true)
+                    .redirectOutput(received.toFile()).start();
+            java.util.List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+            Thread acceptor = new Thread(() -> {
+                try {
+                    while (true) {
+                        held.add(blackHole.accept()); // never answered
+                    }
+                } catch (java.io.IOException closed) {
+                    // the test is over
+                }
+            });
+            acceptor.setDaemon(true);
+            acceptor.start();
+            try {
+                StrataProcess.awaitText(received, "bound", receiver);
+                Path config = tmp.resolve("exports.json");
+                Files.writeString(config, "{\"exports\": [{\"kind\": \"nbd\", \"name\": \"slow\", \"source\": \"127.0.0.1:"
+                        + blackHole.getLocalPort() + "/slow/image:1\"}]}");
+                try (StrataProcess.Server daemon = StrataProcess.start(tmp, "slow-daemon", Map.of("NOTIFY_SOCKET", notify.toString()),
+                        "serve", "--control", tmp.resolve("control.sock").toString(), "--socket", tmp.resolve("nbd.sock").toString(),
+                        "--config", config.toString(), "--registry-deadline", "8", "--registry-retries", "1")) {
+                    StrataProcess.awaitText(received, "EXTEND_TIMEOUT_USEC=60000000|STATUS=opening 1 export(s) from the config", receiver);
+                    HostTools.run(List.of("kill", "-HUP", Long.toString(daemon.process.pid())));
+                    daemon.awaitLog("SIGHUP while starting: the config is read again once the daemon is up");
+                    StrataProcess.awaitText(received, "READY=1", daemon.process);
+                    // Once up, the kept SIGHUP re-reads the config (the slow image fails again, later).
+                    daemon.awaitLog(java.util.regex.Pattern.compile("SIGHUP: config " + java.util.regex.Pattern.quote(config.toString())), 60);
+                    assertTrue(daemon.process.isAlive(), daemon.log());
+                    daemon.close();
+                    assertSuccessForTheUnits(daemon.process.exitValue());
+                }
+                assertTrue(receiver.waitFor(60, TimeUnit.SECONDS), "no STOPPING=1: " + Files.readString(received));
+                List<String> lines = Files.readAllLines(received);
+                assertTrue(lines.indexOf("READY=1|STATUS=serving 0 export(s); control on " + tmp.resolve("control.sock")) > 1, lines.toString());
+            } finally {
+                receiver.destroyForcibly();
+                receiver.waitFor(10, TimeUnit.SECONDS);
+                for (java.net.Socket s : held) {
+                    s.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * systemd counts a stop as clean for exit status 0, death by SIGTERM, and the unit's
+     * SuccessExitStatus=: the JVM exits 143 (128 + SIGTERM) after its shutdown hooks.
+     */
+    static void assertSuccessForTheUnits(int status) throws Exception {
+        for (String unit : List.of("strata.service", "strata-nbd.service")) {
+            String text = Files.readString(StrataProcess.home().resolve("packaging/systemd").resolve(unit), StandardCharsets.UTF_8);
+            List<String> success = text.lines().filter(l -> l.startsWith("SuccessExitStatus="))
+                    .flatMap(l -> java.util.Arrays.stream(l.substring("SuccessExitStatus=".length()).trim().split("\\s+"))).toList();
+            assertTrue(status == 0 || success.contains(Integer.toString(status)),
+                    "exit status " + status + " on SIGTERM is a failure for " + unit + " (SuccessExitStatus: " + success + ")");
         }
     }
 
