@@ -104,7 +104,8 @@ public final class CdsTraining {
         }
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile());
         pb.environment().put("STRATA_CDS", "off"); // list every class it loads, not what an older archive holds
-        pb.environment().put("STRATA_JAVA_OPTS", "-XX:DumpLoadedClassList=" + classList);
+        // Not through STRATA_JAVA_OPTS, which the launcher splits at spaces: an install path may have one.
+        pb.environment().put("STRATA_CDS_CLASS_LIST", classList.toString());
         Process child = pb.start();
         try {
             if (!awaitSocket(socket, child::isAlive)) {

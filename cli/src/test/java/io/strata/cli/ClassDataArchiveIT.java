@@ -95,8 +95,9 @@ class ClassDataArchiveIT {
 
     @Test
     void anArchiveThatDoesNotFitIsIgnoredWithoutAWord() throws Exception {
-        // An installed layout (bin/, lib/, cds/) of copies of the built jars.
-        Path home = tmp.resolve("strata");
+        // An installed layout (bin/, lib/, cds/) of copies of the built jars, in a directory whose
+        // name has a space (the archive's training run lost its class list at it).
+        Path home = tmp.resolve("strata install");
         Files.createDirectories(home.resolve("bin"));
         Files.createDirectories(home.resolve("lib"));
         Files.createDirectories(home.resolve("cds"));
