@@ -62,8 +62,14 @@ public final class Main {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
             String name = cmd.getCommandSpec().qualifiedName(" ");
-            err.println(cmd.getParent() == null ? name + ": " + ex.getMessage()
-                    : name + ": " + ex.getMessage() + " (see '" + name + " --help')");
+            String line = cmd.getParent() == null ? name + ": " + ex.getMessage()
+                    : name + ": " + ex.getMessage() + " (see '" + name + " --help')";
+            if (LogFormat.current() == LogFormat.JSON) {
+                // Some of these come at run time (an image gone): a JSON log stream gets them as events too.
+                org.slf4j.LoggerFactory.getLogger("strata").error(line);
+                return EXIT_USAGE;
+            }
+            err.println(line);
             err.flush();
             return EXIT_USAGE;
         });

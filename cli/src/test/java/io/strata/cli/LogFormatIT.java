@@ -162,6 +162,19 @@ class LogFormatIT {
         }
     }
 
+    /** A bad argument (exit 2) under --log-format json is one JSON event too: a service whose image is gone says so in its JSON log. */
+    @Test
+    void aBadArgumentIsOneJsonLine() throws Exception {
+        Path missing = tmp.resolve("gone/image.boot");
+        StrataProcess.Run r = StrataProcess.run(tmp, "--log-format", "json", "serve", "nbd", missing.toString(),
+                "--socket", tmp.resolve("x.sock").toString());
+        assertEquals(2, r.code(), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        JsonNode e = event(r.err().strip());
+        assertEquals("ERROR", e.get("level").asText());
+        assertTrue(e.get("message").asText().startsWith("strata serve nbd: ") && e.get("message").asText().contains(missing.toString()), e.toString());
+    }
+
     @Test
     void aBadLogFormatIsABadArgument() throws Exception {
         for (String[] args : List.of(new String[] {"--log-format", "xml", "inspect", Fixtures.nydusBootstrap().toString()},
