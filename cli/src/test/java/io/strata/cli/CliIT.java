@@ -200,6 +200,27 @@ class CliIT {
         assertTrue(out.startsWith("strata "), out);
     }
 
+    /**
+     * A JDK without a release file whose `java -version` names an early-access build ("17-ea"): the
+     * launcher compared "17-ea" as a number (bash: "integer expression expected") in four places.
+     */
+    @Test
+    void theLauncherReadsAnEarlyAccessVersion() throws Exception {
+        Path jdk = Files.createDirectories(tmp.resolve("ea-jdk/bin"));
+        Path fakeJava = jdk.resolve("java");
+        Files.writeString(fakeJava, "#!/bin/sh\nif [ \"$1\" = -version ]; then echo 'openjdk version \"17-ea\" 2021-09-14' >&2; exit 0; fi\n"
+                + "exec '" + Path.of(System.getProperty("java.home"), "bin", "java") + "' \"$@\"\n");
+        Files.setPosixFilePermissions(fakeJava, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        ProcessBuilder pb = new ProcessBuilder(StrataProcess.home().resolve("bin/strata").toString(), "--version");
+        pb.environment().put("JAVA_HOME", jdk.getParent().toString());
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.startsWith("strata ") && out.strip().lines().count() == 1, out);
+    }
+
     private static int mode(Path p) throws java.io.IOException {
         return (Integer) Files.getAttribute(p, "unix:mode") & 0777;
     }
