@@ -7,10 +7,14 @@ import java.util.Map;
 
 /**
  * Fits the logs to where they go, before the first logger exists (issue 11 part 6). Under systemd,
- * with stderr connected to the journal, text lines carry no timestamp: the journal stamps every
- * line itself. {@code --log-format} (see {@link LogFormat}) is applied later, when it is parsed.
+ * with stderr connected to the journal, text lines carry no timestamp (the journal stamps every
+ * line itself) and start with their priority as sd-daemon(3) prefixes it ({@code <4>} for a
+ * warning), so that {@code journalctl -p warning} finds them. {@code --log-format} (see {@link LogFormat}) is applied later, when it is parsed.
  */
 final class HostLogging {
+    /** Set when stderr is the journal: text lines then start with their syslog priority ({@link StrataLogger}). */
+    static final String JOURNAL_PROPERTY = "strata.log.journal";
+
     private HostLogging() {
     }
 
@@ -21,6 +25,7 @@ final class HostLogging {
         System.setProperty("slf4j.internal.verbosity", "WARN");
         if (stderrIsJournal(env.get("JOURNAL_STREAM"))) {
             System.setProperty("org.slf4j.simpleLogger.showDateTime", "false");
+            System.setProperty(JOURNAL_PROPERTY, "true");
         }
     }
 

@@ -18,6 +18,9 @@ final class StrataLogger extends SimpleLogger {
     /** Text lines carry a timestamp unless {@link HostLogging} turned it off (the journal stamps them). */
     private static final boolean TIMESTAMPS = !"false".equals(System.getProperty("org.slf4j.simpleLogger.showDateTime"));
 
+    /** Under the journal, each line starts with its syslog priority (sd-daemon(3): "<4>" a warning). */
+    private static final boolean JOURNAL = "true".equals(System.getProperty(HostLogging.JOURNAL_PROPERTY));
+
     private final String shortName;
 
     StrataLogger(String name) {
@@ -51,6 +54,9 @@ final class StrataLogger extends SimpleLogger {
         String message = pattern == null ? "" : MessageFormatter.basicArrayFormat(pattern, arguments);
         String line = TextLogLine.format(System.currentTimeMillis(), TIMESTAMPS, renderLevel(level.toInt()), shortName,
                 message == null ? "" : message);
+        if (JOURNAL) {
+            line = syslogPriority(level) + line;
+        }
         PrintStream err = System.err;
         // One event's line and stack trace together, as slf4j-simple keeps them.
         synchronized (StrataLogger.class) {
@@ -59,6 +65,16 @@ final class StrataLogger extends SimpleLogger {
                 thrown.printStackTrace(err);
             }
             err.flush();
+        }
+    }
+
+    /** sd-daemon(3)'s prefix: LOG_ERR 3, LOG_WARNING 4, LOG_INFO 6, LOG_DEBUG 7. */
+    static String syslogPriority(Level level) {
+        switch (level) {
+            case ERROR: return "<3>";
+            case WARN: return "<4>";
+            case INFO: return "<6>";
+            default: return "<7>";
         }
     }
 

@@ -155,8 +155,10 @@ class LogFormatIT {
         List<String> elsewhereLines = serveBriefly("elsewhere", Files.createFile(tmp.resolve("elsewhere.err")), deviceAndInode(other));
         for (String line : journalLines) {
             assertFalse(TIMESTAMP.matcher(line).find(), "a timestamp under the journal: " + line);
-            assertTrue(line.startsWith("INFO ") || line.startsWith("WARN ") || line.startsWith("ERROR "), line);
+            // Each line's syslog priority first, as sd-daemon(3) prefixes it: journalctl -p filters on it.
+            assertTrue(line.startsWith("<6>INFO ") || line.startsWith("<4>WARN ") || line.startsWith("<3>ERROR "), line);
         }
+        assertTrue(journalLines.stream().anyMatch(l -> l.startsWith("<6>INFO ")), journalLines.toString());
         for (String line : elsewhereLines) {
             assertTrue(TIMESTAMP.matcher(line).find(), "no timestamp with stderr not the journal: " + line);
         }
