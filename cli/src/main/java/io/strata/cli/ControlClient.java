@@ -51,8 +51,10 @@ final class ControlClient {
             try {
                 ch.connect(UnixDomainSocketAddress.of(socket));
             } catch (IOException e) {
-                throw new IOException("cannot reach the daemon on " + socket + ": " + e.getMessage()
-                        + " (is 'strata serve --control " + socket + "' running? give --control PATH)");
+                boolean denied = e.getMessage() != null && e.getMessage().contains("Permission denied");
+                throw new IOException("cannot reach the daemon on " + socket + ": " + e.getMessage() + (denied
+                        ? " (the control socket is for its owner: run ctl as the daemon's user, or root)"
+                        : " (is 'strata serve --control " + socket + "' running? give --control PATH)"));
             }
             timer.schedule(() -> {
                 try {

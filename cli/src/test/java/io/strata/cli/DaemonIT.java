@@ -452,6 +452,24 @@ class DaemonIT {
         }
     }
 
+    /** Another user's ctl is refused by the socket's mode (0600) and told why, not asked whether the daemon runs. */
+    @Test
+    void ctlAsAnotherUserIsToldTheSocketIsTheOwners() throws Exception {
+        HostTools.requireTool("setpriv", "util-linux");
+        HostTools.require("root".equals(System.getProperty("user.name")), "running ctl as another user needs root");
+        startDaemon(Map.of());
+        ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                StrataProcess.home().resolve("bin/strata").toString(), "ctl", "--control", control.toString(), "list");
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(1, p.exitValue(), out);
+        assertEquals(1, out.strip().lines().count(), out);
+        assertTrue(out.contains("Permission denied") && out.contains("the control socket is for its owner"), out);
+    }
+
     @Test
     void daemonNotifiesSystemdWhenServing() throws Exception {
         HostTools.requireTool("python3", "python3");
