@@ -202,7 +202,12 @@ final class ServeCommand implements Callable<Integer> {
 
         static HangupReload install(Path config) {
             HangupReload r = new HangupReload(config);
-            sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> r.hangup());
+            sun.misc.SignalHandler before = sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> r.hangup());
+            if (before == sun.misc.SignalHandler.SIG_IGN) {
+                // The JVM leaves a signal ignored that it was started with ignored (nohup does that).
+                CommandLoggers.serve().warn("SIGHUP was ignored when this process started (nohup?): it cannot reload"
+                        + " the config; use the control API (strata ctl) to change exports");
+            }
             return r;
         }
 

@@ -120,6 +120,10 @@ final class StrataProcess {
 
     private static ProcessBuilder builder(String... args) {
         List<String> cmd = new ArrayList<>();
+        // SIGHUP as systemd leaves it: a test run started under nohup passes SIGHUP on ignored, and
+        // a JVM cannot catch a signal it inherited ignored (the daemon's reload tests need it).
+        // env execs the launcher, which execs java: one process, one pid.
+        cmd.addAll(List.of("env", "--default-signal=HUP"));
         cmd.add(home().resolve("bin/strata").toString());
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd);

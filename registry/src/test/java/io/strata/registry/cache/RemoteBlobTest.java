@@ -469,14 +469,11 @@ class RemoteBlobTest {
     @Test
     @org.junit.jupiter.api.Timeout(60)
     void aCacheOnAFullDiskServesEveryChunkWithoutLooping() throws Exception {
-        io.strata.core.testing.HostTools.require("root".equals(System.getProperty("user.name")), "mounting a tmpfs needs root");
         SyntheticImage.Written w = image("full", Compression.NONE, 64, 17);
         String id = w.blobIds().get(0);
         byte[] blob = Files.readAllBytes(w.blobPath(0));
-        Path small = Files.createDirectories(tmp.resolve("small"));
-        io.strata.core.testing.HostTools.run(List.of("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small.toString()));
-        try {
-            Path cache = Files.createDirectories(small.resolve("cache"));
+        try (io.strata.registry.testing.FullDisk small = io.strata.registry.testing.FullDisk.mount(tmp.resolve("small"), "2m")) {
+            Path cache = Files.createDirectories(small.dir().resolve("cache"));
             FileBlobStore store = new FileBlobStore(w.blobDir());
             RemoteBlobSource source = source(cache, store, FetchPolicy.defaults());
             try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
@@ -485,7 +482,7 @@ class RemoteBlobTest {
                     if (at == 1152 << 10) {
                         // The disk fills up once the stream's first windows (128 + 256 + 768 KiB) are
                         // kept: its readahead, and everything after, cannot be stored.
-                        fillUp(small.resolve("filler"));
+                        small.fill();
                     }
                     b.clear().limit(Math.min(4096, blob.length - at));
                     rb.readFully(b, at);
@@ -495,8 +492,6 @@ class RemoteBlobTest {
             // Nothing is kept, so each 4-KiB read fetches (at most) its chunk: bounded, not a loop.
             int reads = (blob.length + 4095) / 4096;
             assertTrue(store.requests().size() <= reads + 8, store.requests().size() + " requests for " + reads + " reads");
-        } finally {
-            io.strata.core.testing.HostTools.run(List.of("umount", "--lazy", small.toString()));
         }
     }
 
@@ -521,18 +516,6 @@ class RemoteBlobTest {
             }
         });
         assertEquals("precious", Files.readString(victim), "the symlink's target was not touched");
-    }
-
-    private static void fillUp(Path file) {
-        try (java.io.OutputStream fill = Files.newOutputStream(file)) {
-            byte[] k = new byte[4096];
-            while (true) {
-                fill.write(k);
-                fill.flush();
-            }
-        } catch (IOException full) {
-            // No space left on device: what the caller wants
-        }
     }
 
     @Test

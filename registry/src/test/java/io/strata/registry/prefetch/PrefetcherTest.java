@@ -347,16 +347,13 @@ class PrefetcherTest {
      */
     @Test
     void aPrefetchWhoseChunksCannotBeStoredFailsAndCountsNothingCached() throws Exception {
-        io.strata.core.testing.HostTools.require("root".equals(System.getProperty("user.name")), "mounting a tmpfs needs root");
         Path img = buildImage(tmp, List.of());
         RafsImage image = RafsImage.open(img.resolve("bootstrap"));
-        Path small = Files.createDirectories(tmp.resolve("small"));
-        io.strata.core.testing.HostTools.run(List.of("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small.toString()));
-        try {
+        try (io.strata.registry.testing.FullDisk small = io.strata.registry.testing.FullDisk.mount(tmp.resolve("small"), "1m")) {
             FileBlobStore files = new FileBlobStore(img.resolve("blobs"));
-            RemoteBlobSource source = source(small.resolve("cache"), files, FetchPolicy.defaults());
+            RemoteBlobSource source = source(small.dir().resolve("cache"), files, FetchPolicy.defaults());
             try (FlatDevice dev = FlatDevice.open(img.resolve("bootstrap"), source, FlatDeviceOptions.defaults())) {
-                fillUp(small.resolve("filler"));
+                small.fill();
                 Prefetcher p = finish(Prefetcher.start(image, source, PrefetchMode.ALL,
                         PrefetchOptions.defaults().withSlots(1)));
                 PrefetchProgress pr = p.progress();
@@ -365,20 +362,6 @@ class PrefetcherTest {
                 assertEquals(0, pr.doneBytes(), pr.toString());
                 assertEquals(PrefetchOptions.defaults().maxConsecutiveFailures(), pr.failures(), pr.toString());
             }
-        } finally {
-            io.strata.core.testing.HostTools.run(List.of("umount", "--lazy", small.toString()));
-        }
-    }
-
-    private static void fillUp(Path file) {
-        try (java.io.OutputStream fill = Files.newOutputStream(file)) {
-            byte[] k = new byte[4096];
-            while (true) {
-                fill.write(k);
-                fill.flush();
-            }
-        } catch (IOException full) {
-            // No space left on device: what the caller wants
         }
     }
 }
