@@ -115,10 +115,7 @@ class StartTlsTest {
     @Test
     void aRenegotiationTheClientStartsEndsThatConnection() throws Exception {
         try (Socket plain = connect(required)) {
-            Wire w = new Wire(plain);
-            w.greet();
-            w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
-            assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
+            askForTls(plain);
             try (SSLSocket tls = (SSLSocket) client.getSocketFactory().createSocket(plain, "localhost", plain.getPort(), false)) {
                 tls.setSoTimeout(TIMEOUT_MS);
                 tls.setEnabledProtocols(new String[] {"TLSv1.2"});
@@ -132,17 +129,11 @@ class StartTlsTest {
                 assertThrows(IOException.class, () -> t.read(2, 4096, 4096), "the connection ends");
             }
         }
-        try (Socket plain = connect(required)) {
-            Wire w = new Wire(plain);
-            w.greet();
-            w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
-            assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
-            try (SSLSocket tls = upgrade(plain)) {
-                Wire t = new Wire(tls);
-                t.go("big");
-                assertArrayEquals(Arrays.copyOfRange(big, 8192, 12288), t.read(3, 8192, 4096), "others are still served");
-                t.disconnect();
-            }
+        try (Socket plain = connect(required); SSLSocket tls = startTls(plain)) {
+            Wire t = new Wire(tls);
+            t.go("big");
+            assertArrayEquals(Arrays.copyOfRange(big, 8192, 12288), t.read(3, 8192, 4096), "others are still served");
+            t.disconnect();
         }
     }
 
@@ -244,11 +235,16 @@ class StartTlsTest {
     }
 
     private SSLSocket startTls(Socket plain) throws IOException {
+        askForTls(plain);
+        return upgrade(plain);
+    }
+
+    /** The greeting and an acknowledged NBD_OPT_STARTTLS: the TLS handshake comes next. */
+    private static void askForTls(Socket plain) throws IOException {
         Wire w = new Wire(plain);
         w.greet();
         w.option(NbdProtocol.OPT_STARTTLS, new byte[0]);
         assertEquals(NbdProtocol.REP_ACK, w.reply()[0]);
-        return upgrade(plain);
     }
 
     private SSLSocket upgrade(Socket plain) throws IOException {
