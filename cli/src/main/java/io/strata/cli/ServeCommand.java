@@ -216,19 +216,30 @@ final class ServeCommand implements Callable<Integer> {
             if (d == null) {
                 pending.set(true);
                 CommandLoggers.serve().info("SIGHUP while starting: the config is read again once the daemon is up");
+                // The daemon may have come up between the check and the flag: whoever clears the flag reloads.
+                reloadIfPending();
                 return;
             }
-            Thread t = new Thread(() -> reload(d), "strata-reload");
-            t.setDaemon(true);
-            t.start();
+            startReload(d);
         }
 
         /** The daemon is up: SIGHUPs reload from now on, and one that came during start-up does now. */
         void started(Daemon d) {
             daemon = d;
-            if (pending.getAndSet(false)) {
-                hangup();
+            reloadIfPending();
+        }
+
+        private void reloadIfPending() {
+            Daemon d = daemon;
+            if (d != null && pending.getAndSet(false)) {
+                startReload(d);
             }
+        }
+
+        private void startReload(Daemon d) {
+            Thread t = new Thread(() -> reload(d), "strata-reload");
+            t.setDaemon(true);
+            t.start();
         }
 
         private void reload(Daemon d) {

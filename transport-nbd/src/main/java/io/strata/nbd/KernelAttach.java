@@ -47,7 +47,6 @@ public final class KernelAttach implements Closeable {
     /** What NBD_DO_IT returned: 0 for a disconnect someone asked for, -errno when the kernel dropped the device. */
     private volatile int doItResult;
     private Thread doIt;
-    private static final int EBUSY = 16;
     /** Sockets the kernel took (NBD_SET_SOCK): the configuration is ours to clear on close. */
     private int socketsGiven;
 
@@ -108,7 +107,7 @@ public final class KernelAttach implements Closeable {
                 if (libc.ioctl(fd, KernelNbd.SET_SOCK, Native.fdOf(kernelEnd)) < 0) {
                     int err = Native.errno();
                     ours.close();
-                    throw new IOException(err == EBUSY ? device + " is in use: another process is setting it up"
+                    throw new IOException(err == LibC.EBUSY ? device + " is in use: another process is setting it up"
                             : "NBD_SET_SOCK failed: " + Native.errnoText(err));
                 }
                 socketsGiven++;
@@ -168,7 +167,7 @@ public final class KernelAttach implements Closeable {
             throw new java.io.InterruptedIOException("interrupted while " + device + " came up");
         }
         int err = -doItResult;
-        throw new IOException(err == EBUSY ? device + " is in use: another process started serving it"
+        throw new IOException(err == LibC.EBUSY ? device + " is in use: another process started serving it"
                 : "NBD_DO_IT failed: " + Native.errnoText(err));
     }
 

@@ -36,7 +36,7 @@ public final class NbdDeviceNode {
         if (major(rdev) != NBD_MAJOR) {
             return path + " is a block device of major " + major(rdev) + ", not an nbd device (major " + NBD_MAJOR + ", /dev/nbdN)";
         }
-        if (Files.exists(sysfs(path).resolve("partition"))) {
+        if (Files.exists(sysfs(rdev).resolve("partition"))) {
             return path + " is a partition of an nbd device: give the whole device (/dev/nbdN)";
         }
         return null;
@@ -44,7 +44,10 @@ public final class NbdDeviceNode {
 
     /** {@code /sys/dev/block/MAJOR:MINOR} of the device node {@code path}. */
     static Path sysfs(Path path) throws IOException {
-        long rdev = (Long) Files.getAttribute(path, "unix:rdev");
+        return sysfs((Long) Files.getAttribute(path, "unix:rdev"));
+    }
+
+    private static Path sysfs(long rdev) {
         return Path.of("/sys/dev/block", major(rdev) + ":" + minor(rdev));
     }
 

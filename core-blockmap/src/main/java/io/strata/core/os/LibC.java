@@ -68,6 +68,7 @@ public interface LibC {
     int MFD_CLOEXEC = 1;
     int EINTR = 4;
     int EAGAIN = 11;
+    int EBUSY = 16;
 
     int O_RDWR = 2;
     int O_CLOEXEC = 0x80000;

@@ -426,8 +426,7 @@ public final class RemoteBlob implements Blob {
             return false;
         }
         if (fetch(fill, null, 0, 0) == NOT_KEPT) {
-            // Not a success: the prefetcher would count the chunks as cached, and fetch on regardless.
-            throw new IOException("fetched, but the cache could not store it (see the warning before)");
+            throw notKept(); // not a success: the prefetcher would count the chunks as cached, and fetch on regardless
         }
         return true;
     }
@@ -441,13 +440,18 @@ public final class RemoteBlob implements Blob {
         while (ranges.length(i) > 0 && !file.isPresent(i)) {
             long r = fetchMissing(i, null, at, at);
             if (r == NOT_KEPT) {
-                throw new IOException("fetched, but the cache could not store it (see the warning before)");
+                throw notKept();
             }
             if (r != at) {
                 return true;
             }
         }
         return false;
+    }
+
+    /** A prefetch's failure when its bytes could not be stored ({@link #fetch} logged why). */
+    private static IOException notKept() {
+        return new IOException("fetched, but the cache could not store it (see the warning before)");
     }
 
     /** How many chunks the blob has (indexes for {@link #fetchIfMissing}, in blob order). */
