@@ -29,7 +29,7 @@ final class PushCommand implements Callable<Integer> {
     String reference;
 
     @Option(names = "--from", paramLabel = "REPO",
-            description = "A repository on the same registry that may hold the blobs: they are mounted from it, not uploaded.")
+            description = "A repository on the same registry (REPO or HOST/REPO) that may hold the blobs: they are mounted from it, not uploaded (if the registry refuses, they are uploaded).")
     String from;
 
     @Mixin
@@ -55,11 +55,18 @@ final class PushCommand implements Callable<Integer> {
         }
         Optional<String> source = Optional.empty();
         if (from != null) {
+            ImageReference mountSource;
             try {
-                source = Optional.of(target.inRepository(from).repository());
+                // REPO, or a whole reference (HOST/REPO) as users copy it: a mount stays on one registry.
+                mountSource = ImageReference.looksLikeReference(from) ? ImageReference.parse(from) : target.inRepository(from);
             } catch (IllegalArgumentException e) {
                 throw new CommandLine.ParameterException(cmd, "--from: " + e.getMessage());
             }
+            if (!mountSource.registry().equals(target.registry())) {
+                throw new CommandLine.ParameterException(cmd, "--from " + from + " is on " + mountSource.registry() + ", not on "
+                        + target.registry() + ": blobs are mounted only from a repository of the same registry");
+            }
+            source = Optional.of(mountSource.repository());
         }
         RegistryClient client = registry.client(cmd);
         ImagePusher.Result r = new ImagePusher(client, line -> StatusLine.info("push", "push: " + line)).push(imageDir, target, source);

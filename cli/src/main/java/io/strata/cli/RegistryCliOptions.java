@@ -42,7 +42,7 @@ final class RegistryCliOptions {
     double tryTimeout;
 
     @Option(names = "--registry-deadline", paramLabel = "SECONDS", defaultValue = "60",
-            description = "One read with all its retries; a whole-blob transfer gets this plus 1 s per MiB (default: ${DEFAULT-VALUE}).")
+            description = "One read with all its retries; a whole-blob transfer (push's uploads) runs until nothing moves for this plus --registry-try-timeout (default: ${DEFAULT-VALUE}).")
     double deadline;
 
     @Option(names = "--registry-connections", paramLabel = "N", defaultValue = "" + io.strata.registry.RegistryOptions.DEFAULT_MAX_CONCURRENCY,

@@ -47,6 +47,8 @@ final class FaultProxy implements AutoCloseable {
         STATUS_503,
         /** Answer 429 with Retry-After: 1. */
         TOO_MANY_429,
+        /** Answer 401 with the registry's Basic challenge, as Harbor refuses a mount from a repository the token may not pull. */
+        UNAUTHORIZED_401,
         /** Send the headers (full Content-Length) and half the body, then reset the connection. */
         RESET_MID_BODY,
         /** Send the headers (full Content-Length) and half the body, then close cleanly. */
@@ -279,6 +281,10 @@ final class FaultProxy implements AutoCloseable {
         }
         if (fault == Fault.TOO_MANY_429) {
             write(out, 429, Map.of("Retry-After", List.of("1")), new byte[0], 0);
+            return true;
+        }
+        if (fault == Fault.UNAUTHORIZED_401) {
+            write(out, 401, Map.of("WWW-Authenticate", List.of("Basic realm=\"Registry Realm\"")), new byte[0], 0);
             return true;
         }
         if (fault == Fault.STALL) {

@@ -269,8 +269,58 @@ class RegistryFaultsIT {
             StrataProcess.Run ok = StrataProcess.run(tmp, "push", image.toString(), ref, "--creds", CREDS);
             assertEquals(0, ok.code(), ok.err());
             assertFalse(ok.err().contains(": uploaded"), "every layer was already there: " + ok.err());
-            assertTrue(ok.err().contains("0 layers uploaded"), ok.err());
+            assertTrue(ok.err().contains("0 blobs uploaded"), ok.err());
             assertEquals(200, manifestStatus(repo, "v1"));
+        }
+    }
+
+    /**
+     * A registry that refuses a cross-repository mount (Harbor answers 401 when the token may not pull
+     * from the source; others 500) still gets the image: the blob is uploaded instead, and the other
+     * blobs are not offered as mounts again. Before, the push failed ("refused the credentials").
+     * --from takes a whole reference on the same registry, and refuses another registry's (exit 2).
+     */
+    @Test
+    void aMountTheRegistryRefusesBecomesAnUpload(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            String from = proxy.registry() + "/" + REPO;
+            int applied = 0;
+            for (FaultProxy.Fault refusal : List.of(FaultProxy.Fault.UNAUTHORIZED_401, FaultProxy.Fault.STATUS_500)) {
+                String repo = "strata/mount-" + refusal.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+                proxy.clearRules();
+                proxy.injectOn("POST", "mount=", refusal, Integer.MAX_VALUE);
+                StrataProcess.Run r = StrataProcess.run(tmp, "push", image.toString(), proxy.registry() + "/" + repo + ":v1",
+                        "--from", from, "--creds", CREDS);
+                assertEquals(0, r.code(), r.err());
+                assertEquals(1, r.err().lines().filter(l -> l.contains("failed") && l.contains("uploading instead")).count(), r.err());
+                assertTrue(r.err().contains("0 mounted"), r.err());
+                // One blob's mount (401: tried again once with fresh credentials), none for the others.
+                int mounts = proxy.faultsApplied() - applied;
+                applied = proxy.faultsApplied();
+                assertTrue(mounts >= 1 && mounts <= 2, mounts + " refused mounts: " + r.err());
+                assertEquals(200, manifestStatus(repo, "v1"), r.err());
+                assertFalse(r.err().contains(PASSWORD), r.err());
+            }
+            StrataProcess.Run elsewhere = StrataProcess.run(tmp, "push", image.toString(), proxy.registry() + "/strata/x:v1",
+                    "--from", "registry.example.com/strata/faults", "--creds", CREDS);
+            assertEquals(2, elsewhere.code(), elsewhere.err());
+            assertTrue(elsewhere.err().contains("same registry"), elsewhere.err());
+        }
+    }
+
+    /**
+     * A blob upload answered 429 with Retry-After waits what the registry asked before its next try,
+     * not the client's own short backoff (which re-sent the whole blob within a fraction of a second).
+     */
+    @Test
+    void anUploadAnswered429WaitsItsRetryAfter(@TempDir Path tmp) throws Exception {
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.injectOn("PUT", "/blobs/uploads/", FaultProxy.Fault.TOO_MANY_429, 1);
+            StrataProcess.Run r = StrataProcess.run(tmp, "push", image.toString(), proxy.registry() + "/strata/ratelimited:v1",
+                    "--creds", CREDS);
+            assertEquals(0, r.code(), r.err());
+            assertEquals(1, proxy.faultsApplied(), r.err());
+            assertTrue(r.err().contains("HTTP 429") && r.err().contains("starting it again in 1000 ms"), r.err());
         }
     }
 

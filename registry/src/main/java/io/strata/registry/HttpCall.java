@@ -45,7 +45,7 @@ final class HttpCall<T> {
     /** Whether I/O failures and retryable statuses are tried again (false for a PUT of an upload session). */
     boolean retry = true;
     long deadlineNanos;
-    /** Whether one try may take until the deadline (a whole-blob transfer) instead of the per-try timeout. */
+    /** A whole-blob transfer: a try runs while bytes move ({@link TransferWatch}) instead of for the per-try timeout. */
     boolean wholeTransfer;
 
     HttpCall(String method, URI uri, Supplier<TryBody<T>> body) {
@@ -79,7 +79,7 @@ final class HttpCall<T> {
         return this;
     }
 
-    /** A whole-blob download or upload: one try may use the whole (size-scaled) deadline. */
+    /** A whole-blob download or upload: a try is given up only when it stalls ({@link TransferWatch}). */
     HttpCall<T> wholeTransfer() {
         this.wholeTransfer = true;
         return this;

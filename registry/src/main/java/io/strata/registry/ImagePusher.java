@@ -49,8 +49,8 @@ public final class ImagePusher {
     }
 
     /** What was pushed. */
-    public record Result(ImageReference reference, String manifestDigest, int layersUploaded, int layersSkipped,
-            int layersMounted, long bytesUploaded) {
+    public record Result(ImageReference reference, String manifestDigest, int blobsUploaded, int blobsSkipped,
+            int blobsMounted, long bytesUploaded) {
     }
 
     public Result push(Path imageDir, ImageReference target, Optional<String> fromRepository) throws IOException {
@@ -143,7 +143,8 @@ public final class ImagePusher {
             confirm(host, target, scope, configDigest, configBytes.length);
 
             putManifest(host, target, scope, manifestBytes, manifestDigest);
-            progress.accept("pushed " + target + "@" + manifestDigest + ": " + counts.uploaded + " layers uploaded ("
+            // Blobs, not layers: the image config is one too.
+            progress.accept("pushed " + target + "@" + manifestDigest + ": " + counts.uploaded + " blobs uploaded ("
                     + counts.bytes + " bytes), " + counts.skipped + " already there, " + counts.mounted + " mounted");
             return new Result(target.withDigest(manifestDigest), manifestDigest, counts.uploaded, counts.skipped, counts.mounted,
                     counts.bytes);
@@ -162,6 +163,19 @@ public final class ImagePusher {
         int skipped;
         int mounted;
         long bytes;
+        /** The registry refused a cross-repository mount: the other blobs are uploaded without asking. */
+        boolean mountRefused;
+    }
+
+    /** A PUT the registry answered with an error status, with its Retry-After (-1: none) for the next try. */
+    private static final class UploadRefused extends RegistryException {
+        private static final long serialVersionUID = 1L;
+        final transient long retryAfterMillis;
+
+        UploadRefused(RegistryException e, long retryAfterMillis) {
+            super(e.getMessage(), e.status(), e.getCause());
+            this.retryAfterMillis = retryAfterMillis;
+        }
     }
 
     private URI blobUri(RegistryHost host, ImageReference repo, String digest) {
@@ -189,19 +203,33 @@ public final class ImagePusher {
             return;
         }
         URI session = null;
-        if (from.isPresent() && !from.get().equals(repo.repository())) {
+        if (from.isPresent() && !from.get().equals(repo.repository()) && !counts.mountRefused) {
             URI mount = host.resolve("/v2/" + repo.repository() + "/blobs/uploads/?mount=" + enc(digest) + "&from=" + enc(from.get()));
-            HttpCall<Void> call = new HttpCall<>("POST", mount, HttpCall::discard).scope(scope);
-            HttpCall.Reply<Void> r = client.send(host, call);
-            if (r.status() == 201) {
-                progress.accept(what + ": mounted from " + from.get());
-                counts.mounted++;
-                return;
+            HttpCall<Void> call = new HttpCall<>("POST", mount, HttpCall::discard).scope(scope).noRetry();
+            String refusal;
+            try {
+                HttpCall.Reply<Void> r = client.send(host, call);
+                if (r.status() == 201) {
+                    progress.accept(what + ": mounted from " + from.get());
+                    counts.mounted++;
+                    return;
+                }
+                refusal = r.status() == 202 ? null : "HTTP " + r.status() + client.errorDetail(r.errorBody());
+                if (refusal == null) {
+                    session = location(host, call, r);
+                }
+            } catch (java.io.InterruptedIOException e) {
+                throw e;
+            } catch (IOException e) {
+                refusal = e.getMessage();
             }
-            if (r.status() != 202) {
-                throw client.statusError(call, r, repo + ": mounting " + digest + " from " + from.get());
+            if (refusal != null) {
+                // A mount only saves an upload: a registry that refuses it (Harbor answers 401 when the
+                // token may not pull from the source; some answer 404 or 5xx) still takes the blob the
+                // usual way, as containerd and skopeo fall back. Later blobs do not try again.
+                progress.accept(what + ": mounting from " + from.get() + " failed (" + refusal + "); uploading instead");
+                counts.mountRefused = true;
             }
-            session = location(host, call, r);
         }
         RetryPolicy policy = client.options().retry();
         for (int attempt = 1; ; attempt++) {
@@ -218,7 +246,7 @@ public final class ImagePusher {
                 if (!transientFailure || attempt >= policy.maxAttempts()) {
                     throw e;
                 }
-                long delay = policy.delayMillis(attempt, -1);
+                long delay = policy.delayMillis(attempt, e instanceof UploadRefused u ? u.retryAfterMillis : -1);
                 progress.accept(what + ": upload failed (" + e.getMessage() + "); starting it again in " + delay + " ms");
                 session = null;
                 try {
@@ -261,12 +289,12 @@ public final class ImagePusher {
                 .scope(scope)
                 .header("Content-Type", "application/octet-stream")
                 .publisher(counted)
-                .deadline(client.transferDeadline(size))
                 .wholeTransfer()
                 .noRetry(); // a broken upload session is not resumed: ensureBlob starts a new one
         HttpCall.Reply<Void> r = client.send(host, call);
         if (r.status() != 201) {
-            throw client.statusError(call, r, repo + ": uploading " + what + " (" + digest + ")");
+            RegistryException e = client.statusError(call, r, repo + ": uploading " + what + " (" + digest + ")");
+            throw new UploadRefused(e, RegistryClient.retryAfterMillis(r.headers()));
         }
         progress.accept(what + ": uploaded (" + size + " bytes)");
     }

@@ -63,8 +63,6 @@ public final class RegistryClient implements AutoCloseable {
     static final String USER_AGENT = "strata";
     private static final int MAX_REDIRECTS = 5;
     private static final int ERROR_BODY_LIMIT = 8192;
-    /** A whole-blob transfer may take the read deadline plus its size at this rate. */
-    static final long MIN_TRANSFER_BYTES_PER_SECOND = 1 << 20;
     /** The most a whole-blob download takes when the manifest gives no size: the largest bootstrap layer. */
     static final long MAX_UNSIZED_DOWNLOAD = BootstrapLayer.MAX_LAYER_BYTES;
 
@@ -189,7 +187,7 @@ public final class RegistryClient implements AutoCloseable {
                         + " bytes, the manifest says " + size));
             }
             return Bodies.toFileWithSha256(target, max, what);
-        }).scope(pullScope(repo)).redirects(true).deadline(transferDeadline(size)).wholeTransfer();
+        }).scope(pullScope(repo)).redirects(true).wholeTransfer();
         HttpCall.Reply<String> r = send(host, call);
         if (r.status() != 200) {
             throw statusError(call, r, repo + ": blob " + digest);
@@ -205,9 +203,20 @@ public final class RegistryClient implements AutoCloseable {
         }
     }
 
-    long transferDeadline(long size) {
-        long extra = size <= 0 ? 0 : TimeUnit.SECONDS.toNanos(size / MIN_TRANSFER_BYTES_PER_SECOND + 1);
-        return System.nanoTime() + options.readDeadline().toNanos() + extra;
+    /** The answer of a whole-blob transfer's try, waited for as long as it moves bytes. */
+    private static <R> R whileMoving(CompletableFuture<R> cf, TransferWatch watch)
+            throws InterruptedException, ExecutionException, TimeoutException {
+        while (true) {
+            long left = watch.nanosLeft();
+            if (left <= 0) {
+                throw new TimeoutException();
+            }
+            try {
+                return cf.get(left, TimeUnit.NANOSECONDS);
+            } catch (TimeoutException notYet) {
+                // bytes may have moved meanwhile: the watch says
+            }
+        }
     }
 
     long readDeadline() {
@@ -273,23 +282,30 @@ public final class RegistryClient implements AutoCloseable {
             boolean toRegistry = call.scope != null && host.sameOrigin(uri);
             String auth = toRegistry ? authorization(host, call.scope, call.deadlineNanos) : call.explicitAuthorization;
             HttpCall.TryBody<T> tryBody = call.body.get();
-            long tryMillis = call.wholeTransfer ? remaining : Math.min(options.tryTimeout().toMillis(), remaining);
+            long tryMillis = Math.min(options.tryTimeout().toMillis(), remaining);
+            // A whole-blob transfer's try runs while bytes move (TransferWatch), however long that is.
+            TransferWatch watch = call.wholeTransfer ? new TransferWatch(options.tryTimeout().plus(options.readDeadline())) : null;
+            HttpRequest.BodyPublisher requestBody = call.publisher == null ? HttpRequest.BodyPublishers.noBody() : call.publisher.get();
             HttpRequest.Builder rb = HttpRequest.newBuilder(uri)
-                    .timeout(Duration.ofMillis(Math.max(1, tryMillis)))
-                    .method(call.method, call.publisher == null ? HttpRequest.BodyPublishers.noBody() : call.publisher.get())
+                    .method(call.method, watch == null ? requestBody : watch.watch(requestBody))
                     .header("User-Agent", USER_AGENT);
+            if (watch == null) {
+                rb.timeout(Duration.ofMillis(Math.max(1, tryMillis)));
+            }
             call.headers.forEach(rb::header);
             if (auth != null) {
                 rb.header("Authorization", auth);
             }
             HttpResponse.BodyHandler<Object[]> handler = info -> {
+                HttpResponse.BodySubscriber<Object[]> answer;
                 if (info.statusCode() / 100 == 2) {
-                    return BodySubscribers.mapping(tryBody.apply(info), v -> new Object[] {v, null});
+                    answer = BodySubscribers.mapping(tryBody.apply(info), v -> new Object[] {v, null});
+                } else if (info.statusCode() == 416) {
+                    answer = BodySubscribers.mapping(Bodies.<byte[]>ignoring(), b -> new Object[] {null, null});
+                } else {
+                    answer = BodySubscribers.mapping(new Bodies.Bounded(ERROR_BODY_LIMIT, false), b -> new Object[] {null, b});
                 }
-                if (info.statusCode() == 416) {
-                    return BodySubscribers.mapping(Bodies.<byte[]>ignoring(), b -> new Object[] {null, null});
-                }
-                return BodySubscribers.mapping(new Bodies.Bounded(ERROR_BODY_LIMIT, false), b -> new Object[] {null, b});
+                return watch == null ? answer : watch.watch(answer);
             };
             acquire(host, call, uri);
             long start = System.nanoTime();
@@ -298,13 +314,17 @@ public final class RegistryClient implements AutoCloseable {
             IOException failure = null;
             CompletableFuture<HttpResponse<Object[]>> cf = http.forUri(uri).sendAsync(rb.build(), handler);
             try {
-                long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime()));
-                resp = cf.get(Math.max(1, call.wholeTransfer ? left : Math.min(options.tryTimeout().toMillis(), left)),
-                        TimeUnit.MILLISECONDS);
+                if (watch == null) {
+                    long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(call.deadlineNanos - System.nanoTime()));
+                    resp = cf.get(Math.min(options.tryTimeout().toMillis(), left), TimeUnit.MILLISECONDS);
+                } else {
+                    resp = whileMoving(cf, watch);
+                }
             } catch (TimeoutException e) {
                 cf.cancel(true);
                 tryBody.abandon();
-                failure = new HttpTimeoutException("no complete answer within " + tryMillis + " ms");
+                failure = new HttpTimeoutException(watch == null ? "no complete answer within " + tryMillis + " ms"
+                        : watch.stalled());
             } catch (ExecutionException e) {
                 tryBody.abandon();
                 Throwable cause = e.getCause();
@@ -322,10 +342,14 @@ public final class RegistryClient implements AutoCloseable {
             } finally {
                 host.permits.release();
                 host.metrics.latencyNanos(System.nanoTime() - start);
+                if (watch != null) {
+                    // The deadline bounds what lies between a whole transfer's tries, never a try itself.
+                    call.deadlineNanos = Math.max(call.deadlineNanos, readDeadline());
+                }
             }
             if (failure != null) {
                 host.metrics.error();
-                String what = failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
+                String what = describe(failure);
                 if (reresolveRedirect(host, call, uri, reresolved)) {
                     // The storage host a redirect led to did not answer: ask the registry where the blob is now.
                     LOG.debug("{}: {}; asking the registry again", HttpCall.describe(call.method, uri), what);
@@ -397,6 +421,22 @@ public final class RegistryClient implements AutoCloseable {
             call.onRedirect.accept(null);
         }
         return true;
+    }
+
+    /**
+     * A failure in words: its message, or its cause's. The JDK's client reports a refused or
+     * unreachable connection as a ConnectException with no message at all (JDK 17 and 25).
+     */
+    static String describe(Throwable failure) {
+        for (Throwable c = failure; c != null; c = c.getCause()) {
+            if (c.getMessage() != null && !c.getMessage().isBlank()) {
+                return c.getMessage();
+            }
+        }
+        if (failure instanceof java.net.ConnectException) {
+            return "could not connect (connection refused, or no route to the host)";
+        }
+        return failure.getClass().getSimpleName();
     }
 
     private static RegistryException findRegistryException(Throwable t) {

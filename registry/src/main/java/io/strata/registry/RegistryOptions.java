@@ -13,9 +13,10 @@ import java.util.Set;
  * @param retry when to try again (default {@link RetryPolicy#DEFAULT})
  * @param connectTimeout TCP + TLS connect (default 5 s, as Nydus)
  * @param tryTimeout one try of a request, headers and body (default 20 s): a stalled response is
- *     abandoned and tried again (a whole-blob download or upload may instead use its whole deadline)
+ *     abandoned and tried again
  * @param readDeadline one read (or other operation) including all its retries (default 60 s); a whole-blob
- *     transfer gets {@code readDeadline} plus its size at 1 MiB/s
+ *     download or upload instead runs until nothing moves for {@code tryTimeout + readDeadline}
+ *     ({@link TransferWatch}), and the deadline bounds only the time between its tries
  * @param maxConcurrency requests in flight to one registry at once (default 16; Nydus prefetches with 8
  *     threads, nbdkit curl with 4 connections): over HTTP/1.1 a prefetch of small segments is bound by
  *     round trips, not bandwidth (20 ms and 50 MiB/s: 16 gave (a) of bench/remote-vs-peers.sh about

@@ -258,6 +258,8 @@ class HostileRegistryTest {
         ImageReference nobody = ImageReference.parse("127.0.0.1:" + closedPort + "/test/repo:v1");
         RegistryException refused = assertThrows(RegistryException.class, () -> client(2).resolve(nobody));
         assertInstanceOf(RegistryUnreachableException.class, refused, refused.getMessage());
+        // The JDK's ConnectException has no message: the error says what happened, not its class name.
+        assertTrue(refused.getMessage().contains("could not connect"), refused.getMessage());
 
         // A registry that answers with a manifest that is not a Nydus image: believed, not "unreachable".
         String layer = "sha256:" + "ab".repeat(32);

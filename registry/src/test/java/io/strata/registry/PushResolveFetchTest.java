@@ -136,14 +136,14 @@ class PushResolveFetchTest {
         ImagePusher.Result again = new ImagePusher(client, lines::add)
                 .push(shared.resolve("image"), ImageReference.parse(registry.reference("strata/demo:v2")), Optional.empty());
         assertEquals(pushed.manifestDigest(), again.manifestDigest(), "same build, same manifest");
-        assertEquals(0, again.layersUploaded(), lines::toString);
-        assertEquals(4, again.layersSkipped(), lines::toString);
+        assertEquals(0, again.blobsUploaded(), lines::toString);
+        assertEquals(4, again.blobsSkipped(), lines::toString);
         // Another repository, mounting from the first: nothing is uploaded again.
         List<String> mountLines = new ArrayList<>();
         ImagePusher.Result mounted = new ImagePusher(client, mountLines::add)
                 .push(shared.resolve("image"), ImageReference.parse(registry.reference("other/demo:v1")), Optional.of("strata/demo"));
-        assertEquals(4, mounted.layersMounted(), mountLines::toString);
-        assertEquals(0, mounted.layersUploaded(), mountLines::toString);
+        assertEquals(4, mounted.blobsMounted(), mountLines::toString);
+        assertEquals(0, mounted.blobsUploaded(), mountLines::toString);
         long mountPosts = registry.accessLog().stream()
                 .filter(e -> e.method().equals("POST") && e.path().contains("/v2/other/demo/blobs/uploads/?mount=") && e.status() == 201)
                 .count();
@@ -266,7 +266,7 @@ class PushResolveFetchTest {
         List<String> lines = new ArrayList<>();
         ImagePusher.Result r = new ImagePusher(client, lines::add)
                 .push(big, ImageReference.parse(registry.reference("big/image:v1")), Optional.empty());
-        assertEquals(3, r.layersUploaded());
+        assertEquals(3, r.blobsUploaded());
         for (int pct = 10; pct <= 90; pct += 10) {
             String want = ": " + pct + "% (";
             assertTrue(lines.stream().anyMatch(l -> l.startsWith("blob ") && l.contains(want)), want + " in " + lines);
