@@ -24,7 +24,7 @@ final class BuildCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "SOURCE", description = "A directory, a tar file, or an OCI image layout directory.")
+    @Parameters(index = "0", paramLabel = "SOURCE", description = "A directory, a tar file, or an OCI image layout directory (DIR:TAG for one of its tags).")
     Path source;
 
     @Option(names = {"-o", "--output"}, paramLabel = "OUTDIR", required = true,
@@ -63,7 +63,7 @@ final class BuildCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         BuildOptions options = options();
-        if (!Files.exists(source)) {
+        if (!Files.exists(source) && io.strata.builder.source.OciLayoutSource.tagged(source) == null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "source not found: " + source);
         }
         PrintWriter out = spec.commandLine().getOut();

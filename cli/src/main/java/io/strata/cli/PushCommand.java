@@ -53,6 +53,9 @@ final class PushCommand implements Callable<Integer> {
         if (!Files.isDirectory(imageDir)) {
             throw new CommandLine.ParameterException(cmd, "IMAGE_DIR is not a directory: " + imageDir);
         }
+        if (!Files.isRegularFile(imageDir.resolve("bootstrap"))) {
+            throw new CommandLine.ParameterException(cmd, "IMAGE_DIR is not a strata build output (no bootstrap file): " + imageDir);
+        }
         Optional<String> source = Optional.empty();
         if (from != null) {
             ImageReference mountSource;

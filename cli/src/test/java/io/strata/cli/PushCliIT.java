@@ -95,6 +95,7 @@ class PushCliIT {
         for (String[] args : new String[][] {
             {"push", image.toString(), "127.0.0.1:1/UPPER:case"},
             {"push", tmp.resolve("nope").toString(), "127.0.0.1:1/a:b"},
+            {"push", Files.createDirectories(tmp.resolve("not-an-image")).toString(), "127.0.0.1:1/a:b"},
             {"push", image.toString(), "127.0.0.1:1/a:b", "--creds", "nocolon"},
         }) {
             StrataProcess.Run r = StrataProcess.run(tmp, args);
@@ -105,6 +106,6 @@ class PushCliIT {
         StrataProcess.Run down = StrataProcess.run(tmp, "push", image.toString(), "127.0.0.1:1/a:b", "--registry-retries", "2");
         assertEquals(1, down.code(), down.err());
         assertEquals(1, down.err().lines().count(), down.err());
-        assertTrue(down.err().startsWith("strata push: "), down.err());
+        assertTrue(down.err().startsWith("strata push: ") && down.err().contains("could not connect"), down.err());
     }
 }

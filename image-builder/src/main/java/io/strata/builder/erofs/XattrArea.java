@@ -11,6 +11,8 @@ import java.util.List;
  */
 record XattrArea(List<ErofsXattrEntry> entries) {
     static final XattrArea NONE = new XattrArea(List.of());
+    /** The most entry bytes {@code i_xattr_icount} (a __le16, 1 + entry bytes / 4) can describe. */
+    static final int MAX_ENTRY_BYTES = (0xFFFF - 1) * 4;
 
     /** Bytes on disk: 0 without xattrs. */
     int size() {
@@ -24,7 +26,7 @@ record XattrArea(List<ErofsXattrEntry> entries) {
         return entries.isEmpty() ? 0 : ErofsXattrIbodyHeader.icountFor(entryBytes());
     }
 
-    private int entryBytes() {
+    int entryBytes() {
         int n = 0;
         for (ErofsXattrEntry e : entries) {
             n += e.encodedSize();

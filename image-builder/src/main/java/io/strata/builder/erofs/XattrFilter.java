@@ -38,7 +38,13 @@ final class XattrFilter {
             out.add(e);
         }
         // Sorted by full name (the map's order), which is deterministic; the kernel scans linearly.
-        return out.isEmpty() ? XattrArea.NONE : new XattrArea(out);
+        XattrArea area = out.isEmpty() ? XattrArea.NONE : new XattrArea(out);
+        if (area.entryBytes() > XattrArea.MAX_ENTRY_BYTES) {
+            // i_xattr_icount is 16 bits: more would wrap, and the kernel would read past the area.
+            throw new BuildException("'" + path + "': its xattrs take " + area.entryBytes() + " bytes; an EROFS inode holds at most "
+                    + XattrArea.MAX_ENTRY_BYTES + " bytes of them");
+        }
+        return area;
     }
 
     void report(BuildListener listener) {

@@ -28,11 +28,35 @@ public final class OciLayoutSource implements ImageSource {
     private static final java.util.Set<String> INDEX_TYPES = java.util.Set.of("application/vnd.oci.image.index.v1+json",
             "application/vnd.docker.distribution.manifest.list.v2+json");
 
+    /** The annotation naming a manifest in index.json (skopeo's oci:DIR:TAG writes it). */
+    static final String REF_NAME = "org.opencontainers.image.ref.name";
+
     private final Path dir;
+    /** The manifest to take by its ref name, or null for the only one (or the host's platform's). */
+    private final String tag;
     private final ObjectMapper json = new ObjectMapper();
 
     public OciLayoutSource(Path dir) {
+        this(dir, null);
+    }
+
+    public OciLayoutSource(Path dir, String tag) {
         this.dir = dir;
+        this.tag = tag;
+    }
+
+    /**
+     * The layout and tag of a {@code DIR:TAG} source (as skopeo names one, oci:DIR:TAG), or null
+     * when {@code source} is not that: DIR must be a layout and TAG not empty.
+     */
+    public static OciLayoutSource tagged(Path source) {
+        String s = source.toString();
+        int colon = s.lastIndexOf(':');
+        if (colon <= 0 || colon == s.length() - 1 || s.indexOf('/', colon) >= 0) {
+            return null;
+        }
+        Path layout = Path.of(s.substring(0, colon));
+        return isLayout(layout) ? new OciLayoutSource(layout, s.substring(colon + 1)) : null;
     }
 
     /** Whether {@code dir} looks like an OCI image layout. */
@@ -42,7 +66,7 @@ public final class OciLayoutSource implements ImageSource {
 
     @Override
     public String describe() {
-        return dir.toString();
+        return tag == null ? dir.toString() : dir + ":" + tag;
     }
 
     record Descriptor(String mediaType, String digest, long size, JsonNode platform) {
@@ -62,7 +86,7 @@ public final class OciLayoutSource implements ImageSource {
     public void addTo(BuildContext ctx) throws IOException {
         JsonNode index = parse(dir.resolve("index.json"), "index.json");
         String where = dir + "/index.json";
-        Descriptor m = select(index, where);
+        Descriptor m = select(tagged(index, where), where);
         JsonNode manifest = readJson(m, where);
         while (INDEX_TYPES.contains(m.mediaType()) || manifest.has("manifests")) {
             where = dir + ": index " + m.digest();
@@ -121,12 +145,39 @@ public final class OciLayoutSource implements ImageSource {
         ctx.pipeline().endLayer();
     }
 
+    /** index.json with only the manifests named {@link #tag} (all of them without a tag). */
+    private JsonNode tagged(JsonNode index, String where) throws BuildException {
+        if (tag == null) {
+            return index;
+        }
+        com.fasterxml.jackson.databind.node.ArrayNode named = json.createArrayNode();
+        java.util.Set<String> tags = new java.util.TreeSet<>();
+        for (JsonNode n : index.path("manifests")) {
+            String name = n.path("annotations").path(REF_NAME).asText("");
+            tags.add(name);
+            if (name.equals(tag)) {
+                named.add(n);
+            }
+        }
+        if (named.isEmpty()) {
+            tags.remove("");
+            throw new BuildException(where + " has no manifest tagged '" + tag + "' (tags: "
+                    + (tags.isEmpty() ? "none" : String.join(", ", tags)) + ")");
+        }
+        return json.createObjectNode().set("manifests", named);
+    }
+
     private Descriptor select(JsonNode index, String where) throws BuildException {
         JsonNode ms = index.path("manifests");
         if (!ms.isArray() || ms.isEmpty()) {
             throw new BuildException(where + " lists no manifests");
         }
-        if (ms.size() == 1) {
+        // The same manifest under several tags (skopeo copy to oci:DIR:latest, then to oci:DIR:v1) is one image.
+        java.util.Set<String> digests = new java.util.HashSet<>();
+        for (JsonNode n : ms) {
+            digests.add(n.path("digest").asText(""));
+        }
+        if (digests.size() == 1) {
             return Descriptor.of(ms.get(0), where);
         }
         String arch = hostArchitecture();
@@ -141,11 +192,11 @@ public final class OciLayoutSource implements ImageSource {
                 matching.add(d);
             }
         }
-        if (matching.size() == 1) {
+        if (!matching.isEmpty() && matching.stream().map(Descriptor::digest).distinct().count() == 1) {
             return matching.get(0);
         }
         throw new BuildException(where + " lists " + ms.size() + " manifests and " + matching.size()
-                + " for linux/" + arch + ": " + all);
+                + " for linux/" + arch + ": " + all + (tag == null ? "; name one as DIR:TAG" : ""));
     }
 
     private static String hostArchitecture() {

@@ -18,6 +18,10 @@ public final class Sources {
         if (Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) || Files.isRegularFile(path)) {
             return new TarSource(path);
         }
+        OciLayoutSource tagged = OciLayoutSource.tagged(path);
+        if (tagged != null) {
+            return tagged;
+        }
         throw new BuildException(path + ": no such directory, tar file or OCI image layout");
     }
 }

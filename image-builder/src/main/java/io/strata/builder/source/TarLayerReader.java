@@ -63,6 +63,12 @@ final class TarLayerReader {
             if (e == null) {
                 break;
             }
+            if (!e.isCheckSumOK()) {
+                // commons-compress reads a header whatever its checksum; GNU tar refuses it ("Skipping
+                // to next header"). A flipped bit in a mode field would otherwise become, say, set-uid.
+                throw new BuildException(source + ": entry '" + e.getName() + "': its tar header's checksum does not match"
+                        + " (a damaged archive)");
+            }
             last = e.getName();
             try {
                 add(e, headers, in);
@@ -109,6 +115,10 @@ final class TarLayerReader {
     }
 
     private static String message(Throwable t) {
+        if (t instanceof java.io.EOFException && t.getMessage() == null) {
+            // gzip's reader says only "EOFException" when the file ends inside its stream.
+            return "the compressed stream ends early (a truncated file?)";
+        }
         return t.getMessage() == null ? t.toString() : t.getMessage();
     }
 
@@ -125,7 +135,7 @@ final class TarLayerReader {
         }
         Node n = new Node(kindOf(e));
         Instant mtime = e.getLastModifiedTime().toInstant();
-        n.setPermissions(e.getMode()).setOwner(e.getLongUserId(), e.getLongGroupId())
+        n.setPermissions(e.getMode()).setOwner(uid(e), gid(e))
                 .setMtime(mtime.getEpochSecond(), mtime.getNano()).setXattrs(xattrs(e, headers)).setLayer(layer);
         switch (n.kind()) {
             case SYMLINK:
@@ -149,6 +159,28 @@ final class TarLayerReader {
                 break;
         }
         ctx.tree().put(path, n);
+    }
+
+    /** The largest uid or gid: EROFS, like Linux, stores 32 bits. */
+    private static final long MAX_ID = 0xFFFF_FFFFL;
+
+    /**
+     * The entry's owner, refused when it does not fit 32 bits (a PAX uid can be any number): cut to
+     * 32 bits, uid 4294967296 became 0, root. GNU tar refuses it too ("out of range").
+     */
+    private static long uid(TarArchiveEntry e) throws EntryException {
+        return id(e, "uid", e.getLongUserId());
+    }
+
+    private static long gid(TarArchiveEntry e) throws EntryException {
+        return id(e, "gid", e.getLongGroupId());
+    }
+
+    private static long id(TarArchiveEntry e, String what, long id) throws EntryException {
+        if (id < 0 || id > MAX_ID) {
+            throw new EntryException(e.getName(), "has " + what + " " + id + ", outside 0.." + MAX_ID);
+        }
+        return id;
     }
 
     private FileKind kindOf(TarArchiveEntry e) throws EntryException {
@@ -199,8 +231,24 @@ final class TarLayerReader {
         } else {
             Instant mtime = e.getLastModifiedTime().toInstant();
             ctx.tree().put(target, new Node(FileKind.CHAR_DEVICE).setDevice(0, 0).setPermissions(e.getMode())
-                    .setOwner(e.getLongUserId(), e.getLongGroupId()).setMtime(mtime.getEpochSecond(), mtime.getNano())
+                    .setOwner(uid(e), gid(e)).setMtime(mtime.getEpochSecond(), mtime.getNano())
                     .setLayer(layer));
+        }
+    }
+
+    private static void acl(TarArchiveEntry e, Map<String, String> pax, String record, String xattr, boolean isDefault,
+            Map<String, byte[]> out) throws EntryException {
+        String text = pax.get(record);
+        if (text == null || out.containsKey(xattr)) {
+            return;
+        }
+        try {
+            byte[] value = PosixAcls.toXattr(text, isDefault);
+            if (value != null) {
+                out.put(xattr, value);
+            }
+        } catch (IllegalArgumentException ex) {
+            throw new EntryException(e.getName(), "has a " + record + " record that cannot be kept: " + ex.getMessage());
         }
     }
 
@@ -212,6 +260,10 @@ final class TarLayerReader {
         Map<String, byte[]> out = new TreeMap<>();
         for (Map.Entry<String, String> h : pax.entrySet()) {
             String key = h.getKey();
+            if ((key.startsWith(SCHILY_XATTR) || key.startsWith(LIBARCHIVE_XATTR)) && key.indexOf('\uFFFD') >= 0) {
+                // The tar library decodes PAX keywords as UTF-8, replacing what is not: the name would change.
+                throw new EntryException(e.getName(), "has an xattr whose name is not UTF-8 (" + key + ")");
+            }
             if (key.startsWith(SCHILY_XATTR)) {
                 byte[] raw = PaxRecords.rawValue(headers, key);
                 out.put(key.substring(SCHILY_XATTR.length()), raw != null ? raw : h.getValue().getBytes(StandardCharsets.UTF_8));
@@ -224,6 +276,9 @@ final class TarLayerReader {
                 }
             }
         }
+        // ACLs in text form (tar --acls); an ACL also stored as a raw xattr record is taken as that.
+        acl(e, pax, PosixAcls.ACCESS_RECORD, PosixAcls.ACCESS_XATTR, false, out);
+        acl(e, pax, PosixAcls.DEFAULT_RECORD, PosixAcls.DEFAULT_XATTR, true, out);
         return out;
     }
 }

@@ -33,13 +33,25 @@ final class Xattrs {
                     System.arraycopy(list, start, name, 0, i - start);
                     byte[] value = value(file, path, name);
                     if (value != null) {
-                        out.put(new String(name, 0, name.length - 1, StandardCharsets.UTF_8), value);
+                        out.put(utf8Name(file, name), value);
                     }
                 }
                 start = i + 1;
             }
         }
         return out;
+    }
+
+    /** The name without its NUL, refused when it is not UTF-8 (a replacement character would rename it). */
+    private static String utf8Name(Path file, byte[] nulTerminated) throws IOException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(nulTerminated, 0, nulTerminated.length - 1)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new io.strata.builder.BuildException(file + ": has an xattr whose name is not UTF-8 ("
+                    + new String(nulTerminated, 0, nulTerminated.length - 1, StandardCharsets.ISO_8859_1) + ")");
+        }
     }
 
     private static byte[] listNames(Path file, byte[] path) throws IOException {

@@ -172,14 +172,25 @@ public final class Node {
         return this;
     }
 
-    /** Takes another directory's metadata (a later layer's entry for an existing directory). */
+    /**
+     * Takes another entry's metadata for this directory (a later entry or layer naming it again).
+     * Xattrs are merged, the later entry's winning: tar -x and containerd's layer applier set each
+     * of the entry's xattrs on the existing directory and remove none, and an opaque marker met
+     * before the directory's own entry (overlay mode) must stay.
+     */
     void copyMetadataFrom(Node other) {
         this.permissions = other.permissions;
         this.uid = other.uid;
         this.gid = other.gid;
         this.mtime = other.mtime;
         this.mtimeNsec = other.mtimeNsec;
-        this.xattrs = other.xattrs;
+        if (xattrs.isEmpty()) {
+            this.xattrs = other.xattrs;
+        } else if (!other.xattrs.isEmpty()) {
+            TreeMap<String, byte[]> merged = new TreeMap<>(xattrs);
+            merged.putAll(other.xattrs);
+            this.xattrs = merged;
+        }
         this.layer = other.layer;
     }
 }

@@ -40,7 +40,12 @@ public final class TarWriter {
     }
 
     public TarWriter dir(String name) throws IOException {
+        return dir(name, Map.of());
+    }
+
+    public TarWriter dir(String name, Map<String, String> paxHeaders) throws IOException {
         TarArchiveEntry e = new TarArchiveEntry(name.endsWith("/") ? name : name + "/");
+        paxHeaders.forEach(e::addPaxHeader);
         e.setMode(040755);
         e.setModTime(1_600_000_000_000L);
         out.putArchiveEntry(e);
