@@ -108,8 +108,8 @@ final class ImageSource {
         }
         long resolved = System.nanoTime();
         Path bootDir = cacheDir.resolve("bootstraps").resolve(image.bootstrap().blobId());
-        Path bootstrap = bootDir.resolve("bootstrap");
-        boolean cached = Files.isRegularFile(bootstrap);
+        Path bootstrap = RegistryClient.cachedBootstrap(bootDir).orElse(null);
+        boolean cached = bootstrap != null;
         if (!cached) {
             // fetchBootstrap verifies the layer's digest and moves the unpacked file into place atomically.
             bootstrap = client.fetchBootstrap(image, bootDir);
@@ -195,7 +195,7 @@ final class ImageSource {
             ResolvedImage.Layer l = image.blobs().get(i);
             p.setProperty("blob." + i, l.digest() + " " + l.size());
         }
-        Files.createDirectories(file.getParent());
+        io.strata.registry.cache.OwnerOnly.directories(file.getParent());
         Path tmp = Files.createTempFile(file.getParent(), "ref", ".tmp");
         try {
             try (OutputStream out = Files.newOutputStream(tmp)) {

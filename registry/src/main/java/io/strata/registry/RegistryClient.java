@@ -150,23 +150,52 @@ public final class RegistryClient implements AutoCloseable {
      * Downloads the image's bootstrap layer, checks its size and digest against the manifest, and
      * unpacks {@code image/image.boot} from its gzip tar to {@code dir/bootstrap}, which it returns.
      */
+    /** Beside an unpacked bootstrap: its sha256, written when it was unpacked. */
+    static final String BOOTSTRAP_DIGEST = "bootstrap.sha256";
+
+    /**
+     * The bootstrap {@link #fetchBootstrap} unpacked into {@code dir} earlier, if it is still what was
+     * unpacked (its digest matches the one written beside it); empty when it is missing, damaged or
+     * from before the digest was kept, and the caller fetches it again. A bootstrap is the image's
+     * metadata: a flipped byte in a reused copy would change names and modes with no error.
+     */
+    public static Optional<Path> cachedBootstrap(Path dir) throws IOException {
+        Path bootstrap = dir.resolve("bootstrap");
+        Path digest = dir.resolve(BOOTSTRAP_DIGEST);
+        if (!Files.isRegularFile(bootstrap) || !Files.isRegularFile(digest)) {
+            return Optional.empty();
+        }
+        String recorded = Files.readString(digest).trim();
+        if (!recorded.equals(Digests.sha256(bootstrap))) {
+            LOG.warn("{}: does not match the digest recorded when it was unpacked ({}); fetching it again", bootstrap, recorded);
+            return Optional.empty();
+        }
+        return Optional.of(bootstrap);
+    }
+
     public Path fetchBootstrap(ResolvedImage image, Path dir) throws IOException {
         ResolvedImage.Layer layer = image.bootstrap();
         if (layer.size() > BootstrapLayer.MAX_LAYER_BYTES) {
             throw new RegistryException(image.reference() + ": the bootstrap layer " + layer.digest() + " is " + layer.size()
                     + " bytes; bootstraps over 2 GiB are not supported");
         }
-        Files.createDirectories(dir);
+        io.strata.registry.cache.OwnerOnly.directories(dir);
         Path tmp = Files.createTempFile(dir, "bootstrap-layer", ".tar.gz");
         try {
             downloadBlob(image.reference(), layer.digest(), layer.size(), tmp);
             Path out = dir.resolve("bootstrap");
             Path part = Files.createTempFile(dir, "bootstrap", ".part");
+            Path digestPart = Files.createTempFile(dir, "bootstrap", ".sha256.part");
             try {
                 BootstrapLayer.extract(tmp, part, image.reference() + " bootstrap layer " + layer.digest());
+                Files.setPosixFilePermissions(part, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+                // The unpacked file's own digest, beside it: a later start checks the copy it reuses.
+                Files.writeString(digestPart, Digests.sha256(part));
+                Files.move(digestPart, dir.resolve(BOOTSTRAP_DIGEST), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
                 Files.move(part, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(part);
+                Files.deleteIfExists(digestPart);
             }
             return out;
         } finally {

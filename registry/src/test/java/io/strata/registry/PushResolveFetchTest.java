@@ -125,6 +125,18 @@ class PushResolveFetchTest {
         Path dir = shared.resolve("fetched");
         Path boot = client.fetchBootstrap(resolved, dir);
         assertArrayEquals(Files.readAllBytes(image.bootstrap()), Files.readAllBytes(boot));
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(dir)));
+        assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(boot)));
+        // Reused while it is what was unpacked; a copy damaged since (one byte, or cut short) is not.
+        assertEquals(Optional.of(boot), RegistryClient.cachedBootstrap(dir));
+        byte[] bytes = Files.readAllBytes(boot);
+        bytes[bytes.length / 2] ^= 1;
+        Files.write(boot, bytes);
+        assertEquals(Optional.empty(), RegistryClient.cachedBootstrap(dir));
+        Files.write(boot, java.util.Arrays.copyOf(bytes, 1024));
+        assertEquals(Optional.empty(), RegistryClient.cachedBootstrap(dir));
+        assertArrayEquals(Files.readAllBytes(image.bootstrap()), Files.readAllBytes(client.fetchBootstrap(resolved, dir)));
+        assertEquals(Optional.of(boot), RegistryClient.cachedBootstrap(dir));
         // By digest too.
         ResolvedImage byDigest = client.resolve(ImageReference.parse(registry.reference("strata/demo@" + pushed.manifestDigest())));
         assertEquals(resolved.blobs(), byDigest.blobs());

@@ -37,7 +37,11 @@ public interface Blob extends Closeable {
      * chunk's digest (the chunk store calls this before it fails the read). A blob that keeps
      * fetched bytes (a persistent cache of a remote blob) drops them, so that the next read fetches
      * them again instead of failing forever on a poisoned copy. A local file has nothing to drop.
+     *
+     * @return whether bytes were dropped, so that reading them again fetches a fresh copy (the chunk
+     *     store then tries once more before it fails the read)
      */
-    default void discard(long position, int length) throws IOException {
+    default boolean discard(long position, int length) throws IOException {
+        return false;
     }
 }

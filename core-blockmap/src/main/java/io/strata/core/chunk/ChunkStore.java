@@ -324,7 +324,17 @@ public final class ChunkStore implements Closeable {
         ChunkTable t = tables[blob];
         Workspace ws = borrowWorkspace();
         try {
-            return load(t, blob, chunk, slot, ws);
+            try {
+                return load(t, blob, chunk, slot, ws);
+            } catch (ChunkCorruptedException first) {
+                if (!first.refetches) {
+                    throw first;
+                }
+                // A remote blob's cache held bytes that were stored unchecked (a readahead window's or
+                // the prefetcher's neighbours of a bad answer) and has dropped them: one fresh fetch,
+                // so one bad answer costs a request, not a failed read.
+                return load(t, blob, chunk, slot, ws);
+            }
         } finally {
             returnWorkspace(ws);
         }
@@ -337,6 +347,10 @@ public final class ChunkStore implements Closeable {
         staging.clear().limit(csize);
         loads.increment();
         long start = System.nanoTime();
+        // A stored chunk counts as verified (and is then sent straight from the file, unchecked) only
+        // when the bytes checked here are the file's: a remote blob that is not complete yet returns
+        // fetched bytes, which its cache file may not hold (a store that failed, another process's copy).
+        boolean checksTheFile = !t.isCompressed(chunk) && fileOf(blob) != null;
         try {
             blobs[blob].readFully(staging, t.compressedOffset(chunk));
         } catch (IOException e) {
@@ -362,7 +376,7 @@ public final class ChunkStore implements Closeable {
         if (!matches) {
             throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
         }
-        if (algo == Compression.NONE) {
+        if (checksTheFile) {
             verifiedStored[blob].getAndUpdate(chunk >>> 6, w -> w | (1L << chunk));
         }
         return usize;
@@ -380,7 +394,10 @@ public final class ChunkStore implements Closeable {
         LOG.error("corrupt chunk: {}", msg);
         ChunkCorruptedException failure = new ChunkCorruptedException(msg, cause);
         try {
-            blobs[blob].discard(t.compressedOffset(chunk), t.compressedSize(chunk));
+            if (blobs[blob].discard(t.compressedOffset(chunk), t.compressedSize(chunk))) {
+                failure.refetches = true;
+                files[blob] = null; // it may have stopped being complete: ask it again
+            }
         } catch (IOException | RuntimeException e) {
             failure.addSuppressed(e);
         }

@@ -80,8 +80,9 @@ class BlobSeamTest {
                 }
 
                 @Override
-                public void discard(long position, int length) {
+                public boolean discard(long position, int length) {
                     discarded.add(new long[] {position, length});
+                    return false;
                 }
 
                 @Override

@@ -90,8 +90,7 @@ public final class BlobCacheDirectory {
         // images, and files in it are opened without following symlinks (a link planted there by
         // someone else would have had a root server truncate and overwrite its target).
         if (!Files.isDirectory(dir)) {
-            Files.createDirectories(dir, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                    java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            OwnerOnly.directories(dir);
         }
         this.dir = dir.toRealPath();
         this.maxBytes = maxBytes;
@@ -439,8 +438,7 @@ public final class BlobCacheDirectory {
         /** The one channel on {@code .lock} of this process; kept open while the process lives. */
         FileChannel lockChannel() throws IOException {
             if (lockChannel == null || !lockChannel.isOpen()) {
-                lockChannel = FileChannel.open(dir.resolve(LOCK_FILE), java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                        StandardOpenOption.WRITE);
+                lockChannel = OwnerOnly.openReadWrite(dir.resolve(LOCK_FILE));
             }
             return lockChannel;
         }
@@ -460,8 +458,7 @@ public final class BlobCacheDirectory {
                 ref.uses++;
                 return ref.channel;
             }
-            FileChannel ch = FileChannel.open(dir.resolve(CachedBlobFile.dataName(blobId)), java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE,
-                    StandardOpenOption.READ, StandardOpenOption.WRITE);
+            FileChannel ch = OwnerOnly.openReadWrite(dir.resolve(CachedBlobFile.dataName(blobId)));
             datas.put(blobId, new DataRef(ch));
             return ch;
         }

@@ -13,7 +13,6 @@ import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HashMap;
@@ -138,7 +137,7 @@ public final class CachedBlobFile implements Closeable {
         FileChannel mapChannel = null;
         FileLock inUse = null;
         try {
-            mapChannel = FileChannel.open(mapPath, java.nio.file.LinkOption.NOFOLLOW_LINKS, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            mapChannel = OwnerOnly.openReadWrite(mapPath);
             FileLock exclusive = mapChannel.tryLock();
             if (exclusive != null) {
                 // Nobody else uses this map: check it, and make it right if it is not.

@@ -372,7 +372,12 @@ public final class RemoteBlob implements Blob {
                 stored = file.store(buf, start, fill.chunks, fill.count);
             } catch (IOException e) {
                 // A full or failing disk costs caching, not the read: it is served from the fetched bytes.
-                LOG.warn("cache: cannot store blob {} bytes {}-{} in {}: {}", id(), start, stop - 1, file.dataPath(), e.toString());
+                long unsaid = source.storeFailureToLog();
+                if (unsaid >= 0) {
+                    LOG.warn("cache: cannot store blob {} bytes {}-{} in {}: {}{}", id(), start, stop - 1, file.dataPath(), e.toString(),
+                            unsaid > 0 ? " (and " + unsaid + " other store(s) failed since the last warning; next warning in a minute at most)"
+                                    : " (further failures are logged once a minute)");
+                }
                 storeFailedAt = System.nanoTime();
                 stored = 0;
                 kept = false;
@@ -519,7 +524,7 @@ public final class RemoteBlob implements Blob {
      * (or did not decompress), so the next read fetches them again instead of reusing the bad bytes.
      */
     @Override
-    public void discard(long position, int length) {
+    public boolean discard(long position, int length) {
         long end = position + length;
         int dropped = 0;
         for (int i = ranges.firstEndingAfter(position); i < ranges.count() && ranges.offset(i) < end; i++) {
@@ -529,10 +534,14 @@ public final class RemoteBlob implements Blob {
             }
         }
         if (dropped > 0) {
+            // No longer complete: ChunkStore stops serving stored chunks straight from the file until
+            // every chunk is present (and checked) again.
+            completeFile = Optional.empty();
             counters.discarded(dropped);
-            LOG.warn("cache: dropped {} chunk(s) of blob {} at bytes {}-{}: they did not verify; the next read fetches them again",
+            LOG.warn("cache: dropped {} chunk(s) of blob {} at bytes {}-{}: they did not verify; fetching them again",
                     dropped, describe(), position, end - 1);
         }
+        return dropped > 0;
     }
 
     /**

@@ -56,12 +56,12 @@ class CacheEvictionTest {
         }
     }
 
-    private interface Work {
+    interface Work {
         void run() throws Exception;
     }
 
     /** What {@code work} logs (slf4j-simple writes to System.err, looked up at each line). */
-    private static String capturingStandardError(Work work) throws Exception {
+    static String capturingStandardError(Work work) throws Exception {
         java.io.PrintStream original = System.err;
         java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
         System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));

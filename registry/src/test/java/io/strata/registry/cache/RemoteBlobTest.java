@@ -259,16 +259,25 @@ class RemoteBlobTest {
     void aBlobCompletedWhileOpenIsThenServedFromItsDataFile() throws IOException {
         SyntheticImage.Written w = image("stored", Compression.NONE, 8, 21);
         RemoteBlobSource cold = source(tmp.resolve("cache"), new FileBlobStore(w.blobDir()), FetchPolicy.defaults());
-        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults())) {
+        // A memory cache of two chunks: a chunk read again is loaded again.
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), cold, FlatDeviceOptions.defaults().withCacheBytes(2 * CHUNK))) {
             FileSegments first = new FileSegments();
             dev.resolve(0, dev.size(), first);
             assertTrue(first.memoryBytes > 0, "the first read loads (and verifies) chunks through the cache");
-            // The first read fetched the last chunk: the blob is complete, and its stored chunks,
-            // verified by that read, now go from the cache's data file (sendfile for NBD).
+            // The first read fetched the last chunk: the blob is complete. What it checked were the
+            // fetched bytes, not the file's, so each stored chunk is checked once more from the file...
             FileSegments second = new FileSegments();
             dev.resolve(0, dev.size(), second);
-            assertEquals(0, second.memoryBytes, "every chunk byte comes from the data file");
-            assertTrue(second.fileBytes >= w.chunks().get(0).stream().mapToLong(ChunkInfo::uncompressedSize).sum());
+            assertTrue(second.memoryBytes > 0, "the chunks are checked from the data file");
+            // ...and, once checked there, goes from the cache's data file (sendfile for NBD). Chunks the
+            // memory cache still held in that pass are checked from the file in the next.
+            FileSegments later = new FileSegments();
+            for (int pass = 0; pass < 3 && (pass == 0 || later.memoryBytes > 0); pass++) {
+                later = new FileSegments();
+                dev.resolve(0, dev.size(), later);
+            }
+            assertEquals(0, later.memoryBytes, "every chunk byte comes from the data file");
+            assertTrue(later.fileBytes >= w.chunks().get(0).stream().mapToLong(ChunkInfo::uncompressedSize).sum());
             assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, 96 << 10));
         }
     }
@@ -313,7 +322,8 @@ class RemoteBlobTest {
                             () -> dev.read(at, ByteBuffer.allocate(CHUNK)), c + " attempt " + attempt);
                     assertTrue(e.getMessage().contains(id) && e.getMessage().contains("test store"), e.getMessage());
                 }
-                assertEquals(2, source.counters().discarded(), "the bad chunk was dropped after each failure");
+                // Each failed read dropped the bad copy and fetched once more (still bad): two drops a read.
+                assertEquals(4, source.counters().discarded(), "the bad chunk was dropped after each failed try");
                 // The neighbours fetched in the same request were fine and stay.
                 long next = w.blobOffsets().get(0) + w.chunks().get(0).get(6).uncompressedOffset();
                 ByteBuffer ok = ByteBuffer.allocate(CHUNK);
@@ -476,23 +486,124 @@ class RemoteBlobTest {
             Path cache = Files.createDirectories(small.dir().resolve("cache"));
             FileBlobStore store = new FileBlobStore(w.blobDir());
             RemoteBlobSource source = source(cache, store, FetchPolicy.defaults());
-            try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
-                ByteBuffer b = ByteBuffer.allocate(4096);
-                for (int at = 0; at < blob.length; at += 4096) {
-                    if (at == 1152 << 10) {
-                        // The disk fills up once the stream's first windows (128 + 256 + 768 KiB) are
-                        // kept: its readahead, and everything after, cannot be stored.
-                        small.fill();
+            String said = CacheEvictionTest.capturingStandardError(() -> {
+                try (RemoteBlob rb = source.open(id, TestDevices.rangesOf(w.chunks().get(0)))) {
+                    ByteBuffer b = ByteBuffer.allocate(4096);
+                    for (int at = 0; at < blob.length; at += 4096) {
+                        if (at == 1152 << 10) {
+                            // The disk fills up once the stream's first windows (128 + 256 + 768 KiB) are
+                            // kept: its readahead, and everything after, cannot be stored.
+                            small.fill();
+                        }
+                        b.clear().limit(Math.min(4096, blob.length - at));
+                        rb.readFully(b, at);
+                        assertArrayEquals(Arrays.copyOfRange(blob, at, at + b.limit()), Arrays.copyOf(b.array(), b.limit()), "at " + at);
                     }
-                    b.clear().limit(Math.min(4096, blob.length - at));
-                    rb.readFully(b, at);
-                    assertArrayEquals(Arrays.copyOfRange(blob, at, at + b.limit()), Arrays.copyOf(b.array(), b.limit()), "at " + at);
                 }
-            }
+            });
+            // Every store after the fill failed; the log says so once (then once a minute), not per store.
+            assertEquals(1, said.lines().filter(l -> l.contains("cannot store")).count(), said);
             // Nothing is kept, so each 4-KiB read fetches (at most) its chunk: bounded, not a loop.
             int reads = (blob.length + 4095) / 4096;
             assertTrue(store.requests().size() <= reads + 8, store.requests().size() + " requests for " + reads + " reads");
         }
+    }
+
+    /**
+     * One bad answer for a readahead window poisons the neighbours it stored unchecked; the first read
+     * of such a neighbour finds it bad in the cache, drops it and fetches it once more (the registry
+     * is fine again), so the read succeeds. Before, it failed with EIO once per poisoned chunk, and
+     * for good when the registry was gone.
+     */
+    @Test
+    void aNeighbourStoredFromABadAnswerIsFetchedAgainByTheReadThatFindsIt() throws IOException {
+        for (Compression c : List.of(Compression.ZSTD, Compression.NONE)) {
+            SyntheticImage.Written w = image("poison-" + c, c, 16, 21);
+            String id = w.blobIds().get(0);
+            ChunkInfo neighbour = w.chunks().get(0).get(5);
+            FileBlobStore store = new FileBlobStore(w.blobDir()).corrupt(id, neighbour.compressedOffset() + neighbour.compressedSize() / 2);
+            RemoteBlobSource source = source(tmp.resolve("cache-poison-" + c), store,
+                    new FetchPolicy(FetchPolicy.DEFAULT_MERGE_LIMIT, FetchPolicy.DEFAULT_MAX_GAP));
+            try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source, FlatDeviceOptions.defaults())) {
+                long first = w.blobOffsets().get(0) + w.chunks().get(0).get(0).uncompressedOffset();
+                dev.read(first, ByteBuffer.allocate(4096)); // fetches the whole blob, chunk 5 bad, and keeps it
+                store.corrupt(null, -1);
+                store.clearRequests();
+                long at = w.blobOffsets().get(0) + neighbour.uncompressedOffset();
+                ByteBuffer got = ByteBuffer.allocate(CHUNK);
+                dev.read(at, got);
+                assertArrayEquals(Arrays.copyOfRange(w.expectedDevice(), (int) at, (int) at + CHUNK), got.array(), c.toString());
+                assertEquals(List.of(new FileBlobStore.Request(id, neighbour.compressedOffset(), (int) neighbour.compressedSize())),
+                        store.requests(), c + ": the poisoned chunk alone was fetched again");
+                assertEquals(1, source.counters().discarded(), c.toString());
+            }
+        }
+    }
+
+    /**
+     * A stored chunk checked from fetched bytes the cache file does not hold (the disk was full) must
+     * not count as checked once the file is complete: the file's copy may differ (here a later bad
+     * answer stored it). Before, the complete blob's chunk was sent straight from the file, unchecked:
+     * wrong bytes on every read.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    void aStoredChunkCheckedFromBytesTheFileDoesNotHoldIsCheckedAgainFromTheFile() throws Exception {
+        SyntheticImage.Written w = image("stale-verified", Compression.NONE, 16, 23);
+        String id = w.blobIds().get(0);
+        try (io.strata.registry.testing.FullDisk small = io.strata.registry.testing.FullDisk.mount(tmp.resolve("small2"), "4m")) {
+            Path cache = Files.createDirectories(small.dir().resolve("cache"));
+            FileBlobStore store = new FileBlobStore(w.blobDir());
+            try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(cache, store, FetchPolicy.defaults()),
+                    FlatDeviceOptions.defaults().withCacheBytes(4 * CHUNK))) {
+                small.fill();
+                assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, CHUNK)); // checked, nothing stored
+                small.free();
+                ChunkInfo neighbour = w.chunks().get(0).get(5);
+                store.corrupt(id, neighbour.compressedOffset() + 100);
+                long before = w.blobOffsets().get(0) + w.chunks().get(0).get(4).uncompressedOffset();
+                dev.read(before, ByteBuffer.allocate(4096)); // its window stores chunk 5 from the bad answer
+                store.corrupt(null, -1);
+                // Every other chunk read again (the memory cache holds 4): the blob's file fills up and
+                // is complete; then chunk 5 is read from it and checked, not sent unchecked.
+                byte[] expected = w.expectedDevice();
+                for (int i = 0; i < 16; i++) {
+                    if (i != 5) {
+                        long at = w.blobOffsets().get(0) + w.chunks().get(0).get(i).uncompressedOffset();
+                        dev.read(at, ByteBuffer.allocate(CHUNK));
+                    }
+                }
+                long at = w.blobOffsets().get(0) + neighbour.uncompressedOffset();
+                ByteBuffer got = ByteBuffer.allocate(CHUNK);
+                dev.read(at, got);
+                assertArrayEquals(Arrays.copyOfRange(expected, (int) at, (int) at + CHUNK), got.array(), "chunk 5 of the complete blob");
+                assertArrayEquals(expected, TestDevices.readAll(dev, CHUNK), "the complete blob, served from its file");
+            }
+        }
+    }
+
+    /**
+     * The files a cache makes are its user's alone (0600) whatever the umask and even in a directory
+     * someone made 0755: a private image's chunks were world-readable, and anyone could hold a read
+     * lock on .lock and stall eviction.
+     */
+    @Test
+    void theFilesACacheMakesAreItsUsersAlone() throws Exception {
+        SyntheticImage.Written w = image("private", Compression.NONE, 4, 25);
+        Path cache = Files.createDirectories(tmp.resolve("shared-looking"));
+        Files.setPosixFilePermissions(cache, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        try (FlatDevice dev = FlatDevice.open(w.bootstrap(), source(cache, new FileBlobStore(w.blobDir()), FetchPolicy.defaults()),
+                FlatDeviceOptions.defaults())) {
+            assertArrayEquals(w.expectedDevice(), TestDevices.readAll(dev, CHUNK));
+        }
+        List<String> made = new ArrayList<>();
+        try (var files = Files.list(cache)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                made.add(f.getFileName() + " " + java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+            }
+        }
+        assertTrue(made.size() >= 3, "data, map and lock files: " + made);
+        assertTrue(made.stream().allMatch(m -> m.endsWith(" rw-------")), made.toString());
     }
 
     /**

@@ -40,6 +40,11 @@ public final class FullDisk implements AutoCloseable {
         }
     }
 
+    /** Deletes what {@link #fill} wrote: the disk has room again. */
+    public void free() throws IOException {
+        Files.deleteIfExists(dir.resolve("filler"));
+    }
+
     @Override
     public void close() throws IOException {
         HostTools.run(List.of("umount", "--lazy", dir.toString()));
