@@ -16,7 +16,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.eclipse.jetty.http.HttpHeader;
@@ -56,7 +55,10 @@ final class ControlServer implements AutoCloseable {
     private final ObjectMapper json = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            // "queues": 2.5 is not 2, and {"name":"a","name":"b"} is not b: refused, as unknown fields are.
+            .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private ControlServer(Daemon daemon, Path socket, Server server) {
         this.daemon = daemon;
@@ -72,12 +74,11 @@ final class ControlServer implements AutoCloseable {
      */
     static ControlServer start(Daemon daemon, Path socket) throws Exception {
         io.strata.core.os.UnixSocketFiles.removeStale(socket);
-        Path parent = socket.toAbsolutePath().getParent();
-        Path dir = Files.createDirectory(parent.resolve(".c" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
-                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Path dir = io.strata.core.os.UnixSocketFiles.stagingDirectory(socket, ".c");
         Path staging = dir.resolve("s");
-        // Few threads: a control API serves a handful of requests a minute; they end after 60 s idle.
-        QueuedThreadPool pool = new QueuedThreadPool(6, 1, 60_000);
+        // Threads end after 60 s idle. A request may wait up to a registry deadline (an add by reference)
+        // or 30 s for its body: with a handful of threads, four such requests stalled list and remove.
+        QueuedThreadPool pool = new QueuedThreadPool(64, 1, 60_000);
         pool.setName("control");
         pool.setReservedThreads(0);
         Server server = new Server(pool);
@@ -179,7 +180,7 @@ final class ControlServer implements AutoCloseable {
         Fields query = Request.extractQueryParameters(request);
         if (rest.equals("exports")) {
             return switch (method) {
-                case "GET" -> new Answer(200, list());
+                case "GET" -> query.getValue("name") == null ? new Answer(200, list()) : new Answer(200, describe(named(query.getValue("name"))));
                 case "POST" -> new Answer(201, describe(daemon.add(parse(request), false)));
                 case "DELETE" -> {
                     String name = query.getValue("name");
@@ -194,13 +195,7 @@ final class ControlServer implements AutoCloseable {
         if (rest.startsWith("exports/") && rest.length() > "exports/".length()) {
             String name = pathSegment(rest.substring("exports/".length()));
             return switch (method) {
-                case "GET" -> {
-                    DaemonExport e = daemon.find(name);
-                    if (e == null) {
-                        throw new ControlException(404, "no export '" + name + "'");
-                    }
-                    yield new Answer(200, describe(e));
-                }
+                case "GET" -> new Answer(200, describe(named(name)));
                 case "DELETE" -> remove(name, query);
                 default -> throw new ControlException(405, method + " is not allowed on " + path + " (GET, DELETE)");
             };
@@ -212,6 +207,18 @@ final class ControlServer implements AutoCloseable {
             return new Answer(200, stats());
         }
         throw new ControlException(404, "no such endpoint: " + path);
+    }
+
+    /**
+     * The export of that name, or 404. Names with a '/' (every vhost-user socket path) are asked for
+     * as {@code exports?name=NAME}: Jetty refuses an encoded '/' or an empty segment in a path.
+     */
+    private DaemonExport named(String name) throws ControlException {
+        DaemonExport e = daemon.find(name);
+        if (e == null) {
+            throw new ControlException(404, "no export '" + name + "'");
+        }
+        return e;
     }
 
     private Answer remove(String name, Fields query) throws ControlException {

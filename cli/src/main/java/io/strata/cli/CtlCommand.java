@@ -173,10 +173,35 @@ final class CtlCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            String target = ControlServer.PREFIX + "exports?name=" + URLEncoder.encode(name, StandardCharsets.UTF_8) + (force ? "&force=true" : "");
+            String export = exportNamed(name);
+            String target = ControlServer.PREFIX + "exports?name=" + URLEncoder.encode(export, StandardCharsets.UTF_8) + (force ? "&force=true" : "");
             JsonNode r = request(ctl(spec), "DELETE", target, null);
-            spec.commandLine().getOut().println("removed '" + name + "'" + (r != null && r.has("device") ? "; its device is " + r.get("device").asText() : ""));
+            spec.commandLine().getOut().println("removed '" + export + "'" + (r != null && r.has("device") ? "; its device is " + r.get("device").asText() : ""));
             return 0;
+        }
+
+        /**
+         * The export {@code typed} means: itself when an export has that name, else the socket path
+         * it names relative to this directory (add made it absolute: "add vhost-user s1.sock" named
+         * the export /here/s1.sock), else itself again (for the daemon's "no export" answer).
+         */
+        private String exportNamed(String typed) throws IOException {
+            if (typed.startsWith("/")) {
+                return typed;
+            }
+            String path;
+            try {
+                path = absolute(Path.of(typed));
+            } catch (java.nio.file.InvalidPathException notAPath) {
+                return typed;
+            }
+            boolean asTyped = false;
+            boolean asPath = false;
+            for (JsonNode e : request(ctl(spec), "GET", ControlServer.PREFIX + "exports", null)) {
+                asTyped |= typed.equals(e.path("name").asText());
+                asPath |= path.equals(e.path("name").asText());
+            }
+            return !asTyped && asPath ? path : typed;
         }
     }
 

@@ -91,16 +91,27 @@ final class Daemon implements AutoCloseable {
 
     /** Opens the spec's image and starts serving it; 409 if the name is taken, 400 for a bad source. */
     DaemonExport add(ExportSpec requested, boolean fromConfig) throws ControlException {
-        ExportSpec spec = requested.validated();
+        return add(requested.validated(), fromConfig, null);
+    }
+
+    /** As {@link #add(ExportSpec, boolean)} for a validated spec whose device may be open already (then closed on failure). */
+    private DaemonExport add(ExportSpec spec, boolean fromConfig, OpenedDevice preopened) throws ControlException {
         String name = spec.exportName();
-        if (ExportSpec.NBD.equals(spec.kind()) && !nbdListening) {
-            throw new ControlException(409, "the daemon has no NBD listener: start it with --socket PATH or --tcp [HOST][:PORT]");
-        }
-        if (exports.containsKey(name) || !busy.add(name)) {
-            throw new ControlException(409, "export '" + name + "' exists already");
+        try {
+            if (ExportSpec.NBD.equals(spec.kind()) && !nbdListening) {
+                throw new ControlException(409, "the daemon has no NBD listener: start it with --socket PATH or --tcp [HOST][:PORT]");
+            }
+            if (exports.containsKey(name) || !busy.add(name)) {
+                throw new ControlException(409, "export '" + name + "' exists already");
+            }
+        } catch (ControlException refused) {
+            if (preopened != null) {
+                preopened.close();
+            }
+            throw refused;
         }
         try {
-            DaemonExport e = open(spec, fromConfig);
+            DaemonExport e = serve(spec, preopened != null ? preopened : openDevice(spec), fromConfig);
             try {
                 String transport = e.nbd != null ? "nbd" : "vhost-user";
                 e.metrics.add(served.addExport(name, transport, e.nbd != null ? e.nbd.counters() : e.vhost.counters()));
@@ -127,7 +138,15 @@ final class Daemon implements AutoCloseable {
         e.close();
     }
 
-    private DaemonExport open(ExportSpec spec, boolean fromConfig) throws ControlException {
+    /** An export's device, opened before it is served (a reload opens a changed entry's before it takes the old one down). */
+    private record OpenedDevice(BlockDevice device, io.strata.registry.cache.RemoteBlobSource remote, Prefetcher prefetcher) {
+        void close() {
+            closeQuietly(prefetcher, device);
+        }
+    }
+
+    /** Opens the spec's image (or raw file); 400 when it cannot be served. Slow for a remote image: no lock is held. */
+    private OpenedDevice openDevice(ExportSpec spec) throws ControlException {
         BlockDevice device = null;
         Prefetcher prefetcher = null;
         io.strata.registry.cache.RemoteBlobSource remote = null;
@@ -147,14 +166,7 @@ final class Daemon implements AutoCloseable {
                     device = FlatDevice.open(opened.bootstrap(), opened.blobs(), options, cache);
                 }
             }
-            if (ExportSpec.NBD.equals(spec.kind())) {
-                Export export = new Export(spec.name(), device, device.describeForClients());
-                nbdExports.add(export, false);
-                return new DaemonExport(spec, device, export, null, remote, prefetcher, fromConfig);
-            }
-            VhostUserServer server = new VhostUserServer(Path.of(spec.socket()), device, spec.queues(), socketMode);
-            server.start();
-            return new DaemonExport(spec, device, null, server, remote, prefetcher, fromConfig);
+            return new OpenedDevice(device, remote, prefetcher);
         } catch (CommandLine.ParameterException e) {
             closeQuietly(prefetcher, device);
             throw ControlException.badRequest(e.getMessage());
@@ -162,6 +174,26 @@ final class Daemon implements AutoCloseable {
             closeQuietly(prefetcher, device);
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             // The image or socket could not be opened: the request named something unusable.
+            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400,
+                    "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg);
+        }
+    }
+
+    /** Serves an opened device as the spec's export (a named NBD export, or a vhost-user socket); closes it on failure. */
+    private DaemonExport serve(ExportSpec spec, OpenedDevice opened, boolean fromConfig) throws ControlException {
+        BlockDevice device = opened.device();
+        try {
+            if (ExportSpec.NBD.equals(spec.kind())) {
+                Export export = new Export(spec.name(), device, device.describeForClients());
+                nbdExports.add(export, false);
+                return new DaemonExport(spec, device, export, null, opened.remote(), opened.prefetcher(), fromConfig);
+            }
+            VhostUserServer server = new VhostUserServer(Path.of(spec.socket()), device, spec.queues(), socketMode);
+            server.start();
+            return new DaemonExport(spec, device, null, server, opened.remote(), opened.prefetcher(), fromConfig);
+        } catch (IOException | RuntimeException e) {
+            opened.close();
+            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400,
                     "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg);
         }
@@ -269,22 +301,64 @@ final class Daemon implements AutoCloseable {
 
     /**
      * Makes the exports the --config file manages match {@code wanted}: adds the new, removes (with
-     * force) those gone or changed and adds the changed ones again, leaves the unchanged serving.
-     * Exports added through the control API are not the file's and are left alone. One bad entry
-     * is logged and skipped; the rest still apply. Returns a one-line summary.
+     * force) those gone, replaces the changed, leaves the unchanged serving. A new or changed entry's
+     * image is opened first, with no lock held (a remote image may take the registry's deadline), and
+     * only once it is open is the old export taken down: an entry that cannot be served (a typo, a
+     * file that is not an image, a registry that does not answer) leaves its export serving as it was,
+     * clients connected. Exports added through the control API are not the file's and are left alone.
+     * One bad entry is logged and skipped; the rest still apply. Returns a one-line summary.
      */
     String apply(List<ExportSpec> wanted) {
+        List<String> problems = new ArrayList<>();
+        Plan plan;
         changes.lock();
         try {
-            return applyLocked(wanted);
+            plan = plan(wanted, problems);
         } finally {
             changes.unlock();
         }
+        // Open what is new or changed outside the lock: the control API (remove --force, list) goes on meanwhile.
+        Map<String, OpenedDevice> opened = new LinkedHashMap<>();
+        for (ExportSpec s : plan.toOpen.values()) {
+            try {
+                opened.put(s.exportName(), openDevice(s));
+            } catch (ControlException e) {
+                boolean changed = plan.previous.containsKey(s.exportName());
+                problems.add(s.exportName() + ": " + e.getMessage() + (changed ? "; serving its previous entry still" : ""));
+                if (changed) {
+                    plan.kept++;
+                }
+            }
+        }
+        changes.lock();
+        try {
+            swap(plan, opened, problems);
+        } finally {
+            changes.unlock();
+        }
+        for (String p : problems) {
+            CommandLoggers.serve().warn("config: {}", p);
+        }
+        return plan.added + " added, " + plan.removed + " removed, " + plan.replaced + " replaced, " + plan.kept + " unchanged"
+                + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
     }
 
-    private String applyLocked(List<ExportSpec> wanted) {
+    /** What a reload will do: the entries to open (new and changed), the exports to remove, counts. */
+    private static final class Plan {
+        /** New and changed entries, by export name. */
+        final Map<String, ExportSpec> toOpen = new LinkedHashMap<>();
+        /** Changed entries' current specs, by export name: the swap checks nothing changed them meanwhile. */
+        final Map<String, ExportSpec> previous = new HashMap<>();
+        final List<String> toRemove = new ArrayList<>();
+        int added;
+        int removed;
+        int replaced;
+        int kept;
+    }
+
+    private Plan plan(List<ExportSpec> wanted, List<String> problems) {
+        Plan plan = new Plan();
         Map<String, ExportSpec> want = new LinkedHashMap<>();
-        List<String> problems = new ArrayList<>();
         // Names whose new entry is unusable: the export of that name, if any, goes on as it was.
         Set<String> unusable = new HashSet<>();
         for (ExportSpec s : wanted) {
@@ -300,83 +374,85 @@ final class Daemon implements AutoCloseable {
                 }
             }
         }
-        int added = 0;
-        int removed = 0;
-        int replaced = 0;
-        int kept = 0;
-        Set<String> managed = new HashSet<>();
         for (DaemonExport e : exports()) {
-            if (e.fromConfig) {
-                managed.add(e.name());
+            if (!e.fromConfig) {
+                continue;
+            }
+            String name = e.name();
+            ExportSpec w = want.remove(name);
+            if (w != null && w.equals(e.spec) || w == null && unusable.contains(name)) {
+                plan.kept++;
+            } else if (w == null) {
+                plan.toRemove.add(name);
+            } else {
+                plan.toOpen.put(name, w);
+                plan.previous.put(name, e.spec);
             }
         }
-        Map<String, ExportSpec> changed = new HashMap<>();
-        for (String name : managed) {
-            DaemonExport e = exports.get(name);
-            ExportSpec w = want.get(name);
-            if (w != null && w.equals(e.spec) || w == null && unusable.contains(name)) {
-                kept++;
-                want.remove(name);
-                continue;
+        for (ExportSpec s : want.values()) {
+            if (exports.containsKey(s.exportName())) {
+                problems.add(s.exportName() + ": export '" + s.exportName() + "' exists already (added through the control API)");
+            } else {
+                plan.toOpen.put(s.exportName(), s);
             }
-            String missing = w == null ? null : missingFile(w);
-            if (missing != null) {
-                // Checked before the working export is taken down: its clients stay connected.
-                problems.add(name + ": " + missing + "; serving its previous entry still");
-                kept++;
-                want.remove(name);
-                continue;
-            }
+        }
+        return plan;
+    }
+
+    /** Under the lock: removes what is gone, replaces the changed whose new device opened, adds the new. */
+    private void swap(Plan plan, Map<String, OpenedDevice> opened, List<String> problems) {
+        for (String name : plan.toRemove) {
             try {
-                ExportSpec previous = e.spec;
                 remove(name, true);
-                if (w != null) {
-                    changed.put(name, previous);
-                } else {
-                    removed++;
-                }
+                plan.removed++;
             } catch (ControlException ex) {
                 problems.add(ex.getMessage());
             }
         }
-        for (ExportSpec s : want.values()) {
+        for (Map.Entry<String, OpenedDevice> o : opened.entrySet()) {
+            String name = o.getKey();
+            ExportSpec spec = plan.toOpen.get(name);
+            ExportSpec previous = plan.previous.get(name);
+            if (previous != null) {
+                DaemonExport current = exports.get(name);
+                if (current == null || !current.spec.equals(previous)) {
+                    o.getValue().close();
+                    problems.add(name + ": changed or removed through the control API during the reload; left as it is");
+                    continue;
+                }
+                try {
+                    remove(name, true);
+                } catch (ControlException ex) {
+                    o.getValue().close();
+                    problems.add(name + ": " + ex.getMessage() + "; serving its previous entry still");
+                    plan.kept++;
+                    continue;
+                }
+            }
             try {
-                add(s, true);
-                if (changed.containsKey(s.exportName())) {
-                    replaced++;
+                add(spec, true, o.getValue());
+                if (previous != null) {
+                    plan.replaced++;
                 } else {
-                    added++;
+                    plan.added++;
                 }
             } catch (ControlException ex) {
-                problems.add(s.exportName() + ": " + ex.getMessage());
-                ExportSpec previous = changed.get(s.exportName());
+                problems.add(name + ": " + ex.getMessage());
                 if (previous != null) {
-                    // The new entry cannot be served: the export comes back as it was (its clients
-                    // reconnect to the same device).
+                    // Served before and open now, yet it could not be served (its vhost-user socket,
+                    // say): the export comes back as it was (its clients reconnect to the same device).
                     try {
                         add(previous, true);
-                        kept++;
-                        problems.add(s.exportName() + ": serving its previous entry again");
+                        plan.kept++;
+                        problems.add(name + ": serving its previous entry again");
                     } catch (ControlException again) {
-                        problems.add(s.exportName() + ": its previous entry could not be served again either: " + again.getMessage());
+                        problems.add(name + ": its previous entry could not be served again either: " + again.getMessage());
                     }
                 }
             }
         }
-        for (String p : problems) {
-            CommandLoggers.serve().warn("config: {}", p);
-        }
-        return added + " added, " + removed + " removed, " + replaced + " replaced, " + kept + " unchanged" + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
     }
 
-    /** What a changed entry names that does not exist (a raw image, a local bootstrap), or null. */
-    private static String missingFile(ExportSpec spec) {
-        String file = spec.raw() != null ? spec.raw() : ImageSource.isReference(spec.source()) ? null : spec.source();
-        if (file == null || Files.isRegularFile(Paths.get(file))) {
-            return null;
-        }
-        return (spec.raw() != null ? "raw image" : "bootstrap") + " not found: " + file;
-    }
 
     @Override
     public void close() {

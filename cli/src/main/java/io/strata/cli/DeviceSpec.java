@@ -20,7 +20,7 @@ final class DeviceSpec {
 
     static BlockDevice openRaw(CommandLine cmd, Path path) throws IOException {
         if (!Files.isRegularFile(path)) {
-            throw new CommandLine.ParameterException(cmd, "image not found: " + path);
+            throw new CommandLine.ParameterException(cmd, "raw image not found: " + path);
         }
         return RawImageDevice.open(path);
     }

@@ -89,14 +89,17 @@ record ExportSpec(
                     throw ControlException.badRequest("a vhost-user export needs 'socket' (the path QEMU connects to)");
                 }
                 absolute("socket", socket);
-                if (name != null && !name.equals(socket)) {
+                // One spelling per path ("//a.sock", "/run/./a.sock", "/run/x/../a.sock" are /run/a.sock):
+                // the export's name, so a second add of the same socket is refused, not bound over the first.
+                String path = java.nio.file.Path.of(socket).normalize().toString();
+                if (name != null && !name.equals(socket) && !name.equals(path)) {
                     throw ControlException.badRequest("a vhost-user export is named by its socket; leave 'name' out");
                 }
                 int q = queues == null ? 16 : queues;
                 if (q < 1 || q > 255) {
                     throw ControlException.badRequest("'queues' must be 1..255, got " + q);
                 }
-                return new ExportSpec(kind, null, source, raw, blobDir, socket, q);
+                return new ExportSpec(kind, null, source, raw, blobDir, path, q);
             }
             default -> throw ControlException.badRequest("unknown kind '" + kind + "': nbd or vhost-user");
         }

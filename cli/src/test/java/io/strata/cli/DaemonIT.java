@@ -252,7 +252,13 @@ class DaemonIT {
                 new Case("DELETE", "/api/v1/exports", null, 400, "wants ?name=NAME"),
                 new Case("PUT", "/api/v1/exports", "{}", 405, "PUT is not allowed"),
                 new Case("GET", "/api/v2/exports", null, 404, "no such endpoint"),
-                new Case("GET", "/api/v1/exports/nope", null, 404, "no export 'nope'"));
+                new Case("GET", "/api/v1/exports/nope", null, 404, "no export 'nope'"),
+                new Case("GET", "/api/v1/exports?name=nope", null, 404, "no export 'nope'"),
+                new Case("GET", "/api/v1/exports?name=a", null, 200, ""),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"vhost-user\",\"socket\":\"/x.sock\",\"source\":\"" + boot + "\",\"queues\":2.5}",
+                        400, "malformed export JSON"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"name\":\"c\",\"source\":\"" + boot + "\"}",
+                        400, "Duplicate field 'name'"));
         for (Case c : cases) {
             Http h = curl(c.method(), c.path(), c.body());
             assertEquals(c.status(), h.status(), c + " -> " + h.body());
@@ -280,10 +286,70 @@ class DaemonIT {
     }
 
     /**
+     * A vhost-user export is named by its socket path in one spelling: "DIR/./v.sock" and "DIR//v.sock"
+     * are the same socket and refused as it (before, each was bound over the last, and removing one
+     * deleted the socket file of the export still listed). GET ?name= finds it (a path cannot go in
+     * the URL's path), and ctl remove takes it relative to the current directory, as ctl add did.
+     */
+    @Test
+    void aVhostUserSocketIsOneExportHoweverItsPathIsSpelled() throws Exception {
+        startDaemon(Map.of());
+        String boot = Fixtures.nydusBootstrap().toString();
+        String dir = Fixtures.nydusDir().toString();
+        Path sock = tmp.resolve("v.sock");
+        java.util.function.Function<String, String> body = path -> "{\"kind\":\"vhost-user\",\"socket\":\"" + path + "\",\"source\":\""
+                + boot + "\",\"blob_dir\":\"" + dir + "\",\"queues\":1}";
+        assertEquals(201, curl("POST", "/api/v1/exports", body.apply(sock.toString())).status());
+        for (String spelling : List.of(tmp + "/./v.sock", tmp + "//v.sock", tmp + "/../" + tmp.getFileName() + "/v.sock")) {
+            Http again = curl("POST", "/api/v1/exports", body.apply(spelling));
+            assertEquals(409, again.status(), spelling + " -> " + again.body());
+            assertTrue(again.error().contains("exists already"), again.body().toString());
+        }
+        Http one = curl("GET", "/api/v1/exports?name=" + java.net.URLEncoder.encode(sock.toString(), StandardCharsets.UTF_8), null);
+        assertEquals(200, one.status(), one.body().toString());
+        assertEquals(sock.toString(), one.body().get("name").asText());
+        assertTrue(Files.exists(sock));
+
+        ProcessBuilder pb = new ProcessBuilder(StrataProcess.home().resolve("bin/strata").toString(), "ctl", "--control", control.toString(),
+                "remove", "v.sock").directory(tmp.toFile()).redirectErrorStream(true);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("removed '" + sock + "'"), out);
+        assertEquals(List.of(), names());
+    }
+
+    /** A control socket in a directory the user may not write: one line naming the socket and its directory. */
+    @Test
+    void aControlSocketInAnUnwritableDirectoryIsSaidSo() throws Exception {
+        HostTools.requireTool("setpriv", "util-linux");
+        HostTools.require("root".equals(System.getProperty("user.name")), "running as another user needs root");
+        Path ro = Files.createDirectories(tmp.resolve("ro"));
+        Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Files.setPosixFilePermissions(ro, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                StrataProcess.home().resolve("bin/strata").toString(), "serve", "--control", ro.resolve("ctl.sock").toString())
+                .redirectErrorStream(true);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(1, p.exitValue(), out);
+        assertTrue(out.contains(ro.resolve("ctl.sock") + ": cannot create the socket: its directory " + ro + " is not writable by this user"), out);
+    }
+
+    /**
      * A client in transmission, held open: the fixed-newstyle handshake by hand (NBD protocol,
      * "Fixed newstyle negotiation"), NBD_OPT_EXPORT_NAME with NBD_FLAG_C_NO_ZEROES, then nothing.
      */
     private SocketChannel connectAndHold(String export) throws IOException {
+        return connectAndHold(export, FIXTURE_SIZE);
+    }
+
+    /** As {@link #connectAndHold(String)} for an export of {@code size} bytes. */
+    private SocketChannel connectAndHold(String export, long size) throws IOException {
         SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(nbdSocket));
         ByteBuffer greeting = ByteBuffer.allocate(18);
         while (greeting.hasRemaining()) {
@@ -306,7 +372,7 @@ class DaemonIT {
                 throw new IOException("closed before the export was granted");
             }
         }
-        assertEquals(FIXTURE_SIZE, reply.getLong(0));
+        assertEquals(size, reply.getLong(0));
         return ch;
     }
 
@@ -433,16 +499,22 @@ class DaemonIT {
             assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "the unchanged export kept its client");
             assertTrue(keepClient.isConnected());
 
-            // A changed entry that cannot be served (its raw image is missing) and an entry that is not
-            // valid (no kind) leave the exports of those names serving, their clients connected.
-            Files.writeString(config, "{\"exports\": [{\"kind\":\"nbd\",\"name\":\"keep\",\"raw\":\"" + tmp.resolve("missing.raw") + "\"}, "
-                    + "{\"kind\":\"nbd\",\"name\":\"change\",\"raw\":\"" + raw + "\"}, {\"name\":\"new\"}]}");
-            HostTools.run(List.of("kill", "-HUP", String.valueOf(daemon.process.pid())));
-            daemon.awaitLog("SIGHUP: config " + config + ": 0 added, 0 removed, 0 replaced, 3 unchanged, 2 problem(s)");
-            assertEquals(List.of("keep", "mine", "change", "new"), names());
-            assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "its client stayed");
-            assertTrue(daemon.log().contains("keep: raw image not found: " + tmp.resolve("missing.raw") + "; serving its previous entry still"),
-                    daemon.log());
+            // A changed entry that cannot be served (its raw image is missing; a file that is not a
+            // RAFS image) and an entry that is not valid (no kind) leave the exports of those names
+            // serving, their clients connected: the new image is opened before the old export goes.
+            try (SocketChannel changeClient = connectAndHold("change", 4096)) {
+                Files.writeString(config, "{\"exports\": [{\"kind\":\"nbd\",\"name\":\"keep\",\"raw\":\"" + tmp.resolve("missing.raw") + "\"}, "
+                        + "{\"kind\":\"nbd\",\"name\":\"change\",\"source\":\"" + raw + "\"}, {\"name\":\"new\"}]}");
+                HostTools.run(List.of("kill", "-HUP", String.valueOf(daemon.process.pid())));
+                daemon.awaitLog("SIGHUP: config " + config + ": 0 added, 0 removed, 0 replaced, 3 unchanged, 3 problem(s)");
+                assertEquals(List.of("keep", "mine", "change", "new"), names());
+                assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "its client stayed");
+                assertEquals(1, curl("GET", "/api/v1/exports/change", null).body().get("clients").asInt(), "its client stayed");
+                assertEquals("4096", HostTools.run(List.of("nbdinfo", "--size", uri("change"))).strip(), "change serves its raw image still");
+                assertTrue(daemon.log().contains("keep: raw image not found: " + tmp.resolve("missing.raw") + "; serving its previous entry still"),
+                        daemon.log());
+                assertTrue(daemon.log().contains("change: cannot serve " + raw), daemon.log());
+            }
 
             // A config that does not parse changes nothing.
             Files.writeString(config, "{\"exports\": [ oops");

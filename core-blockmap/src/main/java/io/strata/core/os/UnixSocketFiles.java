@@ -32,13 +32,28 @@ public final class UnixSocketFiles {
      * bound socket with it. Changing the process umask around bind would do the same, but umask is
      * process-wide and would race with every other thread creating files.
      */
+    /**
+     * A fresh 0700 directory beside {@code socket} to bind in. Its name is random: a failure names the
+     * socket and its directory instead (an unwritable directory said only ".../.c111bdcf7: permission denied").
+     */
+    public static Path stagingDirectory(Path socket, String prefix) throws IOException {
+        Path parent = socket.toAbsolutePath().getParent();
+        try {
+            return Files.createDirectory(parent.resolve(prefix + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
+                    PosixFilePermissions.asFileAttribute(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
+                            PosixFilePermission.OWNER_EXECUTE)));
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new java.nio.file.AccessDeniedException(socket.toString(), null,
+                    "cannot create the socket: its directory " + parent + " is not writable by this user");
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new java.nio.file.NoSuchFileException(socket.toString(), null, "cannot create the socket: no directory " + parent);
+        }
+    }
+
     public static ServerSocketChannel bind(Path path, int mode, int backlog) throws IOException {
         removeStale(path);
-        Path parent = path.toAbsolutePath().getParent();
         // Short names: the whole path must fit sun_path's 108 bytes.
-        Path dir = Files.createDirectory(parent.resolve(".s" + Integer.toHexString(ThreadLocalRandom.current().nextInt() | 0x10000000)),
-                PosixFilePermissions.asFileAttribute(EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
-                        PosixFilePermission.OWNER_EXECUTE)));
+        Path dir = stagingDirectory(path, ".s");
         Path staging = dir.resolve("s");
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
