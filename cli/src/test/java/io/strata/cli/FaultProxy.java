@@ -169,6 +169,11 @@ final class FaultProxy implements AutoCloseable {
         this.bytesPerSecond = bytesPerSecond;
     }
 
+    /** Drops the faults still queued. */
+    synchronized void clearFaults() {
+        faults.clear();
+    }
+
     /** Faults still queued. */
     synchronized int pending() {
         return faults.size();

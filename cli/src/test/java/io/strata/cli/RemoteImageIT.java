@@ -214,20 +214,37 @@ class RemoteImageIT {
         }
     }
 
-    /** Wrong bytes: that read fails (EIO), nothing wrong is served or cached, and the next read is right. */
+    /**
+     * Wrong bytes: nothing wrong is served or cached. One bad answer costs a second request (the read
+     * that finds the chunk bad drops it and fetches it once more) and the read succeeds; a registry
+     * that sends the chunk wrong twice fails that read (EIO), and the next read is right.
+     */
     @Test
     void wrongBytesFailThatReadAloneAndAreFetchedAgain(@TempDir Path tmp) throws Exception {
+        String viaProxy;
         try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
             proxy.inject(FaultProxy.Fault.FLIP_FIRST_BYTE, 1);
-            String viaProxy = proxy.registry() + "/strata/e2e:v1";
-            Path first = tmp.resolve("first.raw");
-            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "flip", viaProxy, tmp.resolve("cache"), "--prefetch", "none")) {
-                HostTools.Outcome o = nbdcopy(tmp, "flip", first);
+            viaProxy = proxy.registry() + "/strata/e2e:v1";
+            Path once = tmp.resolve("once.raw");
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "flip1", viaProxy, tmp.resolve("cache1"), "--prefetch", "none")) {
+                HostTools.Outcome o = nbdcopy(tmp, "flip1", once);
                 assertEquals(1, proxy.faultsApplied());
-                assertNotEquals(0, o.exitCode(), "a read of the flipped chunk fails: " + o.output());
+                assertEquals(0, o.exitCode(), "one bad answer is fetched again within the read: " + o.output() + s.log());
+                assertSameAsLocalExport(once);
+                assertTrue(s.log().contains("corrupt chunk"), s.log());
+            }
+        }
+        try (FaultProxy proxy = new FaultProxy(registry.baseUri())) {
+            proxy.inject(FaultProxy.Fault.FLIP_FIRST_BYTE, 100_000); // every answer wrong, the second try's too
+            viaProxy = proxy.registry() + "/strata/e2e:v1";
+            Path first = tmp.resolve("first.raw");
+            try (StrataProcess.Server s = StrataProcess.serveReference(tmp, "flip2", viaProxy, tmp.resolve("cache2"), "--prefetch", "none")) {
+                HostTools.Outcome o = nbdcopy(tmp, "flip2", first);
+                assertNotEquals(0, o.exitCode(), "a read of a chunk sent wrong twice fails: " + o.output());
+                proxy.clearFaults();
                 // The server keeps serving: the same device copied again is right (the bad chunk was dropped and refetched).
                 Path second = tmp.resolve("second.raw");
-                HostTools.Outcome again = nbdcopy(tmp, "flip", second);
+                HostTools.Outcome again = nbdcopy(tmp, "flip2", second);
                 assertEquals(0, again.exitCode(), again.output() + s.log());
                 assertSameAsLocalExport(second);
             }
