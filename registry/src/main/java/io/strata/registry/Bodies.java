@@ -14,6 +14,47 @@ final class Bodies {
     }
 
     /**
+     * {@code body} as it is, with {@code onItem} told of each buffer the HTTP client takes from it and
+     * {@code onComplete} of its end (an upload's progress, a stalled upload's last movement).
+     */
+    static java.net.http.HttpRequest.BodyPublisher observing(java.net.http.HttpRequest.BodyPublisher body,
+            java.util.function.Consumer<ByteBuffer> onItem, Runnable onComplete) {
+        return new java.net.http.HttpRequest.BodyPublisher() {
+            @Override
+            public long contentLength() {
+                return body.contentLength();
+            }
+
+            @Override
+            public void subscribe(Flow.Subscriber<? super ByteBuffer> subscriber) {
+                body.subscribe(new Flow.Subscriber<ByteBuffer>() {
+                    @Override
+                    public void onSubscribe(Flow.Subscription s) {
+                        subscriber.onSubscribe(s);
+                    }
+
+                    @Override
+                    public void onNext(ByteBuffer item) {
+                        onItem.accept(item);
+                        subscriber.onNext(item);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        subscriber.onError(t);
+                    }
+
+                    @Override
+                    public void onComplete() {
+                        onComplete.run();
+                        subscriber.onComplete();
+                    }
+                });
+            }
+        };
+    }
+
+    /**
      * Writes the body to {@code target} and completes with its sha256 digest ({@code sha256:<hex>}),
      * hashed as the bytes arrive: on the HTTP client's thread while the rest is still on the wire,
      * instead of reading the file again afterwards (in a cold JVM the JDK's SHA-256 runs interpreted,

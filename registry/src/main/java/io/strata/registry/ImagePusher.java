@@ -10,7 +10,6 @@ import java.io.OutputStream;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpRequest;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,7 +17,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.concurrent.Flow;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -284,7 +282,7 @@ public final class ImagePusher {
         String s = session.toString();
         URI put = URI.create(s + (s.contains("?") ? "&" : "?") + "digest=" + enc(digest));
         Supplier<HttpRequest.BodyPublisher> counted = size >= PROGRESS_MIN_BYTES
-                ? () -> new ProgressPublisher(body.get(), size, what, progress) : body;
+                ? () -> withProgress(body.get(), size, what, progress) : body;
         HttpCall<Void> call = new HttpCall<>("PUT", put, HttpCall::discard)
                 .scope(scope)
                 .header("Content-Type", "application/octet-stream")
@@ -349,58 +347,17 @@ public final class ImagePusher {
         return URLEncoder.encode(s, StandardCharsets.UTF_8);
     }
 
-    /** Passes a body through, reporting every 10 % of a large upload. */
-    private static final class ProgressPublisher implements HttpRequest.BodyPublisher {
-        private final HttpRequest.BodyPublisher inner;
-        private final long size;
-        private final String what;
-        private final Consumer<String> progress;
-
-        ProgressPublisher(HttpRequest.BodyPublisher inner, long size, String what, Consumer<String> progress) {
-            this.inner = inner;
-            this.size = size;
-            this.what = what;
-            this.progress = progress;
-        }
-
-        @Override
-        public long contentLength() {
-            return inner.contentLength();
-        }
-
-        @Override
-        public void subscribe(Flow.Subscriber<? super ByteBuffer> subscriber) {
-            inner.subscribe(new Flow.Subscriber<ByteBuffer>() {
-                private long sent;
-                private int reported;
-
-                @Override
-                public void onSubscribe(Flow.Subscription s) {
-                    subscriber.onSubscribe(s);
-                }
-
-                @Override
-                public void onNext(ByteBuffer item) {
-                    sent += item.remaining();
-                    int tenth = (int) (sent * 10 / Math.max(1, size));
-                    if (tenth > reported && tenth < 10) {
-                        reported = tenth;
-                        progress.accept(String.format(Locale.ROOT, "%s: %d%% (%d of %d MiB)", what, tenth * 10,
-                                sent >> 20, size >> 20));
-                    }
-                    subscriber.onNext(item);
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                    subscriber.onError(t);
-                }
-
-                @Override
-                public void onComplete() {
-                    subscriber.onComplete();
-                }
-            });
-        }
+    /** {@code body}, reporting every 10 % of a large upload as the HTTP client takes it. */
+    private static HttpRequest.BodyPublisher withProgress(HttpRequest.BodyPublisher body, long size, String what,
+            Consumer<String> progress) {
+        long[] sentAndReported = new long[2];
+        return Bodies.observing(body, item -> {
+            long sent = sentAndReported[0] += item.remaining();
+            int tenth = (int) (sent * 10 / Math.max(1, size));
+            if (tenth > sentAndReported[1] && tenth < 10) {
+                sentAndReported[1] = tenth;
+                progress.accept(String.format(Locale.ROOT, "%s: %d%% (%d of %d MiB)", what, tenth * 10, sent >> 20, size >> 20));
+            }
+        }, () -> { });
     }
 }

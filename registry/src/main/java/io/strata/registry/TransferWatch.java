@@ -46,40 +46,10 @@ final class TransferWatch {
 
     /** {@code body}, noting each buffer it hands the client and its end. */
     BodyPublisher watch(BodyPublisher body) {
-        return new BodyPublisher() {
-            @Override
-            public long contentLength() {
-                return body.contentLength();
-            }
-
-            @Override
-            public void subscribe(Flow.Subscriber<? super ByteBuffer> subscriber) {
-                body.subscribe(new Flow.Subscriber<ByteBuffer>() {
-                    @Override
-                    public void onSubscribe(Flow.Subscription s) {
-                        subscriber.onSubscribe(s);
-                    }
-
-                    @Override
-                    public void onNext(ByteBuffer item) {
-                        moved();
-                        subscriber.onNext(item);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        subscriber.onError(t);
-                    }
-
-                    @Override
-                    public void onComplete() {
-                        moved();
-                        uploaded = true;
-                        subscriber.onComplete();
-                    }
-                });
-            }
-        };
+        return Bodies.observing(body, item -> moved(), () -> {
+            moved();
+            uploaded = true;
+        });
     }
 
     /** {@code body}, noting each part of the answer's body as it arrives. */
