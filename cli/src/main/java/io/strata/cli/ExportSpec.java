@@ -89,9 +89,10 @@ record ExportSpec(
                     throw ControlException.badRequest("a vhost-user export needs 'socket' (the path QEMU connects to)");
                 }
                 absolute("socket", socket);
-                // One spelling per path ("//a.sock", "/run/./a.sock", "/run/x/../a.sock" are /run/a.sock):
-                // the export's name, so a second add of the same socket is refused, not bound over the first.
-                String path = java.nio.file.Path.of(socket).normalize().toString();
+                // One spelling per path ("/run//a.sock" and "/run/./a.sock" are /run/a.sock): the export's
+                // name, so a second add of the same socket is refused, not bound over the first. ".." stays:
+                // through a symlinked directory it is not the parent the text names.
+                String path = sameSocketPath(socket);
                 if (name != null && !name.equals(socket) && !name.equals(path)) {
                     throw ControlException.badRequest("a vhost-user export is named by its socket; leave 'name' out");
                 }
@@ -103,6 +104,17 @@ record ExportSpec(
             }
             default -> throw ControlException.badRequest("unknown kind '" + kind + "': nbd or vhost-user");
         }
+    }
+
+    /** {@code socket} without empty and "." components (an absolute path). */
+    static String sameSocketPath(String socket) {
+        StringBuilder b = new StringBuilder();
+        for (String part : socket.split("/")) {
+            if (!part.isEmpty() && !part.equals(".")) {
+                b.append('/').append(part);
+            }
+        }
+        return b.length() == 0 ? "/" : b.toString();
     }
 
     private static Path absolute(String field, String value) throws ControlException {

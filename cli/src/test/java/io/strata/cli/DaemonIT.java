@@ -287,7 +287,8 @@ class DaemonIT {
 
     /**
      * A vhost-user export is named by its socket path in one spelling: "DIR/./v.sock" and "DIR//v.sock"
-     * are the same socket and refused as it (before, each was bound over the last, and removing one
+     * are the same socket and refused as it ("DIR/x/../v.sock" is left as written: through a symlink it
+     * is another directory) (before, each was bound over the last, and removing one
      * deleted the socket file of the export still listed). GET ?name= finds it (a path cannot go in
      * the URL's path), and ctl remove takes it relative to the current directory, as ctl add did.
      */
@@ -300,7 +301,7 @@ class DaemonIT {
         java.util.function.Function<String, String> body = path -> "{\"kind\":\"vhost-user\",\"socket\":\"" + path + "\",\"source\":\""
                 + boot + "\",\"blob_dir\":\"" + dir + "\",\"queues\":1}";
         assertEquals(201, curl("POST", "/api/v1/exports", body.apply(sock.toString())).status());
-        for (String spelling : List.of(tmp + "/./v.sock", tmp + "//v.sock", tmp + "/../" + tmp.getFileName() + "/v.sock")) {
+        for (String spelling : List.of(tmp + "/./v.sock", tmp + "//v.sock", tmp + "/.//./v.sock")) {
             Http again = curl("POST", "/api/v1/exports", body.apply(spelling));
             assertEquals(409, again.status(), spelling + " -> " + again.body());
             assertTrue(again.error().contains("exists already"), again.body().toString());

@@ -110,7 +110,7 @@ class TarMetadataTest {
     }
 
     @Test
-    void anOpaqueMarkerBeforeItsDirectoryAndADirectoryNamedTwiceKeepTheirXattrs() throws Exception {
+    void anOpaqueMarkerBeforeItsDirectoryStaysAndADirectoryNamedTwiceTakesTheLaterXattrs() throws Exception {
         byte[] tar = new TarWriter()
                 .file("d/.wh..wh..opq", new byte[0])
                 .dir("d")
@@ -120,8 +120,23 @@ class TarMetadataTest {
                 .bytes();
         TreeSnapshot t = builtAndMounted(write("overlay.tar", tar), "overlay");
         assertEquals("0x79", t.entries().get("/d").xattrs().get("trusted.overlay.opaque"), t.entries().get("/d").toString());
-        // tar -x sets each entry's xattrs on the directory and removes none.
-        assertEquals(Map.of("user.first", "0x31", "user.second", "0x32"), t.entries().get("/e").xattrs());
+        // The later entry's xattrs replace the earlier's (tar --acls -x replaces ACLs; an upper layer's
+        // directory shows only its own under overlayfs): a removed ACL must not survive.
+        assertEquals(Map.of("user.second", "0x32"), t.entries().get("/e").xattrs());
+    }
+
+    /** An upper layer's directory shows its own xattrs only (overlayfs), a lower layer's do not leak through. */
+    @Test
+    void aDirectoryOfALaterLayerHasOnlyItsOwnXattrs() throws Exception {
+        Path layout = tmp.resolve("layers");
+        OciWriter.write(layout, List.of(
+                gzip(new TarWriter().dir("d", Map.of("SCHILY.xattr.user.lower", "1")).file("d/old", "old").bytes()),
+                gzip(new TarWriter().dir("d").file("d/.wh..wh..opq", new byte[0]).file("d/new", "new").bytes())),
+                "application/vnd.oci.image.layer.v1.tar+gzip");
+        TreeSnapshot t = builtAndMounted(layout, "layers");
+        assertEquals(Map.of(), t.entries().get("/d").xattrs(), t.entries().get("/d").toString());
+        assertEquals(null, t.entries().get("/d/old"));
+        assertTrue(t.entries().containsKey("/d/new"));
     }
 
     /**

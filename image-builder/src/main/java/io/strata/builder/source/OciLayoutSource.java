@@ -86,11 +86,11 @@ public final class OciLayoutSource implements ImageSource {
     public void addTo(BuildContext ctx) throws IOException {
         JsonNode index = parse(dir.resolve("index.json"), "index.json");
         String where = dir + "/index.json";
-        Descriptor m = select(tagged(index, where), where);
+        Descriptor m = select(tagged(index, where), where, tag == null);
         JsonNode manifest = readJson(m, where);
         while (INDEX_TYPES.contains(m.mediaType()) || manifest.has("manifests")) {
             where = dir + ": index " + m.digest();
-            m = select(manifest, where);
+            m = select(manifest, where, false);
             manifest = readJson(m, where);
         }
         where = dir + ": manifest " + m.digest();
@@ -167,7 +167,8 @@ public final class OciLayoutSource implements ImageSource {
         return json.createObjectNode().set("manifests", named);
     }
 
-    private Descriptor select(JsonNode index, String where) throws BuildException {
+    /** The one image {@code index} lists (the host's platform's of several); {@code tagHint}: say DIR:TAG can pick one. */
+    private Descriptor select(JsonNode index, String where, boolean tagHint) throws BuildException {
         JsonNode ms = index.path("manifests");
         if (!ms.isArray() || ms.isEmpty()) {
             throw new BuildException(where + " lists no manifests");
@@ -196,7 +197,7 @@ public final class OciLayoutSource implements ImageSource {
             return matching.get(0);
         }
         throw new BuildException(where + " lists " + ms.size() + " manifests and " + matching.size()
-                + " for linux/" + arch + ": " + all + (tag == null ? "; name one as DIR:TAG" : ""));
+                + " for linux/" + arch + ": " + all + (tagHint ? "; name one as DIR:TAG" : ""));
     }
 
     private static String hostArchitecture() {

@@ -44,6 +44,18 @@ final class TarLayerReader {
         this.source = source;
     }
 
+    /** Directories an opaque marker named (overlay form): marked when the layer ends. */
+    private final java.util.List<EntryPath> opaqueDirectories = new java.util.ArrayList<>();
+
+    private void markOpaqueDirectories() {
+        for (EntryPath dir : opaqueDirectories) {
+            Node d = ctx.tree().lookup(dir);
+            if (d != null && d.isDirectory()) { // a later entry may have made it a file
+                d.setXattr(OVERLAY_OPAQUE_XATTR, new byte[] {'y'});
+            }
+        }
+    }
+
     /** Reads the whole (already decompressed) tar stream. */
     void read(InputStream tar) throws IOException {
         RecordingInputStream rec = new RecordingInputStream(tar);
@@ -61,6 +73,7 @@ final class TarLayerReader {
                         + ": " + message(ex) + sparseHint(message(ex), rec.stop()), ex);
             }
             if (e == null) {
+                markOpaqueDirectories();
                 break;
             }
             if (!e.isCheckSumOK()) {
@@ -215,9 +228,10 @@ final class TarLayerReader {
                 Node d = ctx.tree().lookup(dir);
                 if (d == null || !d.isDirectory()) {
                     ctx.tree().opaque(dir, layer); // creates the directory
-                    d = ctx.tree().lookup(dir);
                 }
-                d.setXattr(OVERLAY_OPAQUE_XATTR, new byte[] {'y'});
+                // Set once the layer is read: the directory's own entry may come after its marker,
+                // and an entry's metadata replaces the directory's xattrs.
+                opaqueDirectories.add(dir);
             }
             return;
         }

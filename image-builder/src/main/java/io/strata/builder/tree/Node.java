@@ -173,10 +173,10 @@ public final class Node {
     }
 
     /**
-     * Takes another entry's metadata for this directory (a later entry or layer naming it again).
-     * Xattrs are merged, the later entry's winning: tar -x and containerd's layer applier set each
-     * of the entry's xattrs on the existing directory and remove none, and an opaque marker met
-     * before the directory's own entry (overlay mode) must stay.
+     * Takes another entry's metadata for this directory (a later entry or layer naming it again),
+     * xattrs included and replacing these: an upper layer's directory shows only its own xattrs under
+     * overlayfs, and tar --acls -x replaces a directory's ACLs with the later entry's (none if it has
+     * none). An overlay opaque marker is not an entry's xattr: the tar reader sets it after the layer.
      */
     void copyMetadataFrom(Node other) {
         this.permissions = other.permissions;
@@ -184,13 +184,7 @@ public final class Node {
         this.gid = other.gid;
         this.mtime = other.mtime;
         this.mtimeNsec = other.mtimeNsec;
-        if (xattrs.isEmpty()) {
-            this.xattrs = other.xattrs;
-        } else if (!other.xattrs.isEmpty()) {
-            TreeMap<String, byte[]> merged = new TreeMap<>(xattrs);
-            merged.putAll(other.xattrs);
-            this.xattrs = merged;
-        }
+        this.xattrs = other.xattrs;
         this.layer = other.layer;
     }
 }
