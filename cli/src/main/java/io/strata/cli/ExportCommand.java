@@ -58,7 +58,7 @@ final class ExportCommand implements Callable<Integer> {
             out.println("root hash: " + r.rootHash());
             out.println("hash tree offset: " + r.dataBytes());
             if (layout == VerityLayout.VERITYSETUP) {
-                out.println("verify with: " + String.join(" ", VeritysetupArgs.verify(output, r)));
+                out.println("verify with: " + shellWords(VeritysetupArgs.verify(output, r)));
             }
         }
         out.flush();
@@ -72,6 +72,13 @@ final class ExportCommand implements Callable<Integer> {
      */
     private Path checkedOutput(Path path) throws java.io.IOException {
         CommandLine cmd = spec.commandLine();
+        CommandLine.ParseResult parsed = cmd.getParseResult();
+        String typed = parsed == null || parsed.matchedOption("-o") == null ? path.toString()
+                : parsed.matchedOption("-o").originalStringValues().get(parsed.matchedOption("-o").originalStringValues().size() - 1);
+        if (typed.isEmpty() || typed.endsWith("/")) {
+            // A Path drops a trailing '/': "-o dir/" wrote a file named dir, where cp and dd refuse.
+            throw new CommandLine.ParameterException(cmd, "output '" + typed + "' names no file (give -o DIR/FILE)");
+        }
         Path p = path;
         if (Files.isSymbolicLink(p)) {
             if (!Files.exists(p)) {
@@ -90,12 +97,25 @@ final class ExportCommand implements Callable<Integer> {
         return p;
     }
 
+    /** The words as a shell line: each quoted ('...') unless it is only characters the shell leaves alone. */
+    static String shellWords(java.util.List<String> words) {
+        StringBuilder b = new StringBuilder();
+        for (String w : words) {
+            b.append(b.length() == 0 ? "" : " ");
+            b.append(!w.isEmpty() && w.matches("[A-Za-z0-9_./:=@%+,-]+") ? w : "'" + w.replace("'", "'\\''") + "'");
+        }
+        return b.toString();
+    }
+
     /** Refuses an output that is one of the image's own files: the bootstrap, a blob, or the remote cache. */
     private void refuseAnInput(Path target) throws java.io.IOException {
         CommandLine cmd = spec.commandLine();
         if (ImageSource.isReference(image.image)) {
-            Path cache = image.registry.cacheDir.toAbsolutePath().normalize();
-            if (target.toAbsolutePath().normalize().startsWith(cache)) {
+            // Real paths: the cache spelled through a symlink is the cache still.
+            Path cacheDir = image.registry.cacheDir;
+            Path cache = Files.isDirectory(cacheDir) ? cacheDir.toRealPath() : cacheDir.toAbsolutePath().normalize();
+            Path where = target.toAbsolutePath().getParent().toRealPath().resolve(target.getFileName());
+            if (where.startsWith(cache)) {
                 throw new CommandLine.ParameterException(cmd, "output " + output + " lies in the cache directory " + cache);
             }
             return;

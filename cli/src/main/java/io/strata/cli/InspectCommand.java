@@ -58,7 +58,9 @@ final class InspectCommand implements Callable<Integer> {
                     printText(out, (Map<String, Object>) item, indent + "    ");
                 }
             } else {
-                out.println(indent + e.getKey() + ": " + v);
+                // Names come from the image: a control character (an escape sequence, a newline) is
+                // shown as \xNN, not sent to the terminal or made into a line of its own.
+                out.println(indent + e.getKey() + ": " + io.strata.core.image.ImageFormatException.oneLine(String.valueOf(v)));
             }
         }
     }

@@ -53,7 +53,15 @@ public final class Main {
         if (args.length > 1 && args[0].equals("serve") && args[1].equals("nbd")) {
             ServerWarmUp.start();
         }
-        System.exit(run(args));
+        int status;
+        try {
+            status = run(args);
+        } catch (OutOfMemoryError e) {
+            // picocli hands only Exceptions to the handler: an Error would end the JVM with a stack trace.
+            System.err.println("strata: out of memory (" + e.getMessage() + "); more heap: STRATA_JAVA_OPTS=-Xmx...");
+            status = EXIT_FAILURE;
+        }
+        System.exit(status);
     }
 
     static int run(String... args) {

@@ -58,6 +58,22 @@ class BuildCliIT {
         }
     }
 
+    /** inspect's text shows a name's control characters as \xNN: an escape sequence from an image is not sent to the terminal. */
+    @Test
+    void inspectShowsControlCharactersInNamesEscaped() throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("ctl-src"));
+        String name = "\u001b[31mred\u0007";
+        Files.writeString(src.resolve(name), "red");
+        Path list = Files.writeString(tmp.resolve("ctl.list"), name + "\n");
+        Path out = tmp.resolve("ctl-img");
+        StrataProcess.Run b = strata("build", src.toString(), "-o", out.toString(), "--prefetch", list.toString());
+        assertEquals(0, b.code(), b.err());
+        StrataProcess.Run text = strata("inspect", out.resolve("bootstrap").toString());
+        assertEquals(0, text.code(), text.err());
+        assertTrue(text.out().contains("path: /\\x1b[31mred\\x07"), text.out());
+        assertFalse(text.out().contains("\u001b") || text.out().contains("\u0007"), text.out());
+    }
+
     @Test
     void prefetchListIsWrittenShownByInspectAndTheImageMounts() throws Exception {
         Path src = StrataProcess.home().resolve("core-blockmap/src/main/java/io/strata/core");

@@ -153,6 +153,29 @@ class CliIT {
         assertEquals(0, strata("export", boot, "-D", blobs, "-o", link.toString()).code());
         assertTrue(Files.isSymbolicLink(link), "the symlink was kept");
         assertEquals(0640, mode(fresh), "the file it points to was rewritten with its mode");
+
+        // A name of 240 bytes in 120 characters: the temporary name beside it is cut in bytes, not characters.
+        Path wide = tmp.resolve("\u00e9".repeat(120));
+        StrataProcess.Run longName = strata("export", boot, "-D", blobs, "-o", wide.toString());
+        assertEquals(0, longName.code(), longName.err());
+
+        // A read-only output its owner (not root) replaces: the mode is given after the export is written.
+        HostTools.requireTool("setpriv", "util-linux");
+        Path own = Files.createDirectories(tmp.resolve("nobodys"));
+        Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path readOnly = Files.write(own.resolve("ro.img"), new byte[] {1});
+        HostTools.run(List.of("chown", "-R", "65534:65534", own.toString()));
+        Files.setPosixFilePermissions(readOnly, java.nio.file.attribute.PosixFilePermissions.fromString("r--r--r--"));
+        ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                StrataProcess.home().resolve("bin/strata").toString(), "export", boot, "-D", blobs, "-o", readOnly.toString())
+                .redirectErrorStream(true);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        Process p = pb.start();
+        String said = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), said);
+        assertEquals(0444, mode(readOnly));
+        assertTrue(Files.size(readOnly) > 1, "the export replaced it");
     }
 
     /** Holds the registry options as a command would, for picocli to fill in with their defaults. */
@@ -240,11 +263,12 @@ class CliIT {
     @Test
     void exportVeritysetupPrintsACommandThatVerifies() throws Exception {
         HostTools.requireTool("veritysetup", "cryptsetup-bin");
-        Path out = tmp.resolve("v.raw");
+        // In a directory whose name has a space: the printed line is quoted for the shell it is pasted into.
+        Path out = Files.createDirectories(tmp.resolve("sp ace")).resolve("v.raw");
         StrataProcess.Run r = strata("export", Fixtures.nydusBootstrap().toString(), "-o", out.toString(), "--verity=veritysetup");
         assertEquals(0, r.code(), r.err());
         String line = r.out().lines().filter(l -> l.startsWith("verify with: ")).findFirst().orElseThrow();
-        HostTools.run(List.of(line.substring("verify with: ".length()).split(" ")));
+        HostTools.run(List.of("sh", "-c", line.substring("verify with: ".length())));
     }
 
     @Test
@@ -254,6 +278,8 @@ class CliIT {
                 new String[] {"export", "/does/not/exist", "-o", tmp.resolve("o").toString()},
                 new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("o").toString(), "--verity=md5"},
                 new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("o").toString(), "--cache-size", "lots"},
+                new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", tmp.resolve("newname.raw") + "/"},
+                new String[] {"export", Fixtures.nydusBootstrap().toString(), "-o", ""},
                 new String[] {"inspect"},
                 new String[] {"frobnicate"})) {
             StrataProcess.Run r = strata(args);

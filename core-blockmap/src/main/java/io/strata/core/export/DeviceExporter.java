@@ -78,6 +78,11 @@ public final class DeviceExporter {
                 out.write(ByteBuffer.allocate(1), size + treeBytes - 1);
             }
             out.force(false);
+            if (Files.isRegularFile(output)) {
+                // The mode of the file it replaces, given last: a read-only one (0444) would have kept
+                // its owner from writing the export (open for writing checks the mode, except for root).
+                Files.setPosixFilePermissions(tmp, Files.getPosixFilePermissions(output));
+            }
             Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             done = true;
             return new Result(size, treeBytes, verity, root);
@@ -90,13 +95,18 @@ public final class DeviceExporter {
 
     /**
      * A fresh file beside {@code output} for the export to be written to and renamed from, with the
-     * mode a file made there gets (0666 less the umask, as cp or dd would give it), or the mode of the
-     * file it replaces. (Files.createTempFile makes 0600: an image QEMU or libvirt then could not open.)
+     * mode a file made there gets (0666 less the umask, as cp or dd would give it); the export gives it
+     * the mode of the file it replaces once written. (Files.createTempFile makes 0600: an image QEMU or
+     * libvirt then could not open.)
      */
     private static Path partialFile(Path dir, Path output) throws IOException {
-        // Short: the name must stay within NAME_MAX (255 bytes) with a long output name too.
+        // Short: the name must stay within NAME_MAX (255 bytes) with a long output name too, cut in
+        // bytes (120 'é' are 240 bytes), on a character boundary.
         String base = output.getFileName().toString();
-        String stem = "." + (base.length() > 200 ? base.substring(0, 200) : base) + ".";
+        while (base.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 200) {
+            base = base.substring(0, base.offsetByCodePoints(base.length(), -1));
+        }
+        String stem = "." + base + ".";
         for (int attempt = 0; ; attempt++) {
             Path p = dir.resolve(stem + Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 16) + ".partial");
             try {
@@ -112,9 +122,6 @@ public final class DeviceExporter {
             } catch (java.nio.file.FileSystemException e) {
                 throw new java.nio.file.FileSystemException(output.toString(), null, "cannot create a file in " + dir
                         + (e.getReason() != null ? ": " + e.getReason() : ""));
-            }
-            if (Files.isRegularFile(output)) {
-                Files.setPosixFilePermissions(p, Files.getPosixFilePermissions(output));
             }
             return p;
         }

@@ -29,7 +29,7 @@ public final class ImageFormatException extends IOException {
      * The message is one line whatever the image holds: names and ids read from it can contain any
      * byte (a fuzzer found a ToC entry name with a newline), so control characters are escaped.
      */
-    static String oneLine(String s) {
+    public static String oneLine(String s) {
         StringBuilder b = null;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
