@@ -271,6 +271,18 @@ class CliIT {
         HostTools.run(List.of("sh", "-c", line.substring("verify with: ".length())));
     }
 
+    /** An output in the remote cache directory is refused however it is spelled, a symlink to it too. */
+    @Test
+    void exportRefusesAnOutputInTheCacheDirectoryThroughASymlink() throws Exception {
+        Path cache = Files.createDirectories(tmp.resolve("cache/blobs"));
+        Path link = Files.createSymbolicLink(tmp.resolve("cache-link"), tmp.resolve("cache"));
+        for (Path out : List.of(cache.resolve("a.data"), link.resolve("blobs/a.data"))) {
+            StrataProcess.Run r = strata("export", "127.0.0.1:1/strata/x:v1", "--cache-dir", tmp.resolve("cache").toString(), "-o", out.toString());
+            assertEquals(2, r.code(), out + ": " + r.err());
+            assertTrue(r.err().contains("lies in the cache directory"), r.err());
+        }
+    }
+
     @Test
     void badArgumentsPrintOneLineAndExit2() throws Exception {
         for (String[] args : List.of(
