@@ -69,13 +69,10 @@ public final class RafsImage {
             if (size > Integer.MAX_VALUE) {
                 throw new ImageFormatException(file, "file size", size, "bootstraps over 2 GiB are not supported");
             }
-            long fits = sizeTheDeviceLeaves(file, ch, size);
-            if (size > fits) {
-                // Checked before the file is read whole: a hostile "bootstrap" of 2 GB (sparse, so it
-                // costs its sender nothing) took 16 s and 4 GB of heap to refuse, or ended the JVM.
-                throw new ImageFormatException(file, "file size", size, "larger than the device leaves the bootstrap ("
-                        + fits + " bytes, below the first blob's mapped_blkaddr): not a bootstrap, or a damaged one");
-            }
+            // Checked before the file is read whole: a hostile "bootstrap" of 2 GB (sparse, so it costs
+            // its sender nothing) took 16 s and 4 GB of heap to refuse, or ended the JVM. The same error
+            // as parse's layout check gives.
+            refuseBlobsInsideTheBootstrap(file, ch, size);
             ByteBuffer buf = ByteBuffer.allocate((int) size);
             readFully(ch, buf, 0);
             return buf.flip();
@@ -92,38 +89,37 @@ public final class RafsImage {
     }
 
     /**
-     * The most bytes a bootstrap can have: the flat device puts it at block 0 and the first blob at
-     * the lowest {@code mapped_blkaddr} of the device table, so it must end there. From the superblock
-     * and the device table alone; {@code size} (no bound) when they do not say (no blobs, or not a
-     * RAFS superblock: {@link #parse} then says what is wrong).
+     * The flat device puts the bootstrap at block 0 and each blob at its {@code mapped_blkaddr}, so a
+     * bootstrap of {@code size} bytes must end below every one: from the superblock and the device
+     * table alone. Nothing is refused when they do not say (no blobs, or not a RAFS superblock:
+     * {@link #parse} then says what is wrong).
      */
-    private static long sizeTheDeviceLeaves(Path file, FileChannel ch, long size) throws IOException {
+    private static void refuseBlobsInsideTheBootstrap(Path file, FileChannel ch, long size) throws IOException {
         if (size < BLOCK_SIZE) {
-            return size;
+            return;
         }
         ByteBuffer head = ByteBuffer.allocate(BLOCK_SIZE);
         readFully(ch, head, 0);
         head.flip();
         if (ErofsSuperblock.magicOf(head) != ErofsSuperblock.MAGIC) {
-            return size;
+            return;
         }
         ErofsSuperblock sb = ErofsSuperblock.decode(head);
         int slots = sb.hasDeviceTable() ? sb.extraDevices() : 0;
         long tableEnd = sb.deviceTableOffset() + (long) slots * DeviceSlot.SIZE;
         if (slots == 0 || tableEnd > size) {
-            return size;
+            return;
         }
         ByteBuffer table = ByteBuffer.allocate(slots * DeviceSlot.SIZE);
         readFully(ch, table, sb.deviceTableOffset());
         table.flip();
-        long lowest = Long.MAX_VALUE;
         for (int i = 0; i < slots && table.remaining() >= (i + 1) * DeviceSlot.SIZE; i++) {
             long at = DeviceSlot.decode(table, i * DeviceSlot.SIZE).mappedBlkaddr();
-            if (at > 0) {
-                lowest = Math.min(lowest, at);
+            if (at > 0 && at * BLOCK_SIZE < size) { // 0: an empty slot, which parse names better
+                throw new ImageFormatException(file, "device_table[" + i + "].mapped_blkaddr", ImageFormatException.hex(at),
+                        "overlaps the bootstrap (" + size / BLOCK_SIZE + " blocks)");
             }
         }
-        return lowest == Long.MAX_VALUE ? size : Math.max(BLOCK_SIZE, lowest * BLOCK_SIZE);
     }
 
     /** Parses a bootstrap held in memory; {@code file} is only used in error messages. */
