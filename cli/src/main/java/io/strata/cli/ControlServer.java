@@ -52,13 +52,7 @@ final class ControlServer implements AutoCloseable {
     private final Daemon daemon;
     private final Path socket;
     private final Server server;
-    private final ObjectMapper json = new ObjectMapper()
-            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            // "queues": 2.5 is not 2, and {"name":"a","name":"b"} is not b: refused, as unknown fields are.
-            .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
-            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private final ObjectMapper json = ExportSpec.strictJson().enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
 
     private ControlServer(Daemon daemon, Path socket, Server server) {
         this.daemon = daemon;

@@ -35,6 +35,19 @@ record ExportSpec(
     /** NBD_OPT_GO/INFO carry names of at most 4096 bytes (the NBD protocol's limit on strings). */
     static final int MAX_NAME_BYTES = 4096;
 
+    /**
+     * The JSON reader of exports, for the control API's bodies and the --config file alike: unknown
+     * fields and trailing tokens refused, and so are "queues": 2.5 (not 2) and a key given twice
+     * ({"name":"a","name":"b"} is not b).
+     */
+    static com.fasterxml.jackson.databind.ObjectMapper strictJson() {
+        return new com.fasterxml.jackson.databind.ObjectMapper()
+                .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+                .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .disable(com.fasterxml.jackson.databind.DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+                .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    }
+
     /** The export's name: the NBD export name, or the vhost-user socket path. */
     String exportName() {
         return VHOST_USER.equals(kind) ? socket : name;

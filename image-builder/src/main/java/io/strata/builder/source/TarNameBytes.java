@@ -61,11 +61,16 @@ final class TarNameBytes {
 
     private static void check(String entryName, String what, byte[] bytes) throws EntryException {
         try {
-            StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes));
+            strictUtf8(bytes, bytes.length);
         } catch (CharacterCodingException e) {
             throw new EntryException(entryName, "has a " + what + " that is not valid UTF-8, which this builder does not keep unchanged");
         }
+    }
+
+    /** The first {@code length} bytes as UTF-8, refused (not replaced with U+FFFD) when they are not. */
+    static String strictUtf8(byte[] bytes, int length) throws CharacterCodingException {
+        return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes, 0, length)).toString();
     }
 
     /** The name and prefix fields joined as a reader joins them (prefix/name), when the header is ustar. */

@@ -45,9 +45,7 @@ final class Xattrs {
     /** The name without its NUL, refused when it is not UTF-8 (a replacement character would rename it). */
     private static String utf8Name(Path file, byte[] nulTerminated) throws IOException {
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
-                    .decode(java.nio.ByteBuffer.wrap(nulTerminated, 0, nulTerminated.length - 1)).toString();
+            return TarNameBytes.strictUtf8(nulTerminated, nulTerminated.length - 1);
         } catch (java.nio.charset.CharacterCodingException e) {
             throw new io.strata.builder.BuildException(file + ": has an xattr whose name is not UTF-8 ("
                     + new String(nulTerminated, 0, nulTerminated.length - 1, StandardCharsets.ISO_8859_1) + ")");

@@ -73,11 +73,8 @@ public final class BlobCacheDirectory {
     private final Shared shared;
     /** Bytes stored since the last eviction check: checking is a directory scan, so not every fetch. */
     private final AtomicLong storedSinceCheck = new AtomicLong();
-    /** Over-bound warnings: one a minute at most (see {@link #warnOverBound}); guarded by {@code shared}. */
-    static final long OVER_BOUND_WARNING_NANOS = java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
-    private boolean overBoundWarned;
-    private long overBoundWarnedAt;
-    private long overBoundUnsaid;
+    /** Over-bound warnings: one a minute at most (see {@link #warnOverBound}). */
+    private final OncePerMinute overBound = new OncePerMinute();
 
     /**
      * @param maxBytes the bound of {@code --cache-max}, or {@link #UNBOUNDED}
@@ -355,21 +352,16 @@ public final class BlobCacheDirectory {
     }
 
     /**
-     * Says the cache is over its bound, at most once per {@link #OVER_BOUND_WARNING_NANOS}: with a
+     * Says the cache is over its bound, at most once a minute ({@link OncePerMinute}): with a
      * bound below what is in use (a {@code --cache-max} smaller than one blob), every check finds it
      * over, about once per MiB stored. Holds {@code shared}'s monitor.
      */
     private void warnOverBound(long total) {
-        long now = System.nanoTime();
-        if (overBoundWarned && now - overBoundWarnedAt < OVER_BOUND_WARNING_NANOS) {
-            overBoundUnsaid++;
-            return;
+        long unsaid = overBound.occurred();
+        if (unsaid >= 0) {
+            LOG.warn("cache: {} holds {} bytes, over its bound of {}: the rest is in use{}", dir, total, maxBytes,
+                    unsaid == 0 ? "" : " (and over it at " + unsaid + " more checks since the last such line)");
         }
-        LOG.warn("cache: {} holds {} bytes, over its bound of {}: the rest is in use{}", dir, total, maxBytes,
-                overBoundUnsaid == 0 ? "" : " (and over it at " + overBoundUnsaid + " more checks since the last such line)");
-        overBoundWarned = true;
-        overBoundWarnedAt = now;
-        overBoundUnsaid = 0;
     }
 
     /** Deletes a blob's files if every map of it can be locked exclusively (no process uses it). */

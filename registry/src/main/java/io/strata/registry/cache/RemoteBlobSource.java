@@ -34,11 +34,8 @@ public final class RemoteBlobSource implements BlobSource {
     private final String description;
     private final FetchPolicy policy;
     private final CacheCounters counters = new CacheCounters();
-    /** Store failures: warned about once a minute at most (a full disk fails every store); guarded by this. */
-    static final long STORE_WARNING_NANOS = java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
-    private boolean storeWarned;
-    private long storeWarnedAt;
-    private long storeFailuresUnsaid;
+    /** Store failures: warned about once a minute at most. */
+    private final OncePerMinute storeFailures = new OncePerMinute();
     /** On-demand reads fetching from the remote (or waiting for a fetch) right now. */
     private final AtomicInteger demandFetches = new AtomicInteger();
     /** Runs readahead requests (see {@link FetchPolicy}); made on first use. */
@@ -83,21 +80,9 @@ public final class RemoteBlobSource implements BlobSource {
         return description;
     }
 
-    /**
-     * Whether to log this store failure: the first, then one a minute; returns how many were not
-     * logged since the last (0 or more), or -1 to say nothing now.
-     */
-    synchronized long storeFailureToLog() {
-        long now = System.nanoTime();
-        if (storeWarned && now - storeWarnedAt < STORE_WARNING_NANOS) {
-            storeFailuresUnsaid++;
-            return -1;
-        }
-        long unsaid = storeFailuresUnsaid;
-        storeWarned = true;
-        storeWarnedAt = now;
-        storeFailuresUnsaid = 0;
-        return unsaid;
+    /** Whether to log this store failure ({@link OncePerMinute#occurred}): -1 no, else how many went unlogged. */
+    long storeFailureToLog() {
+        return storeFailures.occurred();
     }
 
     public CacheCounters counters() {
