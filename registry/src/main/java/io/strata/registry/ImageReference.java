@@ -12,7 +12,8 @@ import java.util.regex.Pattern;
  * <p>The grammar follows the distribution project's reference grammar ({@code reference/regexp.go}):
  * the first path component is a registry host when it contains a '.' or a ':' or is {@code localhost}
  * (an IPv6 literal goes in brackets); otherwise the reference names Docker Hub, whose API host is
- * {@code registry-1.docker.io} and whose one-component names live under {@code library/}. Repository
+ * {@code registry-1.docker.io} and whose one-component names live under {@code library/}; so do
+ * references that start with {@code docker.io/} or {@code index.docker.io/}. Repository
  * components are lower case. A reference with a digest names that exact manifest (a tag next to it is
  * kept for display only); one with neither means tag {@code latest}.
  */
@@ -21,6 +22,8 @@ public final class ImageReference {
     public static final String DOCKER_SCHEME = "docker://";
     public static final String DEFAULT_TAG = "latest";
     static final String DOCKER_HUB_HOST = "registry-1.docker.io";
+    /** What people write for Docker Hub in a reference; its API answers at {@link #DOCKER_HUB_HOST}. */
+    private static final java.util.Set<String> DOCKER_HUB_NAMES = java.util.Set.of("docker.io", "index.docker.io");
 
     private static final Pattern COMPONENT = Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*");
     private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
@@ -57,6 +60,11 @@ public final class ImageReference {
         }
         String digest = null;
         int at = s.indexOf('@');
+        if (at >= 0 && !s.startsWith("sha256:", at + 1)) {
+            // USER:PASS@HOST/... is URL habit, not reference grammar: say so without echoing the secret.
+            String masked = (text.startsWith(DOCKER_SCHEME) ? DOCKER_SCHEME : "") + "***" + s.substring(s.lastIndexOf('@'));
+            throw bad(masked, "a reference carries no user name or password; give --creds USER:PASS or an auth file");
+        }
         if (at >= 0) {
             digest = s.substring(at + 1);
             s = s.substring(0, at);
@@ -83,6 +91,11 @@ public final class ImageReference {
                 port = parsePort(text, hp.group(2));
             }
             path = s.substring(slash + 1);
+            if (port < 0 && DOCKER_HUB_NAMES.contains(host.toLowerCase(Locale.ROOT))) {
+                // docker.io/x and index.docker.io/x are Docker Hub's names for it, not API hosts
+                // (containers/image docker_reference normalizes them the same way).
+                host = DOCKER_HUB_HOST;
+            }
         } else {
             host = DOCKER_HUB_HOST;
             path = s;

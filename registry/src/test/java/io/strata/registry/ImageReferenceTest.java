@@ -62,6 +62,33 @@ class ImageReferenceTest {
     }
 
     @Test
+    void dockerHubsOwnNamesAreDockerHub() {
+        for (String name : new String[] {"docker.io/ubuntu:22.04", "index.docker.io/ubuntu:22.04", "docker://Docker.IO/ubuntu:22.04"}) {
+            ImageReference r = ImageReference.parse(name);
+            assertEquals("registry-1.docker.io", r.registry(), name);
+            assertEquals("library/ubuntu", r.repository(), name);
+            assertEquals(ImageReference.parse("ubuntu:22.04"), r, name);
+        }
+        assertEquals("someone/tool", ImageReference.parse("docker.io/someone/tool").repository());
+        // With a port it is somebody's own registry that happens to be called so.
+        ImageReference own = ImageReference.parse("docker.io:5000/tool");
+        assertEquals("docker.io:5000", own.registry());
+        assertEquals("tool", own.repository());
+    }
+
+    @Test
+    void aPasswordInAReferenceIsRefusedWithoutBeingEchoed() {
+        for (String s : new String[] {"alice:s3cret@registry.example.com/a:b", "docker://alice:s3cret@registry.example.com/a",
+            "alice:s3cret@x"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ImageReference.parse(s), s);
+            assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
+            assertFalse(e.getMessage().contains("alice"), e.getMessage());
+            assertTrue(e.getMessage().contains("--creds"), e.getMessage());
+        }
+        assertEquals("library/ubuntu", ImageReference.parse("ubuntu@" + DIGEST).repository());
+    }
+
+    @Test
     void hostIsLowerCased() {
         assertEquals("registry.example.com", ImageReference.parse("Registry.Example.COM/a").host());
     }
