@@ -286,10 +286,18 @@ public final class RegistryClient implements AutoCloseable {
                 || isLoopback(host);
     }
 
+    /**
+     * Whether a registry's host names this machine: {@code localhost}, {@code [::1]}, or a literal IPv4
+     * address in 127.0.0.0/8. A name that only starts with "127." ({@code 127.example.com}) is
+     * someone else's host and gets HTTPS.
+     */
     static boolean isLoopback(String host) {
         String h = host.toLowerCase(Locale.ROOT);
-        return h.equals("localhost") || h.startsWith("127.") || h.equals("[::1]") || h.equals("::1");
+        return h.equals("localhost") || h.equals("[::1]") || h.equals("::1") || LOOPBACK_V4.matcher(h).matches();
     }
+
+    private static final java.util.regex.Pattern LOOPBACK_V4 =
+            java.util.regex.Pattern.compile("127(?:\\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
 
     // ---------------------------------------------------------------------------------------------
     // The request loop: auth, redirects, retries, deadline, concurrency bound, counters.

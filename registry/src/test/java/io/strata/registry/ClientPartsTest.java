@@ -23,6 +23,19 @@ class ClientPartsTest {
     Path tmp;
 
     @Test
+    void onlyThisMachinesAddressesGoPlainHttpUnlessNamedInsecure() {
+        RegistryClient client = new RegistryClient(RegistryOptions.defaults().withInsecureRegistries(java.util.Set.of("lab.example:5000")));
+        for (String local : new String[] {"localhost:5000", "127.0.0.1:5000", "127.255.0.9", "[::1]:5000", "localhost"}) {
+            assertTrue(client.plainHttp(local), local);
+        }
+        for (String remote : new String[] {"127.example.com", "127.0.0.1.nip.io:5000", "127.0.0.256", "1270.0.0.1",
+            "registry.example.com", "lab.example:5001", "[::2]:5000"}) {
+            assertFalse(client.plainHttp(remote), remote);
+        }
+        assertTrue(client.plainHttp("lab.example:5000"));
+    }
+
+    @Test
     void retryDelaysGrowWithJitterAndHonourRetryAfter() {
         RetryPolicy p = new RetryPolicy(5, Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(3));
         for (int i = 0; i < 200; i++) {
