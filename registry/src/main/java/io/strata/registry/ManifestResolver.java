@@ -49,7 +49,8 @@ final class ManifestResolver {
         URI uri = host.resolve("/v2/" + ref.repository() + "/manifests/" + reference);
         HttpCall<byte[]> call = new HttpCall<byte[]>("GET", uri, () -> info -> new Bodies.Bounded(MAX_MANIFEST_BYTES, true))
                 .header("Accept", MediaTypes.MANIFEST_ACCEPT)
-                .scope(RegistryClient.pullScope(ref));
+                .scope(RegistryClient.pullScope(ref))
+                .redirects(true);
         HttpCall.Reply<byte[]> r = client.send(host, call);
         if (r.status() == 404) {
             throw new RegistryException(ref.registry() + "/" + ref.repository() + ":" + reference + ": no such image (manifest unknown"

@@ -127,6 +127,39 @@ class RedirectRetryTest {
     }
 
     @Test
+    void aManifestRedirectedToAnotherHostIsFollowedWithoutAuthorization() throws Exception {
+        // Registries behind a CDN (and distribution with a redirecting storage middleware) answer a
+        // manifest GET with a redirect too, not only blob GETs.
+        String bootstrap = "sha256:" + "ab".repeat(32);
+        byte[] manifest = ("{\"schemaVersion\":2,\"mediaType\":\"" + MediaTypes.OCI_MANIFEST + "\",\"layers\":[{\"mediaType\":\""
+                + MediaTypes.OCI_LAYER_TAR_GZIP + "\",\"digest\":\"" + bootstrap + "\",\"size\":10,\"annotations\":{\""
+                + MediaTypes.ANNOTATION_NYDUS_BOOTSTRAP + "\":\"true\"}}]}").getBytes(StandardCharsets.UTF_8);
+        List<Seen> storageSeen = Collections.synchronizedList(new ArrayList<>());
+        List<Seen> registrySeen = Collections.synchronizedList(new ArrayList<>());
+        HttpServer storage = server(storageSeen, ex -> {
+            ex.getResponseHeaders().set("Content-Type", MediaTypes.OCI_MANIFEST);
+            send(ex, 200, manifest);
+        });
+        String basic = "Basic " + Base64.getEncoder().encodeToString("bob:hunter2".getBytes(StandardCharsets.UTF_8));
+        HttpServer registry = server(registrySeen, ex -> {
+            if (!basic.equals(ex.getRequestHeaders().getFirst("Authorization"))) {
+                ex.getResponseHeaders().set("WWW-Authenticate", "Basic realm=\"test\"");
+                send(ex, 401, new byte[0]);
+                return;
+            }
+            ex.getResponseHeaders().set("Location", "http://localhost:" + port(storage) + "/cdn/manifest?sig=1");
+            send(ex, 302, new byte[0]);
+        });
+        RegistryClient client = new RegistryClient(RegistryOptions.defaults().withEnvironment(Map.of())
+                .withCredentials(Credentials.parse("bob:hunter2", "--creds")));
+        ResolvedImage image = client.resolve(repo(registry));
+        assertEquals(bootstrap, image.bootstrap().digest());
+        assertEquals(Digests.sha256(manifest), image.manifestDigest());
+        assertEquals(1, storageSeen.size(), storageSeen::toString);
+        assertNull(storageSeen.get(0).authorization(), "the storage host saw Authorization");
+    }
+
+    @Test
     void retryAfterIsHonouredOn429() throws Exception {
         List<Seen> seen = Collections.synchronizedList(new ArrayList<>());
         AtomicInteger n = new AtomicInteger();
