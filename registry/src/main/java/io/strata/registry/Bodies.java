@@ -155,18 +155,21 @@ final class Bodies {
         };
     }
 
-    /** Collects at most {@code limit} bytes; past that, fails (when {@code strict}) or keeps only the first {@code limit}. */
+    /**
+     * Collects at most {@code limit} bytes; past that, fails naming {@code what} (when it is not null:
+     * a manifest, a token) or keeps only the first {@code limit} (an error body, read for its message).
+     */
     static final class Bounded implements BodySubscriber<byte[]> {
         private final int limit;
-        private final boolean strict;
+        private final String what;
         private final CompletableFuture<byte[]> result = new CompletableFuture<>();
         private byte[] buf = new byte[256];
         private int len;
         private Flow.Subscription subscription;
 
-        Bounded(int limit, boolean strict) {
+        Bounded(int limit, String what) {
             this.limit = limit;
-            this.strict = strict;
+            this.what = what;
         }
 
         @Override
@@ -185,9 +188,10 @@ final class Bodies {
             for (ByteBuffer b : items) {
                 int n = b.remaining();
                 if (len + (long) n > limit) {
-                    if (strict) {
+                    if (what != null) {
                         subscription.cancel();
-                        result.completeExceptionally(new RegistryException("response body is larger than " + limit + " bytes"));
+                        result.completeExceptionally(new RegistryException(what + " is larger than " + limit
+                                + " bytes, the most Strata reads for one"));
                         return;
                     }
                     n = limit - len;

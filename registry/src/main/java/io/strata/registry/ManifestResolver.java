@@ -47,7 +47,8 @@ final class ManifestResolver {
     private Fetched fetch(ImageReference ref, String reference) throws IOException {
         RegistryHost host = client.host(ref.registry());
         URI uri = host.resolve("/v2/" + ref.repository() + "/manifests/" + reference);
-        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", uri, () -> info -> new Bodies.Bounded(MAX_MANIFEST_BYTES, true))
+        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", uri, () -> info -> new Bodies.Bounded(MAX_MANIFEST_BYTES,
+                ref.registry() + "/" + ref.repository() + (reference.startsWith("sha256:") ? "@" : ":") + reference + ": the manifest"))
                 .header("Accept", MediaTypes.MANIFEST_ACCEPT)
                 .scope(RegistryClient.pullScope(ref))
                 .redirects(true);

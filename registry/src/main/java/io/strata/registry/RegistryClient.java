@@ -63,6 +63,8 @@ public final class RegistryClient implements AutoCloseable {
     static final String USER_AGENT = "strata";
     private static final int MAX_REDIRECTS = 5;
     private static final int ERROR_BODY_LIMIT = 8192;
+    /** A token service's JSON answer: a JWT of a few KiB; more is refused, not collected. */
+    static final int MAX_TOKEN_ANSWER = 1 << 20;
     /** The most a whole-blob download takes when the manifest gives no size: the largest bootstrap layer. */
     static final long MAX_UNSIZED_DOWNLOAD = BootstrapLayer.MAX_LAYER_BYTES;
 
@@ -340,7 +342,7 @@ public final class RegistryClient implements AutoCloseable {
                 } else if (info.statusCode() == 416) {
                     answer = BodySubscribers.mapping(Bodies.<byte[]>ignoring(), b -> new Object[] {null, null});
                 } else {
-                    answer = BodySubscribers.mapping(new Bodies.Bounded(ERROR_BODY_LIMIT, false), b -> new Object[] {null, b});
+                    answer = BodySubscribers.mapping(new Bodies.Bounded(ERROR_BODY_LIMIT, null), b -> new Object[] {null, b});
                 }
                 return watch == null ? answer : watch.watch(answer);
             };
@@ -665,7 +667,8 @@ public final class RegistryClient implements AutoCloseable {
         String sep = realm.getRawQuery() == null ? "?" : "&";
         URI get = URI.create(realm + (q.length() == 0 ? "" : sep + q));
         Optional<Credentials> creds = host.credentials;
-        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", get, () -> info -> new Bodies.Bounded(1 << 20, true))
+        String tokenAnswer = host.name + ": the answer of the token service at " + realm.getHost();
+        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", get, () -> info -> new Bodies.Bounded(MAX_TOKEN_ANSWER, tokenAnswer))
                 .deadline(deadlineNanos);
         call.explicitAuthorization = creds.map(Credentials::basicHeader).orElse(null);
         HttpCall.Reply<byte[]> r = send(host, call);
@@ -680,7 +683,7 @@ public final class RegistryClient implements AutoCloseable {
                 form.append("&scope=").append(enc(scopeParam));
             }
             byte[] formBytes = form.toString().getBytes(StandardCharsets.UTF_8);
-            HttpCall<byte[]> post = new HttpCall<byte[]>("POST", realm, () -> info -> new Bodies.Bounded(1 << 20, true))
+            HttpCall<byte[]> post = new HttpCall<byte[]>("POST", realm, () -> info -> new Bodies.Bounded(MAX_TOKEN_ANSWER, tokenAnswer))
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .publisher(() -> HttpRequest.BodyPublishers.ofByteArray(formBytes))
                     .deadline(deadlineNanos);

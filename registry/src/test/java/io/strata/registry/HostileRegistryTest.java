@@ -177,6 +177,26 @@ class HostileRegistryTest {
     }
 
     @Test
+    void oversizedManifestsAndTokenAnswersAreRefusedNamingWhatWasTooLarge() throws Exception {
+        HttpServer bigManifest = server(new AtomicInteger(), ex -> {
+            ex.getResponseHeaders().set("Content-Type", MediaTypes.OCI_MANIFEST);
+            send(ex, 200, new byte[ManifestResolver.MAX_MANIFEST_BYTES + 1]);
+        });
+        RegistryException m = assertThrows(RegistryException.class, () -> client(1).resolve(repo(bigManifest)));
+        assertTrue(m.getMessage().contains("/test/repo:v1: the manifest is larger than " + ManifestResolver.MAX_MANIFEST_BYTES),
+                m.getMessage());
+
+        HttpServer bigToken = server(new AtomicInteger(), ex -> send(ex, 200, new byte[RegistryClient.MAX_TOKEN_ANSWER + 1]));
+        HttpServer registry = server(new AtomicInteger(), ex -> {
+            ex.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"http://127.0.0.1:" + port(bigToken) + "/token\"");
+            send(ex, 401, new byte[0]);
+        });
+        RegistryException t = assertThrows(RegistryException.class, () -> client(1).resolve(repo(registry)));
+        assertTrue(t.getMessage().contains("the answer of the token service at 127.0.0.1 is larger than "
+                + RegistryClient.MAX_TOKEN_ANSWER), t.getMessage());
+    }
+
+    @Test
     void aBootstrapLayerLongerThanItsManifestSaysStopsEarly() throws Exception {
         AtomicLong sent = new AtomicLong();
         AtomicInteger requests = new AtomicInteger();
