@@ -427,7 +427,7 @@ public final class RegistryClient implements AutoCloseable {
             }
             if (status == 401 && toRegistry) {
                 if (reauthenticated) {
-                    throw unauthorized(host, call);
+                    throw unauthorized(host, call, auth, headers);
                 }
                 // A Harbor-style refusal of a token (a Basic challenge) earns one more round: the
                 // anonymous try it leads to is answered with the Bearer challenge for a new token.
@@ -635,7 +635,21 @@ public final class RegistryClient implements AutoCloseable {
                 + "' (from " + c.origin() + ")", 401);
     }
 
-    private RegistryException unauthorized(RegistryHost host, HttpCall<?> call) {
+    private RegistryException unauthorized(RegistryHost host, HttpCall<?> call, String sent, HttpHeaders headers) {
+        if (sent != null && sent.startsWith("Bearer ")) {
+            // The token service issued a token (so it took the credentials, or gave an anonymous one)
+            // and the registry refuses it anyway: the token does not cover this repository. Docker Hub
+            // and distribution answer so, error="insufficient_scope", for a repository that does not
+            // exist as well as for one the user may not read: not a wrong password.
+            String who = host.credentials.map(c -> "user '" + RegistryException.oneLine(c.username()) + "' (from " + c.origin() + ")")
+                    .orElse("anonymous");
+            String error = AuthChallenge.choose(headers.allValues("WWW-Authenticate")).flatMap(c -> c.param("error"))
+                    .map(e -> ", " + RegistryException.oneLine(e)).orElse("");
+            return new RegistryException(host.name + ": access denied to " + HttpCall.describe(call.method, call.uri) + " for " + who
+                    + " (the token it was issued does not cover " + RegistryException.oneLine(call.scope) + error
+                    + "): the repository may not exist, or " + (host.credentials.isPresent() ? "this user" : "an anonymous client")
+                    + " may not " + (call.scope.endsWith(",push") ? "push to" : "pull from") + " it", 401);
+        }
         if (host.credentials.isPresent()) {
             return refused(host);
         }

@@ -197,6 +197,30 @@ class HostileRegistryTest {
     }
 
     @Test
+    void aTokenThatDoesNotCoverTheRepositoryIsAccessDeniedNotWrongCredentials() throws Exception {
+        // Docker Hub's answer for a repository that does not exist or is private: the token service
+        // issues a token (it accepts the credentials), the registry refuses it as insufficient_scope.
+        HttpServer realm = server(new AtomicInteger(), ex -> send(ex, 200, "{\"token\":\"t\"}".getBytes(StandardCharsets.UTF_8)));
+        String challenge = "Bearer realm=\"http://127.0.0.1:" + port(realm) + "/token\",service=\"registry.test\"";
+        HttpServer registry = server(new AtomicInteger(), ex -> {
+            boolean withToken = ex.getRequestHeaders().getFirst("Authorization") != null;
+            ex.getResponseHeaders().set("WWW-Authenticate", withToken
+                    ? challenge + ",scope=\"repository:test/repo:pull\",error=\"insufficient_scope\"" : challenge);
+            send(ex, 401, new byte[0]);
+        });
+        RegistryException anonymous = assertThrows(RegistryException.class, () -> client(1).resolve(repo(registry)));
+        assertTrue(anonymous.getMessage().contains("access denied to GET http://127.0.0.1:" + port(registry)
+                + "/v2/test/repo/manifests/v1 for anonymous (the token it was issued does not cover repository:test/repo:pull,"
+                + " insufficient_scope): the repository may not exist"), anonymous.getMessage());
+        RegistryClient withCreds = new RegistryClient(RegistryOptions.defaults().withEnvironment(Map.of())
+                .withCredentials(Credentials.parse("bob:hunter2", "--creds")));
+        RegistryException user = assertThrows(RegistryException.class, () -> withCreds.resolve(repo(registry)));
+        assertTrue(user.getMessage().contains("for user 'bob' (from --creds)"), user.getMessage());
+        assertTrue(user.getMessage().contains("the repository may not exist, or this user may not pull from it"), user.getMessage());
+        assertFalse(user.getMessage().contains("refused the credentials"), user.getMessage());
+    }
+
+    @Test
     void aBootstrapLayerLongerThanItsManifestSaysStopsEarly() throws Exception {
         AtomicLong sent = new AtomicLong();
         AtomicInteger requests = new AtomicInteger();
