@@ -25,8 +25,9 @@ final class RegistryCliOptions {
     List<String> insecureRegistries = new ArrayList<>();
 
     @Option(names = "--creds", paramLabel = "USER:PASSWORD",
-            description = "Registry credentials. Default: $REGISTRY_AUTH_FILE or $XDG_RUNTIME_DIR/containers/auth.json, "
-                    + "then $DOCKER_CONFIG/config.json or ~/.docker/config.json.")
+            description = "Registry credentials. Default: $REGISTRY_AUTH_FILE, or $XDG_RUNTIME_DIR/containers/auth.json and "
+                    + "~/.config/containers/auth.json; then $DOCKER_CONFIG/config.json or ~/.docker/config.json "
+                    + "(namespaced keys, credHelpers and credsStore as podman and docker read them).")
     String creds;
 
     @Option(names = "--registry-retries", paramLabel = "N", defaultValue = "5",

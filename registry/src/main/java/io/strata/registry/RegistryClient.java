@@ -267,7 +267,6 @@ public final class RegistryClient implements AutoCloseable {
         if (h != null) {
             return h;
         }
-        Optional<Credentials> creds = Credentials.lookup(registry, options.credentials(), options.environment());
         String scheme = plainHttp(registry) ? "http" : "https";
         URI base;
         try {
@@ -275,7 +274,9 @@ public final class RegistryClient implements AutoCloseable {
         } catch (java.net.URISyntaxException e) {
             throw new RegistryException("bad registry address " + registry);
         }
-        RegistryHost fresh = new RegistryHost(registry, base, creds, options.maxConcurrency());
+        RegistryHost fresh = new RegistryHost(registry, base,
+                repository -> Credentials.lookup(registry, repository, options.credentials(), options.environment()),
+                options.maxConcurrency());
         h = hosts.putIfAbsent(registry, fresh);
         return h == null ? fresh : h;
     }
@@ -315,11 +316,12 @@ public final class RegistryClient implements AutoCloseable {
         int hops = 0;
         boolean reauthenticated = false;
         boolean reresolved = false;
+        Optional<Credentials> creds = call.scope == null ? Optional.empty() : host.credentials(call.scope);
         while (true) {
             tries++;
             long remaining = remainingMillis(call, uri);
             boolean toRegistry = call.scope != null && host.sameOrigin(uri);
-            String auth = toRegistry ? authorization(host, call.scope, call.deadlineNanos) : call.explicitAuthorization;
+            String auth = toRegistry ? authorization(host, creds, call.scope, call.deadlineNanos) : call.explicitAuthorization;
             HttpCall.TryBody<T> tryBody = call.body.get();
             long tryMillis = Math.min(options.tryTimeout().toMillis(), remaining);
             // A whole-blob transfer's try runs while bytes move (TransferWatch), however long that is.
@@ -427,11 +429,11 @@ public final class RegistryClient implements AutoCloseable {
             }
             if (status == 401 && toRegistry) {
                 if (reauthenticated) {
-                    throw unauthorized(host, call, auth, headers);
+                    throw unauthorized(host, creds, call, auth, headers);
                 }
                 // A Harbor-style refusal of a token (a Basic challenge) earns one more round: the
                 // anonymous try it leads to is answered with the Bearer challenge for a new token.
-                reauthenticated = !onUnauthorized(host, headers, auth, call.scope);
+                reauthenticated = !onUnauthorized(host, creds, headers, auth, call.scope);
                 tries--;
                 continue;
             }
@@ -577,15 +579,19 @@ public final class RegistryClient implements AutoCloseable {
     // ---------------------------------------------------------------------------------------------
     // Authentication.
 
-    private String authorization(RegistryHost host, String scope, long deadlineNanos) throws IOException {
+    private String authorization(RegistryHost host, Optional<Credentials> creds, String scope, long deadlineNanos) throws IOException {
         AuthChallenge ch = host.challenge;
         if (ch == null) {
             return null;
         }
         if (ch.isBasic()) {
-            return host.credentials.map(Credentials::basicHeader).orElse(null);
+            if (creds.isPresent() && creds.get().basicHeader().isEmpty()) {
+                throw new RegistryException(host.name + " asks for a user name and password (Basic auth); the credentials from "
+                        + creds.get().origin() + " are an identity token, which only a token service takes", 401);
+            }
+            return creds.flatMap(Credentials::basicHeader).orElse(null);
         }
-        return "Bearer " + host.tokens.get(scope, () -> fetchToken(host, ch, scope, deadlineNanos), deadlineNanos);
+        return "Bearer " + host.tokens.get(scope, () -> fetchToken(host, creds, ch, scope, deadlineNanos), deadlineNanos);
     }
 
     /**
@@ -593,7 +599,8 @@ public final class RegistryClient implements AutoCloseable {
      * longer accepts (a Basic challenge to a Bearer request, no credentials): the token is forgotten and
      * the next try goes without one, so that its Bearer challenge may fetch a new token.
      */
-    private boolean onUnauthorized(RegistryHost host, HttpHeaders headers, String sent, String scope) throws RegistryException {
+    private boolean onUnauthorized(RegistryHost host, Optional<Credentials> creds, HttpHeaders headers, String sent, String scope)
+            throws RegistryException {
         Optional<AuthChallenge> c = AuthChallenge.choose(headers.allValues("WWW-Authenticate"));
         if (c.isEmpty()) {
             throw new RegistryException(host.name + " answered 401 Unauthorized without a Basic or Bearer challenge", 401);
@@ -601,7 +608,7 @@ public final class RegistryClient implements AutoCloseable {
         AuthChallenge ch = c.get();
         LOG.debug("{} asks for {} auth (realm {})", host.name, ch.scheme(), ch.param("realm").orElse("-"));
         if (ch.isBasic()) {
-            if (host.credentials.isEmpty()) {
+            if (creds.isEmpty()) {
                 if (sent != null && sent.startsWith("Bearer ")) {
                     // Harbor answers an expired token with a Basic challenge (goharbor/harbor, v2auth):
                     // forget the token, which may still look fresh here (a clock that stopped while the
@@ -614,7 +621,7 @@ public final class RegistryClient implements AutoCloseable {
                         + " or an auth file ($REGISTRY_AUTH_FILE, ~/.docker/config.json)", 401);
             }
             if (sent != null && sent.startsWith("Basic ")) {
-                throw refused(host);
+                throw refused(host, creds.get());
             }
             host.challenge = ch;
             return false;
@@ -629,36 +636,37 @@ public final class RegistryClient implements AutoCloseable {
         return false;
     }
 
-    private static RegistryException refused(RegistryHost host) {
-        Credentials c = host.credentials.orElseThrow();
+    private static RegistryException refused(RegistryHost host, Credentials c) {
         return new RegistryException(host.name + " refused the credentials of user '" + RegistryException.oneLine(c.username())
                 + "' (from " + c.origin() + ")", 401);
     }
 
-    private RegistryException unauthorized(RegistryHost host, HttpCall<?> call, String sent, HttpHeaders headers) {
+    private RegistryException unauthorized(RegistryHost host, Optional<Credentials> creds, HttpCall<?> call, String sent,
+            HttpHeaders headers) {
         if (sent != null && sent.startsWith("Bearer ")) {
             // The token service issued a token (so it took the credentials, or gave an anonymous one)
             // and the registry refuses it anyway: the token does not cover this repository. Docker Hub
             // and distribution answer so, error="insufficient_scope", for a repository that does not
             // exist as well as for one the user may not read: not a wrong password.
-            String who = host.credentials.map(c -> "user '" + RegistryException.oneLine(c.username()) + "' (from " + c.origin() + ")")
+            String who = creds.map(c -> "user '" + RegistryException.oneLine(c.username()) + "' (from " + c.origin() + ")")
                     .orElse("anonymous");
             String error = AuthChallenge.choose(headers.allValues("WWW-Authenticate")).flatMap(c -> c.param("error"))
                     .map(e -> ", " + RegistryException.oneLine(e)).orElse("");
             return new RegistryException(host.name + ": access denied to " + HttpCall.describe(call.method, call.uri) + " for " + who
                     + " (the token it was issued does not cover " + RegistryException.oneLine(call.scope) + error
-                    + "): the repository may not exist, or " + (host.credentials.isPresent() ? "this user" : "an anonymous client")
+                    + "): the repository may not exist, or " + (creds.isPresent() ? "this user" : "an anonymous client")
                     + " may not " + (call.scope.endsWith(",push") ? "push to" : "pull from") + " it", 401);
         }
-        if (host.credentials.isPresent()) {
-            return refused(host);
+        if (creds.isPresent()) {
+            return refused(host, creds.get());
         }
         return new RegistryException(host.name + ": not authorized for " + HttpCall.describe(call.method, call.uri)
                 + " (anonymous; give --creds USER:PASS or an auth file)", 401);
     }
 
     /** The Bearer token flow (distribution's token spec): GET realm?service&scope, POST form as fallback. */
-    private TokenCache.Token fetchToken(RegistryHost host, AuthChallenge ch, String scope, long deadlineNanos) throws IOException {
+    private TokenCache.Token fetchToken(RegistryHost host, Optional<Credentials> creds, AuthChallenge ch, String scope,
+            long deadlineNanos) throws IOException {
         URI realm;
         try {
             realm = new URI(ch.param("realm").orElseThrow());
@@ -680,16 +688,28 @@ public final class RegistryClient implements AutoCloseable {
         }
         String sep = realm.getRawQuery() == null ? "?" : "&";
         URI get = URI.create(realm + (q.length() == 0 ? "" : sep + q));
-        Optional<Credentials> creds = host.credentials;
         String tokenAnswer = host.name + ": the answer of the token service at " + realm.getHost();
-        HttpCall<byte[]> call = new HttpCall<byte[]>("GET", get, () -> info -> new Bodies.Bounded(MAX_TOKEN_ANSWER, tokenAnswer))
-                .deadline(deadlineNanos);
-        call.explicitAuthorization = creds.map(Credentials::basicHeader).orElse(null);
-        HttpCall.Reply<byte[]> r = send(host, call);
-        if (r.status() != 200 && r.status() != 401 && r.status() != 403) {
+        Optional<String> identityToken = creds.flatMap(Credentials::identityToken);
+        HttpCall.Reply<byte[]> r = null;
+        if (identityToken.isEmpty()) {
+            HttpCall<byte[]> call = new HttpCall<byte[]>("GET", get, () -> info -> new Bodies.Bounded(MAX_TOKEN_ANSWER, tokenAnswer))
+                    .deadline(deadlineNanos);
+            call.explicitAuthorization = creds.flatMap(Credentials::basicHeader).orElse(null);
+            r = send(host, call);
+        }
+        if (r == null || r.status() != 200 && r.status() != 401 && r.status() != 403) {
             // OAuth2 servers may only take the POST form (Nydus posts first; the distribution spec GETs).
-            StringBuilder form = new StringBuilder(creds.isPresent() ? "grant_type=password" : "grant_type=client_credentials");
-            creds.ifPresent(c -> form.append("&username=").append(enc(c.username())).append("&password=").append(enc(c.password())));
+            // An identity token is an OAuth2 refresh token: only the POST form's refresh_token grant
+            // takes it (distribution's token spec, "OAuth2 token"; what docker and containers/image send).
+            StringBuilder form = new StringBuilder();
+            if (identityToken.isPresent()) {
+                form.append("grant_type=refresh_token&refresh_token=").append(enc(identityToken.get()));
+            } else if (creds.isPresent()) {
+                form.append("grant_type=password&username=").append(enc(creds.get().username()))
+                        .append("&password=").append(enc(creds.get().password()));
+            } else {
+                form.append("grant_type=client_credentials");
+            }
             ch.param("service").ifPresent(s -> form.append("&service=").append(enc(s)));
             form.append("&client_id=").append(USER_AGENT);
             String scopeParam = String.join(" ", scopes(ch, scope));
@@ -705,7 +725,7 @@ public final class RegistryClient implements AutoCloseable {
         }
         if (r.status() == 401 || r.status() == 403) {
             if (creds.isPresent()) {
-                throw refused(host);
+                throw refused(host, creds.get());
             }
             throw new RegistryException(host.name + ": the token service at " + realm.getHost() + " refused an anonymous token"
                     + " (give --creds USER:PASS or an auth file)", r.status());

@@ -9,7 +9,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,7 +29,7 @@ class CredentialsTest {
         assertEquals("u", c.username());
         assertEquals("p:q", c.password());
         assertFalse(c.toString().contains("p:q"));
-        assertEquals(c, Credentials.lookup("h:1", c, Map.of("REGISTRY_AUTH_FILE", "/nonexistent")).orElseThrow());
+        assertEquals(c, Credentials.lookup("h:1", "r", c, Map.of("REGISTRY_AUTH_FILE", "/nonexistent")).orElseThrow());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Credentials.parse("nocolon-secret", "--creds"));
         assertFalse(e.getMessage().contains("secret"));
     }
@@ -41,12 +43,12 @@ class CredentialsTest {
         Files.writeString(docker, "{\"auths\":{\"reg.example:5000\":{\"auth\":\"" + b64("dock:er") + "\"},"
                 + "\"https://index.docker.io/v1/\":{\"auth\":\"" + b64("hub:user") + "\"}}}");
         Map<String, String> env = Map.of("REGISTRY_AUTH_FILE", podman.toString(), "DOCKER_CONFIG", docker.getParent().toString());
-        assertEquals("pod", Credentials.lookup("reg.example:5000", null, env).orElseThrow().username());
-        assertEquals("dock", Credentials.lookup("reg.example:5000", null, Map.of("DOCKER_CONFIG", docker.getParent().toString()))
+        assertEquals("pod", Credentials.lookup("reg.example:5000", "app", null, env).orElseThrow().username());
+        assertEquals("dock", Credentials.lookup("reg.example:5000", "app", null, Map.of("DOCKER_CONFIG", docker.getParent().toString()))
                 .orElseThrow().username());
-        assertEquals("hub", Credentials.lookup(ImageReference.DOCKER_HUB_HOST, null, env).orElseThrow().username());
-        assertTrue(Credentials.lookup("nowhere:1", null, env).isEmpty());
-        assertTrue(Credentials.lookup("reg.example:5000", null, Map.of()).isEmpty());
+        assertEquals("hub", Credentials.lookup(ImageReference.DOCKER_HUB_HOST, "app", null, env).orElseThrow().username());
+        assertTrue(Credentials.lookup("nowhere:1", "app", null, env).isEmpty());
+        assertTrue(Credentials.lookup("reg.example:5000", "app", null, Map.of()).isEmpty());
     }
 
     @Test
@@ -54,10 +56,105 @@ class CredentialsTest {
         Path bad = tmp.resolve("bad.json");
         Files.writeString(bad, "{\"auths\": {\"h\": {\"auth\": \"c2VjcmV0LXRva2Vu\" ");
         RegistryException e = assertThrows(RegistryException.class,
-                () -> Credentials.lookup("h", null, Map.of("REGISTRY_AUTH_FILE", bad.toString())));
+                () -> Credentials.lookup("h", "app", null, Map.of("REGISTRY_AUTH_FILE", bad.toString())));
         assertFalse(e.getMessage().contains("c2VjcmV0"), e.getMessage());
         Path notB64 = tmp.resolve("notb64.json");
         Files.writeString(notB64, "{\"auths\":{\"h\":{\"auth\":\"%%%\"}}}");
-        assertThrows(RegistryException.class, () -> Credentials.lookup("h", null, Map.of("REGISTRY_AUTH_FILE", notB64.toString())));
+        assertThrows(RegistryException.class, () -> Credentials.lookup("h", "app", null, Map.of("REGISTRY_AUTH_FILE", notB64.toString())));
+    }
+
+    @Test
+    void authFilesAreSearchedWherePodmanAndDockerKeepThem() {
+        assertEquals(List.of(Path.of("/run/containers/1000/auth.json"), Path.of("/h/.config/containers/auth.json"),
+                Path.of("/h/.docker/config.json")), Credentials.authFiles(Map.of("HOME", "/h"), Optional.of(1000)));
+        assertEquals(List.of(Path.of("/x/containers/auth.json"), Path.of("/c/containers/auth.json"), Path.of("/d/config.json")),
+                Credentials.authFiles(Map.of("HOME", "/h", "XDG_RUNTIME_DIR", "/x", "XDG_CONFIG_HOME", "/c", "DOCKER_CONFIG", "/d"),
+                        Optional.of(1000)));
+        assertEquals(List.of(Path.of("/a.json"), Path.of("/h/.docker/config.json")),
+                Credentials.authFiles(Map.of("HOME", "/h", "REGISTRY_AUTH_FILE", "/a.json", "XDG_RUNTIME_DIR", "/x"), Optional.of(0)));
+    }
+
+    @Test
+    void theMostSpecificNamespaceKeyWinsWhateverTheOrder() throws Exception {
+        Path f = tmp.resolve("auth.json");
+        Files.writeString(f, "{\"auths\":{\"quay.io\":{\"auth\":\"" + b64("whole:host") + "\"},"
+                + "\"quay.io/orga\":{\"auth\":\"" + b64("orga:bot") + "\"},"
+                + "\"Quay.io/orga/app/\":{\"auth\":\"" + b64("app:bot") + "\"},"
+                + "\"docker.io/someone\":{\"auth\":\"" + b64("hub:someone") + "\"}}}");
+        Map<String, String> env = Map.of("REGISTRY_AUTH_FILE", f.toString());
+        assertEquals("app", Credentials.lookup("quay.io", "orga/app", null, env).orElseThrow().username());
+        assertEquals("orga", Credentials.lookup("quay.io", "orga/other", null, env).orElseThrow().username());
+        assertEquals("orga", Credentials.lookup("quay.io", "orga/app2/x", null, env).orElseThrow().username());
+        assertEquals("whole", Credentials.lookup("quay.io", "orgb/app", null, env).orElseThrow().username());
+        assertEquals("hub", Credentials.lookup(ImageReference.DOCKER_HUB_HOST, "someone/tool", null, env).orElseThrow().username());
+        assertTrue(Credentials.lookup(ImageReference.DOCKER_HUB_HOST, "library/ubuntu", null, env).isEmpty());
+        // A key written as a URL names the host, whatever its path says.
+        Files.writeString(f, "{\"auths\":{\"https://quay.io/v1/\":{\"auth\":\"" + b64("url:key") + "\"}}}");
+        assertEquals("url", Credentials.lookup("quay.io", "orga/app", null, env).orElseThrow().username());
+    }
+
+    @Test
+    void identityTokensAndUsernamePasswordEntries() throws Exception {
+        Path f = tmp.resolve("config.json");
+        Files.writeString(f, "{\"auths\":{\"acr.example\":{\"auth\":\"" + b64("00000000-0000-0000-0000-000000000000:")
+                + "\",\"identitytoken\":\"refresh-me\"},\"old.example\":{\"username\":\"u\",\"password\":\"p\"},"
+                + "\"empty.example\":{}}}");
+        Map<String, String> env = Map.of("DOCKER_CONFIG", tmp.toString());
+        Credentials acr = Credentials.lookup("acr.example", "app", null, env).orElseThrow();
+        assertEquals(Optional.of("refresh-me"), acr.identityToken());
+        assertTrue(acr.basicHeader().isEmpty(), "an identity token is never sent as Basic");
+        assertFalse(acr.toString().contains("refresh-me"));
+        Credentials old = Credentials.lookup("old.example", "app", null, env).orElseThrow();
+        assertEquals("u", old.username());
+        assertEquals("p", old.password());
+        assertTrue(Credentials.lookup("empty.example", "app", null, env).isEmpty());
+    }
+
+    /** A docker credential helper as a shell script: answers from a table, records what it was asked. */
+    private Path helper(String name, String script) throws Exception {
+        Path bin = Files.createDirectories(tmp.resolve("bin"));
+        Path exe = bin.resolve("docker-credential-" + name);
+        Files.writeString(exe, "#!/bin/sh\n" + script);
+        exe.toFile().setExecutable(true);
+        return bin;
+    }
+
+    @Test
+    void credentialHelpersAreAskedAndTheirAnswersUsed() throws Exception {
+        Path asked = tmp.resolve("asked");
+        helper("teststore", "[ \"$1\" = get ] || exit 9\nread -r url || true\necho \"$url\" >> " + asked + "\n"
+                + "case \"$url\" in\n"
+                + "  reg.example:5000) echo '{\"ServerURL\":\"reg.example:5000\",\"Username\":\"helperuser\",\"Secret\":\"s3cret\"}' ;;\n"
+                + "  https://index.docker.io/v1/) echo '{\"Username\":\"hubuser\",\"Secret\":\"hub-s3cret\"}' ;;\n"
+                + "  tok.example) echo '{\"Username\":\"<token>\",\"Secret\":\"refresh-s3cret\"}' ;;\n"
+                + "  broken.example) echo 'boom: the keychain is locked'; exit 3 ;;\n"
+                + "  *) echo 'credentials not found in native keychain'; exit 1 ;;\n"
+                + "esac\n");
+        Path bin = helper("fixed", "echo '{\"Username\":\"fixeduser\",\"Secret\":\"x\"}'\n");
+        Path config = tmp.resolve("config.json");
+        Files.writeString(config, "{\"auths\":{\"reg.example:5000\":{},\"plain.example\":{\"auth\":\"" + b64("file:user") + "\"}},"
+                + "\"credsStore\":\"teststore\",\"credHelpers\":{\"special.example\":\"fixed\",\"missing.example\":\"nosuch\"}}");
+        Map<String, String> env = Map.of("DOCKER_CONFIG", tmp.toString(), "PATH", bin + ":/usr/bin:/bin");
+
+        Credentials c = Credentials.lookup("reg.example:5000", "app", null, env).orElseThrow();
+        assertEquals("helperuser", c.username());
+        assertEquals("s3cret", c.password());
+        assertEquals("docker-credential-teststore", c.origin());
+        assertEquals("hubuser", Credentials.lookup(ImageReference.DOCKER_HUB_HOST, "library/ubuntu", null, env).orElseThrow().username());
+        assertEquals(Optional.of("refresh-s3cret"), Credentials.lookup("tok.example", "app", null, env).orElseThrow().identityToken());
+        assertEquals("fixeduser", Credentials.lookup("special.example", "app", null, env).orElseThrow().username());
+        assertEquals("file", Credentials.lookup("plain.example", "app", null, env).orElseThrow().username(),
+                "an auths entry with credentials comes before the store");
+        assertTrue(Credentials.lookup("nowhere.example", "app", null, env).isEmpty(), "not found in the store: anonymous");
+        assertEquals(List.of("reg.example:5000", "https://index.docker.io/v1/", "tok.example", "nowhere.example"),
+                Files.readAllLines(asked));
+
+        RegistryException failed = assertThrows(RegistryException.class, () -> Credentials.lookup("broken.example", "app", null, env));
+        assertTrue(failed.getMessage().contains("docker-credential-teststore (from " + config + " credsStore) failed for broken.example:"
+                + " exit 3, boom: the keychain is locked"), failed.getMessage());
+        RegistryException missing = assertThrows(RegistryException.class, () -> Credentials.lookup("missing.example", "app", null, env));
+        assertTrue(missing.getMessage().contains("names the credential helper 'nosuch', but docker-credential-nosuch is not on PATH"),
+                missing.getMessage());
+        assertFalse(missing.getMessage().contains("s3cret"), missing.getMessage());
     }
 }

@@ -250,4 +250,61 @@ class RegistryAuthTest {
             assertTrue(anonymous.getMessage().contains("refused an anonymous token"), anonymous.getMessage());
         }
     }
+
+    @Test
+    void namespacedAuthKeysAndACredentialHelperAgainstTheRealRegistry() throws Exception {
+        SyntheticImage.Written image = image();
+        try (RegistryFixture registry = RegistryFixture.htpasswd(tmp.resolve("reg"), USER, PASSWORD)) {
+            ImageReference ref = ImageReference.parse(registry.reference("team/app:v1"));
+            new ImagePusher(new RegistryClient(options(Map.of()).withCredentials(Credentials.parse(USER + ":" + PASSWORD, "--creds"))),
+                    messages::add).push(tmp.resolve("image"), ref, Optional.empty());
+            // The host-wide key comes first in the file and holds another account: the namespace's key wins.
+            String wrong = Base64.getEncoder().encodeToString((USER + ":wrong-password").getBytes(StandardCharsets.UTF_8));
+            String right = Base64.getEncoder().encodeToString((USER + ":" + PASSWORD).getBytes(StandardCharsets.UTF_8));
+            Path auth = tmp.resolve("ns/auth.json");
+            Files.createDirectories(auth.getParent());
+            Files.writeString(auth, "{\"auths\":{\"" + registry.registry() + "\":{\"auth\":\"" + wrong + "\"},\""
+                    + registry.registry() + "/team\":{\"auth\":\"" + right + "\"}}}");
+            readBack(new RegistryClient(options(Map.of("REGISTRY_AUTH_FILE", auth.toString()))), ref, image, tmp.resolve("b1"));
+            RegistryException other = expectFailure(() -> new RegistryClient(options(Map.of("REGISTRY_AUTH_FILE", auth.toString())))
+                    .resolve(ImageReference.parse(registry.reference("elsewhere/app:v1"))));
+            assertTrue(other.getMessage().contains("refused the credentials of user 'alice' (from " + auth + ")"), other.getMessage());
+
+            // docker's credsStore: docker-credential-NAME on PATH answers for the registry.
+            Path bin = Files.createDirectories(tmp.resolve("bin"));
+            Path helper = bin.resolve("docker-credential-strata-test");
+            Files.writeString(helper, "#!/bin/sh\nread -r url || true\n[ \"$url\" = \"" + registry.registry() + "\" ] || "
+                    + "{ echo 'credentials not found in native keychain'; exit 1; }\n"
+                    + "printf '{\"ServerURL\":\"%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$url\" '" + USER + "' '" + PASSWORD + "'\n");
+            helper.toFile().setExecutable(true);
+            Path docker = tmp.resolve("docker/config.json");
+            Files.createDirectories(docker.getParent());
+            Files.writeString(docker, "{\"auths\":{\"" + registry.registry() + "\":{}},\"credsStore\":\"strata-test\"}");
+            readBack(new RegistryClient(options(Map.of("DOCKER_CONFIG", docker.getParent().toString(), "PATH", bin + ":/usr/bin:/bin"))),
+                    ref, image, tmp.resolve("b2"));
+        }
+    }
+
+    @Test
+    void anIdentityTokenIsExchangedThroughTheRefreshTokenGrant() throws Exception {
+        SyntheticImage.Written image = image();
+        String identityToken = "idtok-pa55-w0rd-refresh";
+        TokenRealm realm = new TokenRealm().requireRefreshToken(identityToken);
+        try (RegistryFixture registry = RegistryFixture.bearer(tmp.resolve("reg"), realm)) {
+            ImageReference ref = ImageReference.parse(registry.reference("azure/app:v1"));
+            Path docker = tmp.resolve("docker/config.json");
+            Files.createDirectories(docker.getParent());
+            // What `az acr login` leaves: a placeholder user with an empty password, and the identity token.
+            String placeholder = Base64.getEncoder().encodeToString("00000000-0000-0000-0000-000000000000:".getBytes(StandardCharsets.UTF_8));
+            Files.writeString(docker, "{\"auths\":{\"" + registry.registry() + "\":{\"auth\":\"" + placeholder
+                    + "\",\"identitytoken\":\"" + identityToken + "\"}}}");
+            RegistryClient client = new RegistryClient(options(Map.of("DOCKER_CONFIG", docker.getParent().toString())));
+            new ImagePusher(client, messages::add).push(tmp.resolve("image"), ref, Optional.empty());
+            readBack(client, ref, image, tmp.resolve("b1"));
+            assertTrue(realm.tokensIssued() >= 2, "a push and a pull token: " + realm.tokensIssued());
+            assertTrue(realm.requests().stream().allMatch(r -> r.method().equals("POST") && r.authorization() == null
+                    && r.body().contains("grant_type=refresh_token") && r.body().contains("service=strata-test")
+                    && r.body().contains("client_id=strata")), realm.requests()::toString);
+        }
+    }
 }

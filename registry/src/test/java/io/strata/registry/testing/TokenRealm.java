@@ -64,6 +64,16 @@ public final class TokenRealm implements AutoCloseable {
         return this;
     }
 
+    /**
+     * Only the OAuth2 refresh_token grant with this token gets a token (an identity token from
+     * docker login, as Azure's token service takes it); every GET and other form gets 401.
+     */
+    public TokenRealm requireRefreshToken(String refreshToken) {
+        requiredAuthorization = "no Authorization header is accepted";
+        requiredForm = "grant_type=refresh_token&refresh_token=" + URLEncoder.encode(refreshToken, StandardCharsets.UTF_8);
+        return this;
+    }
+
     /** The {@code expires_in} to answer with, or null to leave it out (the spec's default is 60 s). */
     public TokenRealm expiresIn(Integer seconds) {
         expiresIn = seconds;
