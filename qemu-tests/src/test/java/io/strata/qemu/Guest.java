@@ -123,10 +123,12 @@ final class Guest {
         cmd.addAll(qemuArgs);
         Path console = workDir.resolve("console.log");
         String log = null;
+        // One budget for the whole boot, a retry included: the caller's timeout is what it waits at most.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
         for (int attempt = 1; log == null; attempt++) {
             // Not with a side action: it watches this console for the test's progress, and a second
             // one would act on the retry's as well.
-            log = run(cmd, console, attempt == 1 && whileRunning == null);
+            log = run(cmd, console, deadline, attempt == 1 && whileRunning == null);
             if (log == null) {
                 System.err.println("guest: its kernel stalled before the test began (TCG timer, RCU stall); booting it again");
             }
@@ -149,7 +151,7 @@ final class Guest {
      * returned: a boot that would have hung until the timeout (600 s) for a reason in the emulator,
      * not in what the test checks (no test traffic has started), gets one more try.
      */
-    private String run(List<String> cmd, Path console, boolean mayRetry) throws IOException, InterruptedException {
+    private String run(List<String> cmd, Path console, long deadline, boolean mayRetry) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(console.toFile())
                 .redirectInput(ProcessBuilder.Redirect.PIPE).start();
         Thread side = null;
@@ -158,19 +160,22 @@ final class Guest {
             side.setDaemon(true);
             side.start();
         }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
         boolean done = false;
         boolean stalled = false;
-        while (!done && !stalled && System.nanoTime() < deadline) {
-            done = p.waitFor(Math.min(2, Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime()))), TimeUnit.SECONDS);
-            if (!done && mayRetry) {
-                String sofar = Files.readString(console, StandardCharsets.ISO_8859_1);
-                stalled = sofar.contains(RCU_STALL) && !sofar.contains("STRATA-TEST-BEGIN");
+        try {
+            while (!done && !stalled && System.nanoTime() < deadline) {
+                done = p.waitFor(Math.min(2, Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime()))), TimeUnit.SECONDS);
+                if (!done && mayRetry) {
+                    String sofar = Files.readString(console, StandardCharsets.ISO_8859_1);
+                    stalled = sofar.contains(RCU_STALL) && !sofar.contains("STRATA-TEST-BEGIN");
+                }
             }
-        }
-        if (!done) {
-            p.destroyForcibly();
-            p.waitFor(10, TimeUnit.SECONDS);
+        } finally {
+            // Also when JUnit's timeout interrupts this thread: no QEMU outlives its test.
+            if (!done) {
+                p.destroyForcibly();
+                p.waitFor(10, TimeUnit.SECONDS);
+            }
         }
         if (side != null) {
             side.join(30_000);
