@@ -125,6 +125,20 @@ class DaemonIT {
         }
     }
 
+    /**
+     * Waits until export {@code name} has no client: the server notices a client's connection closed
+     * a moment after the client (nbdcopy, nbdinfo) exits.
+     */
+    private void awaitNoClients(String name) throws InterruptedException {
+        await(() -> {
+            try {
+                return curl("GET", "/api/v1/exports/" + name, null).body().path("clients").asInt(-1) == 0;
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+        }, "export '" + name + "' to have no client");
+    }
+
     private List<String> names() throws IOException {
         List<String> names = new ArrayList<>();
         for (JsonNode e : curl("GET", "/api/v1/exports", null).body()) {
@@ -171,6 +185,7 @@ class DaemonIT {
         assertTrue(list.out().lines().anyMatch(l -> l.startsWith("disk ") && l.contains("raw:" + raw)), list.out());
         assertTrue(list.out().lines().anyMatch(l -> l.startsWith(vhost.toString()) && l.contains(" vhost-user ")), list.out());
         HostTools.run(List.of("nbdcopy", uri("web"), "null:"));
+        awaitNoClients("web");
         Http one = curl("GET", "/api/v1/exports/web", null);
         assertEquals(200, one.status());
         assertEquals(0, one.body().get("clients").asInt());
@@ -188,6 +203,7 @@ class DaemonIT {
 
         StrataProcess.Run removed = ctl("remove", "web");
         assertEquals(0, removed.code(), removed.err());
+        awaitNoClients("disk"); // nbdinfo's connections to it, counted closed a moment after nbdinfo exits
         Http deleted = curl("DELETE", "/api/v1/exports/disk", null);
         assertEquals(200, deleted.status(), deleted.body().toString());
         StrataProcess.Run removedVhost = ctl("remove", vhost.toString());
@@ -473,6 +489,7 @@ class DaemonIT {
                 assertEquals(201, h.status(), h.body().toString());
                 if (nbd) {
                     HostTools.run(List.of("nbdcopy", uri(name), "null:"));
+                    awaitNoClients(name); // else its removal may be refused: it still has a client
                 }
             } else {
                 Http h = curl("DELETE", "/api/v1/exports?name=" + java.net.URLEncoder.encode(name, StandardCharsets.UTF_8), null);
@@ -497,6 +514,7 @@ class DaemonIT {
             daemon.awaitLog("SIGHUP: config " + config + ": 1 added, 1 removed, 1 replaced, 1 unchanged");
             assertEquals(List.of("keep", "mine", "change", "new"), names());
             assertEquals("4096", HostTools.run(List.of("nbdinfo", "--size", uri("change"))).strip(), "the changed export serves its new source");
+            awaitNoClients("change"); // nbdinfo's connection, counted closed a moment after it exits: changeClient's is its one client below
             assertEquals(1, curl("GET", "/api/v1/exports/keep", null).body().get("clients").asInt(), "the unchanged export kept its client");
             assertTrue(keepClient.isConnected());
 
@@ -582,7 +600,9 @@ class DaemonIT {
         assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("b")).status());
         HostTools.run(List.of("nbdcopy", uri("a"), "null:"));
         Path scrape = tmp.resolve("scrape.txt");
-        HostTools.run(List.of("curl", "-sSf", "--max-time", "30", "-o", scrape.toString(), url));
+        // The server counts nbdcopy's connections closed a moment after it exits: scrape once they are.
+        MetricsScrape.scrapeWhen(url, scrape, x -> x.getOrDefault("strata_nbd_server_connections_open", -1.0) == 0
+                && x.getOrDefault("strata_connections_open{export=\"a\",transport=\"nbd\"}", -1.0) == 0, daemon.process::isAlive);
         String text = Files.readString(scrape);
         HostTools.Outcome check = HostTools.execute(List.of("sh", "-c", "promtool check metrics < " + scrape));
         assertEquals(0, check.exitCode(), "promtool check metrics: " + check.output());

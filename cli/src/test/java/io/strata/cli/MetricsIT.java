@@ -65,9 +65,11 @@ class MetricsIT {
             HostTools.run(List.of("timeout", "60", "nbdcopy", "--connections=2", "nbd+unix:///disk?socket=" + socket, copy.toString()));
             assertArrayEquals(raw, Files.readAllBytes(copy));
 
+            // Settled: the server has noticed every client's connection closed (a moment after the client exits).
             Map<String, Double> v = scrapeWhen(url, tmp.resolve("scrape.txt"),
                     x -> x.getOrDefault(nbd("strata_connections_open", "default", ""), -1.0) == 0
-                            && x.getOrDefault(nbd("strata_connections_open", "disk", ""), -1.0) == 0);
+                            && x.getOrDefault(nbd("strata_connections_open", "disk", ""), -1.0) == 0
+                            && x.getOrDefault("strata_nbd_server_connections_open", -1.0) == 0);
             HostTools.Outcome check = HostTools.execute(List.of("sh", "-c", "promtool check metrics < " + tmp.resolve("scrape.txt")));
             assertEquals(0, check.exitCode(), "promtool check metrics: " + check.output());
             assertEquals("", check.output().trim(), "promtool's findings");

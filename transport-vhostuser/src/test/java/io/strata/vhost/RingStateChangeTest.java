@@ -42,7 +42,11 @@ class RingStateChangeTest extends BackEndFixture {
             assertNotSame(before, after, "the change is applied with the old worker stopped and a new one started");
             assertFalse(before.isAlive());
             assertReads(fe, 2, 512);
-            assertEquals(fe.availIdx(), NativeMemory.getU16(availEvent(fe)), "with EVENT_IDX the worker publishes avail_event");
+            // The worker may publish avail_event a moment after the used index moves: wait for it, bounded.
+            int availIdx = fe.availIdx();
+            await(() -> NativeMemory.getU16Acquire(availEvent(fe)) == availIdx, 5000,
+                    () -> "with EVENT_IDX the worker publishes avail_event " + availIdx + " (it is "
+                            + NativeMemory.getU16Acquire(availEvent(fe)) + ")");
             assertEquals(2, fe.usedIdx(), "every request served once");
         }
     }
@@ -90,7 +94,9 @@ class RingStateChangeTest extends BackEndFixture {
             try {
                 assertReads(fe, 2, 512);
                 assertReads(fe, 3, 512);
-                assertEquals(3, NativeMemory.getU16(region + InflightRegion.H_USED_IDX), "the new region's used index");
+                // The worker may write the inflight region's used index a moment after the used ring's: wait for it, bounded.
+                await(() -> NativeMemory.getU16Acquire(region + InflightRegion.H_USED_IDX) == 3, 5000,
+                        () -> "the new region's used index to be 3 (it is " + NativeMemory.getU16Acquire(region + InflightRegion.H_USED_IDX) + ")");
             } finally {
                 Native.libc().munmap(region, size);
                 Native.libc().close(fd1);
