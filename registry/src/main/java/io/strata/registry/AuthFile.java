@@ -18,14 +18,18 @@ import java.util.Optional;
  * One auth file (podman's auth.json or docker's config.json) searched for one repository:
  * <ol>
  *   <li>{@code credHelpers.<host>}: that credential helper is asked;</li>
+ *   <li>{@code credsStore}: docker's credential store for every registry (when it is set, docker
+ *       keeps no passwords in the file; podman does not use it);</li>
  *   <li>{@code auths}: the most specific key wins (containers-auth.json(5)): for
  *       {@code quay.io/orga/app} first {@code quay.io/orga/app}, then {@code quay.io/orga}, then
  *       {@code quay.io}. A key written as a URL ({@code https://HOST/v1/}, docker's legacy form) names
- *       the whole host. An entry holds {@code auth} (base64 of user:password), or {@code identitytoken}
- *       (an OAuth2 refresh token), or {@code username} and {@code password};</li>
- *   <li>{@code credsStore}: docker's default credential helper for every registry.</li>
+ *       the whole host, and a key written as the host itself wins over it. An entry holds {@code auth}
+ *       (base64 of user:password), or {@code identitytoken} (an OAuth2 refresh token), or
+ *       {@code username} and {@code password}.</li>
  * </ol>
- * An entry or a helper that has nothing for the registry lets the search go on.
+ * A helper or an entry that has nothing for the registry lets the search go on. Docker Hub's
+ * helpers are asked for {@code https://index.docker.io/v1/} (docker's name), then for
+ * {@code docker.io} (podman's).
  */
 final class AuthFile {
     /** The key Docker Hub's credentials are stored under by docker login, and what its helpers are asked for. */
@@ -49,21 +53,32 @@ final class AuthFile {
             return Optional.empty();
         }
         String host = normalizeHost(registry);
-        String serverUrl = host.equals("docker.io") ? DOCKER_HUB_SERVER_URL : registry;
+        List<String> serverNames = host.equals("docker.io") ? List.of(DOCKER_HUB_SERVER_URL, "docker.io") : List.of(registry);
         JsonNode helpers = root.path("credHelpers");
         for (Iterator<Map.Entry<String, JsonNode>> it = helpers.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             if (normalizeKey(e.getKey()).equals(host) && e.getValue().isTextual()) {
-                Optional<Credentials> c = CredentialHelper.get(e.getValue().asText(), serverUrl, env, file + " credHelpers");
+                Optional<Credentials> c = ask(e.getValue().asText(), serverNames, env, file + " credHelpers");
                 if (c.isPresent()) {
                     return c;
                 }
             }
         }
+        JsonNode store = root.path("credsStore");
+        if (store.isTextual() && !store.asText().isEmpty()) {
+            Optional<Credentials> c = ask(store.asText(), serverNames, env, file + " credsStore");
+            if (c.isPresent()) {
+                return c;
+            }
+        }
         Map<String, JsonNode> auths = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = root.path("auths").fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
-            auths.putIfAbsent(normalizeKey(e.getKey()), e.getValue());
+            if (e.getKey().contains("://")) {
+                auths.putIfAbsent(normalizeKey(e.getKey()), e.getValue()); // docker's legacy form: only if nothing better
+            } else {
+                auths.put(normalizeKey(e.getKey()), e.getValue());
+            }
         }
         for (String key : candidates(host, repository)) {
             JsonNode entry = auths.get(key);
@@ -74,9 +89,16 @@ final class AuthFile {
                 }
             }
         }
-        JsonNode store = root.path("credsStore");
-        if (store.isTextual() && !store.asText().isEmpty()) {
-            return CredentialHelper.get(store.asText(), serverUrl, env, file + " credsStore");
+        return Optional.empty();
+    }
+
+    private static Optional<Credentials> ask(String helper, List<String> serverNames, Map<String, String> env, String configuredIn)
+            throws IOException {
+        for (String server : serverNames) {
+            Optional<Credentials> c = CredentialHelper.get(helper, server, env, configuredIn);
+            if (c.isPresent()) {
+                return c;
+            }
         }
         return Optional.empty();
     }

@@ -10,10 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.regex.Pattern;
 
 /**
@@ -29,12 +26,19 @@ final class CredentialHelper {
     /** How long a helper may take: a keychain that asks the desktop to unlock can take a while. */
     static final long TIMEOUT_SECONDS = 30;
     private static final int MAX_ANSWER = 64 << 10;
+    /** How long after the helper exits its stdout may stay open (a child it left behind holds it). */
+    private static final long AFTER_EXIT_MILLIS = 1000;
     private static final String NOT_FOUND = "credentials not found";
 
     private CredentialHelper() {
     }
 
     static Optional<Credentials> get(String name, String serverUrl, Map<String, String> env, String configuredIn)
+            throws IOException {
+        return get(name, serverUrl, env, configuredIn, TIMEOUT_SECONDS);
+    }
+
+    static Optional<Credentials> get(String name, String serverUrl, Map<String, String> env, String configuredIn, long timeoutSeconds)
             throws IOException {
         if (!NAME.matcher(name).matches()) {
             throw new RegistryException(configuredIn + " names the credential helper '" + RegistryException.oneLine(name)
@@ -48,18 +52,10 @@ final class CredentialHelper {
         pb.environment().clear();
         pb.environment().putAll(env);
         Process p = pb.start();
-        CompletableFuture<byte[]> answer = CompletableFuture.supplyAsync(() -> {
-            try (InputStream in = p.getInputStream()) {
-                return in.readNBytes(MAX_ANSWER);
-            } catch (IOException e) {
-                return new byte[0];
-            }
-        }, r -> {
-            Thread t = new Thread(r, program);
-            t.setDaemon(true);
-            t.start();
-        });
-        byte[] out;
+        Answer answer = new Answer(p.getInputStream());
+        Thread reader = new Thread(answer, program);
+        reader.setDaemon(true);
+        reader.start();
         int exit;
         try {
             try (OutputStream stdin = p.getOutputStream()) {
@@ -67,21 +63,23 @@ final class CredentialHelper {
             } catch (IOException helperClosedStdin) {
                 // it may not read what it does not need; its answer says what happened
             }
-            out = answer.get(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (!p.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-                throw new TimeoutException();
+            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                throw new RegistryException(program + " (from " + configuredIn + ") did not answer within " + timeoutSeconds + " s");
             }
             exit = p.exitValue();
-        } catch (TimeoutException e) {
-            throw new RegistryException(program + " (from " + configuredIn + ") did not answer within " + TIMEOUT_SECONDS + " s");
-        } catch (ExecutionException e) {
-            throw new RegistryException(program + " (from " + configuredIn + ") could not be read", 0, e.getCause());
+            // Its answer is complete when its stdout closes; a child it left running (an agent it
+            // started) may hold that open: what arrived within a moment of its exit is the answer.
+            reader.join(AFTER_EXIT_MILLIS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted while asking " + program);
         } finally {
-            p.destroyForcibly();
+            if (p.isAlive()) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
         }
+        byte[] out = answer.bytes();
         String text = new String(out, StandardCharsets.UTF_8);
         if (exit != 0) {
             if (text.contains(NOT_FOUND)) {
@@ -107,6 +105,41 @@ final class CredentialHelper {
             return Optional.of(Credentials.identityToken(null, secret, program));
         }
         return Optional.of(new Credentials(user, secret, program));
+    }
+
+    /** The helper's stdout as it arrives, at most {@link #MAX_ANSWER} bytes. */
+    private static final class Answer implements Runnable {
+        private final InputStream in;
+        private final byte[] buf = new byte[MAX_ANSWER];
+        private int len;
+
+        Answer(InputStream in) {
+            this.in = in;
+        }
+
+        @Override
+        public void run() {
+            byte[] piece = new byte[4096];
+            try (in) {
+                int n;
+                while ((n = in.read(piece)) > 0) {
+                    synchronized (this) {
+                        int kept = Math.min(n, buf.length - len);
+                        System.arraycopy(piece, 0, buf, len, kept);
+                        len += kept;
+                        if (len == buf.length) {
+                            return;
+                        }
+                    }
+                }
+            } catch (IOException closed) {
+                // what arrived is the answer
+            }
+        }
+
+        synchronized byte[] bytes() {
+            return java.util.Arrays.copyOf(buf, len);
+        }
     }
 
     private static Optional<Path> onPath(String program, String path) {

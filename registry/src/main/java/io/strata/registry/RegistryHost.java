@@ -5,6 +5,10 @@ import java.io.IOException;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What the client keeps per registry ({@code HOST[:PORT]}): its base URL (HTTPS, or HTTP for
@@ -14,10 +18,22 @@ import java.util.concurrent.Semaphore;
  * tokens, the bound on requests in flight, and its counters.
  */
 final class RegistryHost {
+    private static final Logger LOG = LoggerFactory.getLogger(RegistryHost.class);
     final String name;
     final URI base;
     private final CredentialSource credentialSource;
-    private final ConcurrentHashMap<String, Optional<Credentials>> credentialsByRepository = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Found> credentialsByRepository = new ConcurrentHashMap<>();
+    /**
+     * How long found credentials are reused before the files and helpers are asked again: a new
+     * {@code podman login}, or a helper's renewed token (ECR's last 12 hours), reaches a server that
+     * runs for days within this. Tests shorten it.
+     */
+    volatile long credentialsTtlNanos = TimeUnit.MINUTES.toNanos(1);
+
+    private record Found(Optional<Credentials> credentials, long atNanos, AtomicBoolean refreshing) {
+    }
+
+    private final Object firstLookup = new Object();
     final Semaphore permits;
     final RegistryMetrics metrics;
     final TokenCache tokens = new TokenCache();
@@ -58,13 +74,36 @@ final class RegistryHost {
      */
     Optional<Credentials> credentials(String scope) throws IOException {
         String repository = repositoryOf(scope);
-        Optional<Credentials> known = credentialsByRepository.get(repository);
-        if (known != null) {
-            return known;
+        Found known = credentialsByRepository.get(repository);
+        if (known != null && (System.nanoTime() - known.atNanos() < credentialsTtlNanos || !known.refreshing().compareAndSet(false, true))) {
+            // Fresh, or another thread is looking them up again: these serve meanwhile.
+            return known.credentials();
         }
-        Optional<Credentials> found = credentialSource.find(repository);
-        credentialsByRepository.putIfAbsent(repository, found);
-        return found;
+        if (known != null) {
+            // This thread looks again (an auth file re-read, a helper run); a failure keeps the old
+            // ones for another while: a read must not fail because a helper did once.
+            try {
+                Optional<Credentials> again = credentialSource.find(repository);
+                credentialsByRepository.put(repository, new Found(again, System.nanoTime(), new AtomicBoolean()));
+                return again;
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("{}: looking up credentials for {} again failed, keeping the ones found before: {}", name, repository,
+                        e.getMessage());
+                credentialsByRepository.put(repository, new Found(known.credentials(), System.nanoTime(), new AtomicBoolean()));
+                return known.credentials();
+            }
+        }
+        // The first lookup, once per repository however many threads ask (a helper may prompt to
+        // unlock a keychain); a failure is not remembered, so the next request tries again.
+        synchronized (firstLookup) {
+            Found now = credentialsByRepository.get(repository);
+            if (now != null) {
+                return now.credentials();
+            }
+            Optional<Credentials> found = credentialSource.find(repository);
+            credentialsByRepository.put(repository, new Found(found, System.nanoTime(), new AtomicBoolean()));
+            return found;
+        }
     }
 
     /** "repository:a/b:pull,push repository:c:pull" -> "a/b"; "" when the scope names no repository. */

@@ -36,6 +36,65 @@ class ClientPartsTest {
     }
 
     @Test
+    void credentialsAreFoundPerRepositoryAndAskedForAgainAfterAWhile() throws Exception {
+        java.util.List<String> asked = new java.util.ArrayList<>();
+        RegistryHost host = new RegistryHost("r.example", URI.create("https://r.example/"), repository -> {
+            asked.add(repository);
+            return java.util.Optional.of(new Credentials("user-" + asked.size(), "p", "test"));
+        }, 1);
+        assertEquals("user-1", host.credentials("repository:team/app:pull").orElseThrow().username());
+        assertEquals("user-1", host.credentials("repository:team/app:pull,push").orElseThrow().username());
+        // A push with a cross-repository mount: the target's credentials (the scope's first repository).
+        assertEquals("user-2", host.credentials("repository:other/x:pull,push repository:team/app:pull").orElseThrow().username());
+        assertEquals(java.util.List.of("team/app", "other/x"), asked);
+        host.credentialsTtlNanos = 0; // a renewed login or helper token is picked up once the reuse time passed
+        assertEquals("user-3", host.credentials("repository:team/app:pull").orElseThrow().username());
+        // A lookup that fails once found some before: those stay, the read goes on.
+        RegistryHost failing = new RegistryHost("f.example", URI.create("https://f.example/"), repository -> {
+            asked.add("f:" + repository);
+            if (asked.size() > 4) {
+                throw new RegistryException("the helper broke");
+            }
+            return java.util.Optional.of(new Credentials("kept", "p", "test"));
+        }, 1);
+        assertEquals("kept", failing.credentials("repository:a:pull").orElseThrow().username());
+        failing.credentialsTtlNanos = 0;
+        assertEquals("kept", failing.credentials("repository:a:pull").orElseThrow().username());
+        assertEquals(5, asked.size());
+
+        // Many threads asking at once for a repository not looked up yet: one lookup (a helper may prompt).
+        java.util.concurrent.atomic.AtomicInteger lookups = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.CountDownLatch inLookup = new java.util.concurrent.CountDownLatch(1);
+        RegistryHost slow = new RegistryHost("s.example", URI.create("https://s.example/"), repository -> {
+            lookups.incrementAndGet();
+            inLookup.countDown();
+            try {
+                Thread.sleep(200); // the others arrive while this one runs
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return java.util.Optional.of(new Credentials("once", "p", "test"));
+        }, 1);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        try {
+            java.util.List<java.util.concurrent.Future<String>> users = new java.util.ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                users.add(pool.submit(() -> slow.credentials("repository:x:pull").orElseThrow().username()));
+            }
+            for (java.util.concurrent.Future<String> u : users) {
+                assertEquals("once", u.get(20, java.util.concurrent.TimeUnit.SECONDS));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(1, lookups.get());
+
+        assertEquals("", RegistryHost.repositoryOf(null));
+        assertEquals("", RegistryHost.repositoryOf("registry:catalog:*"));
+        assertEquals("a/b", RegistryHost.repositoryOf("repository:a/b:pull"));
+    }
+
+    @Test
     void retryDelaysGrowWithJitterAndHonourRetryAfter() {
         RetryPolicy p = new RetryPolicy(5, Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(3));
         for (int i = 0; i < 200; i++) {

@@ -144,9 +144,9 @@ class CredentialsTest {
         assertEquals(Optional.of("refresh-s3cret"), Credentials.lookup("tok.example", "app", null, env).orElseThrow().identityToken());
         assertEquals("fixeduser", Credentials.lookup("special.example", "app", null, env).orElseThrow().username());
         assertEquals("file", Credentials.lookup("plain.example", "app", null, env).orElseThrow().username(),
-                "an auths entry with credentials comes before the store");
+                "the store has none for it: the file's auths entry");
         assertTrue(Credentials.lookup("nowhere.example", "app", null, env).isEmpty(), "not found in the store: anonymous");
-        assertEquals(List.of("reg.example:5000", "https://index.docker.io/v1/", "tok.example", "nowhere.example"),
+        assertEquals(List.of("reg.example:5000", "https://index.docker.io/v1/", "tok.example", "plain.example", "nowhere.example"),
                 Files.readAllLines(asked));
 
         RegistryException failed = assertThrows(RegistryException.class, () -> Credentials.lookup("broken.example", "app", null, env));
@@ -156,5 +156,61 @@ class CredentialsTest {
         assertTrue(missing.getMessage().contains("names the credential helper 'nosuch', but docker-credential-nosuch is not on PATH"),
                 missing.getMessage());
         assertFalse(missing.getMessage().contains("s3cret"), missing.getMessage());
+    }
+
+    @Test
+    void theStoreComesBeforeTheFileAndHostKeysBeforeUrlKeys() throws Exception {
+        // docker keeps no password in the file once credsStore is set: a leftover auth entry loses.
+        Path bin = helper("store", "read -r url || true\n"
+                + "case \"$url\" in\n"
+                + "  quay.io) echo '{\"Username\":\"fromstore\",\"Secret\":\"s\"}' ;;\n"
+                + "  docker.io) echo '{\"Username\":\"podmanhub\",\"Secret\":\"s\"}' ;;\n"
+                + "  *) echo 'credentials not found in native keychain'; exit 1 ;;\n"
+                + "esac\n");
+        Path config = tmp.resolve("config.json");
+        Files.writeString(config, "{\"credsStore\":\"store\",\"auths\":{\"quay.io\":{\"auth\":\"" + b64("stale:old") + "\"}}}");
+        Map<String, String> env = Map.of("DOCKER_CONFIG", tmp.toString(), "PATH", bin.toString());
+        assertEquals("fromstore", Credentials.lookup("quay.io", "team/app", null, env).orElseThrow().username());
+        // podman stores Docker Hub's helper logins as docker.io: asked after docker's name.
+        assertEquals("podmanhub", Credentials.lookup(ImageReference.DOCKER_HUB_HOST, "library/x", null, env).orElseThrow().username());
+
+        // docker writes its keys sorted, so a legacy URL key may come first: the host key still wins.
+        Path auth = tmp.resolve("auth.json");
+        Files.writeString(auth, "{\"auths\":{\"https://quay.io/v1/\":{\"auth\":\"" + b64("stale:old") + "\"},"
+                + "\"quay.io\":{\"auth\":\"" + b64("fresh:new") + "\"}}}");
+        assertEquals("fresh", Credentials.lookup("quay.io", "team/app", null, Map.of("REGISTRY_AUTH_FILE", auth.toString()))
+                .orElseThrow().username());
+    }
+
+    @Test
+    void aHelperThatLeavesAChildRunningIsAnsweredWithoutWaitingForIt() throws Exception {
+        // Its answer, then a child that keeps stdout open for two minutes (an agent it started).
+        Path pidFile = tmp.resolve("agent.pid");
+        Path bin = helper("agent", "echo '{\"Username\":\"agentuser\",\"Secret\":\"s\"}'\nsleep 120 &\necho $! > " + pidFile + "\nexit 0\n");
+        Path config = tmp.resolve("config.json");
+        Files.writeString(config, "{\"credsStore\":\"agent\"}");
+        long start = System.nanoTime();
+        Credentials c = Credentials.lookup("r.example", "app", null, Map.of("DOCKER_CONFIG", tmp.toString(), "PATH", bin + ":/usr/bin:/bin"))
+                .orElseThrow();
+        assertEquals("agentuser", c.username());
+        assertTrue(System.nanoTime() - start < java.util.concurrent.TimeUnit.SECONDS.toNanos(CredentialHelper.TIMEOUT_SECONDS),
+                "answered without waiting for the helper's child");
+        ProcessHandle.of(Long.parseLong(Files.readString(pidFile).trim())).ifPresent(ProcessHandle::destroyForcibly);
+    }
+
+    @Test
+    void aHelperThatHangsIsStoppedWithItsChildren() throws Exception {
+        Path pidFile = tmp.resolve("child.pid");
+        Path bin = helper("hang", "sleep 300 &\necho $! > " + pidFile + "\nwait\n");
+        Files.writeString(tmp.resolve("config.json"), "{\"credsStore\":\"hang\"}");
+        RegistryException e = assertThrows(RegistryException.class, () -> CredentialHelper.get("hang", "r.example",
+                Map.of("PATH", bin + ":/usr/bin:/bin"), "test", 1));
+        assertTrue(e.getMessage().contains("docker-credential-hang (from test) did not answer within 1 s"), e.getMessage());
+        long child = Long.parseLong(Files.readString(pidFile).trim());
+        java.util.Optional<ProcessHandle> h = ProcessHandle.of(child);
+        if (h.isPresent()) {
+            assertTrue(h.get().onExit().get(10, java.util.concurrent.TimeUnit.SECONDS) != null);
+        }
+        assertFalse(ProcessHandle.of(child).map(ProcessHandle::isAlive).orElse(false), "the helper's child was stopped");
     }
 }

@@ -456,6 +456,12 @@ public final class ChunkCache implements AutoCloseable {
         }
     }
 
+    /**
+     * Run (under the lock) when a load found every buffer pinned, before it waits: a test releases a
+     * pin here to hit the window between the failed eviction and the wait. Null in production.
+     */
+    static volatile Runnable afterFailedEvictionForTest;
+
     /** Unpins a chunk returned by {@link #acquire}. */
     public void release(Entry e) {
         if (e.pins.decrementAndGet() == 0 && bufferWaiters.get() > 0) {
@@ -509,9 +515,18 @@ public final class ChunkCache implements AutoCloseable {
                     return;
                 }
                 // Every chunk holding memory is in use by a reader right now: wait for a release.
+                // Counted as a waiter first, then one more look: release() reads the count without
+                // the lock, so a pin dropped between the eviction that failed above and the count
+                // signals nobody, and a wait begun after it would last until some other release.
+                Runnable gate = afterFailedEvictionForTest;
+                if (gate != null) {
+                    gate.run();
+                }
                 bufferWaiters.incrementAndGet();
                 try {
-                    bufferReleased.awaitUninterruptibly();
+                    if (!evictOne()) {
+                        bufferReleased.awaitUninterruptibly();
+                    }
                 } finally {
                     bufferWaiters.decrementAndGet();
                 }

@@ -57,6 +57,45 @@ class ChunkCacheTest {
     }
 
     @Test
+    void aPinDroppedJustBeforeALoadWaitsForRoomIsNotMissed() throws Exception {
+        // Room for the smallest cache's buffers, every one pinned; a load of one more chunk finds
+        // nothing to evict and, before it counts itself a waiter, one pin is dropped (the gate): no
+        // other release follows, so a load that then waited for one would wait for ever.
+        int slots = ChunkCache.MIN_SLOTS;
+        try (ChunkCache cache = new ChunkCache(4096, 4096, new int[] {slots + 1})) {
+            ChunkCache.Loader fill = (b, c, slot) -> 4096;
+            List<ChunkCache.Entry> pinned = new ArrayList<>();
+            for (int c = 0; c < slots; c++) {
+                pinned.add(cache.acquire(0, c, 4096, fill));
+            }
+            ChunkCache.Entry held = pinned.get(0);
+            ChunkCache.afterFailedEvictionForTest = () -> {
+                ChunkCache.afterFailedEvictionForTest = null;
+                cache.release(held);
+            };
+            try {
+                CompletableFuture<ChunkCache.Entry> other = new CompletableFuture<>();
+                Thread t = new Thread(() -> {
+                    try {
+                        other.complete(cache.acquire(0, slots, 4096, fill));
+                    } catch (Throwable e) {
+                        other.completeExceptionally(e);
+                    }
+                }, "load-chunk-1");
+                t.setDaemon(true);
+                t.start();
+                ChunkCache.Entry e = other.get(20, TimeUnit.SECONDS);
+                assertTrue(e != held, "the new chunk got the buffer chunk 0 gave up");
+                assertTrue(ChunkCache.afterFailedEvictionForTest == null, "the gate ran: the load did find every buffer pinned");
+                cache.release(e);
+                pinned.subList(1, slots).forEach(cache::release);
+            } finally {
+                ChunkCache.afterFailedEvictionForTest = null;
+            }
+        }
+    }
+
+    @Test
     void evictsUnpinnedChunksAndNeverExceedsItsBound() throws Exception {
         AtomicInteger loads = new AtomicInteger();
         ChunkCache.Loader loader = (b, c, slot) -> {
