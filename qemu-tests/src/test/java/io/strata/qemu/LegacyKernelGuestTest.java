@@ -120,6 +120,10 @@ class LegacyKernelGuestTest {
                 "echo \"attach legacy: $(grep -c ': OK' /tmp/nbd.check) of $files files OK\"",
                 "umount /mnt",
                 "kill -TERM $pid; wait $pid; echo \"attach: strata exited $?\"",
+                // Seen twice in CI: one request unanswered for the kernel's 120 s (cause not found):
+                // the server's own account of its connections, for whoever looks next.
+                "if dmesg | grep -q 'timed out'; then echo 'the kernel timed a request out; attach log:';"
+                        + " tail -n 40 /tmp/attach.log | sed 's/^/  log: /'; fi",
                 "exit 0");
 
         long files = expected.lines().count();
