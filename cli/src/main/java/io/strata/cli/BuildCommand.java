@@ -63,8 +63,23 @@ final class BuildCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         BuildOptions options = options();
+        CommandLine cmd = spec.commandLine();
         if (!Files.exists(source) && io.strata.builder.source.OciLayoutSource.tagged(source) == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "source not found: " + source);
+            throw new CommandLine.ParameterException(cmd, "source not found: " + source);
+        }
+        if (Files.exists(source) && !Files.isDirectory(source) && !Files.isRegularFile(source)) {
+            throw new CommandLine.ParameterException(cmd, "source " + source + " is not a directory, tar file or OCI image layout");
+        }
+        if (Files.isRegularFile(source) && isErofsImage(source)) {
+            throw new CommandLine.ParameterException(cmd, "source " + source + " is an EROFS image (a bootstrap?), not a tar file:"
+                    + " build takes a directory, a tar file or an OCI image layout");
+        }
+        if (output.toString().isEmpty()) {
+            throw new CommandLine.ParameterException(cmd, "-o names no directory");
+        }
+        if (Files.isDirectory(source) && Files.isDirectory(output) && Files.isSameFile(source, output)) {
+            // The bootstrap and blobs/ would land among the files being read (and in the image).
+            throw new CommandLine.ParameterException(cmd, "-o " + output + " is the source directory itself: give another directory");
         }
         PrintWriter out = spec.commandLine().getOut();
         BuildResult r;
@@ -115,10 +130,14 @@ final class BuildCommand implements Callable<Integer> {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         java.util.List<String> prefetch = java.util.List.of();
         if (prefetchList != null) {
+            if (Files.exists(prefetchList) && !Files.isRegularFile(prefetchList)) {
+                // A FIFO would block the build until something writes to it.
+                throw new CommandLine.ParameterException(cmd, "--prefetch: " + prefetchList + " is not a regular file");
+            }
             try {
                 prefetch = Files.readAllLines(prefetchList);
             } catch (java.io.IOException e) {
-                throw new CommandLine.ParameterException(cmd, "--prefetch: cannot read " + prefetchList + ": " + e);
+                throw new CommandLine.ParameterException(cmd, "--prefetch: cannot read " + Main.describe(e));
             }
         }
         try {
@@ -127,6 +146,15 @@ final class BuildCommand implements Callable<Integer> {
             String opt = e.getMessage().startsWith("chunk size") ? "--chunk-size" : e.getMessage().startsWith("threads")
                     ? "--threads" : "--source-date-epoch";
             throw new CommandLine.ParameterException(cmd, opt + ": " + e.getMessage());
+        }
+    }
+
+    /** Whether {@code file} has an EROFS superblock where a bootstrap has it: a tar's first block never does. */
+    private static boolean isErofsImage(java.nio.file.Path file) throws java.io.IOException {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            ch.read(b, io.strata.core.image.ErofsSuperblock.OFFSET);
+            return b.position() == 4 && b.getInt(0) == io.strata.core.image.ErofsSuperblock.MAGIC;
         }
     }
 

@@ -25,16 +25,20 @@ record DaemonConfig(@JsonProperty("exports") List<ExportSpec> exports) {
     /** Reads the file; an IOException names it and what is wrong. */
     static DaemonConfig read(Path file) throws IOException {
         byte[] bytes;
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // A FIFO would block the read (and the start, or the reload) until something writes to it.
+            throw new IOException("config " + file + ": not a regular file");
+        }
         try {
             bytes = Files.readAllBytes(file);
         } catch (IOException e) {
-            throw new IOException("config " + file + ": cannot read it (" + e + ")");
+            throw new IOException("config " + file + ": cannot read it (" + Main.describe(e) + ")");
         }
         DaemonConfig c;
         try {
             c = JSON.readValue(bytes, DaemonConfig.class);
         } catch (JsonProcessingException e) {
-            throw new IOException("config " + file + ": not a config (" + e.getOriginalMessage() + ")");
+            throw new IOException("config " + file + ": not a config (" + problem(e) + ")");
         }
         if (c == null || c.exports() == null) {
             throw new IOException("config " + file + ": no \"exports\" array");
@@ -45,5 +49,25 @@ record DaemonConfig(@JsonProperty("exports") List<ExportSpec> exports) {
             }
         }
         return c;
+    }
+
+    /** What Jackson found wrong, in the config's own terms: "unknown field 'extra' at exports[0]". */
+    private static String problem(JsonProcessingException e) {
+        if (e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException u) {
+            return "unknown field '" + u.getPropertyName() + "' at " + where(u.getPath());
+        }
+        return e.getOriginalMessage();
+    }
+
+    private static String where(List<com.fasterxml.jackson.databind.JsonMappingException.Reference> path) {
+        StringBuilder b = new StringBuilder();
+        for (com.fasterxml.jackson.databind.JsonMappingException.Reference r : path.subList(0, Math.max(0, path.size() - 1))) {
+            if (r.getFieldName() != null) {
+                b.append(b.length() == 0 ? "" : ".").append(r.getFieldName());
+            } else if (r.getIndex() >= 0) {
+                b.append('[').append(r.getIndex()).append(']');
+            }
+        }
+        return b.length() == 0 ? "the top level" : b.toString();
     }
 }

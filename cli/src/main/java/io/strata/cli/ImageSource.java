@@ -77,8 +77,20 @@ final class ImageSource {
             return openRemote(cmd, ref, registry);
         }
         Path bootstrap = Paths.get(arg);
+        if (Files.isDirectory(bootstrap) && Files.isRegularFile(bootstrap.resolve("bootstrap"))) {
+            throw new CommandLine.ParameterException(cmd, arg + " is a directory: give its bootstrap (" + bootstrap.resolve("bootstrap") + ")");
+        }
+        if (Files.exists(bootstrap) && !Files.isRegularFile(bootstrap)) {
+            throw new CommandLine.ParameterException(cmd, arg + " is not a bootstrap file (" + (Files.isDirectory(bootstrap)
+                    ? "a directory" : "not a regular file") + ")");
+        }
         if (!Files.isRegularFile(bootstrap)) {
-            throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + arg);
+            int slash = arg.indexOf('/');
+            // HOST/REPO with an upper-case or dot-less host reads as a path: say why it is not a reference.
+            boolean maybeReference = slash > 0 && !arg.startsWith(".") && bootstrap.getParent() != null
+                    && !Files.isDirectory(bootstrap.getParent());
+            throw new CommandLine.ParameterException(cmd, "bootstrap not found: " + arg + (maybeReference ? " (nor an image reference: a registry host has a '.', a ':PORT' or is localhost,"
+                    + " and repository names are lower case)" : ""));
         }
         Path dir = blobDir != null ? blobDir : DeviceSpec.defaultBlobDir(bootstrap);
         if (!Files.isDirectory(dir)) {

@@ -70,8 +70,8 @@ public final class Main {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
             String name = cmd.getCommandSpec().qualifiedName(" ");
-            String line = cmd.getParent() == null ? name + ": " + ex.getMessage()
-                    : name + ": " + ex.getMessage() + " (see '" + name + " --help')";
+            String line = cmd.getParent() == null ? name + ": " + usageMessage(ex)
+                    : name + ": " + usageMessage(ex) + " (see '" + name + " --help')";
             if (LogFormat.current() == LogFormat.JSON) {
                 // Some of these come at run time (an image gone): a JSON log stream gets them as events too.
                 org.slf4j.LoggerFactory.getLogger("strata").error(line);
@@ -98,6 +98,25 @@ public final class Main {
             return EXIT_FAILURE;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * A bad command line in words. An unknown option is named alone, without its value or the
+     * arguments after it: picocli lists every unmatched argument, so a misspelt {@code --creds
+     * USER:PASSWORD} would print the password, and a value it took for a positional parameter would
+     * be blamed instead of the option.
+     */
+    static String usageMessage(CommandLine.ParameterException ex) {
+        if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
+            String first = u.getUnmatched().get(0);
+            if (first.startsWith("-") && first.length() > 1) {
+                int eq = first.indexOf('=');
+                String option = eq > 0 ? first.substring(0, eq) : first;
+                java.util.List<String> near = u.getSuggestions();
+                return "unknown option '" + option + "'" + (near.isEmpty() ? "" : "; did you mean " + String.join(" or ", near) + "?");
+            }
+        }
+        return ex.getMessage();
     }
 
     /**

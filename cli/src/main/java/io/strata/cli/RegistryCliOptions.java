@@ -61,7 +61,19 @@ final class RegistryCliOptions {
                     insecure.add(h.toLowerCase(java.util.Locale.ROOT));
                 } else {
                     // Parsed as a reference's registry part so "HOST:PORT" is checked and lower-cased the same way.
-                    insecure.add(ImageReference.parse(h + "/x").registry());
+                    String registry = null;
+                    if (!h.contains("/") && !h.contains("@")) {
+                        try {
+                            registry = ImageReference.parse(h + "/x").registry();
+                        } catch (IllegalArgumentException notAHost) {
+                            registry = null;
+                        }
+                    }
+                    if (registry == null || !registry.equalsIgnoreCase(h)) {
+                        throw new IllegalArgumentException("--insecure-registry '" + h.replaceAll("\\p{Cntrl}", "?")
+                                + "' is not HOST[:PORT]");
+                    }
+                    insecure.add(registry);
                 }
             }
             Credentials credentials = creds == null ? null : Credentials.parse(creds, "--creds");

@@ -107,7 +107,13 @@ final class ServeCommand implements Callable<Integer> {
         // SIGHUP from now on: the JVM's own handling of it would end the process (exit 129) while it
         // starts, which with a config of remote images can take minutes.
         HangupReload reload = HangupReload.install(config);
-        DaemonConfig initial = config == null ? null : DaemonConfig.read(config);
+        DaemonConfig initial;
+        try {
+            initial = config == null ? null : DaemonConfig.read(config);
+        } catch (IOException e) {
+            // At start, as a missing image is: a bad argument. A reload's bad config is only logged.
+            throw new CommandLine.ParameterException(cmd, e.getMessage());
+        }
         List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
         SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
 

@@ -301,6 +301,60 @@ class CliIT {
         }
     }
 
+    /**
+     * A sweep of bad arguments: an unknown option is named without its value (a misspelt --creds
+     * printed the password) or the arguments after it; FIFOs given as files are refused instead of
+     * read (the read waited for ever); build refuses an empty -o, its own source as -o (it wrote into
+     * it), a bootstrap as source (read as an empty tar) and a year past 9999; --insecure-registry is
+     * checked as HOST[:PORT]; a directory or a FIFO given as an image says so.
+     */
+    @Test
+    void badArgumentsFoundBySweepingEachCommandAreOneLineExit2() throws Exception {
+        String boot = Fixtures.nydusBootstrap().toString();
+        Path src = Files.createDirectories(tmp.resolve("src"));
+        Files.writeString(src.resolve("f"), "x");
+        Path fifo = tmp.resolve("fifo");
+        HostTools.run(List.of("mkfifo", fifo.toString()));
+        Path extra = tmp.resolve("extra.json");
+        Files.writeString(extra, "{\"exports\":[{\"name\":\"a\",\"extra\":1}]}");
+        String[][] cases = {
+            {"unknown option '--cred'; did you mean --creds?", "inspect", boot, "--cred", "bob:hunter2-secret"},
+            {"unknown option '--cred'", "inspect", boot, "--cred=bob:hunter2-secret"},
+            {"unknown option '--max-chunk-size'", "serve", "nbd", "--socket", tmp.resolve("s").toString(), "--max-chunk-size", "4M", boot},
+            {"--prefetch: " + fifo + " is not a regular file", "build", "-o", tmp.resolve("o1").toString(), "--prefetch", fifo.toString(),
+                src.toString()},
+            {"config " + fifo + ": not a regular file", "serve", "--control", tmp.resolve("c1").toString(), "--config", fifo.toString()},
+            {"config " + extra + ": not a config (unknown field 'extra' at exports[0])", "serve", "--control",
+                tmp.resolve("c2").toString(), "--config", extra.toString()},
+            {"certificate file " + fifo + ": not a regular file", "serve", "nbd", "--socket", tmp.resolve("s2").toString(), "--tls", "on",
+                "--tls-cert", fifo.toString(), "--tls-key", fifo.toString(), boot},
+            {"-o names no directory", "build", "-o", "", src.toString()},
+            {"is the source directory itself", "build", "-o", src.toString(), src.toString()},
+            {"is an EROFS image (a bootstrap?), not a tar file", "build", "-o", tmp.resolve("o2").toString(), boot},
+            {"source " + fifo + " is not a directory, tar file or OCI image layout", "build", "-o", tmp.resolve("o3").toString(),
+                fifo.toString()},
+            {"--source-date-epoch: build time must not be after the year 9999", "build", "-o", tmp.resolve("o4").toString(),
+                "--source-date-epoch", "99999999999999999", src.toString()},
+            {"--insecure-registry 'bad host!' is not HOST[:PORT]", "inspect", "--insecure-registry", "bad host!", "localhost:1/x"},
+            {"--insecure-registry 'a/b' is not HOST[:PORT]", "inspect", "--insecure-registry", "a/b", "localhost:1/x"},
+            {src + " is not a bootstrap file (a directory)", "inspect", src.toString()},
+            {fifo + " is not a bootstrap file (not a regular file)", "inspect", fifo.toString()},
+            {"bootstrap not found: HOST/UPPER (nor an image reference", "inspect", "HOST/UPPER"},
+        };
+        for (String[] c : cases) {
+            String[] args = java.util.Arrays.copyOfRange(c, 1, c.length);
+            StrataProcess.Run r = strata(args);
+            String what = String.join(" ", args) + ": " + r.err();
+            assertEquals(2, r.code(), what);
+            assertEquals(1, r.err().strip().lines().count(), "one line: " + what);
+            assertTrue(r.err().contains(c[0]), what);
+            assertFalse(r.err().contains("hunter2") || r.err().contains("java."), what);
+        }
+        try (java.util.stream.Stream<Path> left = Files.list(src)) {
+            assertEquals(List.of(src.resolve("f")), left.toList(), "nothing written into the source");
+        }
+    }
+
     @Test
     void brokenImagesFailWithOneLineAndExit1() throws Exception {
         Path blobs = Files.createDirectories(tmp.resolve("empty-blobs"));

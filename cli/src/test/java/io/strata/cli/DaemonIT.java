@@ -258,7 +258,7 @@ class DaemonIT {
                 new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"rel/boot\"}", 400, "absolute path"),
                 new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"/nonexistent/boot\"}", 400, "bootstrap not found"),
                 new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"raw\":\"/nonexistent.img\"}", 400, "image not found"),
-                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"" + tmp + "\"}", 400, "bootstrap not found"),
+                new Case("POST", "/api/v1/exports", "{\"kind\":\"nbd\",\"name\":\"b\",\"source\":\"" + tmp + "\"}", 400, "is not a bootstrap file (a directory)"),
                 new Case("POST", "/api/v1/exports", "{\"kind\":\"vhost-user\",\"socket\":\"/x.sock\",\"source\":\"" + boot + "\",\"queues\":0}",
                         400, "'queues' must be 1..255"),
                 new Case("POST", "/api/v1/exports", "{\"kind\":\"vhost-user\",\"source\":\"" + boot + "\"}", 400, "needs 'socket'"),

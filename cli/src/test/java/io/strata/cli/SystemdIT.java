@@ -225,12 +225,21 @@ class SystemdIT {
         HostTools.requireTool("systemd-analyze", "systemd");
         Path shipped = StrataProcess.home().resolve("packaging/systemd");
         List<String> command = new ArrayList<>(List.of("env", "MANPATH=" + ManPagesIT.generated("man"), "systemd-analyze", "verify"));
+        java.util.Set<String> cacheDirectories = new java.util.HashSet<>();
         for (String unit : List.of("strata.service", "strata-nbd.socket", "strata-nbd.service")) {
             String text = Files.readString(shipped.resolve(unit), StandardCharsets.UTF_8);
             if (unit.endsWith(".service")) {
-                for (String line : List.of("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes", "CacheDirectory=strata")) {
+                for (String line : List.of("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes", "DynamicUser=yes")) {
                     assertTrue(text.lines().anyMatch(line::equals), unit + " lacks " + line);
                 }
+                // Each unit runs as a dynamic user of its own, and systemd hands a CacheDirectory= to
+                // the user of the unit started last: two units sharing one would take it from each other.
+                String cache = text.lines().filter(l -> l.startsWith("CacheDirectory=")).findFirst()
+                        .orElseThrow(() -> new AssertionError(unit + " has no CacheDirectory=")).substring("CacheDirectory=".length());
+                assertTrue(cacheDirectories.add(cache), unit + " shares CacheDirectory=" + cache + " with another unit");
+                String execStart = text.lines().filter(l -> l.startsWith("ExecStart=")).findFirst().orElseThrow();
+                assertTrue(cache.equals("strata") || execStart.contains("--cache-dir /var/cache/" + cache + " "),
+                        unit + ": the server must cache where its CacheDirectory= is (the default is /var/cache/strata): " + execStart);
             }
             // The package installs /usr/bin/strata; here the checkout's launcher stands in for it.
             Path copy = tmp.resolve(unit);

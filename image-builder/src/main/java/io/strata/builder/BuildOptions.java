@@ -19,6 +19,8 @@ import io.strata.core.image.RafsImage;
 public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgorithm digest, long buildTime,
                            int threads, boolean legacyKernel, java.util.List<String> prefetch) {
     public static final long DEFAULT_CHUNK_SIZE = 1 << 20;
+    /** 9999-12-31T23:59:59Z. */
+    public static final long MAX_BUILD_TIME = 253_402_300_799L;
 
     public BuildOptions {
         if (Long.bitCount(chunkSize) != 1 || chunkSize < RafsImage.MIN_CHUNK_SIZE || chunkSize > RafsImage.MAX_CHUNK_SIZE) {
@@ -29,6 +31,10 @@ public record BuildOptions(CompressorSpec compressor, long chunkSize, DigestAlgo
         }
         if (buildTime < 0) {
             throw new IllegalArgumentException("build time must not be before 1970, not " + buildTime);
+        }
+        if (buildTime > MAX_BUILD_TIME) {
+            // Tools reading the image print dates; past year 9999 they cannot (Go's time, GNU date).
+            throw new IllegalArgumentException("build time must not be after the year 9999, not " + buildTime);
         }
         prefetch = java.util.List.copyOf(prefetch);
     }

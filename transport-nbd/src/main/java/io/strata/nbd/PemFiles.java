@@ -149,6 +149,10 @@ final class PemFiles {
 
     static List<Block> blocks(Path file, String what) throws TlsSetupException {
         String text;
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // A FIFO would block the read until something writes to it; a directory fails obscurely.
+            throw new TlsSetupException(what + " " + file + ": not a regular file");
+        }
         try {
             text = Files.readString(file, StandardCharsets.ISO_8859_1);
         } catch (NoSuchFileException e) {
