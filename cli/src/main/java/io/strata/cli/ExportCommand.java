@@ -27,9 +27,26 @@ final class ExportCommand implements Callable<Integer> {
     Path output;
 
     @Option(names = "--verity", paramLabel = "LAYOUT", arity = "0..1", fallbackValue = "nydus",
+            parameterConsumer = LayoutOrImage.class,
             description = "Append a dm-verity tree: 'nydus' (Nydus's layout, the default) or 'veritysetup' "
                     + "(cryptsetup's, checked by 'veritysetup verify').")
     String verity;
+
+    /**
+     * {@code --verity} takes the next argument as its layout only when it can be one: picocli's
+     * optional value would otherwise swallow the image in {@code --verity IMAGE}. A word that is no
+     * file and no reference ({@code --verity md5}) is still taken, to be refused by name.
+     */
+    static final class LayoutOrImage implements CommandLine.IParameterConsumer {
+        @Override
+        public void consumeParameters(java.util.Stack<String> args, CommandLine.Model.ArgSpec option,
+                CommandLine.Model.CommandSpec command) {
+            String next = args.isEmpty() ? null : args.peek();
+            boolean layout = next != null && !next.startsWith("-") && !next.contains("/") && !next.contains(".")
+                    && !Files.exists(Path.of(next));
+            option.setValue(layout ? args.pop() : "nydus");
+        }
+    }
 
     @Override
     public Integer call() throws Exception {

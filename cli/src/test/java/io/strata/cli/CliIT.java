@@ -355,6 +355,18 @@ class CliIT {
         }
     }
 
+    /** {@code --verity} before the image: its optional layout took the image, which was then "missing". */
+    @Test
+    void verityWithoutALayoutBeforeTheImageLeavesTheImageAlone() throws Exception {
+        String boot = Fixtures.nydusBootstrap().toString();
+        StrataProcess.Run r = strata("export", "-o", tmp.resolve("v.img").toString(), "--verity", boot);
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("bytes of nydus hash tree"), r.out());
+        StrataProcess.Run named = strata("export", "-o", tmp.resolve("w.img").toString(), "--verity", "veritysetup", boot);
+        assertEquals(0, named.code(), named.err());
+        assertTrue(named.out().contains("bytes of veritysetup hash tree"), named.out());
+    }
+
     @Test
     void brokenImagesFailWithOneLineAndExit1() throws Exception {
         Path blobs = Files.createDirectories(tmp.resolve("empty-blobs"));
