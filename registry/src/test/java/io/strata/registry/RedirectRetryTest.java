@@ -69,6 +69,21 @@ class RedirectRetryTest {
         });
     }
 
+    private static final String BOB = "Basic " + Base64.getEncoder().encodeToString("bob:hunter2".getBytes(StandardCharsets.UTF_8));
+
+    /** A registry that asks for bob's Basic credentials, then redirects every request to {@code location}. */
+    private HttpServer bobsRegistryRedirecting(List<Seen> seen, int status, java.util.function.Supplier<String> location) throws IOException {
+        return server(seen, ex -> {
+            if (!BOB.equals(ex.getRequestHeaders().getFirst("Authorization"))) {
+                ex.getResponseHeaders().set("WWW-Authenticate", "Basic realm=\"test\"");
+                send(ex, 401, new byte[0]);
+                return;
+            }
+            ex.getResponseHeaders().set("Location", location.get());
+            send(ex, status, new byte[0]);
+        });
+    }
+
     private void serveRange(HttpExchange ex) throws IOException {
         TestHttpServers.serveRange(ex, blob);
     }
@@ -96,17 +111,10 @@ class RedirectRetryTest {
             }
             serveRange(ex);
         });
-        String basic = "Basic " + Base64.getEncoder().encodeToString("bob:hunter2".getBytes(StandardCharsets.UTF_8));
-        HttpServer registry = server(registrySeen, ex -> {
-            if (!basic.equals(ex.getRequestHeaders().getFirst("Authorization"))) {
-                ex.getResponseHeaders().set("WWW-Authenticate", "Basic realm=\"test\"");
-                send(ex, 401, new byte[0]);
-                return;
-            }
-            // "localhost" is another origin than "127.0.0.1" (same machine, different host name).
-            ex.getResponseHeaders().set("Location", "http://localhost:" + port(storage) + "/storage/blob?sig=" + generation.get());
-            send(ex, 307, new byte[0]);
-        });
+        String basic = BOB;
+        // "localhost" is another origin than "127.0.0.1" (same machine, different host name).
+        HttpServer registry = bobsRegistryRedirecting(registrySeen, 307,
+                () -> "http://localhost:" + port(storage) + "/storage/blob?sig=" + generation.get());
         RegistryClient client = new RegistryClient(RegistryOptions.defaults().withEnvironment(Map.of())
                 .withCredentials(Credentials.parse("bob:hunter2", "--creds")));
         RangeFetcher f = client.blob(repo(registry), digest);
@@ -140,16 +148,7 @@ class RedirectRetryTest {
             ex.getResponseHeaders().set("Content-Type", MediaTypes.OCI_MANIFEST);
             send(ex, 200, manifest);
         });
-        String basic = "Basic " + Base64.getEncoder().encodeToString("bob:hunter2".getBytes(StandardCharsets.UTF_8));
-        HttpServer registry = server(registrySeen, ex -> {
-            if (!basic.equals(ex.getRequestHeaders().getFirst("Authorization"))) {
-                ex.getResponseHeaders().set("WWW-Authenticate", "Basic realm=\"test\"");
-                send(ex, 401, new byte[0]);
-                return;
-            }
-            ex.getResponseHeaders().set("Location", "http://localhost:" + port(storage) + "/cdn/manifest?sig=1");
-            send(ex, 302, new byte[0]);
-        });
+        HttpServer registry = bobsRegistryRedirecting(registrySeen, 302, () -> "http://localhost:" + port(storage) + "/cdn/manifest?sig=1");
         RegistryClient client = new RegistryClient(RegistryOptions.defaults().withEnvironment(Map.of())
                 .withCredentials(Credentials.parse("bob:hunter2", "--creds")));
         ResolvedImage image = client.resolve(repo(registry));
