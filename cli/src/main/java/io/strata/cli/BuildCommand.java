@@ -83,6 +83,8 @@ final class BuildCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         BuildResult r;
+        boolean hadOutput = Files.exists(output);
+        boolean hadBlobs = Files.exists(output.resolve("blobs"));
         try (ProgressBar bar = ProgressBar.forStderr("build")) {
             r = ImageBuilder.build(source, output, options, new BuildListener() {
                 @Override
@@ -96,6 +98,15 @@ final class BuildCommand implements Callable<Integer> {
                 }
             });
             bar.finished();
+        } catch (Exception | Error e) {
+            // A failed build leaves nothing of its own behind: the directories it made, if still empty.
+            if (!hadBlobs) {
+                deleteIfEmpty(output.resolve("blobs"));
+            }
+            if (!hadOutput) {
+                deleteIfEmpty(output);
+            }
+            throw e;
         }
         out.println("wrote " + r.bootstrap() + ": " + r.bootstrapBytes() + " bytes, " + r.inodes() + " inodes; flat device "
                 + r.flatDeviceBytes() + " bytes (" + r.flatDeviceBytes() / RafsImage.BLOCK_SIZE + " blocks)");
@@ -146,6 +157,14 @@ final class BuildCommand implements Callable<Integer> {
             String opt = e.getMessage().startsWith("chunk size") ? "--chunk-size" : e.getMessage().startsWith("threads")
                     ? "--threads" : "--source-date-epoch";
             throw new CommandLine.ParameterException(cmd, opt + ": " + e.getMessage());
+        }
+    }
+
+    private static void deleteIfEmpty(Path dir) {
+        try {
+            Files.deleteIfExists(dir);
+        } catch (java.io.IOException notEmptyOrGone) {
+            // something else is in it: not ours to remove
         }
     }
 

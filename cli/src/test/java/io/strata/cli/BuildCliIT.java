@@ -191,8 +191,14 @@ class BuildCliIT {
         assertTrue(r.err().contains("'../inner/f' climbs out of the image root"), r.err());
         // One line: no progress line before it (it read "build: 100%" when the tar had been read to its end).
         assertEquals(1, r.err().strip().lines().count(), r.err());
-        try (Stream<Path> s = Files.walk(out)) {
-            assertEquals(0, s.filter(Files::isRegularFile).count(), "no output left behind");
+        assertFalse(Files.exists(out), "no output left behind, not even the directories the build made");
+        // An output directory that was there before stays, with what was in it.
+        Path kept = Files.createDirectories(tmp.resolve("kept"));
+        Files.writeString(kept.resolve("note"), "mine");
+        StrataProcess.Run again = strata("build", tar.toString(), "-o", kept.toString());
+        assertEquals(1, again.code(), again.err());
+        try (Stream<Path> s = Files.list(kept)) {
+            assertEquals(List.of(kept.resolve("note")), s.toList());
         }
     }
 }
