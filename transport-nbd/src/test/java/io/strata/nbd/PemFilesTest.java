@@ -54,7 +54,7 @@ class PemFilesTest {
         Path missing = tmp.resolve("missing.pem");
         assertRefused("no such file", missing.toString(), () -> TlsConfig.load(TlsMode.ON, missing, certs.serverKey, null));
         assertRefused("no such file", missing.toString(), () -> TlsConfig.load(TlsMode.ON, certs.serverCert, missing, null));
-        assertRefused("cannot read", tmp.toString(), () -> TlsConfig.load(TlsMode.ON, certs.serverCert, tmp, null));
+        assertRefused("not a regular file", tmp.toString(), () -> TlsConfig.load(TlsMode.ON, certs.serverCert, tmp, null));
         // A key that belongs to another certificate.
         assertRefused("does not belong", certs.clientKey.toString(),
                 () -> TlsConfig.load(TlsMode.ON, certs.serverCert, certs.clientKey, null));
