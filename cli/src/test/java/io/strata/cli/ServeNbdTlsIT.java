@@ -66,7 +66,7 @@ class ServeNbdTlsIT {
                 serve("--tls", "require", "--tls-cert", c, "--tls-key", k, "--tls-verify-peer"),
                 serve("--tls", "require", "--tls-cert", c, "--tls-key", k, "--tls-ca", c));
         List<String> expected = List.of("needs --tls-cert", "needs --tls-cert", "--tls wants off, on or require",
-                "need --tls on or --tls require", "no such file", "cannot read", "no PEM private key", "does not belong",
+                "need --tls on or --tls require", "no such file", "not a regular file", "no PEM private key", "does not belong",
                 "--tls-verify-peer needs --tls-ca", "add --tls-verify-peer");
         for (int i = 0; i < cases.size(); i++) {
             StrataProcess.Run r = StrataProcess.run(tmp, cases.get(i).toArray(new String[0]));
