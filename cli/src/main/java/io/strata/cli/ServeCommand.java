@@ -90,6 +90,8 @@ final class ServeCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--cache-size must hold at least one chunk (--max-chunk-size)");
         }
         metrics.check(cmd);
+        ServeNbdCommand.checkSocketPath(cmd, "--control", control);
+        ServeNbdCommand.checkSocketPath(cmd, "--socket", socket);
         PrefetchMode mode;
         try {
             mode = PrefetchMode.parse(prefetch);
@@ -127,8 +129,19 @@ final class ServeCommand implements Callable<Integer> {
         Daemon daemon = new Daemon(cmd, registry, mode, legacyKernel, new ChunkCache(cacheSize, (int) maxChunkSize), nbdExports, nbd,
                 nbdListening, socketMode, metrics.served);
         ControlServer controlServer = null;
+        AutoCloseable endpoint = null;
         try {
-            ServeNbdCommand.listen(nbd, socket, listen, activated);
+            // A control socket another daemon answers on is refused before anything starts.
+            io.strata.core.os.UnixSocketFiles.removeStale(control);
+            // Every listener bound before any says it listens (see serve nbd).
+            List<NbdServer.Bound> bound = ServeNbdCommand.bind(nbd, socket, listen);
+            try {
+                endpoint = metrics.startEndpoint(CommandLoggers.serve());
+            } catch (IOException | RuntimeException e) {
+                ServeNbdCommand.closeQuietly(bound);
+                throw e;
+            }
+            ServeNbdCommand.listen(nbd, bound, activated);
             if (initial != null) {
                 try (AutoCloseable extending = extendStartWhile(systemd, initial.exports().size())) {
                     CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
@@ -138,6 +151,9 @@ final class ServeCommand implements Callable<Integer> {
         } catch (Exception e) {
             if (controlServer != null) {
                 controlServer.close();
+            }
+            if (endpoint != null) {
+                endpoint.close();
             }
             daemon.close();
             throw e;
@@ -158,7 +174,7 @@ final class ServeCommand implements Callable<Integer> {
             stopped.countDown();
         }, "strata-shutdown"));
         reload.started(daemon);
-        try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+        try (AutoCloseable metricsEndpoint = endpoint;
                 AutoCloseable line = metrics.start(CommandLoggers.serve(), () -> "exports=" + daemon.exports().size() + "; "
                         + daemon.nbd().metrics().snapshot() + "; cache " + daemon.cache().stats()
                         + MetricsLine.registryFields(registry.clientIfMade()))) {

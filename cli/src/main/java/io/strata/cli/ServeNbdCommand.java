@@ -112,6 +112,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--batch-wait must be 0.." + maxBatchWaitMicros + " microseconds");
         }
         metrics.check(cmd);
+        checkSocketPath(cmd, "--socket", socket);
         TcpListenAddress listen = null;
         if (tcp != null) {
             try {
@@ -158,6 +159,16 @@ final class ServeNbdCommand implements Callable<Integer> {
                 }
             }
             NbdServer server = new NbdServer(registry, options, tlsConfig);
+            // Every listener bound, the metrics endpoint too, before any says it listens: one that
+            // cannot bind fails the start with one line, nothing served or logged before it.
+            List<NbdServer.Bound> bound = bind(server, socket, listen);
+            AutoCloseable endpoint;
+            try {
+                endpoint = metrics.startEndpoint(CommandLoggers.serve());
+            } catch (IOException | RuntimeException e) {
+                closeQuietly(bound);
+                throw e;
+            }
             SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
@@ -170,7 +181,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 stopped.countDown();
             }, "strata-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
-            listen(server, socket, listen, activated);
+            listen(server, bound, activated);
             metrics.served.addNbdServer(server.metrics());
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.device().describe());
@@ -178,7 +189,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 metrics.served.addDevice(metricsName(e), e.device());
                 image.registerMetrics(metrics.served, metricsName(e), e.device());
             }
-            try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+            try (endpoint;
                     AutoCloseable line = metrics.start(CommandLoggers.serve(),
                             () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
                 systemd.ready("serving " + registry.all().size() + " NBD export(s)");
@@ -212,19 +223,83 @@ final class ServeNbdCommand implements Callable<Integer> {
     }
 
     /**
-     * Opens the NBD listeners asked for, shared with the daemon: a unix socket, a TCP address (the
-     * port it got is logged: port 0 asks for a free one), and the sockets systemd passed.
+     * A bad argument (exit 2) unless {@code path} (of {@code option}; null when not given) can be a
+     * listening socket: not empty, in a directory that exists, and not a file, directory or anything
+     * else than a socket (a stale socket is replaced when bound, a live one refused then).
      */
-    static void listen(NbdServer server, Path socket, TcpListenAddress tcp, List<ServerSocketChannel> activated) throws IOException {
-        if (socket != null) {
-            server.listenUnix(socket);
+    static void checkSocketPath(CommandLine cmd, String option, Path path) {
+        if (path == null) {
+            return;
         }
-        if (tcp != null) {
-            InetSocketAddress a = server.listenTcp(tcp.host(), tcp.port());
-            CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
+        if (path.toString().isEmpty()) {
+            throw new CommandLine.ParameterException(cmd, option + " wants a path, got ''");
+        }
+        Path parent = path.toAbsolutePath().getParent();
+        if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
+            throw new CommandLine.ParameterException(cmd, option + " " + path + ": no directory " + parent + " to hold the socket");
+        }
+        if (java.nio.file.Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !isSocket(path)) {
+            throw new CommandLine.ParameterException(cmd, option + " " + path + " exists and is not a socket; not replacing it");
+        }
+    }
+
+    private static boolean isSocket(Path path) {
+        try {
+            int mode = (Integer) java.nio.file.Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            return (mode & 0170000) == 0140000; // S_IFMT, S_IFSOCK (inode(7))
+        } catch (IOException | UnsupportedOperationException e) {
+            return true; // gone since, or not to be told here: binding will say
+        }
+    }
+
+    /**
+     * Binds the NBD listeners asked for, shared with the daemon: a unix socket and a TCP address,
+     * without serving them yet ({@link #listen}). A failure gives up those bound before it, and
+     * names the TCP address with the system's reason.
+     */
+    static List<NbdServer.Bound> bind(NbdServer server, Path socket, TcpListenAddress tcp) throws IOException {
+        List<NbdServer.Bound> bound = new ArrayList<>();
+        try {
+            if (socket != null) {
+                bound.add(server.bindUnix(socket));
+            }
+            if (tcp != null) {
+                try {
+                    bound.add(server.bindTcp(tcp.host(), tcp.port()));
+                } catch (IOException e) {
+                    throw new IOException("--tcp " + tcp + ": " + e.getMessage(), e);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(bound);
+            throw e;
+        }
+        return bound;
+    }
+
+    /**
+     * Serves the NBD listeners {@link #bind} bound (the TCP port is logged: port 0 asks for a free
+     * one), and the sockets systemd passed.
+     */
+    static void listen(NbdServer server, List<NbdServer.Bound> bound, List<ServerSocketChannel> activated) throws IOException {
+        for (NbdServer.Bound b : bound) {
+            server.listen(b);
+            if (b.address() instanceof InetSocketAddress a) {
+                CommandLoggers.serve().info("nbd: TCP port {}", a.getPort());
+            }
         }
         for (ServerSocketChannel listener : activated) {
             server.listenOn(listener);
+        }
+    }
+
+    static void closeQuietly(List<? extends AutoCloseable> closeables) {
+        for (AutoCloseable c : closeables) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // giving up anyway
+            }
         }
     }
 }

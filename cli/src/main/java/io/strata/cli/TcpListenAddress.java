@@ -9,7 +9,10 @@ record TcpListenAddress(String host, int port) {
     static final String LOOPBACK = "127.0.0.1";
     static final int DEFAULT_PORT = 10809;
 
-    /** Parses the option's value; IllegalArgumentException (a one-line message) when it is not one of the forms. */
+    /**
+     * Parses the option's value; IllegalArgumentException (a one-line message) when it is not one of
+     * the forms, or its host does not resolve (a typo is a bad argument, not a failure to bind).
+     */
     static TcpListenAddress parse(String value) {
         return parse(value, "--tcp", DEFAULT_PORT);
     }
@@ -61,6 +64,19 @@ record TcpListenAddress(String host, int port) {
                 throw new IllegalArgumentException(option + " port must be 0..65535, got '" + port + "'");
             }
         }
+        if (!host.isEmpty()) {
+            try {
+                java.net.InetAddress.getByName(host);
+            } catch (java.net.UnknownHostException e) {
+                throw new IllegalArgumentException(option + ": unknown host '" + host + "'");
+            }
+        }
         return new TcpListenAddress(host.isEmpty() ? LOOPBACK : host, p);
+    }
+
+    /** HOST:PORT as the option takes it, an IPv6 address in brackets. */
+    @Override
+    public String toString() {
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
     }
 }

@@ -140,6 +140,99 @@ class ServeSafetyIT {
         }
     }
 
+    /** An expected run: {@code strata args} exits {@code code} with exactly the one line {@code err} on stderr. */
+    private record Expect(List<String> args, int code, String err) {
+    }
+
+    private void assertRuns(List<Expect> cases) throws Exception {
+        for (Expect e : cases) {
+            StrataProcess.Run r = StrataProcess.run(tmp, e.args().toArray(String[]::new));
+            assertEquals(e.code(), r.code(), e.args() + ": " + r.err());
+            assertEquals(e.err() + "\n", r.err(), e.args().toString());
+        }
+    }
+
+    /**
+     * A listen address that does not resolve, and a socket path that cannot be one (empty, in a
+     * directory that is not there, a file or a directory already there), are bad arguments: one
+     * line, exit 2, before anything is opened. They printed an exception's class name
+     * (UnresolvedAddressException), or the failure followed by "stopping on signal" and "nbd:
+     * stopped" with exit 1, and the metrics address failed only after the server said it listened.
+     */
+    @Test
+    void listenAddressesAndSocketPathsThatCannotBeAreOneLineBadArguments() throws Exception {
+        String boot = Fixtures.nydusBootstrap().toString();
+        Path file = Files.writeString(tmp.resolve("afile"), "keep me");
+        Path dir = Files.createDirectories(tmp.resolve("adir"));
+        Path noDir = tmp.resolve("nodir/s.sock");
+        String sock = tmp.resolve("s.sock").toString();
+        String control = tmp.resolve("c.sock").toString();
+        String nbd = "strata serve nbd: ";
+        String nbdHelp = " (see 'strata serve nbd --help')";
+        String serve = "strata serve: ";
+        String serveHelp = " (see 'strata serve --help')";
+        assertRuns(List.of(
+                new Expect(List.of("serve", "nbd", boot, "--tcp", "no.such.host.invalid:10809"), 2,
+                        nbd + "--tcp: unknown host 'no.such.host.invalid'" + nbdHelp),
+                new Expect(List.of("serve", "nbd", boot, "--socket", sock, "--metrics-listen", "no.such.host.invalid:9100"), 2,
+                        nbd + "--metrics-listen: unknown host 'no.such.host.invalid'" + nbdHelp),
+                new Expect(List.of("serve", "nbd", boot, "--socket", file.toString()), 2,
+                        nbd + "--socket " + file + " exists and is not a socket; not replacing it" + nbdHelp),
+                new Expect(List.of("serve", "nbd", boot, "--socket", dir.toString()), 2,
+                        nbd + "--socket " + dir + " exists and is not a socket; not replacing it" + nbdHelp),
+                new Expect(List.of("serve", "nbd", boot, "--socket", noDir.toString()), 2,
+                        nbd + "--socket " + noDir + ": no directory " + noDir.getParent() + " to hold the socket" + nbdHelp),
+                new Expect(List.of("serve", "nbd", boot, "--socket", ""), 2, nbd + "--socket wants a path, got ''" + nbdHelp),
+                new Expect(List.of("serve", "vhost-user", boot, "--socket", file.toString()), 2,
+                        "strata serve vhost-user: --socket " + file + " exists and is not a socket; not replacing it"
+                                + " (see 'strata serve vhost-user --help')"),
+                new Expect(List.of("serve", "--control", file.toString()), 2,
+                        serve + "--control " + file + " exists and is not a socket; not replacing it" + serveHelp),
+                new Expect(List.of("serve", "--control", dir.toString()), 2,
+                        serve + "--control " + dir + " exists and is not a socket; not replacing it" + serveHelp),
+                new Expect(List.of("serve", "--control", noDir.toString()), 2,
+                        serve + "--control " + noDir + ": no directory " + noDir.getParent() + " to hold the socket" + serveHelp),
+                new Expect(List.of("serve", "--control", ""), 2, serve + "--control wants a path, got ''" + serveHelp),
+                new Expect(List.of("serve", "--control", control, "--tcp", "no.such.host.invalid:1"), 2,
+                        serve + "--tcp: unknown host 'no.such.host.invalid'" + serveHelp),
+                new Expect(List.of("serve", "--control", control, "--socket", file.toString()), 2,
+                        serve + "--socket " + file + " exists and is not a socket; not replacing it" + serveHelp)));
+        assertEquals("keep me", Files.readString(file));
+        assertEquals(List.of(), listing(tmp, "s.sock", "c.sock"), "no socket left behind");
+    }
+
+    /**
+     * A listener that cannot bind (its address in use, or not this machine's) fails the start with
+     * one line naming the address and the system's reason, exit 1, before the server has listened
+     * or logged anything, and gives up what it had bound; no "stopping on signal" when no signal came.
+     */
+    @Test
+    void aListenerThatCannotBindFailsWithOneLineNamingItsAddress() throws Exception {
+        String boot = Fixtures.nydusBootstrap().toString();
+        String sock = tmp.resolve("s.sock").toString();
+        String control = tmp.resolve("c.sock").toString();
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            String inUse = "127.0.0.1:" + taken.getLocalPort();
+            assertRuns(List.of(
+                    new Expect(List.of("serve", "nbd", boot, "--socket", sock, "--tcp", inUse), 1,
+                            "strata serve nbd: --tcp " + inUse + ": Address already in use"),
+                    new Expect(List.of("serve", "nbd", boot, "--socket", sock, "--metrics-listen", inUse), 1,
+                            "strata serve nbd: --metrics-listen " + inUse + ": Address already in use"),
+                    new Expect(List.of("serve", "nbd", boot, "--tcp", "192.0.2.1:10809"), 1,
+                            "strata serve nbd: --tcp 192.0.2.1:10809: Cannot assign requested address"),
+                    new Expect(List.of("serve", "--control", control, "--socket", sock, "--tcp", inUse), 1,
+                            "strata serve: --tcp " + inUse + ": Address already in use"),
+                    new Expect(List.of("serve", "--control", control, "--socket", sock, "--metrics-listen", inUse), 1,
+                            "strata serve: --metrics-listen " + inUse + ": Address already in use")));
+        }
+        assertEquals(List.of(), listing(tmp, "s.sock", "c.sock"), "no socket left behind");
+    }
+
+    /** Which of {@code names} exist in {@code dir}. */
+    private static List<String> listing(Path dir, String... names) {
+        return java.util.Arrays.stream(names).filter(n -> Files.exists(dir.resolve(n))).toList();
+    }
+
     @Test
     void unixSocketsAreForTheirOwnerUnlessSocketModeSaysOtherwise() throws Exception {
         HostTools.requireTool("nbdinfo", "libnbd-bin");
@@ -196,5 +289,20 @@ class ServeSafetyIT {
             assertEquals(1, r.err().strip().lines().count(), target + ": " + r.err());
             assertTrue(r.err().contains("not") && r.err().contains(target), r.err());
         }
+    }
+
+    /**
+     * A node of the nbd driver's major on a kernel without that driver: the open fails with one line,
+     * exit 1, and no "nbd: stopped" of a server that never served before it.
+     */
+    @Test
+    void attachToAnNbdNodeWithoutTheDriverFailsWithOneLine() throws Exception {
+        HostTools.require("root".equals(System.getProperty("user.name")), "mknod needs root");
+        HostTools.require(!Files.exists(Paths.get("/sys/module/nbd")), "the nbd driver is loaded: the node would be a real device");
+        Path node = tmp.resolve("nbd0");
+        HostTools.run(List.of("mknod", node.toString(), "b", "43", "0"));
+        StrataProcess.Run r = StrataProcess.run(tmp, "attach", node.toString(), Fixtures.nydusBootstrap().toString());
+        assertEquals(1, r.code(), r.err());
+        assertEquals("strata attach: open " + node + " failed: errno 6 (No such device or address)\n", r.err());
     }
 }

@@ -140,6 +140,8 @@ public final class NbdServer implements Closeable {
     private long lastRefusalLog;
     private long refusedSinceLog;
     private volatile boolean closed;
+    /** Whether it ever listened or served a connection: stopping one that never did logs nothing (a start that failed). */
+    private volatile boolean served;
 
     /**
      * Loads and initialises the classes a server's first client needs (handshake, request loop,
@@ -201,29 +203,84 @@ public final class NbdServer implements Closeable {
      * a stale socket file from a dead server is replaced.
      */
     public void listenUnix(Path path) throws IOException {
-        ServerSocketChannel server = UnixSocketFiles.bind(path, options.socketMode(), options.backlog());
-        socketFiles.add(path);
-        start(server, "unix:" + path);
+        listen(bindUnix(path));
     }
 
     /** Listens on TCP; returns the bound address (port 0 picks a free one). */
     public InetSocketAddress listenTcp(String host, int port) throws IOException {
+        Bound b = bindTcp(host, port);
+        listen(b);
+        return (InetSocketAddress) b.channel.getLocalAddress();
+    }
+
+    /**
+     * A listening socket this server has bound but does not serve yet: {@link #listen(Bound)} starts
+     * serving it, {@link #close()} gives it up (and its socket file). Binding every listener first lets
+     * a command fail on any of them before it has served or logged anything.
+     */
+    public static final class Bound implements Closeable {
+        private final ServerSocketChannel channel;
+        private final Path socketFile;
+
+        private Bound(ServerSocketChannel channel, Path socketFile) {
+            this.channel = channel;
+            this.socketFile = socketFile;
+        }
+
+        /** The bound address: TCP's port (port 0 picked a free one), or the unix socket's. */
+        public java.net.SocketAddress address() throws IOException {
+            return channel.getLocalAddress();
+        }
+
+        @Override
+        public void close() {
+            closeQuietly(channel);
+            if (socketFile != null) {
+                try {
+                    Files.deleteIfExists(socketFile);
+                } catch (IOException ignored) {
+                    // best effort
+                }
+            }
+        }
+    }
+
+    /** Binds a unix socket as {@link #listenUnix} does, without serving it yet. */
+    public Bound bindUnix(Path path) throws IOException {
+        return new Bound(UnixSocketFiles.bind(path, options.socketMode(), options.backlog()), path);
+    }
+
+    /** Binds a TCP address as {@link #listenTcp} does, without serving it yet. */
+    public Bound bindTcp(String host, int port) throws IOException {
+        InetSocketAddress address = new InetSocketAddress(host, port);
+        if (address.isUnresolved()) {
+            throw new IOException(host + ": unknown host");
+        }
         ServerSocketChannel server = ServerSocketChannel.open();
         try {
-            server.bind(new InetSocketAddress(host, port), options.backlog());
+            server.bind(address, options.backlog());
         } catch (IOException e) {
             server.close();
             throw e;
         }
-        InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
-        start(server, "tcp:" + bound.getHostString() + ":" + bound.getPort());
+        return new Bound(server, null);
+    }
+
+    /** Starts serving a socket bound by {@link #bindUnix} or {@link #bindTcp}. */
+    public void listen(Bound b) throws IOException {
+        if (b.socketFile != null) {
+            socketFiles.add(b.socketFile);
+            start(b.channel, "unix:" + b.socketFile);
+            return;
+        }
+        InetSocketAddress bound = (InetSocketAddress) b.channel.getLocalAddress();
+        start(b.channel, "tcp:" + bound.getHostString() + ":" + bound.getPort());
         if (isExposedWithoutTls(bound)) {
             LOG.warn(tls.enabled()
                     ? "nbd: serving on {} with TLS optional (--tls on): clients that skip STARTTLS read the exports in plaintext"
                     : "nbd: serving on {} without TLS: anyone who can reach this address reads the exports",
                     bound.getHostString() + ":" + bound.getPort());
         }
-        return bound;
     }
 
     /**
@@ -259,6 +316,7 @@ public final class NbdServer implements Closeable {
     }
 
     private void start(ServerSocketChannel server, String name, String note) {
+        served = true;
         listeners.add(server);
         Thread t = new Thread(() -> acceptLoop(server, name), "nbd-accept-" + name);
         t.setDaemon(true);
@@ -473,6 +531,7 @@ public final class NbdServer implements Closeable {
      * nbd driver speaks only transmission, with simple replies. Blocks until the socket closes.
      */
     public void serveTransmission(SocketChannel ch, String peer, Export export) {
+        served = true;
         metrics.connectionsOpen.incrementAndGet();
         metrics.connectionsTotal.increment();
         try {
@@ -538,6 +597,9 @@ public final class NbdServer implements Closeable {
             } catch (IOException ignored) {
                 // best effort
             }
+        }
+        if (drained && !served) {
+            return true; // it never started: nothing to report
         }
         if (drained) {
             LOG.info("nbd: stopped; {}", metrics.snapshot());
