@@ -17,7 +17,8 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code strata ctl}: the daemon's control API from the command line ({@link ControlClient}). A
- * request the daemon refuses prints its error in one line and exits 1; bad arguments exit 2.
+ * request the daemon refuses prints its error in one line and exits 1; bad arguments exit 2, and so
+ * does a request the daemon refuses as one (HTTP 400: a source that is no image, a bad socket path).
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true,
         description = "Manage a running daemon (strata serve --control PATH): add, remove and list exports, show its stats.",
@@ -28,8 +29,11 @@ final class CtlCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Where --control points when it is not given and STRATA_CONTROL is unset or empty. */
+    static final String DEFAULT_CONTROL = "/run/strata/control.sock";
+
+    /** Null when not given: then {@link #controlSocket} takes $STRATA_CONTROL (unless empty) or {@link #DEFAULT_CONTROL}. */
     @Option(names = "--control", paramLabel = "PATH", scope = CommandLine.ScopeType.INHERIT,
-            defaultValue = "${env:STRATA_CONTROL:-/run/strata/control.sock}",
             description = "The daemon's control socket (default: $STRATA_CONTROL, else /run/strata/control.sock).")
     Path control;
 
@@ -42,12 +46,19 @@ final class CtlCommand implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: add, remove, list or stats");
     }
 
-    /** Sends a request; prints nothing. Returns the body's JSON, or fails (exit 1) with the daemon's error. */
-    static JsonNode request(CtlCommand ctl, String method, String target, String body) throws IOException {
+    /**
+     * Sends a request for the subcommand {@code spec} runs; prints nothing. Returns the body's JSON,
+     * or fails with the daemon's error: exit 2 when it refused the request as a bad one (HTTP 400),
+     * else 1.
+     */
+    static JsonNode request(CommandLine.Model.CommandSpec spec, String method, String target, String body) throws IOException {
+        CtlCommand ctl = ctl(spec);
+        CommandLine cmd = spec.commandLine();
         if (ctl.timeout < 1) {
-            throw new CommandLine.ParameterException(ctl.spec.commandLine(), "--timeout must be at least 1 second");
+            throw new CommandLine.ParameterException(cmd, "--timeout must be at least 1 second");
         }
-        ControlClient.Reply r = new ControlClient(ctl.control, ctl.timeout).send(method, target, body);
+        ControlClient.Reply r = new ControlClient(controlSocket(cmd, ctl.control, System.getenv("STRATA_CONTROL")), ctl.timeout)
+                .send(method, target, body);
         JsonNode json;
         try {
             json = JSON.readTree(r.body());
@@ -56,9 +67,27 @@ final class CtlCommand implements Runnable {
         }
         if (r.status() >= 300) {
             String error = json != null && json.has("error") ? json.get("error").asText() : r.body().strip();
+            if (r.status() == 400) {
+                throw new CommandLine.ParameterException(cmd, error);
+            }
             throw new IOException(error + " (HTTP " + r.status() + ")");
         }
         return json;
+    }
+
+    /**
+     * The control socket: {@code given} (--control; empty is a bad argument), else {@code env}
+     * ($STRATA_CONTROL) unless it is empty, as a shell leaves it after {@code STRATA_CONTROL= cmd},
+     * else {@link #DEFAULT_CONTROL}.
+     */
+    static Path controlSocket(CommandLine cmd, Path given, String env) {
+        if (given != null) {
+            if (given.toString().isEmpty()) {
+                throw new CommandLine.ParameterException(cmd, "--control wants a path, got ''");
+            }
+            return given;
+        }
+        return Path.of(env == null || env.isEmpty() ? DEFAULT_CONTROL : env);
     }
 
     /** A local path argument made absolute: the daemon's working directory is not ours. */
@@ -122,7 +151,7 @@ final class CtlCommand implements Runnable {
             o.put("kind", ExportSpec.NBD);
             o.put("name", name);
             source.into(o, image, spec.commandLine());
-            JsonNode e = request(ctl(spec), "POST", ControlServer.PREFIX + "exports", o.toString());
+            JsonNode e = request(spec, "POST", ControlServer.PREFIX + "exports", o.toString());
             spec.commandLine().getOut().println("added nbd export '" + e.path("name").asText() + "' (" + e.path("size").asLong() + " bytes)");
             return 0;
         }
@@ -153,7 +182,7 @@ final class CtlCommand implements Runnable {
             o.put("socket", absolute(socket));
             o.put("queues", queues);
             source.into(o, image, spec.commandLine());
-            JsonNode e = request(ctl(spec), "POST", ControlServer.PREFIX + "exports", o.toString());
+            JsonNode e = request(spec, "POST", ControlServer.PREFIX + "exports", o.toString());
             spec.commandLine().getOut().println("added vhost-user socket " + e.path("name").asText() + " (" + e.path("size").asLong() + " bytes)");
             return 0;
         }
@@ -175,7 +204,7 @@ final class CtlCommand implements Runnable {
         public Integer call() throws IOException {
             String export = exportNamed(name);
             String target = ControlServer.PREFIX + "exports?name=" + URLEncoder.encode(export, StandardCharsets.UTF_8) + (force ? "&force=true" : "");
-            JsonNode r = request(ctl(spec), "DELETE", target, null);
+            JsonNode r = request(spec, "DELETE", target, null);
             spec.commandLine().getOut().println("removed '" + export + "'" + (r != null && r.has("device") ? "; its device is " + r.get("device").asText() : ""));
             return 0;
         }
@@ -197,7 +226,7 @@ final class CtlCommand implements Runnable {
             }
             boolean asTyped = false;
             boolean asPath = false;
-            for (JsonNode e : request(ctl(spec), "GET", ControlServer.PREFIX + "exports", null)) {
+            for (JsonNode e : request(spec, "GET", ControlServer.PREFIX + "exports", null)) {
                 asTyped |= typed.equals(e.path("name").asText());
                 asPath |= path.equals(e.path("name").asText());
             }
@@ -215,7 +244,7 @@ final class CtlCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            JsonNode list = request(ctl(spec), "GET", ControlServer.PREFIX + "exports", null);
+            JsonNode list = request(spec, "GET", ControlServer.PREFIX + "exports", null);
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 out.println(list.toPrettyString());
@@ -240,7 +269,7 @@ final class CtlCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            spec.commandLine().getOut().println(request(ctl(spec), "GET", ControlServer.PREFIX + "stats", null).toPrettyString());
+            spec.commandLine().getOut().println(request(spec, "GET", ControlServer.PREFIX + "stats", null).toPrettyString());
             return 0;
         }
     }

@@ -194,8 +194,10 @@ final class Daemon implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             opened.close();
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
-            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400,
-                    "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg);
+            // The image opened: what failed is the export's name, or for vhost-user its socket (the error names it).
+            String what = ExportSpec.NBD.equals(spec.kind()) ? "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": "
+                    : msg.contains(spec.socket()) ? "" : "socket " + spec.socket() + ": ";
+            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400, what + msg);
         }
     }
 

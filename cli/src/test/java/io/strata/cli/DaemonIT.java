@@ -225,6 +225,41 @@ class DaemonIT {
         assertEquals(2, bare.code(), "serve without a transport or --control is a usage error: " + bare.err());
     }
 
+    /**
+     * What the daemon refuses as a bad request (HTTP 400) is a bad argument of ctl: one line, exit 2
+     * (it was 1), a vhost-user socket that cannot be made blamed on the socket (it said "cannot serve
+     * BOOTSTRAP"); ctl's own bad arguments name the subcommand run (--timeout was "strata ctl: ..."),
+     * an empty --control is one, and an empty STRATA_CONTROL is as unset (it was the empty path).
+     */
+    @Test
+    void ctlBadArgumentsAndBadRequestsAreOneLineAndExit2() throws Exception {
+        startDaemon(Map.of());
+        String boot = Fixtures.nydusBootstrap().toString();
+        String blobs = Fixtures.nydusDir().toString();
+        Path noDir = tmp.resolve("nodir/v.sock");
+        for (Object[] c : new Object[][] {
+                {ctl("add", "nbd", "y", "/nonexistent"), "strata ctl add nbd: bootstrap not found: /nonexistent (see 'strata ctl add nbd --help')"},
+                {ctl("add", "vhost-user", "--queues", "0", tmp.resolve("v.sock").toString(), boot, "-D", blobs),
+                        "strata ctl add vhost-user: 'queues' must be 1..255, got 0 (see 'strata ctl add vhost-user --help')"},
+                {ctl("add", "vhost-user", noDir.toString(), boot, "-D", blobs), "strata ctl add vhost-user: " + noDir + ": no directory "
+                        + noDir.getParent() + " to hold the socket (see 'strata ctl add vhost-user --help')"},
+                {ctl("list", "--timeout", "0"), "strata ctl list: --timeout must be at least 1 second (see 'strata ctl list --help')"},
+                {StrataProcess.run(tmp, "ctl", "list", "--control", ""), "strata ctl list: --control wants a path, got '' (see 'strata ctl list --help')"}}) {
+            StrataProcess.Run r = (StrataProcess.Run) c[0];
+            assertEquals(2, r.code(), r.err());
+            assertEquals(c[1] + "\n", r.err());
+        }
+        assertEquals(List.of(), names(), "nothing was added");
+        StrataProcess.Run fromEnv = StrataProcess.run(tmp, Map.of("STRATA_CONTROL", control.toString()), "ctl", "list");
+        assertEquals(0, fromEnv.code(), fromEnv.err());
+        if (!Files.exists(Path.of(CtlCommand.DEFAULT_CONTROL))) {
+            StrataProcess.Run emptyEnv = StrataProcess.run(tmp, Map.of("STRATA_CONTROL", ""), "ctl", "list");
+            assertEquals(1, emptyEnv.code(), emptyEnv.err());
+            assertTrue(emptyEnv.err().startsWith("strata ctl list: cannot reach the daemon on " + CtlCommand.DEFAULT_CONTROL + ": "), emptyEnv.err());
+            assertEquals(1, emptyEnv.err().strip().lines().count(), emptyEnv.err());
+        }
+    }
+
     @Test
     void malformedRequestsGetAJsonErrorAndTheDaemonServesOn() throws Exception {
         startDaemon(Map.of());
