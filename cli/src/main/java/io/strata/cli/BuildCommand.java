@@ -83,7 +83,12 @@ final class BuildCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         BuildResult r;
-        boolean hadOutput = Files.exists(output);
+        // The outermost directory of -o this build creates, if any: a failed build removes what it made.
+        Path firstMade = null;
+        for (Path p = output.toAbsolutePath().normalize(); p != null && !Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                p = p.getParent()) {
+            firstMade = p;
+        }
         boolean hadBlobs = Files.exists(output.resolve("blobs"));
         try (ProgressBar bar = ProgressBar.forStderr("build")) {
             r = ImageBuilder.build(source, output, options, new BuildListener() {
@@ -103,8 +108,11 @@ final class BuildCommand implements Callable<Integer> {
             if (!hadBlobs) {
                 deleteIfEmpty(output.resolve("blobs"));
             }
-            if (!hadOutput) {
-                deleteIfEmpty(output);
+            for (Path p = output.toAbsolutePath().normalize(); firstMade != null && p != null; p = p.getParent()) {
+                deleteIfEmpty(p);
+                if (p.equals(firstMade)) {
+                    break;
+                }
             }
             throw e;
         }
@@ -141,9 +149,9 @@ final class BuildCommand implements Callable<Integer> {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         java.util.List<String> prefetch = java.util.List.of();
         if (prefetchList != null) {
-            if (Files.exists(prefetchList) && !Files.isRegularFile(prefetchList)) {
-                // A FIFO would block the build until something writes to it.
-                throw new CommandLine.ParameterException(cmd, "--prefetch: " + prefetchList + " is not a regular file");
+            String problem = InputFiles.problem(prefetchList);
+            if (problem != null) {
+                throw new CommandLine.ParameterException(cmd, "--prefetch: " + prefetchList + " " + problem);
             }
             try {
                 prefetch = Files.readAllLines(prefetchList);
@@ -155,7 +163,7 @@ final class BuildCommand implements Callable<Integer> {
             return new BuildOptions(c, chunkSize, d, buildTime, n, legacyKernel, prefetch);
         } catch (IllegalArgumentException e) {
             String opt = e.getMessage().startsWith("chunk size") ? "--chunk-size" : e.getMessage().startsWith("threads")
-                    ? "--threads" : "--source-date-epoch";
+                    ? "--threads" : sourceDateEpoch != null ? "--source-date-epoch" : "SOURCE_DATE_EPOCH";
             throw new CommandLine.ParameterException(cmd, opt + ": " + e.getMessage());
         }
     }

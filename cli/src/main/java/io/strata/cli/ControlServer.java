@@ -117,6 +117,9 @@ final class ControlServer implements AutoCloseable {
             } catch (ControlException e) {
                 status = e.status;
                 body = error(e.getMessage());
+                if (e.badArgument) {
+                    ((ObjectNode) body).put("bad_argument", true);
+                }
             } catch (RuntimeException e) {
                 // A bug in a handler: this request fails, the daemon serves on.
                 CommandLoggers.serve().error("control: {} {} failed", request.getMethod(), request.getHttpURI().getPath(), e);

@@ -67,7 +67,7 @@ final class CtlCommand implements Runnable {
         }
         if (r.status() >= 300) {
             String error = json != null && json.has("error") ? json.get("error").asText() : r.body().strip();
-            if (r.status() == 400) {
+            if (r.status() == 400 && json != null && json.path("bad_argument").asBoolean(false)) {
                 throw new CommandLine.ParameterException(cmd, error);
             }
             throw new IOException(error + " (HTTP " + r.status() + ")");

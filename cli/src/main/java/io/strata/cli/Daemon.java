@@ -110,6 +110,16 @@ final class Daemon implements AutoCloseable {
             }
             throw refused;
         }
+        if (ExportSpec.VHOST_USER.equals(spec.kind())) {
+            String problem = ServeNbdCommand.socketPathProblem("socket", Path.of(spec.socket()));
+            if (problem != null) {
+                busy.remove(name);
+                if (preopened != null) {
+                    preopened.close();
+                }
+                throw ControlException.badRequest(problem);
+            }
+        }
         try {
             DaemonExport e = serve(spec, preopened != null ? preopened : openDevice(spec), fromConfig);
             try {
@@ -175,7 +185,7 @@ final class Daemon implements AutoCloseable {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             // The image or socket could not be opened: the request named something unusable.
             throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400,
-                    "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg);
+                    "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": " + msg, e instanceof IllegalArgumentException);
         }
     }
 
@@ -197,7 +207,8 @@ final class Daemon implements AutoCloseable {
             // The image opened: what failed is the export's name, or for vhost-user its socket (the error names it).
             String what = ExportSpec.NBD.equals(spec.kind()) ? "cannot serve " + (spec.raw() != null ? spec.raw() : spec.source()) + ": "
                     : msg.contains(spec.socket()) ? "" : "socket " + spec.socket() + ": ";
-            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400, what + msg);
+            throw new ControlException(e instanceof RuntimeException && !(e instanceof IllegalArgumentException) ? 500 : 400, what + msg,
+                    e instanceof IllegalArgumentException);
         }
     }
 

@@ -25,9 +25,9 @@ record DaemonConfig(@JsonProperty("exports") List<ExportSpec> exports) {
     /** Reads the file; an IOException names it and what is wrong. */
     static DaemonConfig read(Path file) throws IOException {
         byte[] bytes;
-        if (Files.exists(file) && !Files.isRegularFile(file)) {
-            // A FIFO would block the read (and the start, or the reload) until something writes to it.
-            throw new IOException("config " + file + ": not a regular file");
+        String problem = InputFiles.problem(file);
+        if (problem != null) {
+            throw new IOException("config " + file + " " + problem);
         }
         try {
             bytes = Files.readAllBytes(file);

@@ -42,7 +42,8 @@ final class ExportCommand implements Callable<Integer> {
         public void consumeParameters(java.util.Stack<String> args, CommandLine.Model.ArgSpec option,
                 CommandLine.Model.CommandSpec command) {
             String next = args.isEmpty() ? null : args.peek();
-            boolean layout = next != null && !next.startsWith("-") && !next.contains("/") && !next.contains(".")
+            boolean named = next != null && (next.equalsIgnoreCase("nydus") || next.equalsIgnoreCase("veritysetup"));
+            boolean layout = named || next != null && !next.startsWith("-") && !next.contains("/") && !next.contains(".")
                     && !Files.exists(Path.of(next));
             option.setValue(layout ? args.pop() : "nydus");
         }

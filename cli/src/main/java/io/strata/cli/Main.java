@@ -108,13 +108,15 @@ public final class Main {
      */
     static String usageMessage(CommandLine.ParameterException ex) {
         if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
-            String first = u.getUnmatched().get(0);
-            if (first.startsWith("-") && first.length() > 1) {
-                int eq = first.indexOf('=');
-                String option = eq > 0 ? first.substring(0, eq) : first;
-                java.util.List<String> near = u.getSuggestions();
-                return "unknown option '" + option + "'" + (near.isEmpty() ? "" : "; did you mean " + String.join(" or ", near) + "?");
+            for (String arg : u.getUnmatched()) {
+                if (arg.startsWith("-") && arg.length() > 1) {
+                    int eq = arg.indexOf('=');
+                    String option = eq > 0 ? arg.substring(0, eq) : arg;
+                    java.util.List<String> near = u.getSuggestions();
+                    return "unknown option '" + option + "'" + (near.isEmpty() ? "" : "; did you mean " + String.join(" or ", near) + "?");
+                }
             }
+            return "unexpected argument '" + u.getUnmatched().get(0) + "'";
         }
         return ex.getMessage();
     }

@@ -62,15 +62,17 @@ final class RegistryCliOptions {
                 } else {
                     // Parsed as a reference's registry part so "HOST:PORT" is checked and lower-cased the same way.
                     String registry = null;
-                    if (!h.contains("/") && !h.contains("@")) {
+                    if (!h.contains("/") && !h.contains("@") && ImageReference.looksLikeReference(h + "/x")) {
                         try {
                             registry = ImageReference.parse(h + "/x").registry();
                         } catch (IllegalArgumentException notAHost) {
                             registry = null;
                         }
                     }
-                    if (registry == null || !registry.equalsIgnoreCase(h)) {
-                        throw new IllegalArgumentException("--insecure-registry '" + h.replaceAll("\\p{Cntrl}", "?")
+                    if (registry == null) {
+                        // USER:PASS@HOST is URL habit: not echoed.
+                        String shown = h.contains("@") ? "***" + h.substring(h.lastIndexOf('@')) : h;
+                        throw new IllegalArgumentException("--insecure-registry '" + shown.replaceAll("\\p{Cntrl}", "?")
                                 + "' is not HOST[:PORT]");
                     }
                     insecure.add(registry);

@@ -228,19 +228,25 @@ final class ServeNbdCommand implements Callable<Integer> {
      * else than a socket (a stale socket is replaced when bound, a live one refused then).
      */
     static void checkSocketPath(CommandLine cmd, String option, Path path) {
-        if (path == null) {
-            return;
+        String problem = path == null ? null : socketPathProblem(option, path);
+        if (problem != null) {
+            throw new CommandLine.ParameterException(cmd, problem);
         }
+    }
+
+    /** What makes {@code path} unable to be a listening socket, or null (the daemon's vhost-user exports ask too). */
+    static String socketPathProblem(String option, Path path) {
         if (path.toString().isEmpty()) {
-            throw new CommandLine.ParameterException(cmd, option + " wants a path, got ''");
+            return option + " wants a path, got ''";
         }
         Path parent = path.toAbsolutePath().getParent();
         if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
-            throw new CommandLine.ParameterException(cmd, option + " " + path + ": no directory " + parent + " to hold the socket");
+            return option + " " + path + ": no directory " + parent + " to hold the socket";
         }
         if (java.nio.file.Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !isSocket(path)) {
-            throw new CommandLine.ParameterException(cmd, option + " " + path + " exists and is not a socket; not replacing it");
+            return option + " " + path + " exists and is not a socket; not replacing it";
         }
+        return null;
     }
 
     private static boolean isSocket(Path path) {

@@ -185,13 +185,13 @@ class BuildCliIT {
         Files.writeString(staging.resolve("f"), "x");
         // GNU tar keeps "../" in member names with -P; the builder must refuse it.
         HostTools.run(List.of("tar", "-P", "-cf", tar.toString(), "-C", staging.toString(), "../inner/f"));
-        Path out = tmp.resolve("o");
+        Path out = tmp.resolve("o/deeper/out");
         StrataProcess.Run r = strata("build", tar.toString(), "-o", out.toString());
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().contains("'../inner/f' climbs out of the image root"), r.err());
         // One line: no progress line before it (it read "build: 100%" when the tar had been read to its end).
         assertEquals(1, r.err().strip().lines().count(), r.err());
-        assertFalse(Files.exists(out), "no output left behind, not even the directories the build made");
+        assertFalse(Files.exists(tmp.resolve("o")), "no output left behind, not even the directories the build made");
         // An output directory that was there before stays, with what was in it.
         Path kept = Files.createDirectories(tmp.resolve("kept"));
         Files.writeString(kept.resolve("note"), "mine");

@@ -323,7 +323,7 @@ class CliIT {
             {"unknown option '--max-chunk-size'", "serve", "nbd", "--socket", tmp.resolve("s").toString(), "--max-chunk-size", "4M", boot},
             {"--prefetch: " + fifo + " is not a regular file", "build", "-o", tmp.resolve("o1").toString(), "--prefetch", fifo.toString(),
                 src.toString()},
-            {"config " + fifo + ": not a regular file", "serve", "--control", tmp.resolve("c1").toString(), "--config", fifo.toString()},
+            {"config " + fifo + " is not a regular file (a FIFO", "serve", "--control", tmp.resolve("c1").toString(), "--config", fifo.toString()},
             {"config " + extra + ": not a config (unknown field 'extra' at exports[0])", "serve", "--control",
                 tmp.resolve("c2").toString(), "--config", extra.toString()},
             {"certificate file " + fifo + ": not a regular file", "serve", "nbd", "--socket", tmp.resolve("s2").toString(), "--tls", "on",
@@ -353,6 +353,23 @@ class CliIT {
         try (java.util.stream.Stream<Path> left = Files.list(src)) {
             assertEquals(List.of(src.resolve("f")), left.toList(), "nothing written into the source");
         }
+        // A password in --insecure-registry is not echoed either.
+        StrataProcess.Run secret = strata("inspect", "--insecure-registry", "bob:hunter2@reg.example.com:5000", "localhost:1/x");
+        assertEquals(2, secret.code(), secret.err());
+        assertTrue(secret.err().contains("--insecure-registry '***@reg.example.com:5000' is not HOST[:PORT]"), secret.err());
+        // Only the unknown option, wherever it is among the unmatched arguments.
+        StrataProcess.Run late = strata("inspect", boot, "extra", "--credz", "bob:hunter2");
+        assertEquals(2, late.code(), late.err());
+        assertTrue(late.err().startsWith("strata inspect: unknown option '--credz'") && !late.err().contains("hunter2"), late.err());
+        // A pipe with a writer (<(...), /dev/stdin) is read as before: only named FIFOs are refused.
+        HostTools.Outcome piped = HostTools.execute(List.of("bash", "-c", "'" + StrataProcess.home().resolve("bin/strata")
+                + "' build -o '" + tmp.resolve("piped") + "' --prefetch <(echo /f) '" + src + "'"));
+        assertEquals(0, piped.exitCode(), piped.output());
+        // SOURCE_DATE_EPOCH is named when it, not the option, is out of range.
+        StrataProcess.Run epoch = StrataProcess.run(tmp, java.util.Map.of("SOURCE_DATE_EPOCH", "999999999999"), "build", "-o",
+                tmp.resolve("o5").toString(), src.toString());
+        assertEquals(2, epoch.code(), epoch.err());
+        assertTrue(epoch.err().contains("SOURCE_DATE_EPOCH: build time must not be after the year 9999"), epoch.err());
     }
 
     /** {@code --verity} before the image: its optional layout took the image, which was then "missing". */
@@ -365,6 +382,12 @@ class CliIT {
         StrataProcess.Run named = strata("export", "-o", tmp.resolve("w.img").toString(), "--verity", "veritysetup", boot);
         assertEquals(0, named.code(), named.err());
         assertTrue(named.out().contains("bytes of veritysetup hash tree"), named.out());
+        // A file named like the layout in the working directory does not make it an image.
+        Files.writeString(tmp.resolve("veritysetup"), "not an image");
+        HostTools.Outcome file = HostTools.execute(List.of("bash", "-c", "cd '" + tmp + "' && '" + StrataProcess.home().resolve("bin/strata")
+                + "' export -o x.img --verity veritysetup '" + boot + "'"));
+        assertEquals(0, file.exitCode(), file.output());
+        assertTrue(file.output().contains("bytes of veritysetup hash tree"), file.output());
     }
 
     @Test

@@ -241,7 +241,7 @@ class DaemonIT {
                 {ctl("add", "nbd", "y", "/nonexistent"), "strata ctl add nbd: bootstrap not found: /nonexistent (see 'strata ctl add nbd --help')"},
                 {ctl("add", "vhost-user", "--queues", "0", tmp.resolve("v.sock").toString(), boot, "-D", blobs),
                         "strata ctl add vhost-user: 'queues' must be 1..255, got 0 (see 'strata ctl add vhost-user --help')"},
-                {ctl("add", "vhost-user", noDir.toString(), boot, "-D", blobs), "strata ctl add vhost-user: " + noDir + ": no directory "
+                {ctl("add", "vhost-user", noDir.toString(), boot, "-D", blobs), "strata ctl add vhost-user: socket " + noDir + ": no directory "
                         + noDir.getParent() + " to hold the socket (see 'strata ctl add vhost-user --help')"},
                 {ctl("list", "--timeout", "0"), "strata ctl list: --timeout must be at least 1 second (see 'strata ctl list --help')"},
                 {StrataProcess.run(tmp, "ctl", "list", "--control", ""), "strata ctl list: --control wants a path, got '' (see 'strata ctl list --help')"}}) {
@@ -249,6 +249,14 @@ class DaemonIT {
             assertEquals(2, r.code(), r.err());
             assertEquals(c[1] + "\n", r.err());
         }
+        // An image that is there but broken is no bad argument: exit 1, as serve nbd exits for it.
+        Path broken = tmp.resolve("broken.boot");
+        byte[] b = Files.readAllBytes(Fixtures.nydusBootstrap());
+        b[1024] = 0;
+        Files.write(broken, b);
+        StrataProcess.Run bad = ctl("add", "nbd", "z", broken.toString(), "-D", blobs);
+        assertEquals(1, bad.code(), bad.err());
+        assertTrue(bad.err().startsWith("strata ctl add nbd: cannot serve " + broken + ": ") && bad.err().endsWith("(HTTP 400)\n"), bad.err());
         assertEquals(List.of(), names(), "nothing was added");
         StrataProcess.Run fromEnv = StrataProcess.run(tmp, Map.of("STRATA_CONTROL", control.toString()), "ctl", "list");
         assertEquals(0, fromEnv.code(), fromEnv.err());

@@ -149,8 +149,10 @@ final class PemFiles {
 
     static List<Block> blocks(Path file, String what) throws TlsSetupException {
         String text;
-        if (Files.exists(file) && !Files.isRegularFile(file)) {
-            // A FIFO would block the read until something writes to it; a directory fails obscurely.
+        if (Files.isDirectory(file) || Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !Files.isSymbolicLink(file)
+                && !Files.isRegularFile(file)) {
+            // A named FIFO would block the read until something writes to it (a pipe as /dev/fd/N, a
+            // symbolic link, has a writer: <(...) keeps a key off the disk); a directory fails obscurely.
             throw new TlsSetupException(what + " " + file + ": not a regular file");
         }
         try {
