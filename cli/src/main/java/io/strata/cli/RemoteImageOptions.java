@@ -18,8 +18,11 @@ final class RemoteImageOptions {
     @CommandLine.Mixin
     RegistryCliOptions registry;
 
-    @Option(names = "--cache-dir", paramLabel = "DIR", defaultValue = "/var/cache/strata",
-            description = "Persistent cache of images given by reference: blobs/ (fetched chunks), bootstraps/ and refs/ (default: ${DEFAULT-VALUE}).")
+    // $CACHE_DIRECTORY is what systemd sets for a unit's CacheDirectory= (systemd.exec(5)): each
+    // unit then caches in its own directory without repeating it in ExecStart.
+    @Option(names = "--cache-dir", paramLabel = "DIR", defaultValue = "${env:CACHE_DIRECTORY:-/var/cache/strata}",
+            description = "Persistent cache of images given by reference: blobs/ (fetched chunks), bootstraps/ and refs/ "
+                    + "(default: $CACHE_DIRECTORY, which systemd sets for CacheDirectory=, else /var/cache/strata; here ${DEFAULT-VALUE}).")
     Path cacheDir;
 
     @Option(names = "--cache-max", paramLabel = "SIZE", converter = SizeConverter.class,
