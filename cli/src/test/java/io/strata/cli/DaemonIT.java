@@ -226,9 +226,9 @@ class DaemonIT {
     }
 
     /**
-     * What the daemon refuses as a bad request (HTTP 400) is a bad argument of ctl: one line, exit 2
-     * (it was 1), a vhost-user socket that cannot be made blamed on the socket (it said "cannot serve
-     * BOOTSTRAP"); ctl's own bad arguments name the subcommand run (--timeout was "strata ctl: ..."),
+     * What the daemon refuses as the request's fault (its error says bad_argument) is a bad argument
+     * of ctl: one line, exit 2 (it was 1); a broken image is not (exit 1, HTTP 400); a vhost-user
+     * socket that cannot be made is blamed on the socket (it said "cannot serve BOOTSTRAP"); ctl's own bad arguments name the subcommand run (--timeout was "strata ctl: ..."),
      * an empty --control is one, and an empty STRATA_CONTROL is as unset (it was the empty path).
      */
     @Test
