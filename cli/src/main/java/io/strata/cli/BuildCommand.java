@@ -149,7 +149,7 @@ final class BuildCommand implements Callable<Integer> {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         java.util.List<String> prefetch = java.util.List.of();
         if (prefetchList != null) {
-            String problem = InputFiles.problem(prefetchList);
+            String problem = io.strata.core.os.InputFiles.problem(prefetchList);
             if (problem != null) {
                 throw new CommandLine.ParameterException(cmd, "--prefetch: " + prefetchList + " " + problem);
             }

@@ -25,7 +25,7 @@ record DaemonConfig(@JsonProperty("exports") List<ExportSpec> exports) {
     /** Reads the file; an IOException names it and what is wrong. */
     static DaemonConfig read(Path file) throws IOException {
         byte[] bytes;
-        String problem = InputFiles.problem(file);
+        String problem = io.strata.core.os.InputFiles.problem(file);
         if (problem != null) {
             throw new IOException("config " + file + " " + problem);
         }

@@ -133,15 +133,9 @@ final class ServeCommand implements Callable<Integer> {
         try {
             // A control socket another daemon answers on is refused before anything starts.
             io.strata.core.os.UnixSocketFiles.removeStale(control);
-            // Every listener bound before any says it listens (see serve nbd).
-            List<NbdServer.Bound> bound = ServeNbdCommand.bind(nbd, socket, listen);
-            try {
-                endpoint = metrics.startEndpoint(CommandLoggers.serve());
-            } catch (IOException | RuntimeException e) {
-                ServeNbdCommand.closeQuietly(bound);
-                throw e;
-            }
-            ServeNbdCommand.listen(nbd, bound, activated);
+            ServeNbdCommand.Listeners bound = ServeNbdCommand.bindAll(nbd, socket, listen, metrics);
+            endpoint = bound.metricsEndpoint();
+            ServeNbdCommand.listen(nbd, bound.nbd(), activated);
             if (initial != null) {
                 try (AutoCloseable extending = extendStartWhile(systemd, initial.exports().size())) {
                     CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));

@@ -159,16 +159,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 }
             }
             NbdServer server = new NbdServer(registry, options, tlsConfig);
-            // Every listener bound, the metrics endpoint too, before any says it listens: one that
-            // cannot bind fails the start with one line, nothing served or logged before it.
-            List<NbdServer.Bound> bound = bind(server, socket, listen);
-            AutoCloseable endpoint;
-            try {
-                endpoint = metrics.startEndpoint(CommandLoggers.serve());
-            } catch (IOException | RuntimeException e) {
-                closeQuietly(bound);
-                throw e;
-            }
+            Listeners bound = bindAll(server, socket, listen, metrics);
             SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
             CountDownLatch stopped = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
@@ -181,7 +172,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 stopped.countDown();
             }, "strata-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
-            listen(server, bound, activated);
+            listen(server, bound.nbd(), activated);
             metrics.served.addNbdServer(server.metrics());
             for (Export e : registry.all()) {
                 CommandLoggers.serve().info("nbd: export '{}': {}", e.name(), e.device().describe());
@@ -189,7 +180,7 @@ final class ServeNbdCommand implements Callable<Integer> {
                 metrics.served.addDevice(metricsName(e), e.device());
                 image.registerMetrics(metrics.served, metricsName(e), e.device());
             }
-            try (endpoint;
+            try (AutoCloseable endpoint = bound.metricsEndpoint();
                     AutoCloseable line = metrics.start(CommandLoggers.serve(),
                             () -> server.metrics().snapshot() + "; " + MetricsLine.deviceFields(devices.get(0), image))) {
                 systemd.ready("serving " + registry.all().size() + " NBD export(s)");
@@ -239,23 +230,8 @@ final class ServeNbdCommand implements Callable<Integer> {
         if (path.toString().isEmpty()) {
             return option + " wants a path, got ''";
         }
-        Path parent = path.toAbsolutePath().getParent();
-        if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
-            return option + " " + path + ": no directory " + parent + " to hold the socket";
-        }
-        if (java.nio.file.Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !isSocket(path)) {
-            return option + " " + path + " exists and is not a socket; not replacing it";
-        }
-        return null;
-    }
-
-    private static boolean isSocket(Path path) {
-        try {
-            int mode = (Integer) java.nio.file.Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
-            return (mode & 0170000) == 0140000; // S_IFMT, S_IFSOCK (inode(7))
-        } catch (IOException | UnsupportedOperationException e) {
-            return true; // gone since, or not to be told here: binding will say
-        }
+        String problem = io.strata.core.os.UnixSocketFiles.unusablePath(path);
+        return problem == null ? null : option + " " + problem;
     }
 
     /**
@@ -283,6 +259,26 @@ final class ServeNbdCommand implements Callable<Integer> {
         return bound;
     }
 
+    /** The NBD listeners bound and the metrics endpoint started, before any of them serves or logs. */
+    record Listeners(List<NbdServer.Bound> nbd, AutoCloseable metricsEndpoint) {
+    }
+
+    /**
+     * Binds the NBD listeners ({@link #bind}) and starts the metrics endpoint, shared with the daemon:
+     * every listener is bound before any says it listens, so one that cannot bind fails the start
+     * with one line and nothing served or logged before it. If the endpoint cannot start, the NBD
+     * listeners are given up.
+     */
+    static Listeners bindAll(NbdServer server, Path socket, TcpListenAddress tcp, MetricsLine metrics) throws IOException {
+        List<NbdServer.Bound> bound = bind(server, socket, tcp);
+        try {
+            return new Listeners(bound, metrics.startEndpoint(CommandLoggers.serve()));
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(bound);
+            throw e;
+        }
+    }
+
     /**
      * Serves the NBD listeners {@link #bind} bound (the TCP port is logged: port 0 asks for a free
      * one), and the sockets systemd passed.
@@ -299,7 +295,7 @@ final class ServeNbdCommand implements Callable<Integer> {
         }
     }
 
-    static void closeQuietly(List<? extends AutoCloseable> closeables) {
+    private static void closeQuietly(List<? extends AutoCloseable> closeables) {
         for (AutoCloseable c : closeables) {
             try {
                 c.close();

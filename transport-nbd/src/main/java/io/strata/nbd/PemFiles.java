@@ -149,10 +149,9 @@ final class PemFiles {
 
     static List<Block> blocks(Path file, String what) throws TlsSetupException {
         String text;
-        if (Files.isDirectory(file) || Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS) && !Files.isSymbolicLink(file)
-                && !Files.isRegularFile(file)) {
-            // A named FIFO would block the read until something writes to it (a pipe as /dev/fd/N, a
-            // symbolic link, has a writer: <(...) keeps a key off the disk); a directory fails obscurely.
+        if (io.strata.core.os.InputFiles.problem(file) != null) {
+            // A named FIFO would block the read until something writes to it (a pipe as /dev/fd/N has
+            // a writer: <(...) keeps a key off the disk); a directory fails obscurely.
             throw new TlsSetupException(what + " " + file + ": not a regular file");
         }
         try {

@@ -90,6 +90,25 @@ public final class UnixSocketFiles {
     private static final int S_IFSOCK = 0140000;
 
     /**
+     * Why no socket can be bound at {@code path} whatever runs: its directory is missing, or something
+     * that is not a socket is there (never replaced). Null when it may be bound, a stale or live
+     * socket there included (binding tells those apart). Commands ask before they open anything.
+     */
+    public static String unusablePath(Path path) {
+        Path parent = path.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            return path + ": no directory " + parent + " to hold the socket";
+        }
+        int mode;
+        try {
+            mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException | UnsupportedOperationException absentOrUntellable) {
+            return null; // nothing there (or gone since): binding says what else is wrong
+        }
+        return (mode & S_IFMT) != S_IFSOCK ? path + " exists and is not a socket; not replacing it" : null;
+    }
+
+    /**
      * Makes {@code path} free to bind: a socket left by a server that died is removed, but a socket a
      * running server still answers on is an error (two servers must not share one path), and so is
      * anything at the path that is not a socket: a mistyped path must never cost someone a file. A
@@ -97,18 +116,12 @@ public final class UnixSocketFiles {
      * otherwise fail with only its own name, ".s1a2b3c4d").
      */
     public static void removeStale(Path path) throws IOException {
-        Path parent = path.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) {
-            throw new java.nio.file.NoSuchFileException(path.toString(), null, "no directory " + parent + " to hold the socket");
+        String problem = unusablePath(path);
+        if (problem != null) {
+            throw new IOException(problem);
         }
-        int mode;
-        try {
-            mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
-        } catch (java.nio.file.NoSuchFileException absent) {
+        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             return;
-        }
-        if ((mode & S_IFMT) != S_IFSOCK) {
-            throw new IOException(path + " exists and is not a socket; not replacing it");
         }
         boolean live;
         try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
