@@ -64,14 +64,15 @@ class ClientPartsTest {
 
         // Many threads asking at once for a repository not looked up yet: one lookup (a helper may prompt).
         java.util.concurrent.atomic.AtomicInteger lookups = new java.util.concurrent.atomic.AtomicInteger();
-        java.util.concurrent.CountDownLatch inLookup = new java.util.concurrent.CountDownLatch(1);
+        java.util.List<Thread> askers = new java.util.concurrent.CopyOnWriteArrayList<>();
         RegistryHost slow = new RegistryHost("s.example", URI.create("https://s.example/"), repository -> {
             lookups.incrementAndGet();
-            inLookup.countDown();
-            try {
-                Thread.sleep(200); // the others arrive while this one runs
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+            // The lookup runs until the other askers wait behind it (or 10 s pass: then they did not,
+            // and ran lookups of their own, which the count below shows).
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+            while (System.nanoTime() < deadline && !(askers.size() == 4 && askers.stream()
+                    .filter(t -> t != Thread.currentThread()).allMatch(t -> t.getState() == Thread.State.BLOCKED))) {
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
             }
             return java.util.Optional.of(new Credentials("once", "p", "test"));
         }, 1);
@@ -79,10 +80,13 @@ class ClientPartsTest {
         try {
             java.util.List<java.util.concurrent.Future<String>> users = new java.util.ArrayList<>();
             for (int i = 0; i < 4; i++) {
-                users.add(pool.submit(() -> slow.credentials("repository:x:pull").orElseThrow().username()));
+                users.add(pool.submit(() -> {
+                    askers.add(Thread.currentThread());
+                    return slow.credentials("repository:x:pull").orElseThrow().username();
+                }));
             }
             for (java.util.concurrent.Future<String> u : users) {
-                assertEquals("once", u.get(20, java.util.concurrent.TimeUnit.SECONDS));
+                assertEquals("once", u.get(30, java.util.concurrent.TimeUnit.SECONDS));
             }
         } finally {
             pool.shutdownNow();
