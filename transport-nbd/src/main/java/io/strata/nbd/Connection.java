@@ -104,7 +104,8 @@ final class Connection {
      */
     private static final SegmentSink PREFLIGHT = new SegmentSink() {
         @Override
-        public void file(OpenFile file, long position, long length) {
+        public void file(OpenFile file, long position, long length) throws IOException {
+            file.checkHolds(position, length);
         }
 
         @Override

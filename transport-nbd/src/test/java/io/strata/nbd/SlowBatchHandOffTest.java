@@ -56,7 +56,7 @@ class SlowBatchHandOffTest {
 
         GatedDevice(Path path) throws IOException {
             file = FileChannel.open(path, StandardOpenOption.READ);
-            region = new io.strata.core.os.OpenFile(file);
+            region = new io.strata.core.os.OpenFile(file, path);
         }
 
         @Override

@@ -52,7 +52,7 @@ public final class LocalBlobDirectory implements BlobSource {
         FileBlob(String id, FileChannel channel, Path path) {
             this.id = id;
             this.channel = channel;
-            this.file = Optional.of(new OpenFile(channel));
+            this.file = Optional.of(new OpenFile(channel, path));
             this.path = path;
         }
 

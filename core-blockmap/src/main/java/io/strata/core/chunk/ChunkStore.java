@@ -9,6 +9,7 @@ import io.strata.core.image.Compression;
 import io.strata.core.image.DigestAlgorithm;
 import io.strata.core.image.ImageFormatException;
 import io.strata.core.image.RafsImage;
+import io.strata.core.metrics.ReadFailureLog;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -354,7 +355,7 @@ public final class ChunkStore implements Closeable {
         try {
             blobs[blob].readFully(staging, t.compressedOffset(chunk));
         } catch (IOException e) {
-            readFailures.failed(blobs[blob].describe(), chunk, e);
+            readFailures.failed("blob " + blobs[blob].describe() + " chunk " + chunk, e);
             throw e;
         }
         long read = System.nanoTime();

@@ -42,7 +42,7 @@ public final class FlatDevice implements BlockDevice {
     private FlatDevice(RafsImage image, ChunkStore chunks, FileChannel bootstrapFile, NativeBuffer legacyBootstrap) {
         this.image = image;
         this.chunks = chunks;
-        this.bootstrapFile = new OpenFile(bootstrapFile);
+        this.bootstrapFile = new OpenFile(bootstrapFile, image.path());
         this.legacyBootstrap = legacyBootstrap;
         this.size = image.flatDeviceBlocks() * BLOCK;
         List<long[]> extents = new ArrayList<>();
@@ -290,7 +290,7 @@ public final class FlatDevice implements BlockDevice {
         }
 
         @Override
-        public boolean bootstrap(FlatDevice d, PinnedRange out, long position, long length) {
+        public boolean bootstrap(FlatDevice d, PinnedRange out, long position, long length) throws IOException {
             if (d.legacyBootstrap != null) {
                 out.addMemory(d.legacyBootstrap, position, length);
             } else {

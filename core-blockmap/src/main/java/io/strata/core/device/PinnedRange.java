@@ -94,7 +94,9 @@ public final class PinnedRange {
         return outOfBudget;
     }
 
-    void addFile(OpenFile file, long position, long len) {
+    /** Records a file region, once it is checked to lie inside the file as it is now (see {@link OpenFile#checkHolds}). */
+    void addFile(OpenFile file, long position, long len) throws IOException {
+        file.checkHolds(position, len);
         add(FILE, file, position, len);
     }
 
@@ -142,7 +144,7 @@ public final class PinnedRange {
 
     private final SegmentSink recorder = new SegmentSink() {
         @Override
-        public void file(OpenFile file, long position, long len) {
+        public void file(OpenFile file, long position, long len) throws IOException {
             addFile(file, position, len);
         }
 

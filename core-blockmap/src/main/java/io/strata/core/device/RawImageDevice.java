@@ -16,7 +16,7 @@ public final class RawImageDevice implements BlockDevice {
     private RawImageDevice(Path path, FileChannel channel, long size) {
         this.path = path;
         this.channel = channel;
-        this.file = new OpenFile(channel);
+        this.file = new OpenFile(channel, path);
         this.size = size;
     }
 

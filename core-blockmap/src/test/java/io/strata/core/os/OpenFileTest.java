@@ -26,7 +26,7 @@ class OpenFileTest {
         Path path = Files.write(tmp.resolve("blob"), content);
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
              NativeBuffer buffer = NativeBuffer.allocate(content.length)) {
-            OpenFile file = new OpenFile(channel);
+            OpenFile file = new OpenFile(channel, path);
             int fd = file.descriptor();
             assertTrue(fd > 2, "a descriptor of its own, not stdio: " + fd);
             assertEquals(fd, file.descriptor());

@@ -67,7 +67,7 @@ public final class RemoteBlob implements Blob {
         this.fetcher = fetcher;
         this.ranges = file.ranges();
         this.data = file.data();
-        this.dataFile = new OpenFile(data);
+        this.dataFile = new OpenFile(data, file.dataPath());
         this.completeFile = file.completeAtOpen() ? Optional.of(dataFile) : Optional.empty();
         long sum = 0;
         for (int i = 0; i < ranges.count(); i++) {

@@ -1,4 +1,4 @@
-package io.strata.core.chunk;
+package io.strata.core.metrics;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,13 +23,13 @@ class ReadFailureLogTest {
                     TimeUnit.MILLISECONDS.toNanos(200));
             long start = System.nanoTime();
             for (int i = 0; i < 3; i++) {
-                log.failed("registry.example/app@sha256:ab", i, new IOException("GET https://registry.example/v2/app/blobs/x:\nHTTP 503"));
+                log.failed("blob registry.example/app@sha256:ab chunk " + i, new IOException("GET https://registry.example/v2/app/blobs/x:\nHTTP 503"));
             }
             // The interval is the condition awaited: the next failure after it is reported.
             while (System.nanoTime() - start < TimeUnit.MILLISECONDS.toNanos(250)) {
                 Thread.onSpinWait();
             }
-            log.failed("registry.example/app@sha256:ab", 7, new IOException("connection refused"));
+            log.failed("blob registry.example/app@sha256:ab chunk 7", new IOException("connection refused"));
         } finally {
             System.setErr(original);
         }

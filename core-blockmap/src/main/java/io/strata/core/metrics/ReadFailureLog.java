@@ -1,17 +1,17 @@
-package io.strata.core.chunk;
+package io.strata.core.metrics;
 
 import java.io.IOException;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 
 /**
- * Says why a chunk's bytes could not be read (a registry that stopped answering, a blob file gone), at
- * most one line per {@link #INTERVAL_NANOS}: the transports answer each such read with EIO and nothing
- * more, and a registry outage fails thousands of reads a minute. The line after a quiet spell counts
- * the failures left out before it.
+ * Says why a device's bytes could not be read (a registry that stopped answering, a blob file gone or
+ * truncated), at most one line per {@link #INTERVAL_NANOS}: the transports answer each such read with
+ * EIO and nothing more, and a registry outage fails thousands of reads a minute. The line after a
+ * quiet spell counts the failures left out before it.
  */
-final class ReadFailureLog {
-    static final long INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(10);
+public final class ReadFailureLog {
+    public static final long INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     private final Logger log;
     private final long intervalNanos;
@@ -19,16 +19,17 @@ final class ReadFailureLog {
     private boolean loggedOnce;
     private long leftOut;
 
-    ReadFailureLog(Logger log) {
+    public ReadFailureLog(Logger log) {
         this(log, INTERVAL_NANOS);
     }
 
-    ReadFailureLog(Logger log, long intervalNanos) {
+    public ReadFailureLog(Logger log, long intervalNanos) {
         this.log = log;
         this.intervalNanos = intervalNanos;
     }
 
-    void failed(String blob, int chunk, IOException e) {
+    /** Logs (or counts, inside an interval) that the read of {@code what} ("blob X chunk N", a file's region) failed. */
+    public void failed(String what, IOException e) {
         long now = System.nanoTime();
         long skipped;
         synchronized (this) {
@@ -42,7 +43,7 @@ final class ReadFailureLog {
             loggedOnce = true;
         }
         String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().replaceAll("\\s+", " ");
-        log.warn("read of blob {} chunk {} failed: {}{}", blob, chunk, why,
+        log.warn("read of {} failed: {}{}", what, why,
                 skipped == 0 ? "" : " (and " + skipped + " more failed reads since the last such line)");
     }
 }
