@@ -42,6 +42,8 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  * DELETE /api/v1/exports/NAME[?force=true]   remove one; also DELETE /api/v1/exports?name=NAME (any name, a socket path too):
  *                                       200, or 202 when a forced remove's client is still in a read (the device closes after it)
  * GET    /api/v1/stats                   the shared chunk cache, the NBD server's counters, the process's threads and memory
+ * POST   /api/v1/reload                  re-read --config and apply it (as SIGHUP): 200 and what changed; 422 for a
+ *                                       file that does not parse (nothing changed), 409 for entries that could not be applied
  * </pre>
  */
 final class ControlServer implements AutoCloseable {
@@ -52,12 +54,14 @@ final class ControlServer implements AutoCloseable {
     private final Daemon daemon;
     private final Path socket;
     private final Server server;
+    private final ConfigReload reload;
     private final ObjectMapper json = ExportSpec.strictJson().enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
 
-    private ControlServer(Daemon daemon, Path socket, Server server) {
+    private ControlServer(Daemon daemon, Path socket, Server server, ConfigReload reload) {
         this.daemon = daemon;
         this.socket = socket;
         this.server = server;
+        this.reload = reload;
     }
 
     /**
@@ -66,7 +70,7 @@ final class ControlServer implements AutoCloseable {
      * it binds inside a fresh 0700 directory, the file is given 0600 and renamed into place: the
      * socket is never reachable by others, not even for an instant.
      */
-    static ControlServer start(Daemon daemon, Path socket) throws Exception {
+    static ControlServer start(Daemon daemon, Path socket, ConfigReload reload) throws Exception {
         io.strata.core.os.UnixSocketFiles.removeStale(socket);
         Path dir = io.strata.core.os.UnixSocketFiles.stagingDirectory(socket, ".c");
         Path staging = dir.resolve("s");
@@ -80,7 +84,7 @@ final class ControlServer implements AutoCloseable {
         connector.setUnixDomainPath(staging);
         connector.setIdleTimeout(30_000);
         server.addConnector(connector);
-        ControlServer control = new ControlServer(daemon, socket, server);
+        ControlServer control = new ControlServer(daemon, socket, server, reload);
         server.setHandler(control.new Routes());
         server.setErrorHandler(control::jettyError);
         try {
@@ -197,6 +201,12 @@ final class ControlServer implements AutoCloseable {
                 default -> throw new ControlException(405, method + " is not allowed on " + path + " (GET, DELETE)");
             };
         }
+        if (rest.equals("reload")) {
+            if (!method.equals("POST")) {
+                throw new ControlException(405, method + " is not allowed on " + path + " (POST)");
+            }
+            return new Answer(200, reload());
+        }
         if (rest.equals("stats")) {
             if (!method.equals("GET")) {
                 throw new ControlException(405, method + " is not allowed on " + path + " (GET)");
@@ -286,6 +296,40 @@ final class ControlServer implements AutoCloseable {
         o.put("errors", served.errors());
         o.put("description", e.device.describe());
         o.put("from_config", e.fromConfig);
+        return o;
+    }
+
+    /**
+     * POST reload: the --config file read again and applied, as SIGHUP does, answered with the outcome:
+     * 422 for a file that cannot be read or does not parse (nothing changed), 409 when entries could
+     * not be applied (the rest were), 200 when it all applied or there is no --config to read.
+     */
+    private ObjectNode reload() throws ControlException {
+        ObjectNode o = json.createObjectNode();
+        Daemon.Applied applied;
+        try {
+            applied = reload.reload(daemon);
+        } catch (IOException e) {
+            CommandLoggers.serve().warn("reload: {}; the exports stay as they are", e.getMessage());
+            throw new ControlException(422, e.getMessage() + "; the exports stay as they are", false);
+        }
+        if (applied == null) {
+            CommandLoggers.serve().info("reload: no --config to re-read; the exports stay as they are");
+            o.putNull("config");
+            o.put("summary", "the daemon has no --config to re-read; the exports stay as they are");
+            return o;
+        }
+        String summary = "config " + reload.config() + ": " + applied.summary();
+        CommandLoggers.serve().info("reload: {}", summary);
+        if (!applied.problems().isEmpty()) {
+            throw new ControlException(409, summary + ": " + String.join("; ", applied.problems()), false);
+        }
+        o.put("config", reload.config().toString());
+        o.put("added", applied.added());
+        o.put("removed", applied.removed());
+        o.put("replaced", applied.replaced());
+        o.put("unchanged", applied.unchanged());
+        o.put("summary", summary);
         return o;
     }
 

@@ -21,8 +21,9 @@ import picocli.CommandLine.Parameters;
  * does a request the daemon refuses as one (HTTP 400: a source that is no image, a bad socket path).
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true,
-        description = "Manage a running daemon (strata serve --control PATH): add, remove and list exports, show its stats.",
-        subcommands = {CtlCommand.Add.class, CtlCommand.Remove.class, CtlCommand.ListExports.class, CtlCommand.Stats.class})
+        description = "Manage a running daemon (strata serve --control PATH): add, remove and list exports, show its stats, reload its --config.",
+        subcommands = {CtlCommand.Add.class, CtlCommand.Remove.class, CtlCommand.ListExports.class, CtlCommand.Stats.class,
+                CtlCommand.Reload.class})
 final class CtlCommand implements Runnable {
     static final ObjectMapper JSON = new ObjectMapper();
 
@@ -43,7 +44,7 @@ final class CtlCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: add, remove, list or stats");
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: add, remove, list, stats or reload");
     }
 
     /**
@@ -270,6 +271,20 @@ final class CtlCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             spec.commandLine().getOut().println(request(spec, "GET", ControlServer.PREFIX + "stats", null).toPrettyString());
+            return 0;
+        }
+    }
+
+    @Command(name = "reload", mixinStandardHelpOptions = true,
+            description = {"Re-read the daemon's --config file and apply it, as SIGHUP does, and say how it went: exit 1 when the",
+                    "file does not parse (nothing changes) or an entry could not be applied (the rest are). strata.service's ExecReload."})
+    static final class Reload implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            spec.commandLine().getOut().println(request(spec, "POST", ControlServer.PREFIX + "reload", null).path("summary").asText());
             return 0;
         }
     }

@@ -319,9 +319,9 @@ final class Daemon implements AutoCloseable {
      * only once it is open is the old export taken down: an entry that cannot be served (a typo, a
      * file that is not an image, a registry that does not answer) leaves its export serving as it was,
      * clients connected. Exports added through the control API are not the file's and are left alone.
-     * One bad entry is logged and skipped; the rest still apply. Returns a one-line summary.
+     * One bad entry is logged and skipped; the rest still apply. Returns what changed and what could not.
      */
-    String apply(List<ExportSpec> wanted) {
+    Applied apply(List<ExportSpec> wanted) {
         List<String> problems = new ArrayList<>();
         Plan plan;
         changes.lock();
@@ -352,8 +352,16 @@ final class Daemon implements AutoCloseable {
         for (String p : problems) {
             CommandLoggers.serve().warn("config: {}", p);
         }
-        return plan.added + " added, " + plan.removed + " removed, " + plan.replaced + " replaced, " + plan.kept + " unchanged"
-                + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
+        return new Applied(plan.added, plan.removed, plan.replaced, plan.kept, List.copyOf(problems));
+    }
+
+    /** What {@link #apply} did: exports added, removed, replaced and left unchanged, and why entries could not be applied. */
+    record Applied(int added, int removed, int replaced, int unchanged, List<String> problems) {
+        /** One line: "1 added, 0 removed, 0 replaced, 2 unchanged[, N problem(s)]". */
+        String summary() {
+            return added + " added, " + removed + " removed, " + replaced + " replaced, " + unchanged + " unchanged"
+                    + (problems.isEmpty() ? "" : ", " + problems.size() + " problem(s)");
+        }
     }
 
     /** What a reload will do: the entries to open (new and changed), the exports to remove, counts. */

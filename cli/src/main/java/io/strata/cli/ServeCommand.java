@@ -27,7 +27,7 @@ import picocli.CommandLine.Option;
         description = {"Serve images as block devices: 'serve nbd' and 'serve vhost-user' serve the images given at start;",
                 "without a transport, 'serve --control PATH' is the daemon: NBD exports and vhost-user sockets added and removed",
                 "at runtime through its control API (HTTP/1.1 + JSON on that unix socket; 'strata ctl' is its client), all sharing",
-                "one chunk cache. SIGHUP re-reads --config FILE and applies the difference."},
+                "one chunk cache. SIGHUP or 'strata ctl reload' re-reads --config FILE and applies the difference."},
         subcommands = {ServeNbdCommand.class, ServeVhostUserCommand.class})
 final class ServeCommand implements Callable<Integer> {
     @CommandLine.Spec
@@ -38,7 +38,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--config", paramLabel = "FILE",
             description = "Exports to serve, as JSON: {\"exports\": [{\"kind\": \"nbd\", \"name\": \"web\", \"source\": \"/images/web/bootstrap\"}, ...]}, "
-                    + "each as POST /api/v1/exports takes it; re-read on SIGHUP, which adds, removes and replaces exports to match.")
+                    + "each as POST /api/v1/exports takes it; re-read on SIGHUP or strata ctl reload, which add, remove and replace exports to match.")
     Path config;
 
     @Option(names = "--socket", paramLabel = "PATH", description = "The NBD listener's unix socket (the NBD exports are named exports on it).")
@@ -108,7 +108,9 @@ final class ServeCommand implements Callable<Integer> {
         }
         // SIGHUP from now on: the JVM's own handling of it would end the process (exit 129) while it
         // starts, which with a config of remote images can take minutes.
-        HangupReload reload = HangupReload.install(config);
+        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
+        ConfigReload configReload = new ConfigReload(config, systemd);
+        HangupReload reload = HangupReload.install(configReload);
         DaemonConfig initial;
         try {
             initial = config == null ? null : DaemonConfig.read(config);
@@ -117,7 +119,6 @@ final class ServeCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, e.getMessage());
         }
         List<ServerSocketChannel> activated = SocketActivation.listeners(System.getenv());
-        SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
 
         boolean nbdListening = socket != null || tcp != null || !activated.isEmpty();
         TlsConfig tlsConfig = tls.load(cmd);
@@ -137,11 +138,11 @@ final class ServeCommand implements Callable<Integer> {
             endpoint = bound.metricsEndpoint();
             ServeNbdCommand.listen(nbd, bound.nbd(), activated);
             if (initial != null) {
-                try (AutoCloseable extending = extendStartWhile(systemd, initial.exports().size())) {
-                    CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()));
+                try (TimeExtension extending = extendStartWhile(systemd, initial.exports().size())) {
+                    CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()).summary());
                 }
             }
-            controlServer = ControlServer.start(daemon, control);
+            controlServer = ControlServer.start(daemon, control, configReload);
         } catch (Exception e) {
             if (controlServer != null) {
                 controlServer.close();
@@ -178,12 +179,19 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** An {@link AutoCloseable} whose close throws nothing. */
+    interface TimeExtension extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     /**
      * While the config's exports open (each may wait up to the registry's deadline), tells systemd
-     * every 20 s to wait a minute more: its default start timeout (90 s) would end a daemon whose
-     * config names a few slow images. Nothing without NOTIFY_SOCKET.
+     * every 20 s to wait a minute more: its default start timeout (90 s), which also bounds a
+     * {@code systemctl reload}, would end a daemon whose config names a few slow images (outside a
+     * start or reload job systemd ignores it). Nothing without NOTIFY_SOCKET.
      */
-    private static AutoCloseable extendStartWhile(SystemdNotifier systemd, int exports) {
+    static TimeExtension extendStartWhile(SystemdNotifier systemd, int exports) {
         if (!systemd.active()) {
             return () -> { };
         }
@@ -202,21 +210,21 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * SIGHUP re-reads the config and applies the difference, on a thread of its own (a signal
-     * handler must not block); a config that does not parse is logged and changes nothing. Caught
-     * from the start: one that comes before the daemon is up is applied once it is.
+     * SIGHUP re-reads the config and applies the difference ({@link ConfigReload}), on a thread of its
+     * own (a signal handler must not block); a config that does not parse is logged and changes
+     * nothing. Caught from the start: one that comes before the daemon is up is applied once it is.
      * sun.misc.Signal (module jdk.unsupported) is the JDK's only way to catch a signal.
      */
     static final class HangupReload {
-        private final Path config;
+        private final ConfigReload config;
         private volatile Daemon daemon;
         private final java.util.concurrent.atomic.AtomicBoolean pending = new java.util.concurrent.atomic.AtomicBoolean();
 
-        private HangupReload(Path config) {
+        private HangupReload(ConfigReload config) {
             this.config = config;
         }
 
-        static HangupReload install(Path config) {
+        static HangupReload install(ConfigReload config) {
             HangupReload r = new HangupReload(config);
             sun.misc.SignalHandler before = sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> r.hangup());
             if (before == sun.misc.SignalHandler.SIG_IGN) {
@@ -259,17 +267,17 @@ final class ServeCommand implements Callable<Integer> {
         }
 
         private void reload(Daemon d) {
-            if (config == null) {
-                CommandLoggers.serve().info("SIGHUP: no --config to re-read; the exports stay as they are");
-                return;
-            }
             try {
-                DaemonConfig c = DaemonConfig.read(config);
-                CommandLoggers.serve().info("SIGHUP: config {}: {}", config, d.apply(c.exports()));
+                Daemon.Applied applied = config.reload(d);
+                if (applied == null) {
+                    CommandLoggers.serve().info("SIGHUP: no --config to re-read; the exports stay as they are");
+                } else {
+                    CommandLoggers.serve().info("SIGHUP: config {}: {}", config.config(), applied.summary());
+                }
             } catch (IOException e) {
                 CommandLoggers.serve().warn("SIGHUP: {}; the exports stay as they are", e.getMessage());
             } catch (RuntimeException e) {
-                CommandLoggers.serve().error("SIGHUP: applying {} failed", config, e);
+                CommandLoggers.serve().error("SIGHUP: applying {} failed", config.config(), e);
             }
         }
     }

@@ -37,6 +37,11 @@ final class SystemdNotifier {
         send("EXTEND_TIMEOUT_USEC=" + more.toNanos() / 1000 + "\nSTATUS=" + status);
     }
 
+    /** A new status line for {@code systemctl status} (after a reload). */
+    void status(String status) {
+        send("STATUS=" + status);
+    }
+
     boolean active() {
         return socket != null;
     }

@@ -586,6 +586,61 @@ class DaemonIT {
         }
     }
 
+    /**
+     * {@code strata ctl reload} (strata.service's ExecReload) applies the config as SIGHUP does and
+     * says how it went: exit 0 and what changed; exit 1 and why for a file that does not parse
+     * (nothing changes) or an entry that cannot be served (the rest apply), so that {@code systemctl
+     * reload} fails for them instead of succeeding with only a line in the log.
+     */
+    @Test
+    void ctlReloadAppliesTheConfigAndFailsWhenItCannot() throws Exception {
+        Path config = tmp.resolve("exports.json");
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", " + nbdExport("b") + "]}");
+        startDaemon(Map.of(), "--config", config.toString());
+        assertEquals(List.of("a", "b"), names());
+
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", " + nbdExport("c") + "]}");
+        StrataProcess.Run ok = ctl("reload");
+        assertEquals(0, ok.code(), ok.err());
+        assertEquals("config " + config + ": 1 added, 1 removed, 0 replaced, 1 unchanged\n", ok.out());
+        assertEquals(List.of("a", "c"), names());
+
+        Files.writeString(config, "{\"exports\": [ oops");
+        StrataProcess.Run unparsable = ctl("reload");
+        assertEquals(1, unparsable.code(), unparsable.err());
+        assertEquals(1, unparsable.err().strip().lines().count(), unparsable.err());
+        assertTrue(unparsable.err().startsWith("strata ctl reload: ") && unparsable.err().contains(config.toString())
+                && unparsable.err().contains("the exports stay as they are") && unparsable.err().endsWith("(HTTP 422)\n"), unparsable.err());
+        assertEquals(List.of("a", "c"), names(), "nothing changed");
+        // The shipped strata.service's ExecReload= is this command: systemctl reload fails with it.
+        String execReload = Files.readString(StrataProcess.home().resolve("packaging/systemd/strata.service"), StandardCharsets.UTF_8)
+                .lines().filter(l -> l.startsWith("ExecReload=")).findFirst().orElseThrow().substring("ExecReload=".length());
+        assertTrue(execReload.startsWith("/usr/bin/strata ctl --control " + CtlCommand.DEFAULT_CONTROL + " "), execReload);
+        List<String> unitCommand = List.of(execReload.replace("/usr/bin/strata ctl --control " + CtlCommand.DEFAULT_CONTROL + " ", "").split("\\s+"));
+        StrataProcess.Run asSystemdRunsIt = ctl(unitCommand.toArray(String[]::new));
+        assertEquals(1, asSystemdRunsIt.code(), unitCommand + ": " + asSystemdRunsIt.err());
+
+        Path missing = tmp.resolve("missing.raw");
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", {\"kind\":\"nbd\",\"name\":\"d\",\"raw\":\"" + missing + "\"}]}");
+        StrataProcess.Run partly = ctl("reload");
+        assertEquals(1, partly.code(), partly.err());
+        assertEquals(1, partly.err().strip().lines().count(), partly.err());
+        assertTrue(partly.err().startsWith("strata ctl reload: config " + config + ": 0 added, 1 removed, 0 replaced, 1 unchanged, 1 problem(s): d: ")
+                && partly.err().contains("raw image not found: " + missing) && partly.err().endsWith("(HTTP 409)\n"), partly.err());
+        assertEquals(List.of("a"), names(), "what could be applied was: c is gone");
+
+        assertEquals(405, curl("GET", "/api/v1/reload", null).status());
+        daemon.close();
+
+        // A daemon without --config has nothing to re-read: that is no failure.
+        startDaemon(Map.of());
+        Http none = curl("POST", "/api/v1/reload", null);
+        assertEquals(200, none.status(), none.body().toString());
+        assertTrue(none.body().get("config").isNull() && none.body().get("summary").asText().contains("no --config"), none.body().toString());
+        StrataProcess.Run nothing = ctl("reload");
+        assertEquals(0, nothing.code(), nothing.err());
+    }
+
     /** Another user's ctl is refused by the socket's mode (0600) and told why, not asked whether the daemon runs. */
     @Test
     void ctlAsAnotherUserIsToldTheSocketIsTheOwners() throws Exception {
