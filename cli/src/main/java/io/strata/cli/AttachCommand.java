@@ -51,6 +51,7 @@ final class AttachCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--timeout must be 0 (none) or a number of seconds");
         }
         metrics.check(cmd);
+        image.registry.check(cmd);
         String notNbd = NbdDeviceNode.whyNot(nbdDevice);
         if (notNbd != null) {
             throw new CommandLine.ParameterException(cmd, notNbd);

@@ -51,6 +51,7 @@ final class ExportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        image.registry.check(spec.commandLine());
         VerityLayout layout = null;
         if (verity != null) {
             try {

@@ -32,6 +32,7 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        registry.check(spec.commandLine());
         Path bootstrap = ImageSource.open(spec.commandLine(), image, null, registry).bootstrap();
         Map<String, Object> report = ImageReport.of(RafsImage.open(bootstrap));
         PrintWriter out = spec.commandLine().getOut();

@@ -52,6 +52,12 @@ final class RegistryCliOptions {
 
     /** The options, or a usage error (exit 2) naming the bad one. */
     RegistryOptions options(CommandLine cmd) {
+        if (retries < 1 || retries > 100) {
+            throw new CommandLine.ParameterException(cmd, "--registry-retries must be 1..100, not " + retries);
+        }
+        if (connections < 1 || connections > 1024) {
+            throw new CommandLine.ParameterException(cmd, "--registry-connections must be 1..1024, not " + connections);
+        }
         try {
             Set<String> insecure = new HashSet<>();
             for (String h : insecureRegistries) {

@@ -32,6 +32,15 @@ final class RemoteImageOptions {
     private RegistryClient client;
     private BlobCacheDirectory blobCache;
 
+    /**
+     * Refuses bad registry options at start (one line, exit 2), as every other option is,
+     * even when every image given is a local path and they would go unused: a typo in a unit file
+     * is then found when it is written, not at the first image by reference.
+     */
+    void check(CommandLine cmd) {
+        registry.options(cmd);
+    }
+
     /** The process's registry client, made on first use from these options. */
     synchronized RegistryClient client(CommandLine cmd) {
         if (client == null) {
@@ -43,9 +52,6 @@ final class RemoteImageOptions {
     /** The blob cache under {@code --cache-dir}, made (with its directory) on first use. */
     synchronized BlobCacheDirectory blobCache(CommandLine cmd) throws IOException {
         if (blobCache == null) {
-            if (cacheMax != null && cacheMax <= 0) {
-                throw new CommandLine.ParameterException(cmd, "--cache-max must be positive");
-            }
             try {
                 blobCache = new BlobCacheDirectory(cacheDir.resolve("blobs"), cacheMax == null ? BlobCacheDirectory.UNBOUNDED : cacheMax);
             } catch (java.nio.file.AccessDeniedException e) {

@@ -90,6 +90,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--cache-size must hold at least one chunk (--max-chunk-size)");
         }
         metrics.check(cmd);
+        registry.check(cmd);
         ServeNbdCommand.checkSocketPath(cmd, "--control", control);
         ServeNbdCommand.checkSocketPath(cmd, "--socket", socket);
         PrefetchMode mode;

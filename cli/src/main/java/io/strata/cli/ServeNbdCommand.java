@@ -112,6 +112,7 @@ final class ServeNbdCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--batch-wait must be 0.." + maxBatchWaitMicros + " microseconds");
         }
         metrics.check(cmd);
+        image.registry.check(cmd);
         checkSocketPath(cmd, "--socket", socket);
         TcpListenAddress listen = null;
         if (tcp != null) {

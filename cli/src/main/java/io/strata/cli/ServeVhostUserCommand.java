@@ -45,6 +45,7 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cmd, "--queues must be 1..255");
         }
         metrics.check(cmd);
+        image.registry.check(cmd);
         ServeNbdCommand.checkSocketPath(cmd, "--socket", socket);
         BlockDevice device = image.open(cmd, bootstrap);
         VhostUserServer server;

@@ -306,7 +306,8 @@ class CliIT {
      * printed the password) or the arguments after it; FIFOs given as files are refused instead of
      * read (the read waited for ever); build refuses an empty -o, its own source as -o (it wrote into
      * it), a bootstrap as source (read as an empty tar) and a year past 9999; --insecure-registry is
-     * checked as HOST[:PORT]; a directory or a FIFO given as an image says so.
+     * checked as HOST[:PORT]; a directory or a FIFO given as an image says so; registry options are
+     * checked when only local images are given (they went unchecked until an image by reference).
      */
     @Test
     void badArgumentsFoundBySweepingEachCommandAreOneLineExit2() throws Exception {
@@ -340,6 +341,12 @@ class CliIT {
             {src + " is not a bootstrap file (a directory)", "inspect", src.toString()},
             {fifo + " is not a bootstrap file (not a regular file)", "inspect", fifo.toString()},
             {"bootstrap not found: HOST/UPPER (nor an image reference", "inspect", "HOST/UPPER"},
+            // Registry and cache options are checked even when only local images are given.
+            {"--registry-connections must be 1..1024, not 0", "inspect", "--registry-connections", "0", boot},
+            {"--registry-retries must be 1..100, not 0", "export", "--registry-retries", "0", boot, "-o", tmp.resolve("x.img").toString()},
+            {"--registry-deadline must be more than 0", "serve", "nbd", "--socket", tmp.resolve("s3").toString(), "--registry-deadline", "0", boot},
+            {"--registry-connect-timeout must be more than 0", "serve", "--control", tmp.resolve("c3").toString(),
+                "--registry-connect-timeout", "-1"},
         };
         for (String[] c : cases) {
             String[] args = java.util.Arrays.copyOfRange(c, 1, c.length);
