@@ -2,6 +2,7 @@ package io.strata.core.os;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.strata.core.buffer.NativeBuffer;
@@ -37,6 +38,29 @@ class OpenFileTest {
             ByteBuffer got = ByteBuffer.allocate(content.length - 100);
             buffer.copyTo(0, got, got.capacity());
             assertArrayEquals(java.util.Arrays.copyOfRange(content, 100, content.length), got.array());
+        }
+    }
+
+    /**
+     * A region is checked against the file's size: one past the end fails; after the file is cut
+     * short, a region past its new end fails once the size last seen is older than RECHECK_NANOS.
+     */
+    @Test
+    void aRegionPastTheFilesEndFailsAlsoAfterTheFileIsCutShort() throws Exception {
+        Path path = Files.write(tmp.resolve("image"), new byte[64 << 10]);
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+             FileChannel writer = FileChannel.open(path, StandardOpenOption.WRITE)) {
+            OpenFile file = new OpenFile(channel, path);
+            file.checkHolds(0, 64 << 10);
+            java.io.EOFException past = assertThrows(java.io.EOFException.class, () -> file.checkHolds(60 << 10, 8 << 10));
+            assertTrue(past.getMessage().contains(path + " ends at byte 65536, inside the region 61440+8192"), past.getMessage());
+            writer.truncate(16 << 10);
+            long cut = System.nanoTime();
+            while (System.nanoTime() - cut <= OpenFile.RECHECK_NANOS) {
+                Thread.onSpinWait(); // the awaited condition: the size seen before the cut has expired
+            }
+            assertThrows(java.io.EOFException.class, () -> file.checkHolds(32 << 10, 4096));
+            file.checkHolds(0, 16 << 10);
         }
     }
 }
