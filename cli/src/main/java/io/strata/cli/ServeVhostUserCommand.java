@@ -48,13 +48,28 @@ final class ServeVhostUserCommand implements Callable<Integer> {
         image.registry.check(cmd);
         ServeNbdCommand.checkSocketPath(cmd, "--socket", socket);
         BlockDevice device = image.open(cmd, bootstrap);
+        // The metrics endpoint and the socket are bound before anything is served or a stop hook is
+        // set, as serve nbd binds its listeners and endpoint: a port or path in use fails the start
+        // with one line, nothing left bound.
+        AutoCloseable endpoint;
         VhostUserServer server;
         try {
-            server = new VhostUserServer(socket, device, queues, socketMode);
+            endpoint = metrics.startEndpoint(CommandLoggers.serve());
         } catch (Exception e) {
             device.close();
             throw e;
         }
+        try {
+            server = new VhostUserServer(socket, device, queues, socketMode);
+        } catch (Exception e) {
+            endpoint.close();
+            device.close();
+            throw e;
+        }
+        // One device per socket: the socket's path names it in the metrics.
+        metrics.served.addExport(socket.toString(), "vhost-user", server.counters());
+        metrics.served.addDevice(socket.toString(), device);
+        image.registerMetrics(metrics.served, socket.toString(), device);
         SystemdNotifier systemd = SystemdNotifier.fromEnvironment(System.getenv());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -71,12 +86,8 @@ final class ServeVhostUserCommand implements Callable<Integer> {
             stopped.countDown();
         }, "strata-shutdown"));
         CommandLoggers.serve().info("vhost-user: serving {}", device.describe());
-        // One device per socket: the socket's path names it in the metrics.
-        metrics.served.addExport(socket.toString(), "vhost-user", server.counters());
-        metrics.served.addDevice(socket.toString(), device);
-        image.registerMetrics(metrics.served, socket.toString(), device);
         server.start();
-        try (AutoCloseable endpoint = metrics.startEndpoint(CommandLoggers.serve());
+        try (AutoCloseable metricsEndpoint = endpoint;
                 AutoCloseable line = metrics.start(CommandLoggers.serve(),
                         () -> MetricsLine.deviceFields(device, image) + "; vhost-user " + MetricsLine.exportFields(server.counters()))) {
             systemd.ready("serving vhost-user on " + socket);

@@ -218,6 +218,8 @@ class ServeSafetyIT {
                             "strata serve nbd: --tcp " + inUse + ": Address already in use"),
                     new Expect(List.of("serve", "nbd", boot, "--socket", sock, "--metrics-listen", inUse), 1,
                             "strata serve nbd: --metrics-listen " + inUse + ": Address already in use"),
+                    new Expect(List.of("serve", "vhost-user", boot, "--socket", sock, "--metrics-listen", inUse), 1,
+                            "strata serve vhost-user: --metrics-listen " + inUse + ": Address already in use"),
                     new Expect(List.of("serve", "nbd", boot, "--tcp", "192.0.2.1:10809"), 1,
                             "strata serve nbd: --tcp 192.0.2.1:10809: Cannot assign requested address"),
                     new Expect(List.of("serve", "--control", control, "--socket", sock, "--tcp", inUse), 1,
