@@ -8,6 +8,8 @@
 #   bench/nbd-vs-peers.sh [SIZE_MIB=512] [ROUNDS=3] [SECONDS=10]
 #   NBD_BENCH_QD4=1 bench/nbd-vs-peers.sh ...   also 4 KiB random reads at queue depth 4, where a
 #                                               client's whole queue fits one batch
+#   NBD_BENCH_BEFORE=DIR bench/nbd-vs-peers.sh ...  also `strata-before`: the raw image served by another
+#                                               built checkout's bin/strata (DIR), in the same rotation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-512}
@@ -41,7 +43,12 @@ start qemu-nbd qemu-nbd -t -e 16 -r -f raw -k "$work/qemu-nbd.sock" "$work/raw.i
 start strata-lz4 bin/strata serve nbd "$work/lz4/bootstrap" -D "$work/lz4/blobs" --cache-size $((size_mib * 2))M --socket "$work/strata-lz4.sock" --metrics-interval 0
 start strata-zstd bin/strata serve nbd "$work/zstd/bootstrap" -D "$work/zstd/blobs" --cache-size $((size_mib * 2))M --socket "$work/strata-zstd.sock" --metrics-interval 0
 start strata-nowait bin/strata serve nbd --raw "$work/raw.img" --batch-wait 0 --socket "$work/strata-nowait.sock" --metrics-interval 0
-for s in strata nbdkit qemu-nbd strata-lz4 strata-zstd strata-nowait; do
+servers=(strata nbdkit qemu-nbd strata-lz4 strata-zstd strata-nowait)
+if [ -n "${NBD_BENCH_BEFORE:-}" ]; then
+  start strata-before "$NBD_BENCH_BEFORE/bin/strata" serve nbd --raw "$work/raw.img" --socket "$work/strata-before.sock" --metrics-interval 0
+  servers+=(strata-before)
+fi
+for s in "${servers[@]}"; do
   for i in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.2; done
   [ -S "$work/$s.sock" ] || { echo "$s did not start:"; cat "$work/$s.log"; exit 1; }
 done
@@ -76,7 +83,6 @@ PY
 }
 
 declare -A sum cpu gib
-servers=(strata nbdkit qemu-nbd strata-lz4 strata-zstd strata-nowait)
 workloads=(rand4k seq1m)
 [ -n "${NBD_BENCH_QD4:-}" ] && workloads+=(rand4kqd4)
 for r in $(seq "$rounds"); do
@@ -116,6 +122,14 @@ print(f"ratio strata/nbdkit:   4k CPU per GiB {sc4/kc4:.2f}x   1M CPU per GiB {s
 nw4, nwc4 = ${sum[strata-nowait.rand4k]}, ${cpu[strata-nowait.rand4k]} / ${gib[strata-nowait.rand4k]}
 print(f"ratio strata/strata-nowait: 4k IOPS {s4/nw4:.2f}x   4k CPU per GiB {sc4/nwc4:.2f}x")
 PY
+if [ -n "${NBD_BENCH_BEFORE:-}" ]; then
+  python3 - <<PY
+s4, b4 = ${sum[strata.rand4k]}, ${sum[strata-before.rand4k]}
+s1, b1 = ${sum[strata.seq1m]}, ${sum[strata-before.seq1m]}
+sc4, bc4 = ${cpu[strata.rand4k]} / ${gib[strata.rand4k]}, ${cpu[strata-before.rand4k]} / ${gib[strata-before.rand4k]}
+print(f"ratio strata/strata-before: 4k IOPS {s4/b4:.2f}x   1M throughput {s1/b1:.2f}x   4k CPU per GiB {sc4/bc4:.2f}x")
+PY
+fi
 if [ -n "${NBD_BENCH_QD4:-}" ]; then
   echo
   printf '%-14s %14s %10s\n' server "4k IOPS(qd4)" "CPU s/GiB"
