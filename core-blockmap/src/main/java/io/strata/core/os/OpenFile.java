@@ -54,9 +54,14 @@ public final class OpenFile {
         if (seen != null && end <= seen.size && now - seen.at < RECHECK_NANOS) {
             return;
         }
+        checkSize(position, length, now);
+    }
+
+    /** {@link #checkHolds}'s slow path, apart so that the fast one stays small enough to inline. */
+    private void checkSize(long position, long length, long now) throws IOException {
         long size = channel.size();
         sizeSeen = new SizeSeen(size, now);
-        if (end > size) {
+        if (position + length > size) {
             EOFException e = new EOFException(path + " ends at byte " + size + ", inside the region "
                     + position + "+" + length + " it serves (cut short since it was opened?)");
             FAILURES.failed("a served file", e);
