@@ -16,9 +16,13 @@ import java.util.regex.Pattern;
  * {@link #MAX_SKIP} so a misconfigured proxy cannot turn each chunk read into a whole-blob download;
  * 416 is a read past the end. The URL a redirect led to is remembered and used directly by the next
  * reads until it fails in any way but 416 (a signed URL that expired: object stores answer 400, 403
- * or 404 to one; or a storage host gone), when the registry is asked again.
+ * or 404 to one; or a storage host gone), when the registry is asked again. The size the manifest
+ * gave is the blob's: an answer that says otherwise (a 416, a Content-Range or Content-Length of
+ * another total) is refused, and one from a redirect target (a CDN edge holding a cut-short copy)
+ * makes the read ask the registry again instead of failing every read past the cut until restart.
  */
 final class RegistryBlob implements RangeFetcher {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RegistryBlob.class);
     /** The most a 200 answer may make us skip (and download for nothing) to reach a position. */
     static final long MAX_SKIP = 4L << 20;
     // At most 18 digits: every such number fits a long, so a hostile header cannot make the parse throw
@@ -32,6 +36,8 @@ final class RegistryBlob implements RangeFetcher {
     private final String digest;
     private final URI uri;
     private volatile long size;
+    /** The size the manifest's descriptor gave, or -1: then answers tell it. */
+    private final long manifestSize;
     private volatile URI redirected;
 
     RegistryBlob(RegistryClient client, RegistryHost host, ImageReference repo, String digest, long knownSize) {
@@ -41,6 +47,7 @@ final class RegistryBlob implements RangeFetcher {
         this.digest = digest;
         this.uri = host.resolve("/v2/" + repo.repository() + "/blobs/" + digest);
         this.size = knownSize;
+        this.manifestSize = knownSize;
     }
 
     @Override
@@ -71,6 +78,23 @@ final class RegistryBlob implements RangeFetcher {
 
     @Override
     public void fetch(long position, ByteBuffer dst) throws IOException {
+        int start = dst.position();
+        try {
+            fetchOnce(position, dst);
+        } catch (RegistryException e) {
+            URI target = redirected;
+            if (e.status() != 416 || target == null || manifestSize < 0 || position + (dst.limit() - start) > manifestSize) {
+                throw e;
+            }
+            // A redirect target's copy ends before the blob does: forget it, ask the registry.
+            LOG.debug("{}: {} from the redirect target; asking the registry again", describe(), e.getMessage());
+            redirected = null;
+            dst.position(start);
+            fetchOnce(position, dst);
+        }
+    }
+
+    private void fetchOnce(long position, ByteBuffer dst) throws IOException {
         int len = dst.remaining();
         if (len == 0) {
             return;
@@ -114,13 +138,21 @@ final class RegistryBlob implements RangeFetcher {
             }
             case 416 -> {
                 Optional<String> cr = r.headers().firstValue("Content-Range");
-                cr.map(UNSATISFIED::matcher).filter(Matcher::matches).ifPresent(m -> size = Long.parseLong(m.group(1)));
+                if (manifestSize < 0) {
+                    cr.map(UNSATISFIED::matcher).filter(Matcher::matches).ifPresent(m -> size = Long.parseLong(m.group(1)));
+                }
                 throw new RegistryException(describe() + ": bytes " + position + "-" + last + " are past the end of the blob"
                         + (size >= 0 ? " (" + size + " bytes)" : ""), 416);
             }
             case 404 -> throw new RegistryException(describe() + ": blob unknown to the registry" + client.errorDetail(r.errorBody()), 404);
             default -> throw client.statusError(call, r, describe());
         }
+    }
+
+    /** An answer for a blob of {@code total} bytes where the manifest says another size (a cut-short copy, most likely). */
+    private RegistryException otherSize(long total) {
+        return new RegistryException(describe() + ": the answer is for a blob of " + total + " bytes; its manifest says "
+                + manifestSize, 416);
     }
 
     private HttpResponse.BodySubscriber<Integer> bodyFor(HttpResponse.ResponseInfo info, long position, long last,
@@ -134,7 +166,11 @@ final class RegistryBlob implements RangeFetcher {
             long first = Long.parseLong(m.group(1));
             long lastGot = Long.parseLong(m.group(2));
             if (!m.group(3).equals("*")) {
-                size = Long.parseLong(m.group(3));
+                long total = Long.parseLong(m.group(3));
+                if (manifestSize >= 0 && total != manifestSize) {
+                    return HttpCall.failing(otherSize(total));
+                }
+                size = total;
             }
             if (first == position && lastGot < last && size >= 0 && lastGot == size - 1) {
                 return HttpCall.failing(new RegistryException(describe() + ": bytes " + position + "-" + last
@@ -152,6 +188,9 @@ final class RegistryBlob implements RangeFetcher {
         // 200: the whole blob.
         long length = info.headers().firstValueAsLong("Content-Length").orElse(-1);
         if (length >= 0) {
+            if (manifestSize >= 0 && length != manifestSize) {
+                return HttpCall.failing(otherSize(length));
+            }
             size = length;
             if (last >= length) {
                 return HttpCall.failing(new RegistryException(describe() + ": bytes " + position + "-" + last

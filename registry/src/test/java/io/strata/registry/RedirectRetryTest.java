@@ -158,6 +158,55 @@ class RedirectRetryTest {
         assertNull(storageSeen.get(0).authorization(), "the storage host saw Authorization");
     }
 
+    /**
+     * A redirect target (a CDN edge) holding a cut-short copy answers 416 past its cut and 206s that
+     * name its own total: the blob's size stays the manifest's, the read asks the registry again and
+     * goes where it sends it now; before, every read past the cut failed until restart.
+     */
+    @Test
+    void aRedirectTargetWithACutShortCopyIsLeftForTheRegistry() throws Exception {
+        byte[] whole = new byte[100_000];
+        new Random(1).nextBytes(whole);
+        String digest = Digests.sha256(whole);
+        byte[] partial = Arrays.copyOf(whole, 50_000);
+        HttpServer stale = http.start(ex -> {
+            String r = ex.getRequestHeaders().getFirst("Range");
+            int first = Integer.parseInt(r.substring(6, r.indexOf('-')));
+            if (first >= partial.length) {
+                ex.getResponseHeaders().set("Content-Range", "bytes */" + partial.length);
+                send(ex, 416, new byte[0]);
+            } else {
+                TestHttpServers.serveRange(ex, partial);
+            }
+        });
+        HttpServer good = http.start(ex -> TestHttpServers.serveRange(ex, whole));
+        AtomicInteger registryRequests = new AtomicInteger();
+        HttpServer[] edge = {stale};
+        HttpServer registry = http.start(ex -> {
+            registryRequests.incrementAndGet();
+            ex.getResponseHeaders().set("Location", "http://localhost:" + port(edge[0]) + "/b");
+            send(ex, 307, new byte[0]);
+        });
+        RegistryClient c = new RegistryClient(RegistryOptions.defaults().withEnvironment(Map.of())
+                .withRetry(new RetryPolicy(3, Duration.ofMillis(1), Duration.ofMillis(5), Duration.ofSeconds(1))));
+        RangeFetcher f = c.blob(ImageReference.parse("127.0.0.1:" + port(registry) + "/test/repo:v1"), digest, whole.length);
+        // Inside the stale copy, but its Content-Range says 50000 bytes: refused, the registry asked again (same edge).
+        RegistryException refused = assertThrows(RegistryException.class, () -> f.fetch(0, ByteBuffer.allocate(1000)));
+        assertTrue(refused.getMessage().contains("blob of 50000 bytes; its manifest says 100000"), refused.getMessage());
+        assertEquals(100_000, f.size(), "the manifest's size stays");
+        edge[0] = good; // the registry sends clients to a healthy edge now
+        int before = registryRequests.get();
+        ByteBuffer got = ByteBuffer.allocate(1000);
+        f.fetch(60_000, got);
+        assertArrayEquals(Arrays.copyOfRange(whole, 60_000, 61_000), got.array());
+        assertEquals(before + 1, registryRequests.get(), "asked the registry again once");
+        ByteBuffer next = ByteBuffer.allocate(1000);
+        f.fetch(0, next);
+        assertArrayEquals(Arrays.copyOf(whole, 1000), next.array());
+        assertEquals(before + 1, registryRequests.get(), "the new redirect is remembered");
+        assertEquals(100_000, f.size());
+    }
+
     @Test
     void retryAfterIsHonouredOn429() throws Exception {
         List<Seen> seen = Collections.synchronizedList(new ArrayList<>());

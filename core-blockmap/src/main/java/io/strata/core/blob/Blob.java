@@ -33,15 +33,17 @@ public interface Blob extends Closeable {
     Optional<OpenFile> localFile();
 
     /**
-     * The bytes at {@code [position, position + length)} failed to decompress or did not match their
-     * chunk's digest (the chunk store calls this before it fails the read). A blob that keeps
-     * fetched bytes (a persistent cache of a remote blob) drops them, so that the next read fetches
-     * them again instead of failing forever on a poisoned copy. A local file has nothing to drop.
+     * The bytes {@code failed} (its remaining bytes, read from {@code position}) failed to decompress
+     * or did not match their chunk's digest (the chunk store calls this before it fails the read). A
+     * blob that keeps fetched bytes (a persistent cache of a remote blob) drops its copy if it holds
+     * those very bytes, so that the next read fetches them again instead of failing forever on a
+     * poisoned copy; a copy holding other bytes (the failed ones were fetched and not kept) stays. A
+     * local file has nothing to drop.
      *
-     * @return whether bytes were dropped, so that reading them again fetches a fresh copy (the chunk
-     *     store then tries once more before it fails the read)
+     * @return whether reading the range again may give other bytes (the chunk store then tries once
+     *     more before it fails the read)
      */
-    default boolean discard(long position, int length) throws IOException {
+    default boolean discard(long position, java.nio.ByteBuffer failed) throws IOException {
         return false;
     }
 }

@@ -365,17 +365,17 @@ public final class ChunkStore implements Closeable {
         try {
             produced = ws.decompressor(algo).decompress(staging, csize, slot.view(), slot.capacity());
         } catch (IOException e) {
-            throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e);
+            throw corrupted(blob, t, chunk, algo.cliName() + " data does not decompress (" + e.getMessage() + ")", e, staging);
         }
         long decompressed = System.nanoTime();
         decompressNanos.add(decompressed - read);
         if (produced != usize) {
-            throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null);
+            throw corrupted(blob, t, chunk, "decompressed to " + produced + " bytes, expected " + usize, null, staging);
         }
         boolean matches = ws.digester.matches(digest[blob], slot.view(), usize, ws.digestInput, t.digests(), t.digestOffset(chunk));
         digestNanos.add(System.nanoTime() - decompressed);
         if (!matches) {
-            throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null);
+            throw corrupted(blob, t, chunk, digest[blob].cliName() + " digest mismatch", null, staging);
         }
         if (checksTheFile) {
             verifiedStored[blob].getAndUpdate(chunk >>> 6, w -> w | (1L << chunk));
@@ -387,7 +387,7 @@ public final class ChunkStore implements Closeable {
      * Fails a chunk that does not decompress or verify. The blob is told to drop those bytes first:
      * a remote blob's cache must not keep them, or every later read would fail the same way.
      */
-    private ChunkCorruptedException corrupted(int blob, ChunkTable t, int chunk, String why, Throwable cause) {
+    private ChunkCorruptedException corrupted(int blob, ChunkTable t, int chunk, String why, Throwable cause, ByteBuffer staging) {
         String msg = "blob " + blobs[blob].describe() + " chunk " + chunk + " (uncompressed offset 0x"
                 + Long.toHexString(t.uncompressedOffset(chunk)) + ", compressed offset 0x"
                 + Long.toHexString(t.compressedOffset(chunk)) + "): " + why;
@@ -395,7 +395,9 @@ public final class ChunkStore implements Closeable {
         LOG.error("corrupt chunk: {}", msg);
         ChunkCorruptedException failure = new ChunkCorruptedException(msg, cause);
         try {
-            if (blobs[blob].discard(t.compressedOffset(chunk), t.compressedSize(chunk))) {
+            ByteBuffer failed = staging.duplicate();
+            failed.clear().limit(t.compressedSize(chunk)); // the bytes read, as read (decompression only reads them)
+            if (blobs[blob].discard(t.compressedOffset(chunk), failed)) {
                 failure.refetches = true;
                 files[blob] = null; // it may have stopped being complete: ask it again
             }

@@ -80,8 +80,8 @@ class BlobSeamTest {
                 }
 
                 @Override
-                public boolean discard(long position, int length) {
-                    discarded.add(new long[] {position, length});
+                public boolean discard(long position, java.nio.ByteBuffer failed) {
+                    discarded.add(new long[] {position, failed.remaining()});
                     return false;
                 }
 

@@ -54,7 +54,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A chunk's bytes are written under a byte-range lock on the data file and only while its bit is
  * clear, so a process never overwrites bytes another process has already made present (which a
- * third one may be serving zero-copy after checking their digest).
+ * third one may be serving zero-copy after checking their digest). A clear bit is not enough: the
+ * bytes may be present under another layout's map, or a process whose fetched copy failed may have
+ * cleared it; so a fetch overwrites only a range never written (zeros) or one whose bytes this
+ * process itself found bad ({@link #store}, {@link RemoteBlob#discard}).
  */
 public final class CachedBlobFile implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(CachedBlobFile.class);
@@ -91,6 +94,8 @@ public final class CachedBlobFile implements Closeable {
     private final Map<Integer, ChunkFill> inFlight = new HashMap<>();
     /** The prefetcher's plan for this blob in this process (shapes the reads' misses), or null. */
     private volatile FetchPlan plan;
+    /** Chunks whose bytes in the data file failed their check here: a fetch may overwrite them (see {@link #store}). */
+    private final java.util.BitSet foundBad = new java.util.BitSet();
 
     private CachedBlobFile(String blobId, ChunkRanges ranges, long blobSize, Path dataPath, Path mapPath,
                            FileChannel data, FileChannel mapChannel, FileLock inUse, MappedByteBuffer map) {
@@ -445,11 +450,25 @@ public final class CachedBlobFile implements Closeable {
      * and only if its bit is still clear under that lock (a chunk whose range another process has
      * locked is left to that process), made durable with one fdatasync, then marked. Returns how
      * many chunks were written.
+     *
+     * <p>A clear bit does not mean the data file lacks the bytes: another layout of the blob (its
+     * bits are in another map), or another process whose fetched copy failed its check, may have left
+     * the bit clear over bytes that a third reader checked and is serving zero-copy. So the range is
+     * read first: bytes equal to the fetched ones are only marked; a range never written (all zero,
+     * a hole of the sparse file) is written; different bytes are overwritten when this process found
+     * them bad ({@link #foundBad}) or when no other layout's map exists (with one map, a clear bit
+     * means nobody holds those bytes checked: a write torn by a kill, or bytes a reader found bad),
+     * and otherwise left as they are: the fetched copy, which its reader checks next, may be the wrong
+     * one, and it must not replace bytes another image checked. (A torn chunk of a blob with two
+     * layouts is then fetched on each read, not cached: the price of never guessing.)
      */
     int store(ByteBuffer fetched, long fetchedAt, int[] chunks, int count) throws IOException {
         FileLock[] locks = new FileLock[count];
         boolean[] written = new boolean[count];
         int stored = 0;
+        int differentLeft = 0;
+        Boolean otherLayouts = null;
+        ByteBuffer scratch = null;
         try {
             for (int k = 0; k < count; k++) {
                 int i = chunks[k];
@@ -473,11 +492,26 @@ public final class CachedBlobFile implements Closeable {
                 }
                 ByteBuffer src = fetched.duplicate();
                 src.limit((int) (off - fetchedAt) + len).position((int) (off - fetchedAt));
-                long pos = off;
-                while (src.hasRemaining()) {
-                    pos += data.write(src, pos);
+                if (scratch == null) {
+                    scratch = ByteBuffer.allocate(COMPARE_PIECE);
                 }
-                written[k] = true;
+                FileBytes there = compare(off, src, scratch);
+                if (there == FileBytes.DIFFERENT && !takeFoundBad(i)) {
+                    if (otherLayouts == null) {
+                        otherLayouts = otherLayoutMapExists();
+                    }
+                    if (otherLayouts) {
+                        differentLeft++;
+                        continue;
+                    }
+                }
+                if (there != FileBytes.SAME) {
+                    long pos = off;
+                    while (src.hasRemaining()) {
+                        pos += data.write(src, pos);
+                    }
+                }
+                written[k] = true; // or already there: made durable with the rest, then marked
                 stored++;
             }
             if (stored > 0) {
@@ -499,7 +533,86 @@ public final class CachedBlobFile implements Closeable {
                 }
             }
         }
+        if (differentLeft > 0) {
+            LOG.warn("cache: blob {}: {} fetched chunk(s) differ from the bytes already in {} (another image's or "
+                    + "process's copy, or a registry's wrong answer); the file's bytes are left, the fetched ones "
+                    + "only serve this read and are checked before use", blobId, differentLeft, dataPath);
+        }
         return stored;
+    }
+
+    /** How many bytes of the data file {@link #compare} reads at a time. */
+    private static final int COMPARE_PIECE = 64 << 10;
+
+    /** What the data file holds where a fetched chunk goes. */
+    private enum FileBytes {
+        /** The fetched bytes already. */
+        SAME,
+        /** Zeros: a hole of the sparse file, never written. */
+        NEVER_WRITTEN,
+        /** Other bytes: another copy, right or wrong. */
+        DIFFERENT
+    }
+
+    /** Compares the data file at {@code off} with {@code fetched}'s remaining bytes (its position is kept). */
+    private FileBytes compare(long off, ByteBuffer fetched, ByteBuffer scratch) throws IOException {
+        boolean same = true;
+        boolean zeros = true;
+        int done = 0;
+        int total = fetched.remaining();
+        while (done < total && (same || zeros)) {
+            int n = Math.min(scratch.capacity(), total - done);
+            scratch.clear().limit(n);
+            long pos = off + done;
+            while (scratch.hasRemaining()) {
+                int r = data.read(scratch, pos);
+                if (r < 0) {
+                    break; // past the file's end: never written
+                }
+                pos += r;
+            }
+            int got = scratch.position();
+            while (scratch.hasRemaining()) {
+                scratch.put((byte) 0);
+            }
+            scratch.flip();
+            ByteBuffer piece = fetched.slice(fetched.position() + done, n);
+            same &= scratch.mismatch(piece) < 0;
+            for (int j = 0; zeros && j < got; j++) {
+                zeros = scratch.get(j) == 0;
+            }
+            done += n;
+        }
+        return same ? FileBytes.SAME : zeros ? FileBytes.NEVER_WRITTEN : FileBytes.DIFFERENT;
+    }
+
+    /** True when another layout of this blob has a map in the cache directory (its bits are not ours to read). */
+    private boolean otherLayoutMapExists() throws IOException {
+        String own = mapPath.getFileName().toString();
+        String prefix = blobId + ".";
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(mapPath.getParent())) {
+            return files.map(f -> f.getFileName().toString())
+                    .anyMatch(n -> n.startsWith(prefix) && n.endsWith(".map") && !n.equals(own));
+        }
+    }
+
+    /** True when the data file holds {@code bytes}' remaining bytes at {@code off}. */
+    boolean holds(long off, ByteBuffer bytes) throws IOException {
+        return compare(off, bytes, ByteBuffer.allocate(COMPARE_PIECE)) == FileBytes.SAME;
+    }
+
+    /**
+     * Chunk {@code i}'s bytes in the data file failed their check in this process (they were read
+     * from the file, see {@link RemoteBlob#discard}): its next fetch may overwrite them.
+     */
+    synchronized void foundBad(int i) {
+        foundBad.set(i);
+    }
+
+    private synchronized boolean takeFoundBad(int i) {
+        boolean was = foundBad.get(i);
+        foundBad.clear(i);
+        return was;
     }
 
     static String hex(byte[] b, int bytes) {

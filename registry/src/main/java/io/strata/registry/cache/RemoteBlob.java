@@ -520,15 +520,29 @@ public final class RemoteBlob implements Blob {
     }
 
     /**
-     * Drops the chunks overlapping {@code [position, position + length)}: they failed their digest
-     * (or did not decompress), so the next read fetches them again instead of reusing the bad bytes.
+     * The bytes {@code failed} read from {@code position} failed their digest (or did not
+     * decompress): the chunks they overlap are dropped where the data file holds those very bytes,
+     * so that the next read fetches them again instead of reusing the bad bytes, and their fetch
+     * may overwrite them. Where the file holds other bytes (the bad ones were fetched and not kept,
+     * or another process has put a copy there since) nothing is dropped: those bytes may be the
+     * ones another reader checked and serves, and the next read uses them (checked again). Returns
+     * true when a chunk overlaps: reading again may give other bytes.
      */
     @Override
-    public boolean discard(long position, int length) {
-        long end = position + length;
+    public boolean discard(long position, ByteBuffer failed) throws IOException {
+        long end = position + failed.remaining();
         int dropped = 0;
+        boolean overlaps = false;
         for (int i = ranges.firstEndingAfter(position); i < ranges.count() && ranges.offset(i) < end; i++) {
-            if (ranges.end(i) > position && ranges.length(i) > 0 && file.isPresent(i)) {
+            if (ranges.end(i) <= position || ranges.length(i) == 0) {
+                continue;
+            }
+            overlaps = true;
+            long from = Math.max(position, ranges.offset(i));
+            long to = Math.min(end, ranges.end(i));
+            ByteBuffer part = failed.slice(failed.position() + (int) (from - position), (int) (to - from));
+            if (file.isPresent(i) && file.holds(from, part)) {
+                file.foundBad(i);
                 file.markMissing(i);
                 dropped++;
             }
@@ -541,7 +555,7 @@ public final class RemoteBlob implements Blob {
             LOG.warn("cache: dropped {} chunk(s) of blob {} at bytes {}-{}: they did not verify; fetching them again",
                     dropped, describe(), position, end - 1);
         }
-        return dropped > 0;
+        return overlaps;
     }
 
     /**
