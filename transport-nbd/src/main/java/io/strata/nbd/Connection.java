@@ -82,10 +82,9 @@ final class Connection {
     /** Set when the connection is over; loaders skip the work of batches still queued. */
     private volatile boolean over;
     private String endReason;
-    /** Requests read, and answered, on this connection. */
+    /** Requests read on this connection. */
     private long requests;
-    private long answered;
-    /** Requests counted in {@link #counters} as answered: their replies were written. */
+    /** Requests counted (in {@link #counters} and the server's metrics) as answered: their replies were written. */
     private long counted;
 
     /** The metrics' name of each NBD command (NBD_CMD_DISC is never answered, so never counted). */
@@ -279,7 +278,7 @@ final class Connection {
             writer.close();
             inMemory.close();
             scratchMemory.close();
-            metrics.dropped.add(requests - answered); // read but never answered: the client is gone
+            metrics.dropped.add(requests - counted); // read but never answered: the client is gone
             counters.abandoned(requests - counted);
         }
         return endReason + "; " + requests + " request(s)";
@@ -355,16 +354,25 @@ final class Connection {
         idle.push(b);
     }
 
-    /** Counts a batch whose replies were written: type, bytes, error kind and latency of each request. */
+    /**
+     * Counts a batch whose replies were written: type, bytes, error kind and latency of each request,
+     * in the export's counters and the server's (both only once the bytes are out: a batch whose
+     * write failed counts as dropped).
+     */
     private void count(Batch b) {
         long latency = System.nanoTime() - b.receivedAt;
         for (int i = 0; i < b.size; i++) {
             NbdRequest r = b.requests[i];
             RequestType type = typeOf(r.type);
+            metrics.requests.increment();
             if (b.errorKinds[i] != null) {
                 counters.failed(type, b.errorKinds[i], latency);
+                metrics.errors.increment();
             } else {
                 counters.answered(type, type == RequestType.READ || type == RequestType.CACHE ? r.length : 0, latency);
+                if (r.type == CMD_READ) {
+                    metrics.bytesRead.add(r.length);
+                }
             }
         }
         counted += b.size;
@@ -535,10 +543,7 @@ final class Connection {
      * fails here (a BLOCK_STATUS the session or range does not allow), else null.
      */
     private ErrorKind answer(NbdRequest req, int error, PinnedRange range, ReplyWriter w) throws IOException {
-        metrics.requests.increment();
-        answered++;
         if (error != 0) {
-            metrics.errors.increment();
             w.status(req.cookie, error);
             return null;
         }
@@ -555,7 +560,6 @@ final class Connection {
                     range.emit(w); // the bytes checked when it was pinned; released once the batch is out
                 }
                 w.endRead();
-                metrics.bytesRead.add(req.length);
                 return null;
             case CMD_BLOCK_STATUS:
                 return blockStatus(req, w);
@@ -567,7 +571,6 @@ final class Connection {
 
     private ErrorKind blockStatus(NbdRequest req, ReplyWriter w) throws IOException {
         if (!session.allocationContext() || req.length == 0) {
-            metrics.errors.increment();
             w.status(req.cookie, EINVAL);
             return ErrorKind.INVALID_REQUEST;
         }
@@ -575,7 +578,6 @@ final class Connection {
         try {
             StatusDescriptors.fill(device, req.offset, req.length, (req.flags & CMD_FLAG_REQ_ONE) != 0, descriptors);
         } catch (OutOfRangeException e) {
-            metrics.errors.increment();
             w.status(req.cookie, EINVAL);
             return ErrorKind.OUT_OF_RANGE;
         }

@@ -108,4 +108,37 @@ class ExportCountersTest {
         assertEquals(0, counters.connectionsOpen());
         assertEquals(1, counters.connectionsTotal());
     }
+
+    /**
+     * Clients that send a batch of reads and vanish: replies whose write failed are dropped, not
+     * counted as answered, by the server's counters as by the export's (they disagreed: the server's
+     * were counted as each reply was staged, before the write that failed).
+     */
+    @Test
+    void theServersCountersAgreeWithTheExportsWhenClientsVanish() throws Exception {
+        try (ServerFixture server = new ServerFixture(tmp, List.of())) {
+            ExportCounters counters = server.defaultExport.counters();
+            for (int k = 0; k < 30; k++) {
+                try (TestClient c = new TestClient(server.unixAddress())) {
+                    c.go();
+                    ByteBuffer batch = ByteBuffer.allocate(16 * 28);
+                    for (int i = 0; i < 16; i++) {
+                        batch.putInt(NbdProtocol.REQUEST_MAGIC).putShort((short) 0).putShort((short) NbdProtocol.CMD_READ)
+                                .putLong(i).putLong(i * 4096L).putInt(4096);
+                    }
+                    c.write(batch.flip());
+                } // closed at once, the replies unread
+            }
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while ((counters.connectionsOpen() != 0 || server.server.metrics().pendingRequests() != 0) && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            ServerMetrics.Snapshot n = server.server.metrics().snapshot();
+            assertEquals(0, counters.connectionsOpen());
+            assertEquals(0, server.server.metrics().pendingRequests(), n.toString());
+            assertEquals(counters.requests(), n.requests(), "answered: " + n);
+            assertEquals(counters.bytes(RequestType.READ), n.bytesRead(), n.toString());
+            assertEquals(counters.errors(), n.errors(), n.toString());
+        }
+    }
 }
