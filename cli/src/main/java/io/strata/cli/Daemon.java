@@ -390,8 +390,15 @@ final class Daemon implements AutoCloseable {
                 }
             } catch (ControlException e) {
                 problems.add(e.getMessage());
-                if (s.exportName() != null) {
-                    unusable.add(s.exportName());
+                // Every export the entry may mean goes on as it was: a vhost-user entry is named by its
+                // socket, however spelt, even when its kind is what is wrong.
+                for (String n : new String[] {s.name(), s.socket()}) {
+                    if (n != null) {
+                        unusable.add(n);
+                        if (n.startsWith("/")) {
+                            unusable.add(ExportSpec.sameSocketPath(n));
+                        }
+                    }
                 }
             }
         }
@@ -411,7 +418,12 @@ final class Daemon implements AutoCloseable {
             }
         }
         for (ExportSpec s : want.values()) {
-            if (exports.containsKey(s.exportName())) {
+            DaemonExport existing = exports.get(s.exportName());
+            if (existing != null && existing.spec.equals(s)) {
+                // Added through the control API and now listed in the file as it is: the file's from now on.
+                existing.fromConfig = true;
+                plan.kept++;
+            } else if (existing != null) {
                 problems.add(s.exportName() + ": export '" + s.exportName() + "' exists already (added through the control API)");
             } else {
                 plan.toOpen.put(s.exportName(), s);

@@ -24,8 +24,12 @@ final class DaemonExport {
     final io.strata.registry.cache.RemoteBlobSource remote;
     /** A remote image's background cache fill, or null. */
     final Prefetcher prefetcher;
-    /** Added by the --config file (SIGHUP manages it) rather than through the control API. */
-    final boolean fromConfig;
+    /**
+     * Managed by the --config file (a reload adds, replaces and removes it) rather than through the
+     * control API; set later, under the daemon's change lock, when a reload finds an API export
+     * listed in the file as it is.
+     */
+    volatile boolean fromConfig;
     /** Its series in the Prometheus endpoint, removed with it. */
     final java.util.List<io.strata.cli.metrics.MetricsRegistration> metrics = new java.util.ArrayList<>();
 

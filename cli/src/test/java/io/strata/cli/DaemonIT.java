@@ -629,6 +629,36 @@ class DaemonIT {
                 && partly.err().contains("raw image not found: " + missing) && partly.err().endsWith("(HTTP 409)\n"), partly.err());
         assertEquals(List.of("a"), names(), "what could be applied was: c is gone");
 
+        // A vhost-user export whose entry turns invalid (a misspelt kind; its socket spelt otherwise and
+        // queues out of range) goes on serving: the entry is known by its socket, however spelt.
+        Path vm = tmp.resolve("vm1.sock");
+        String vhost = "{\"kind\":\"vhost-user\",\"socket\":\"" + vm + "\",\"source\":\"" + Fixtures.nydusBootstrap()
+                + "\",\"blob_dir\":\"" + Fixtures.nydusDir() + "\",\"queues\":2}";
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", " + vhost + "]}");
+        assertEquals(0, ctl("reload").code());
+        assertEquals(List.of("a", vm.toString()), names());
+        for (String broken : new String[] {vhost.replace("\"vhost-user\"", "\"vhost_user\""),
+                vhost.replace(vm.toString(), vm.getParent() + "//" + vm.getFileName()).replace("\"queues\":2", "\"queues\":300")}) {
+            Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", " + broken + "]}");
+            StrataProcess.Run r = ctl("reload");
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().contains("0 added, 0 removed, 0 replaced, 2 unchanged, 1 problem(s)"), broken + ": " + r.err());
+            assertEquals(List.of("a", vm.toString()), names(), broken + ": the vhost-user export still serves");
+        }
+
+        // An export added through the API and then listed in the file as it is becomes the file's.
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + "]}");
+        assertEquals(0, ctl("reload").code(), "the vhost-user export is removed: the file no longer lists it");
+        assertEquals(201, curl("POST", "/api/v1/exports", nbdExport("api")).status());
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + ", " + nbdExport("api") + "]}");
+        StrataProcess.Run adopted = ctl("reload");
+        assertEquals(0, adopted.code(), adopted.err());
+        assertEquals("config " + config + ": 0 added, 0 removed, 0 replaced, 2 unchanged\n", adopted.out());
+        assertTrue(curl("GET", "/api/v1/exports/api", null).body().get("from_config").asBoolean());
+        Files.writeString(config, "{\"exports\": [" + nbdExport("a") + "]}");
+        assertEquals(0, ctl("reload").code());
+        assertEquals(List.of("a"), names(), "the file manages it now: gone from the file, gone");
+
         assertEquals(405, curl("GET", "/api/v1/reload", null).status());
         daemon.close();
 
