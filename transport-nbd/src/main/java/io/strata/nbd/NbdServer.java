@@ -508,16 +508,28 @@ public final class NbdServer implements Closeable {
      * Ends every connection serving {@code export}, which the caller has already taken out of the
      * registry (so no new client reaches it), and waits up to {@code wait} until each has finished:
      * its socket is closed and its loads are done, so the device may be closed. True when all ended.
+     * As {@link #stop} does, the requests already read get their replies first (for up to half of
+     * {@code wait}); then the connections are closed outright.
      */
     public boolean disconnect(Export export, Duration wait) throws InterruptedException {
-        long deadline = System.nanoTime() + wait.toNanos();
+        long now = System.nanoTime();
+        long deadline = now + wait.toNanos();
+        long finishBy = now + wait.toNanos() / 2;
+        Set<Connection> serving = byExport.get(export);
+        if (serving != null) {
+            for (Connection c : serving) {
+                c.finishAndStop();
+            }
+        }
         for (;;) {
             Set<Connection> set = byExport.get(export);
             if (set == null || set.isEmpty()) {
                 return true;
             }
-            for (Connection c : set) {
-                c.stop();
+            if (System.nanoTime() - finishBy > 0) {
+                for (Connection c : set) {
+                    c.stop();
+                }
             }
             if (System.nanoTime() - deadline > 0) {
                 return false;

@@ -41,6 +41,7 @@ class SlowBatchHandOffTest {
     @TempDir
     Path tmp;
     GatedDevice device;
+    Export export;
     NbdServer server;
     Path socket;
     byte[] content;
@@ -108,7 +109,8 @@ class SlowBatchHandOffTest {
         Files.write(image, content);
         device = new GatedDevice(image);
         ExportRegistry registry = new ExportRegistry();
-        registry.add(new Export("", device, device.describe()), true);
+        export = new Export("", device, device.describe());
+        registry.add(export, true);
         server = new NbdServer(registry, NbdServer.Options.defaults().withMaxInflight(4));
         socket = tmp.resolve("nbd.sock");
         server.listenUnix(socket);
@@ -129,6 +131,33 @@ class SlowBatchHandOffTest {
             byte[] data = h[0] == 0 ? c.read(length).array() : new byte[0];
             return new Object[] {h[1], h[0], data};
         });
+    }
+
+    /**
+     * A forced disconnect (the daemon's remove --force) answers the reads already read before it
+     * closes the connection, as a server stop does; it closed the socket at once, the replies lost.
+     */
+    @Test
+    void aForcedDisconnectAnswersTheReadsInFlightFirst() throws Exception {
+        ExecutorService disconnecting = Executors.newSingleThreadExecutor();
+        try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
+            assertEquals(SIZE, c.go());
+            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
+            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            Future<Boolean> ended = disconnecting.submit(() -> server.disconnect(export, Duration.ofSeconds(20)));
+            Future<Object[]> reply = nextReply(c, 8192);
+            // While the load is held nothing comes: no reply, and no end of the connection either.
+            assertThrows(TimeoutException.class, () -> reply.get(500, TimeUnit.MILLISECONDS));
+            device.release.countDown();
+            Object[] r = reply.get(10, TimeUnit.SECONDS);
+            assertEquals(1L, r[0]);
+            assertEquals(0L, r[1]);
+            assertArrayEquals(Arrays.copyOfRange(content, 4096, 4096 + 8192), (byte[]) r[2]);
+            assertTrue(ended.get(20, TimeUnit.SECONDS), "the connection ended once its reply was out");
+            assertThrows(IOException.class, () -> c.simpleReply(), "then the connection is closed");
+        } finally {
+            disconnecting.shutdownNow();
+        }
     }
 
     @Test
