@@ -42,16 +42,17 @@ final class ConfigReload {
         if (config == null) {
             return null;
         }
-        oneAtATime.lock();
-        try {
-            DaemonConfig read = DaemonConfig.read(config);
-            try (ServeCommand.TimeExtension extending = ServeCommand.extendStartWhile(systemd, read.exports().size())) {
-                return daemon.apply(read.exports());
+        // The extension starts before the wait for a reload under way: that one may be opening slow
+        // images, and systemd's clock runs for this reload's ExecReload meanwhile.
+        try (ServeCommand.TimeExtension extending = ServeCommand.extendStartWhile(systemd, "reloading " + config)) {
+            oneAtATime.lock();
+            try {
+                return daemon.apply(DaemonConfig.read(config).exports());
             } finally {
-                systemd.status("serving " + daemon.exports().size() + " export(s); config reloaded");
+                oneAtATime.unlock();
             }
         } finally {
-            oneAtATime.unlock();
+            systemd.status("serving " + daemon.exports().size() + " export(s); config reloaded");
         }
     }
 }

@@ -193,6 +193,11 @@ final class ServeCommand implements Callable<Integer> {
      * start or reload job systemd ignores it). Nothing without NOTIFY_SOCKET.
      */
     static TimeExtension extendStartWhile(SystemdNotifier systemd, int exports) {
+        return extendStartWhile(systemd, "opening " + exports + " export(s) from the config");
+    }
+
+    /** As {@link #extendStartWhile(SystemdNotifier, int)}, saying {@code status}. */
+    static TimeExtension extendStartWhile(SystemdNotifier systemd, String status) {
         if (!systemd.active()) {
             return () -> { };
         }
@@ -201,7 +206,7 @@ final class ServeCommand implements Callable<Integer> {
             t.setDaemon(true);
             return t;
         });
-        Runnable extend = () -> systemd.extendStart(java.time.Duration.ofSeconds(60), "opening " + exports + " export(s) from the config");
+        Runnable extend = () -> systemd.extendStart(java.time.Duration.ofSeconds(60), status);
         // The first one here, and shutdown() without interrupts: an interrupt that lands while
         // jnr-ffi first loads (reading its stub from the jar) fails that load for the JVM's lifetime
         // ("could not load FFI provider"), and READY=1 with it.
