@@ -453,11 +453,12 @@ public final class ChunkStore implements Closeable {
     public void close() throws IOException {
         IOException first = null;
         for (Blob b : blobs) {
+            // Every blob is closed and the cache's share freed whatever one blob's close throws.
             try {
                 b.close();
-            } catch (IOException e) {
+            } catch (IOException | RuntimeException | Error e) {
                 if (first == null) {
-                    first = e;
+                    first = e instanceof IOException io ? io : new IOException("closing blob " + b.describe() + ": " + e, e);
                 }
             }
         }

@@ -94,6 +94,8 @@ public final class CachedBlobFile implements Closeable {
     private final Map<Integer, ChunkFill> inFlight = new HashMap<>();
     /** The prefetcher's plan for this blob in this process (shapes the reads' misses), or null. */
     private volatile FetchPlan plan;
+    /** Set once the map file was found cut short under its mapping (see {@link #lost}). */
+    private volatile boolean mapLost;
     /** Chunks whose bytes in the data file failed their check here: a fetch may overwrite them (see {@link #store}). */
     private final java.util.BitSet foundBad = new java.util.BitSet();
 
@@ -402,44 +404,106 @@ public final class CachedBlobFile implements Closeable {
 
     /** Whether chunk {@code i}'s bytes are present and durable. Allocates nothing. */
     public boolean isPresent(int i) {
-        long word = (long) LONGS.getVolatile(map, HEADER_SIZE + 8 * (i >>> 6));
-        return (word & (1L << i)) != 0;
+        if (mapLost) {
+            return false;
+        }
+        try {
+            long word = (long) LONGS.getVolatile(map, HEADER_SIZE + 8 * (i >>> 6));
+            return (word & (1L << i)) != 0;
+        } catch (InternalError e) {
+            lost(e);
+            return false;
+        }
     }
 
     /** How many chunks are present now. */
     public int presentCount() {
-        int n = 0;
-        for (int w = 0; w < (ranges.count() + 63) / 64; w++) {
-            n += Long.bitCount((long) LONGS.getVolatile(map, HEADER_SIZE + 8 * w));
+        if (mapLost) {
+            return 0;
         }
-        return n;
+        try {
+            int n = 0;
+            for (int w = 0; w < (ranges.count() + 63) / 64; w++) {
+                n += Long.bitCount((long) LONGS.getVolatile(map, HEADER_SIZE + 8 * w));
+            }
+            return n;
+        } catch (InternalError e) {
+            lost(e);
+            return 0;
+        }
     }
 
     /** The cached-bytes field: the sum of the lengths of present chunks. */
     public long cachedBytes() {
-        return (long) LONGS.getVolatile(map, CACHED_BYTES_OFF);
+        if (mapLost) {
+            return 0;
+        }
+        try {
+            return (long) LONGS.getVolatile(map, CACHED_BYTES_OFF);
+        } catch (InternalError e) {
+            lost(e);
+            return 0;
+        }
     }
 
     /** When a process last opened or closed this blob (milliseconds since the epoch). */
     public long lastUsedMillis() {
-        return (long) LONGS.getVolatile(map, LAST_USED_OFF);
+        if (mapLost) {
+            return System.currentTimeMillis();
+        }
+        try {
+            return (long) LONGS.getVolatile(map, LAST_USED_OFF);
+        } catch (InternalError e) {
+            lost(e);
+            return System.currentTimeMillis();
+        }
     }
 
     /** Marks chunk {@code i} present; its bytes must already be durable. Atomic across processes. */
     void markPresent(int i) {
-        long bit = 1L << i;
-        long before = (long) LONGS.getAndBitwiseOr(map, HEADER_SIZE + 8 * (i >>> 6), bit);
-        if ((before & bit) == 0) {
-            LONGS.getAndAdd(map, CACHED_BYTES_OFF, (long) ranges.length(i));
+        if (mapLost) {
+            return;
+        }
+        try {
+            long bit = 1L << i;
+            long before = (long) LONGS.getAndBitwiseOr(map, HEADER_SIZE + 8 * (i >>> 6), bit);
+            if ((before & bit) == 0) {
+                LONGS.getAndAdd(map, CACHED_BYTES_OFF, (long) ranges.length(i));
+            }
+        } catch (InternalError e) {
+            lost(e);
         }
     }
 
     /** Marks chunk {@code i} missing: its bytes will be fetched again. Atomic across processes. */
     void markMissing(int i) {
-        long bit = 1L << i;
-        long before = (long) LONGS.getAndBitwiseAnd(map, HEADER_SIZE + 8 * (i >>> 6), ~bit);
-        if ((before & bit) != 0) {
-            LONGS.getAndAdd(map, CACHED_BYTES_OFF, -(long) ranges.length(i));
+        if (mapLost) {
+            return;
+        }
+        try {
+            long bit = 1L << i;
+            long before = (long) LONGS.getAndBitwiseAnd(map, HEADER_SIZE + 8 * (i >>> 6), ~bit);
+            if ((before & bit) != 0) {
+                LONGS.getAndAdd(map, CACHED_BYTES_OFF, -(long) ranges.length(i));
+            }
+        } catch (InternalError e) {
+            lost(e);
+        }
+    }
+
+    /**
+     * The map file was cut short under its mapping (truncated by something else while in use): the
+     * kernel answers a touch of the lost pages with SIGBUS, which the JVM raises as InternalError.
+     * From then on this blob trusts no bit: every chunk is fetched, served from the fetched bytes
+     * and not marked, until the blob is opened again (the map is then checked and made anew). In
+     * compiled code the error comes at the next safepoint, not at the access, so readers catch it
+     * too ({@link RemoteBlob#readFully}).
+     */
+    void lost(InternalError e) {
+        if (!mapLost) {
+            mapLost = true;
+            LOG.warn("cache: the map {} of blob {} was cut short while in use ({}); its chunks are fetched, not cached, "
+                    + "until the blob is opened again", mapPath, blobId, e.getMessage());
         }
     }
 
@@ -629,7 +693,13 @@ public final class CachedBlobFile implements Closeable {
      */
     @Override
     public void close() throws IOException {
-        LONGS.setVolatile(map, LAST_USED_OFF, System.currentTimeMillis());
+        try {
+            if (!mapLost) {
+                LONGS.setVolatile(map, LAST_USED_OFF, System.currentTimeMillis());
+            }
+        } catch (InternalError e) {
+            lost(e);
+        }
         try {
             inUse.release();
         } finally {

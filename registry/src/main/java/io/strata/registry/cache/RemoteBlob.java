@@ -102,6 +102,18 @@ public final class RemoteBlob implements Blob {
 
     @Override
     public void readFully(ByteBuffer dst, long position) throws IOException {
+        int start = dst.position();
+        try {
+            readOnce(dst, position);
+        } catch (InternalError e) {
+            // The map was cut short under us (see CachedBlobFile#lost): once more, fetching.
+            file.lost(e);
+            dst.position(start);
+            readOnce(dst, position);
+        }
+    }
+
+    private void readOnce(ByteBuffer dst, long position) throws IOException {
         long end = position + dst.remaining();
         if (position < 0 || end > file.blobSize()) {
             throw new EOFException("blob " + describe() + " is " + file.blobSize() + " bytes; read of "
@@ -270,9 +282,12 @@ public final class RemoteBlob implements Blob {
     }
 
     /**
-     * Claims up to {@code window} bytes of missing, unclaimed chunks from {@code at} on and fetches
-     * them on a readahead thread; their first chunk becomes a marker. Nothing when the chunk at
-     * {@code at} is present or claimed already (another reader's readahead). Holds {@code inFlight}'s monitor.
+     * Fetches up to {@code window} bytes of missing, unclaimed chunks from {@code at} on, on a
+     * readahead thread; their first chunk becomes a marker. Nothing when the chunk at {@code at} is
+     * present or claimed already (another reader's readahead). The chunks are claimed when the thread
+     * starts, not when the request is queued: a read reaching a chunk of a request still queued
+     * behind others fetches it itself, where it waited for the queue and then a whole deadline (with
+     * many streams, several deadlines). Holds {@code inFlight}'s monitor.
      */
     private void readAhead(long at, int window) {
         int j = ranges.firstEndingAfter(at);
@@ -283,10 +298,17 @@ public final class RemoteBlob implements Blob {
                 || ranges.length(j) == 0 || file.isPresent(j) || inFlight.containsKey(j)) {
             return;
         }
-        ChunkFill ahead = claim(j, window);
         readaheadMarkers[j >>> 5] |= 1 << j;
         counters.readAhead();
+        int first = j;
         source.readAhead(() -> {
+            ChunkFill ahead;
+            synchronized (inFlight) {
+                if (closed || file.isPresent(first) || inFlight.containsKey(first)) {
+                    return; // a read got there first
+                }
+                ahead = claim(first, window);
+            }
             source.demandStarted();
             try {
                 fetch(ahead, null, 0, 0);
