@@ -663,4 +663,48 @@ class RemoteBlobTest {
             assertEquals(List.of(new FileBlobStore.Request(w.blobIds().get(0), 70_000, 5000)), store.requests());
         }
     }
+
+    /**
+     * Many sequential streams, each triggering readahead, against a registry that takes 500 ms per
+     * request: more readaheads than readahead threads queue. A read reaching a chunk of a readahead
+     * still queued fetches it itself; it waited for the queue and then the whole fetch (48 streams on
+     * 8 threads: up to six fetches' time, and with a stalled registry as many deadlines).
+     */
+    @Test
+    void aReadDoesNotWaitForAReadaheadStillQueued() throws Exception {
+        int streams = 48;
+        int fetchMillis = 500;
+        SyntheticImage.Written w = SyntheticImage.write(tmp.resolve("img"), List.of(
+                SyntheticImage.uniformBlob(new Random(1), streams * 16, 64 << 10, Compression.NONE, DigestAlgorithm.BLAKE3)));
+        String id = w.blobIds().get(0);
+        List<ChunkInfo> chunks = w.chunks().get(0);
+        FileBlobStore store = new FileBlobStore(w.blobDir()).delay(fetchMillis);
+        RemoteBlobSource src = source(tmp.resolve("cache"), store, new FetchPolicy(256 << 10, 8 << 10, 128 << 10));
+        ExecutorService pool = Executors.newFixedThreadPool(streams);
+        try (RemoteBlob rb = src.open(id, TestDevices.rangesOf(chunks))) {
+            List<Future<Long>> slowest = new ArrayList<>();
+            for (int s = 0; s < streams; s++) {
+                int base = s * 16;
+                slowest.add(pool.submit(() -> {
+                    long worst = 0;
+                    for (int k : new int[] {base, base + 2, base + 6}) { // the first read, then two in its readahead's range
+                        ChunkInfo c = chunks.get(k);
+                        ByteBuffer got = ByteBuffer.allocate((int) c.compressedSize());
+                        long t0 = System.nanoTime();
+                        rb.readFully(got, c.compressedOffset());
+                        worst = Math.max(worst, (System.nanoTime() - t0) / 1_000_000);
+                    }
+                    return worst;
+                }));
+            }
+            long worst = 0;
+            for (Future<Long> f : slowest) {
+                worst = Math.max(worst, f.get(60, TimeUnit.SECONDS));
+            }
+            // At most a readahead under way and then its own fetch; generous for a loaded machine.
+            assertTrue(worst < 4L * fetchMillis, "the slowest read took " + worst + " ms; one fetch takes " + fetchMillis);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 }
