@@ -27,6 +27,8 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
     private final NativeBuffer header = NativeBuffer.allocate(HEADER_SIZE);
     private final GuestMemorySink sink = new GuestMemorySink();
     private final String name;
+    /** Requests whose header was too short (queues share the handler). */
+    private final java.util.concurrent.atomic.AtomicLong shortHeaders = new java.util.concurrent.atomic.AtomicLong();
     /** The serial, zero-padded to 20 bytes (no NUL when it is exactly 20, as the spec allows). */
     private final NativeBuffer idBuffer = NativeBuffer.allocate(ID_BYTES);
     private final ExportCounters counters;
@@ -76,7 +78,12 @@ final class BlkRequestHandler implements VirtioDevice.RequestHandler {
             chain.counted = true;
         }
         if (chain.readableBytes < HEADER_SIZE) {
-            LOG.warn("{}: request {} has a {}-byte header, expected {}", name, chain.head, chain.readableBytes, HEADER_SIZE);
+            // A guest can send these as fast as good requests: the first and every 1024th are logged.
+            long seen = shortHeaders.incrementAndGet();
+            if (seen % 1024 == 1) {
+                LOG.warn("{}: request {} has a {}-byte header, expected {} ({} so far)", name, chain.head, chain.readableBytes,
+                        HEADER_SIZE, seen);
+            }
             NativeMemory.putByte(status, (byte) S_IOERR);
             return failed(RequestType.OTHER, ErrorKind.INVALID_REQUEST);
         }

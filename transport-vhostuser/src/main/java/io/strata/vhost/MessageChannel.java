@@ -24,11 +24,24 @@ final class MessageChannel {
         this.fd = fd;
     }
 
-    /** Reads the next message into {@code m}; EOFException when the front-end has gone. */
+    /**
+     * Reads the next message into {@code m}; EOFException when the front-end has gone. The file
+     * descriptors that came with its first bytes are closed if the rest of it never comes or is
+     * refused: a front-end cutting a message short must not leak them (memfds keep their memory).
+     */
     void receive(Message m) throws IOException {
         header.clear();
         FdPassing.Received got = FdPassing.receive(fd, header, m.fds);
         m.fdCount = got.descriptors();
+        try {
+            readRest(m, got);
+        } catch (IOException | RuntimeException e) {
+            closeFds(m);
+            throw e;
+        }
+    }
+
+    private void readRest(Message m, FdPassing.Received got) throws IOException {
         int n = got.bytes();
         if (n == 0) {
             closeFds(m);

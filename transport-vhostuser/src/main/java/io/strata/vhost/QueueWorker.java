@@ -86,14 +86,24 @@ final class QueueWorker implements Runnable {
                 LOG.error("{}: request {} failed in a loader", name, chain.head, e);
                 usedLength = VirtioDevice.RequestHandler.CANNOT_COMPLETE;
             } finally {
-                served.add(this);
-                NativeMemory.putLong(wakeBuffer.address(), 1);
-                libc.write(servedFd, wakeBuffer.address(), 8);
+                // Counted before the hand-back and uncounted after the wake-up's write: stop() closes
+                // servedFd only when no loader is between the two, or the write could land on
+                // whatever next got that fd number (a guest's memfd, a cache file).
+                waking.incrementAndGet();
+                try {
+                    served.add(this);
+                    NativeMemory.putLong(wakeBuffer.address(), 1);
+                    libc.write(servedFd, wakeBuffer.address(), 8);
+                } finally {
+                    waking.decrementAndGet();
+                }
             }
         }
     }
 
     private final NativeBuffer wakeBuffer = NativeBuffer.allocate(8);
+    /** Loaders between handing a request back and writing servedFd (see {@link HandedOff#run}). */
+    private final java.util.concurrent.atomic.AtomicInteger waking = new java.util.concurrent.atomic.AtomicInteger();
 
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
                 int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
@@ -157,6 +167,9 @@ final class QueueWorker implements Runnable {
                 LOG.warn("{}: still waiting for {} read(s) to end before the queue's memory can go", name, outstanding);
             }
         }
+        while (waking.get() > 0) {
+            Thread.yield(); // a loader is a few instructions from its write
+        }
         libc.close(servedFd);
         libc.close(stopFd);
         if (interrupted) {
@@ -206,7 +219,14 @@ final class QueueWorker implements Runnable {
                         return;
                     }
                 }
-                if ((fds[1] >>> 16) != 0) {
+                int kick = fds[1] >>> 16;
+                if ((kick & (LibC.POLLERR | LibC.POLLHUP | LibC.POLLNVAL)) != 0) {
+                    // Not an eventfd that works (a pipe whose writer is gone polls POLLHUP for ever): a
+                    // loop on it would spin a core. The queue stops; the front-end may set a new one.
+                    LOG.warn("{}: the kick fd failed (poll events 0x{}); the queue stops", name, Integer.toHexString(kick));
+                    return;
+                }
+                if (kick != 0) {
                     libc.read(kickFd, scratch.address(), 8); // clears the eventfd counter
                     if (!drain()) {
                         return;

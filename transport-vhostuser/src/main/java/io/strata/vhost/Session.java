@@ -296,6 +296,9 @@ final class Session {
         if (!noFd && fd < 0) {
             throw new VhostUserException(requestName(m.request) + " for queue " + index + " came without its fd");
         }
+        if (fd >= 0) {
+            nonBlocking(fd, requestName(m.request));
+        }
         stop(v);
         switch (m.request) {
             case SET_VRING_KICK:
@@ -311,6 +314,21 @@ final class Session {
                 v.errFd = Vring.replaceFd(v.errFd, fd);
         }
         maybeStart(v, requestName(m.request));
+    }
+
+    /**
+     * Makes a kick, call or err fd non-blocking (QEMU's eventfds are already): a front-end may pass a
+     * blocking eventfd whose counter it set near its maximum, and the queue worker's write of the
+     * guest's interrupt then blocked for ever, and with it the session's stop; or one it drains itself,
+     * blocking the worker's read. A write that finds the counter full is then a signal already pending.
+     */
+    private static void nonBlocking(int fd, String what) throws VhostUserException {
+        io.strata.core.os.LibC libc = io.strata.core.os.Native.libc();
+        int flags = libc.fcntl(fd, io.strata.core.os.LibC.F_GETFL, 0);
+        if (flags < 0 || libc.fcntl(fd, io.strata.core.os.LibC.F_SETFL, flags | io.strata.core.os.LibC.O_NONBLOCK) < 0) {
+            libc.close(fd);
+            throw new VhostUserException(what + ": its fd cannot be made non-blocking (errno " + io.strata.core.os.Native.errno() + ")");
+        }
     }
 
     /** VhostUserConfig: u32 offset, u32 size, u32 flags, then the bytes; QEMU's limit on them is 256. */

@@ -147,7 +147,10 @@ public final class VhostUserServer implements Closeable {
         SocketChannel c = current;
         if (c != null) {
             try {
-                c.shutdownInput(); // the session's recvmsg returns 0: it releases everything and ends
+                // Both ways: the session's recvmsg returns 0 and a write blocked on a front-end that
+                // stopped reading replies fails, so it releases everything and ends either way.
+                c.shutdownInput();
+                c.shutdownOutput();
             } catch (java.nio.channels.ClosedChannelException e) {
                 // the session ended on its own between our read of current and now: nothing to wake
             }

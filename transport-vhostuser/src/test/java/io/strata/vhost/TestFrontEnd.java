@@ -79,13 +79,16 @@ public final class TestFrontEnd implements AutoCloseable {
      */
     static java.io.ByteArrayOutputStream recording;
 
+    /** When 0 or more, the payload size the next headers announce instead of the payload's own (a message cut short). */
+    int announce = -1;
+
     void send(int request, int flags, ByteBuffer payload, int... fds) throws IOException {
         if (recording != null) {
             record(request, flags, payload, fds);
         }
         ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
         int size = payload == null ? 0 : payload.remaining();
-        h.putInt(request).putInt(VERSION | flags).putInt(size).flip();
+        h.putInt(request).putInt(VERSION | flags).putInt(announce >= 0 ? announce : size).flip();
         ByteBuffer whole = ByteBuffer.allocateDirect(HEADER_SIZE + size);
         whole.put(h);
         if (payload != null) {

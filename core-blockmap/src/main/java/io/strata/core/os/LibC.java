@@ -65,6 +65,9 @@ public interface LibC {
     int EFD_CLOEXEC = 0x80000;
     int EFD_NONBLOCK = 0x800;
     int POLLIN = 1;
+    int POLLERR = 8;
+    int POLLHUP = 16;
+    int POLLNVAL = 32;
     int MFD_CLOEXEC = 1;
     int EINTR = 4;
     int EAGAIN = 11;
