@@ -14,9 +14,12 @@ import java.io.IOException;
  * u16 used_idx} and 16 bytes per descriptor {u8 inflight, u8 pad[5], u16 next, u64 counter},
  * the queue's area rounded up to 64 bytes.
  *
- * <p>Strata completes each queue's requests in order, and QEMU rewinds a queue to its used index
- * when a back-end dies, so requests that were in flight are simply read from the ring again; the
- * region tells the new back-end how many there were.
+ * <p>QEMU rewinds a queue to its used index when a back-end dies, and the new back-end reads the
+ * ring again from there; the region tells it how many requests were in flight. That is exact only
+ * while requests complete in order: since a request waiting for a chunk load is handed to a loader
+ * and those behind it may complete first, a back-end that dies with such a request in flight leaves
+ * a completed one after it in the ring, which the new back-end serves again while the one in flight
+ * is never served (libvhost-user resubmits the marked heads first; Strata does not yet).
  */
 final class InflightRegion implements AutoCloseable {
     static final int QUEUE_HEADER = 16;
