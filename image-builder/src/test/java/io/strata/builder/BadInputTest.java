@@ -187,6 +187,96 @@ class BadInputTest {
         }
     }
 
+    /**
+     * The tar library reads a GNU long name or a PAX record whole into memory, whatever size its
+     * header claims: a 4.5 MB tar.gz declaring a 1 GiB long name took 5.6 GB before "out of memory".
+     * Headers past 16 MiB are refused as they are read.
+     */
+    @Test
+    void headersPast16MiBAreRefusedAsTheyAreRead() throws Exception {
+        int n = 40 << 20;
+        Path longName = tmp.resolve("longname.tar.gz");
+        try (java.io.OutputStream o = new GZIPOutputStream(Files.newOutputStream(longName))) {
+            o.write(header("././@LongLink", n, 'L'));
+            byte[] a = new byte[1 << 20];
+            java.util.Arrays.fill(a, (byte) 'a');
+            for (int left = n; left > 0; left -= a.length) {
+                o.write(a, 0, Math.min(left, a.length));
+            }
+            o.write(new byte[(512 - n % 512) % 512]);
+            o.write(header("x", 0, '0'));
+            o.write(new byte[1024]);
+        }
+        BuildException ln = fails(longName, tmp.resolve("out"));
+        assertTrue(ln.getMessage().contains("the headers of one entry (a GNU long name, PAX records) pass 16 MiB"), ln.getMessage());
+        Path pax = tmp.resolve("pax.tar");
+        Files.write(pax, paxEntry("comment", "c".repeat(20 << 20), "f"));
+        BuildException px = fails(pax, tmp.resolve("out2"));
+        assertTrue(px.getMessage().contains("pass 16 MiB"), px.getMessage());
+        // A large file's data is no header: read (and skipped, if unread) outside the bound.
+        Path big = tar("big.tar", new TarWriter().file("big", random(24 << 20)).file("after", "a"));
+        ImageBuilder.build(big, tmp.resolve("out3"), BuildOptions.defaults(0), BuildListener.SILENT);
+        assertEquals(List.of(), files(tmp.resolve("out")));
+        assertEquals(List.of(), files(tmp.resolve("out2")));
+    }
+
+    /** A NUL in a PAX path: the name would end there for every reader of the directory (two "a" entries). */
+    @Test
+    void aNulByteInANameIsRefused() throws Exception {
+        Path t = tmp.resolve("nul.tar");
+        Files.write(t, paxEntry("path", "a\u0000evil", "x"));
+        BuildException e = fails(t, tmp.resolve("out"));
+        assertTrue(e.getMessage().contains("has a NUL byte in a name"), e.getMessage());
+    }
+
+    /** One ustar/GNU header block, written by hand: a hostile archive's header says what it likes. */
+    private static byte[] header(String name, long size, char type) {
+        byte[] h = new byte[512];
+        byte[] nm = name.getBytes(StandardCharsets.UTF_8);
+        System.arraycopy(nm, 0, h, 0, Math.min(100, nm.length));
+        put(h, 100, "0000644\0");
+        put(h, 108, "0000000\0");
+        put(h, 116, "0000000\0");
+        put(h, 124, String.format("%011o\0", size));
+        put(h, 136, "00000000000\0");
+        h[156] = (byte) type;
+        put(h, 257, "ustar  \0");
+        put(h, 148, "        ");
+        int sum = 0;
+        for (byte x : h) {
+            sum += x & 0xff;
+        }
+        put(h, 148, String.format("%06o\0 ", sum));
+        return h;
+    }
+
+    private static void put(byte[] h, int at, String s) {
+        byte[] b = s.getBytes(StandardCharsets.ISO_8859_1);
+        System.arraycopy(b, 0, h, at, b.length);
+    }
+
+    /** A PAX 'x' header with one record, then an empty file entry and the archive's end. */
+    private static byte[] paxEntry(String key, String value, String name) {
+        byte[] kv = (" " + key + "=" + value + "\n").getBytes(StandardCharsets.UTF_8);
+        int len = kv.length;
+        String rec = null;
+        for (int digits = 1; digits < 12; digits++) {
+            int total = len + digits;
+            if (String.valueOf(total).length() == digits) {
+                rec = total + " " + key + "=" + value + "\n";
+                break;
+            }
+        }
+        byte[] record = rec.getBytes(StandardCharsets.UTF_8);
+        java.io.ByteArrayOutputStream o = new java.io.ByteArrayOutputStream();
+        o.writeBytes(header("PaxHeaders/" + name, record.length, 'x'));
+        o.writeBytes(record);
+        o.writeBytes(new byte[(512 - record.length % 512) % 512]);
+        o.writeBytes(header(name, 0, '0'));
+        o.writeBytes(new byte[1024]);
+        return o.toByteArray();
+    }
+
     @Test
     void pathClimbingOutOfTheRoot() throws Exception {
         Path src = tar("escape.tar", new TarWriter().file("ok.txt", random(3 << 20)).file("../evil.txt", "x"));

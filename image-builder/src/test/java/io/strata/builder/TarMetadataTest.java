@@ -109,6 +109,30 @@ class TarMetadataTest {
         assertTrue(e.getMessage().contains("'/big': its xattrs take") && e.getMessage().contains("at most 262136 bytes"), e.getMessage());
     }
 
+    /**
+     * libarchive's LIBARCHIVE.xattr names escape only bytes outside 33..126, '%' and '=': a '+' is
+     * itself (URL decoding made it a space, so bsdtar's two records of one xattr became two xattrs),
+     * an escape that is not UTF-8 is refused (it became U+FFFD), and a NUL in any xattr name is refused
+     * (listxattr would show two names).
+     */
+    @Test
+    void libarchiveXattrNamesAreReadAsLibarchiveWritesThem() throws Exception {
+        String v = java.util.Base64.getEncoder().encodeToString("v".getBytes(StandardCharsets.UTF_8));
+        byte[] tar = new TarWriter()
+                .file("both", "x".getBytes(StandardCharsets.UTF_8), Map.of("LIBARCHIVE.xattr.user.a+b", v, "SCHILY.xattr.user.a+b", "v"))
+                .file("escaped", "x".getBytes(StandardCharsets.UTF_8), Map.of("LIBARCHIVE.xattr.user.caf%C3%A9%3D", v))
+                .bytes();
+        TreeSnapshot t = builtAndMounted(write("libarchive.tar", tar), "libarchive");
+        assertEquals(Map.of("user.a+b", "0x76"), t.entries().get("/both").xattrs());
+        assertEquals(Map.of("user.caf\u00e9=", "0x76"), t.entries().get("/escaped").xattrs());
+        BuildException latin1 = fails(write("latin1.tar", new TarWriter()
+                .file("f", "x".getBytes(StandardCharsets.UTF_8), Map.of("LIBARCHIVE.xattr.user.caf%E9", v)).bytes()));
+        assertTrue(latin1.getMessage().contains("has an xattr whose name is not UTF-8"), latin1.getMessage());
+        BuildException nul = fails(write("nul.tar", new TarWriter()
+                .file("f", "x".getBytes(StandardCharsets.UTF_8), Map.of("SCHILY.xattr.user.a\u0000b", "v")).bytes()));
+        assertTrue(nul.getMessage().contains("a NUL byte in its name"), nul.getMessage());
+    }
+
     @Test
     void anOpaqueMarkerBeforeItsDirectoryStaysAndADirectoryNamedTwiceTakesTheLaterXattrs() throws Exception {
         byte[] tar = new TarWriter()

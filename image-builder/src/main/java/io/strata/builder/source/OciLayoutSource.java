@@ -213,10 +213,19 @@ public final class OciLayoutSource implements ImageSource {
         }
     }
 
+    /** The most a manifest, index or config may take (real ones are KiB; registries refuse a manifest past 4 MiB). */
+    static final long MAX_JSON_BLOB = 4L << 20;
+
     private JsonNode readJson(Descriptor d, String where) throws IOException {
         Path p = blobPath(d);
         if (!Files.isRegularFile(p)) {
             throw new BuildException(where + " references " + d.digest() + ", which is missing from " + dir.resolve("blobs/sha256"));
+        }
+        long onDisk = Files.size(p);
+        if (onDisk != d.size() || onDisk > MAX_JSON_BLOB) {
+            // Checked before reading: a hostile layout's multi-GiB "manifest" is refused, not read into memory.
+            throw new BuildException(where + ": blob " + d.digest() + " has " + onDisk + " bytes; expected " + d.size()
+                    + (onDisk > MAX_JSON_BLOB ? " (manifests, indexes and configs are at most " + (MAX_JSON_BLOB >> 20) + " MiB here)" : ""));
         }
         byte[] bytes = Files.readAllBytes(p);
         String actual = "sha256:" + HexFormat.of().formatHex(sha256().digest(bytes));

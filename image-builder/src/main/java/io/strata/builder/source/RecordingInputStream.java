@@ -9,9 +9,13 @@ import java.io.InputStream;
  * Keeps a copy of the bytes read while recording is on. The tar reader records while it reads an
  * entry's headers, so that PAX values can be taken from the raw bytes: commons-compress decodes
  * every PAX value as UTF-8, which mangles binary xattr values such as {@code security.capability}.
+ * It also bounds them: commons-compress reads a GNU long name or a PAX record whole into memory,
+ * whatever size its header claims, so a 4.5 MB tar.gz declaring a 1 GiB long name took 5.6 GB.
+ * The reader drains an entry's data before it records the next headers, so everything recorded
+ * is headers, and more than {@link #LIMIT} of them fails the read.
  */
 final class RecordingInputStream extends FilterInputStream {
-    /** Headers of one entry are small; a recording past this is dropped rather than kept. */
+    /** Headers of one entry are small (PAX xattrs of 64 KiB at most each); past this the read fails. */
     private static final int LIMIT = 16 << 20;
     private ByteArrayOutputStream recording;
 
@@ -23,7 +27,7 @@ final class RecordingInputStream extends FilterInputStream {
         recording = new ByteArrayOutputStream();
     }
 
-    /** The bytes read since {@link #start}, or an empty array if there were too many. */
+    /** The bytes read since {@link #start}. */
     byte[] stop() {
         byte[] out = recording == null ? new byte[0] : recording.toByteArray();
         recording = null;
@@ -65,9 +69,11 @@ final class RecordingInputStream extends FilterInputStream {
         return done;
     }
 
-    private void trim() {
+    private void trim() throws IOException {
         if (recording.size() > LIMIT) {
-            recording = new ByteArrayOutputStream();
+            recording = null;
+            throw new IOException("the headers of one entry (a GNU long name, PAX records) pass " + (LIMIT >> 20)
+                    + " MiB: refused");
         }
     }
 }

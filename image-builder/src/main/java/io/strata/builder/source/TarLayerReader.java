@@ -9,7 +9,6 @@ import io.strata.builder.tree.Name;
 import io.strata.builder.tree.Node;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.Base64;
@@ -65,6 +64,7 @@ final class TarLayerReader {
             TarArchiveEntry e;
             byte[] headers;
             try {
+                drainEntry(in); // whatever of the last entry's data is left is read outside the recording
                 rec.start();
                 e = in.getNextEntry();
                 headers = rec.stop();
@@ -100,6 +100,17 @@ final class TarLayerReader {
      * cannot read GNU sparse headers of files over 8 GiB ("Corrupted TAR archive") nor PAX sparse
      * records over 2 GiB ("Unable to parse int"), messages that say nothing of the cause.
      */
+    /** Reads what is left of the current entry's data (nothing when the entry was read whole, or before the first). */
+    private static void drainEntry(TarArchiveInputStream in) throws IOException {
+        if (in.getCurrentEntry() == null) {
+            return;
+        }
+        byte[] sink = new byte[8192];
+        while (in.read(sink, 0, sink.length) >= 0) {
+            // discarded
+        }
+    }
+
     static String sparseHint(String failure, byte[] headers) {
         if (!failure.contains("Corrupted TAR archive") && !failure.contains("Unable to parse int")) {
             return ""; // another failure (a cut archive, say), whatever the headers hold
@@ -266,6 +277,40 @@ final class TarLayerReader {
         }
     }
 
+    /** An xattr name as kept: not empty, no NUL (listxattr separates names by NUL: one would read as two). */
+    private static String xattrName(TarArchiveEntry e, String name) throws EntryException {
+        if (name.isEmpty() || name.indexOf('\0') >= 0) {
+            throw new EntryException(e.getName(), "has an xattr with an empty name or a NUL byte in its name");
+        }
+        return name;
+    }
+
+    /**
+     * A LIBARCHIVE.xattr name as libarchive's url_encode wrote it: only bytes outside 33..126, '%'
+     * and '=' are %XX escapes, so '+' is itself (URLDecoder made it a space), and the bytes must be
+     * UTF-8 (URLDecoder replaced what is not).
+     */
+    static String libarchiveName(TarArchiveEntry e, String encoded) throws EntryException {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < encoded.length(); i++) {
+            char c = encoded.charAt(i);
+            if (c == '%' && i + 2 < encoded.length() && Character.digit(encoded.charAt(i + 1), 16) >= 0
+                    && Character.digit(encoded.charAt(i + 2), 16) >= 0) {
+                bytes.write(Character.digit(encoded.charAt(i + 1), 16) * 16 + Character.digit(encoded.charAt(i + 2), 16));
+                i += 2;
+            } else {
+                byte[] b = String.valueOf(c).getBytes(StandardCharsets.UTF_8);
+                bytes.write(b, 0, b.length);
+            }
+        }
+        byte[] raw = bytes.toByteArray();
+        try {
+            return TarNameBytes.strictUtf8(raw, raw.length);
+        } catch (java.nio.charset.CharacterCodingException notUtf8) {
+            throw new EntryException(e.getName(), "has an xattr whose name is not UTF-8 (LIBARCHIVE.xattr." + encoded + ")");
+        }
+    }
+
     private Map<String, byte[]> xattrs(TarArchiveEntry e, byte[] headers) throws EntryException {
         Map<String, String> pax = e.getExtraPaxHeaders();
         if (pax.isEmpty()) {
@@ -280,9 +325,10 @@ final class TarLayerReader {
             }
             if (key.startsWith(SCHILY_XATTR)) {
                 byte[] raw = PaxRecords.rawValue(headers, key);
-                out.put(key.substring(SCHILY_XATTR.length()), raw != null ? raw : h.getValue().getBytes(StandardCharsets.UTF_8));
+                out.put(xattrName(e, key.substring(SCHILY_XATTR.length())), raw != null ? raw : h.getValue().getBytes(StandardCharsets.UTF_8));
             } else if (key.startsWith(LIBARCHIVE_XATTR)) {
-                String name = URLDecoder.decode(key.substring(LIBARCHIVE_XATTR.length()), StandardCharsets.UTF_8);
+                // Keys sort LIBARCHIVE before SCHILY: bsdtar writes both, and SCHILY's (raw) value wins.
+                String name = xattrName(e, libarchiveName(e, key.substring(LIBARCHIVE_XATTR.length())));
                 try {
                     out.put(name, Base64.getDecoder().decode(h.getValue().trim()));
                 } catch (IllegalArgumentException ex) {

@@ -40,6 +40,10 @@ public final class EntryPath {
                 out.remove(out.size() - 1);
                 continue;
             }
+            if (part.indexOf('\0') >= 0) {
+                // A PAX path may carry one; the name would end there for every reader of the directory.
+                throw new EntryException(path.replace('\0', '?'), "has a NUL byte in a name");
+            }
             requireUtf8(path, part);
             Name n = Name.of(part);
             if (n.length() > ErofsDirent.MAX_NAME_LEN) {
