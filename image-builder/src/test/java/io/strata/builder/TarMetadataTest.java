@@ -149,6 +149,27 @@ class TarMetadataTest {
         assertEquals(Map.of("user.second", "0x32"), t.entries().get("/e").xattrs());
     }
 
+    /**
+     * A whiteout of a directory applies to lower layers only, wherever it stands among its own
+     * layer's entries (OCI image spec, "Whiteouts"; umoci's unpack): its layer's a/y written before
+     * .wh.a stays (it was removed with the rest of a), and a lower b/x under a b/ its layer declared
+     * again goes (it stayed).
+     */
+    @Test
+    void aDirectoryWhiteoutHidesLowerLayersOnly() throws Exception {
+        Path layout = tmp.resolve("whiteouts");
+        OciWriter.write(layout, List.of(
+                gzip(new TarWriter().dir("a").file("a/x", "x").dir("b").file("b/x", "x").dir("c").file("c/x", "x").bytes()),
+                gzip(new TarWriter().file("a/y", "y").file(".wh.a", new byte[0])
+                        .dir("b").file(".wh.b", new byte[0])
+                        .file(".wh.c", new byte[0]).file("c/z", "z").bytes())),
+                "application/vnd.oci.image.layer.v1.tar+gzip");
+        TreeSnapshot t = builtAndMounted(layout, "whiteouts");
+        java.util.Set<String> names = new java.util.TreeSet<>(t.entries().keySet());
+        names.remove("/");
+        assertEquals(new java.util.TreeSet<>(List.of("/a", "/a/y", "/b", "/c", "/c/z")), names);
+    }
+
     /** An upper layer's directory shows its own xattrs only (overlayfs), a lower layer's do not leak through. */
     @Test
     void aDirectoryOfALaterLayerHasOnlyItsOwnXattrs() throws Exception {

@@ -82,8 +82,12 @@ public final class FsTree {
     }
 
     /**
-     * An OCI whiteout ({@code .wh.NAME}): removes {@code path} if a layer below {@code layer} supplied
-     * it. Entries of the whiteout's own layer stay (OCI image spec, "Whiteouts").
+     * An OCI whiteout ({@code .wh.NAME}): removes what layers below {@code layer} supplied at
+     * {@code path}; entries of the whiteout's own layer stay (OCI image spec, "Whiteouts"), wherever
+     * the whiteout stands among them. A directory is judged as an opaque marker judges its content:
+     * its lower entries go, at every depth, and it goes too unless this layer declared it or wrote
+     * into it (it removed this layer's own {@code a/y} before, and kept a lower {@code a/x} under an
+     * {@code a/} this layer declared again; what umoci's unpack leaves).
      */
     public void whiteout(EntryPath path, int layer) {
         Node dir = lookup(path.parent());
@@ -91,7 +95,12 @@ public final class FsTree {
             return;
         }
         Node existing = dir.children().get(path.last());
-        if (existing != null && dir.nameLayer(path.last(), existing) < layer) {
+        if (existing == null) {
+            return;
+        }
+        boolean lower = dir.nameLayer(path.last(), existing) < layer;
+        boolean remains = existing.isDirectory() && hideLower(existing, layer);
+        if (lower && !remains) {
             dir.children().remove(path.last());
             dir.setNameLayer(path.last(), -1);
         }
