@@ -370,6 +370,17 @@ class BadInputTest {
         assertEquals(first.inodes(), again.inodes(), "the second build does not take in the first one's output");
         assertEquals(2, first.inodes(), "root and a.txt");
         assertTrue(w.messages.stream().allMatch(m -> m.contains("build's output directory")), w.messages.toString());
+        // The source given as a symlink to it (/lib on a merged-/usr system) is the directory it names
+        // (it was refused as "not a directory"), and the output inside it is left out however spelt.
+        Path src2 = Files.createDirectories(tmp.resolve("src2"));
+        Files.writeString(src2.resolve("a.txt"), "a");
+        Path link = Files.createSymbolicLink(tmp.resolve("link"), src2);
+        BuildResult viaLink = ImageBuilder.build(link, src2.resolve("img"), BuildOptions.defaults(0), w);
+        BuildResult viaLinkAgain = ImageBuilder.build(link, src2.resolve("img"), BuildOptions.defaults(0), w);
+        assertEquals(2, viaLink.inodes(), "root and a.txt: " + w.messages);
+        assertEquals(2, viaLinkAgain.inodes(), "the output, named by the real path, is left out of the source named by the link");
+        BuildResult outViaLink = ImageBuilder.build(src2, link.resolve("img"), BuildOptions.defaults(0), w);
+        assertEquals(2, outViaLink.inodes(), "the output named through the link is left out: " + w.messages);
     }
 
     @Test

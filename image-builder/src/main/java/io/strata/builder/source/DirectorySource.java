@@ -36,18 +36,44 @@ import java.util.concurrent.LinkedBlockingQueue;
  */
 public final class DirectorySource implements ImageSource {
     private static final String ATTRS = "unix:mode,uid,gid,ino,dev,rdev,nlink,size,lastModifiedTime";
-    private final Path root;
-    private final Path exclude;
+    /** The source as given (for messages). */
+    private final Path given;
+    private final Path givenExclude;
+    /** What is walked: the given directory with symlinks resolved, set when the walk starts. */
+    private Path root;
+    /** The output directory, resolved the same way, so that it is left out however either is spelt. */
+    private Path exclude;
 
     /** A source of {@code root}'s tree, leaving out {@code exclude} (the build's output directory) if it lies inside. */
     public DirectorySource(Path root, Path exclude) {
+        this.given = root;
         this.root = root;
-        this.exclude = exclude == null ? null : exclude.toAbsolutePath().normalize();
+        this.givenExclude = exclude;
+    }
+
+    /**
+     * {@code p} with symlinks resolved as far as it exists: a source given as a symlink to a directory
+     * (/lib on a merged-/usr system) is that directory, and an output inside the source reached
+     * through another spelling of a parent is still recognised and left out.
+     */
+    private static Path resolved(Path p) throws IOException {
+        Path abs = p.toAbsolutePath().normalize();
+        Path existing = abs;
+        java.util.Deque<Path> rest = new java.util.ArrayDeque<>();
+        while (existing != null && !Files.exists(existing)) {
+            rest.push(existing.getFileName());
+            existing = existing.getParent();
+        }
+        Path real = existing == null ? abs.getRoot() : existing.toRealPath();
+        while (!rest.isEmpty()) {
+            real = real.resolve(rest.pop());
+        }
+        return real;
     }
 
     @Override
     public String describe() {
-        return root.toString();
+        return given.toString();
     }
 
     private record InodeKey(Object dev, Object ino) {
@@ -59,6 +85,8 @@ public final class DirectorySource implements ImageSource {
 
     @Override
     public void addTo(BuildContext ctx) throws IOException {
+        root = given.toRealPath();
+        exclude = givenExclude == null ? null : resolved(givenExclude);
         ctx.pipeline().onCommitted(ctx::addDone);
         // The total is only for the progress bar: summed on a thread of its own, so the walk that
         // feeds the chunk workers starts at once.
@@ -75,7 +103,7 @@ public final class DirectorySource implements ImageSource {
         try {
             Node rootNode = nodeFor(root, ctx, xattrs, new HashMap<>());
             if (!rootNode.isDirectory()) {
-                throw new BuildException(root + ": not a directory");
+                throw new BuildException(given + ": not a directory");
             }
             FsTree tree = ctx.tree();
             tree.put(EntryPath.ROOT, rootNode);
@@ -85,7 +113,7 @@ public final class DirectorySource implements ImageSource {
             ctx.pipeline().endLayer();
             xattrs.finish();
         } catch (EntryException e) {
-            throw new BuildException(root + ": " + e.getMessage(), e);
+            throw new BuildException(given + ": " + e.getMessage(), e);
         } finally {
             xattrs.cancel();
             sizing.interrupt();
