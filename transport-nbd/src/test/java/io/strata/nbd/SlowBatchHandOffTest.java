@@ -133,6 +133,13 @@ class SlowBatchHandOffTest {
         });
     }
 
+    /** Connects {@code c} and sends read 1, which needs a "load" and blocks until the device is released. */
+    private void sendSlowRead(TestClient c) throws Exception {
+        assertEquals(SIZE, c.go());
+        c.request(NbdProtocol.CMD_READ, 1, 4096, 8192);
+        assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+    }
+
     /**
      * A forced disconnect (the daemon's remove --force) answers the reads already read before it
      * closes the connection, as a server stop does; it closed the socket at once, the replies lost.
@@ -141,9 +148,7 @@ class SlowBatchHandOffTest {
     void aForcedDisconnectAnswersTheReadsInFlightFirst() throws Exception {
         ExecutorService disconnecting = Executors.newSingleThreadExecutor();
         try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
-            assertEquals(SIZE, c.go());
-            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
-            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            sendSlowRead(c);
             Future<Boolean> ended = disconnecting.submit(() -> server.disconnect(export, Duration.ofSeconds(20)));
             Future<Object[]> reply = nextReply(c, 8192);
             // While the load is held nothing comes: no reply, and no end of the connection either.
@@ -203,9 +208,7 @@ class SlowBatchHandOffTest {
     void stoppingWaitsForTheLoadsAndAnswersTheRequestsAlreadyRead() throws Exception {
         ExecutorService stopper = Executors.newSingleThreadExecutor();
         try (TestClient c = new TestClient(UnixDomainSocketAddress.of(socket))) {
-            assertEquals(SIZE, c.go());
-            c.request(NbdProtocol.CMD_READ, 1, 4096, 8192); // needs a "load": blocks
-            assertTrue(device.loadStarted.await(10, TimeUnit.SECONDS), "the slow read reached the device");
+            sendSlowRead(c);
             Future<Boolean> stopped = stopper.submit(() -> server.stop(Duration.ofSeconds(20)));
             // The stop has begun once the listener refuses new clients; only then is the load let go.
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
