@@ -259,11 +259,14 @@ class TarMetadataTest {
         String otherIndex = Files.readString(other.resolve("index.json"));
         String otherDescriptor = otherIndex.substring(otherIndex.indexOf("[{") + 1, otherIndex.lastIndexOf("}]") + 1);
         Files.writeString(layout.resolve("index.json"), "{\"schemaVersion\":2,\"manifests\":[" + latest + ","
-                + tagged(otherDescriptor, "other") + "]}");
+                + tagged(otherDescriptor, "other") + "," + tagged(otherDescriptor, "library/other:3.19") + "]}");
         assertTrue(fails(layout).getMessage().contains("name one as DIR:TAG"));
-        assertTrue(fails(Path.of(layout + ":nope")).getMessage().contains("no manifest tagged 'nope' (tags: latest, other)"));
+        assertTrue(fails(Path.of(layout + ":nope")).getMessage().contains("no manifest tagged 'nope' (tags: latest, library/other:3.19, other)"));
         ImageBuilder.build(Path.of(layout + ":other"), tmp.resolve("by-tag"), BuildOptions.defaults(0), BuildListener.SILENT);
         assertTrue(Files.exists(tmp.resolve("by-tag/bootstrap")));
+        // A tag with ':' and '/' in it, as skopeo's oci:DIR:alpine:3.19 writes (it was "source not found").
+        ImageBuilder.build(Path.of(layout + ":library/other:3.19"), tmp.resolve("by-tag2"), BuildOptions.defaults(0), BuildListener.SILENT);
+        assertTrue(Files.exists(tmp.resolve("by-tag2/bootstrap")));
     }
 
     private static String tagged(String descriptor, String tag) {

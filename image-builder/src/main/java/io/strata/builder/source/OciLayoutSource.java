@@ -47,16 +47,19 @@ public final class OciLayoutSource implements ImageSource {
 
     /**
      * The layout and tag of a {@code DIR:TAG} source (as skopeo names one, oci:DIR:TAG), or null
-     * when {@code source} is not that: DIR must be a layout and TAG not empty.
+     * when {@code source} is not that: DIR must be a layout and TAG not empty. The first ':' after
+     * which a layout ends splits them: a ref.name may hold ':' and '/' itself (skopeo's
+     * {@code oci:lay:alpine:3.19} tags the image "alpine:3.19").
      */
     public static OciLayoutSource tagged(Path source) {
         String s = source.toString();
-        int colon = s.lastIndexOf(':');
-        if (colon <= 0 || colon == s.length() - 1 || s.indexOf('/', colon) >= 0) {
-            return null;
+        for (int colon = s.indexOf(':'); colon > 0 && colon < s.length() - 1; colon = s.indexOf(':', colon + 1)) {
+            Path layout = Path.of(s.substring(0, colon));
+            if (isLayout(layout)) {
+                return new OciLayoutSource(layout, s.substring(colon + 1));
+            }
         }
-        Path layout = Path.of(s.substring(0, colon));
-        return isLayout(layout) ? new OciLayoutSource(layout, s.substring(colon + 1)) : null;
+        return null;
     }
 
     /** Whether {@code dir} looks like an OCI image layout. */
