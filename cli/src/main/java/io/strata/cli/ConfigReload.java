@@ -44,15 +44,19 @@ final class ConfigReload {
         }
         // The extension starts before the wait for a reload under way: that one may be opening slow
         // images, and systemd's clock runs for this reload's ExecReload meanwhile.
+        String outcome = "config not reloaded";
         try (ServeCommand.TimeExtension extending = ServeCommand.extendStartWhile(systemd, "reloading " + config)) {
             oneAtATime.lock();
             try {
-                return daemon.apply(DaemonConfig.read(config).exports());
+                Daemon.Applied applied = daemon.apply(DaemonConfig.read(config).exports());
+                outcome = applied.problems().isEmpty() ? "config reloaded" : "config reloaded with " + applied.problems().size() + " problem(s)";
+                return applied;
             } finally {
                 oneAtATime.unlock();
             }
         } finally {
-            systemd.status("serving " + daemon.exports().size() + " export(s); config reloaded");
+            // The status line the extension replaced: what serves now, and how the reload went.
+            systemd.status("serving " + daemon.exports().size() + " export(s); " + outcome);
         }
     }
 }
