@@ -92,4 +92,8 @@ public interface LibC {
     int F_SETFL = 4;
     int FD_CLOEXEC = 1;
     int O_NONBLOCK = 0x800;
+    int O_RDONLY = 0;
+    /** x86-64 and aarch64 value (asm-generic). */
+    int O_NOFOLLOW = 0x20000;
+    int ELOOP = 40;
 }

@@ -8,7 +8,7 @@ import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.LinkOption;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
@@ -137,7 +137,7 @@ public final class ChunkPipeline implements AutoCloseable {
         if (content.chunkCount() == 0) {
             return;
         }
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS);
+        FileChannel ch = openRegular(file);
         openFiles.add(ch);
         AtomicInteger readers = new AtomicInteger(content.chunkCount());
         long size = content.size();
@@ -160,6 +160,32 @@ public final class ChunkPipeline implements AutoCloseable {
             openFiles.remove(ch);
             ch.close();
             throw e;
+        }
+    }
+
+    /**
+     * Opens a file the walk saw as regular, refusing what is there now if it is not: a FIFO put in its
+     * place between the walk's lstat and this open made the open (and the build) wait for ever for a
+     * writer. The non-blocking, no-follow open pins the inode whatever it is; a regular one is then
+     * opened again through /proc/self/fd, which names that very inode.
+     */
+    static FileChannel openRegular(Path file) throws IOException {
+        io.strata.core.os.LibC libc = io.strata.core.os.Native.libc();
+        int fd = libc.open(file.toString(), io.strata.core.os.LibC.O_RDONLY | io.strata.core.os.LibC.O_NONBLOCK
+                | io.strata.core.os.LibC.O_NOFOLLOW | io.strata.core.os.LibC.O_CLOEXEC);
+        if (fd < 0) {
+            int e = io.strata.core.os.Native.errno();
+            throw new IOException(file + ": cannot open it: " + io.strata.core.os.Native.errnoText(e)
+                    + (e == io.strata.core.os.LibC.ELOOP ? " (it became a symlink during the build)" : ""));
+        }
+        try {
+            Path pinned = Path.of("/proc/self/fd/" + fd);
+            if (!Files.isRegularFile(pinned)) {
+                throw new IOException(file + ": no longer a regular file (it changed during the build)");
+            }
+            return FileChannel.open(pinned, StandardOpenOption.READ);
+        } finally {
+            libc.close(fd);
         }
     }
 
