@@ -14,12 +14,14 @@ import java.io.IOException;
  * u16 used_idx} and 16 bytes per descriptor {u8 inflight, u8 pad[5], u16 next, u64 counter},
  * the queue's area rounded up to 64 bytes.
  *
- * <p>QEMU rewinds a queue to its used index when a back-end dies, and the new back-end reads the
- * ring again from there; the region tells it how many requests were in flight. That is exact only
- * while requests complete in order: since a request waiting for a chunk load is handed to a loader
- * and those behind it may complete first, a back-end that dies with such a request in flight leaves
- * a completed one after it in the ring, which the new back-end serves again while the one in flight
- * is never served (libvhost-user resubmits the marked heads first; Strata does not yet).
+ * <p>When a back-end dies QEMU rewinds the queue to its used index (the front-end keeps no other
+ * record of where the back-end was) and hands the region to the next one. Since a request waiting for
+ * a chunk load is handed to a loader and those behind it may complete first, the ring after the used
+ * index mixes requests already completed with requests still in flight, so reading it again from
+ * there would serve some twice and others never. The queue resumes as libvhost-user's
+ * vu_check_queue_inflights does instead: the heads still marked here are served again first, oldest
+ * first, and the ring is read on from used index + their number, where the dead back-end stopped
+ * taking requests (every request it took is either in the used ring or marked). See {@link #resume}.
  */
 final class InflightRegion implements AutoCloseable {
     static final int QUEUE_HEADER = 16;
@@ -41,7 +43,8 @@ final class InflightRegion implements AutoCloseable {
     private final int queues;
     private final int queueSize;
     private final long stride;
-    private long counter;
+    /** Per queue, the age stamp of the last request begun: each queue's worker touches only its own. */
+    private final long[] counters;
 
     private InflightRegion(int fd, long base, long size, int queues, int queueSize) {
         this.fd = fd;
@@ -50,6 +53,7 @@ final class InflightRegion implements AutoCloseable {
         this.queues = queues;
         this.queueSize = queueSize;
         this.stride = strideOf(queueSize);
+        this.counters = new long[queues];
     }
 
     static long strideOf(int queueSize) {
@@ -104,33 +108,76 @@ final class InflightRegion implements AutoCloseable {
         return queueSize;
     }
 
-    /** Descriptors a previous back-end left marked in flight on queue {@code q}. */
-    int countInflight(int q) {
-        if (q >= queues) {
-            return 0;
-        }
-        int n = 0;
-        long h = base + q * stride;
-        for (int d = 0; d < queueSize; d++) {
-            if (NativeMemory.getByte(h + QUEUE_HEADER + (long) DESC_STATE * d + D_INFLIGHT) != 0) {
-                n++;
-            }
-        }
-        return n;
+    /** What a queue resuming over this region must do before it reads its ring on. */
+    record Resumption(int[] heads, boolean signalGuest) {
+        static final Resumption NONE = new Resumption(new int[0], false);
     }
 
-    /** Forgets stale marks of queue {@code q} (its requests will be read from the ring again). */
-    void clearQueue(int q) {
-        if (q < queues) {
-            NativeMemory.zero(base + q * stride + QUEUE_HEADER, (long) DESC_STATE * queueSize);
+    /**
+     * Settles queue {@code q}'s marks against {@code ring}'s used ring and returns the heads a
+     * previous back-end left in flight, oldest first. A completion published in the used ring whose
+     * mark the back-end died before clearing lies between the region's used index and the ring's
+     * ({@link #end} clears the mark, then records the used index): it is unmarked here, as
+     * libvhost-user unmarks its last batch. The guest must be signalled when either was found: the
+     * dead back-end may have published a completion and never sent its interrupt.
+     */
+    Resumption resume(int q, Virtqueue ring) {
+        if (q >= queues) {
+            return Resumption.NONE;
         }
+        long h = base + q * stride;
+        int ringUsed = ring.usedIdx;
+        int regionUsed = NativeMemory.getU16(h + H_USED_IDX);
+        int published = (ringUsed - regionUsed) & 0xffff;
+        if (published <= ring.size) { // more is not this region's record of this ring: settle nothing
+            for (int i = regionUsed; i != ringUsed; i = (i + 1) & 0xffff) {
+                long id = Integer.toUnsignedLong(NativeMemory.getInt(
+                        ring.used + Virtqueue.USED_RING + (long) Virtqueue.USED_ELEM_SIZE * (i % ring.size)));
+                if (id < queueSize) {
+                    NativeMemory.putByte(desc(h, (int) id) + D_INFLIGHT, (byte) 0);
+                }
+            }
+        }
+        int marked = 0;
+        long[] byAge = new long[Math.min(queueSize, ring.size)];
+        for (int d = 0; d < queueSize; d++) {
+            long state = desc(h, d);
+            if (NativeMemory.getByte(state + D_INFLIGHT) == 0) {
+                continue;
+            }
+            if (d >= ring.size) { // not a head of this ring: nothing to serve again
+                NativeMemory.putByte(state + D_INFLIGHT, (byte) 0);
+                continue;
+            }
+            long age = NativeMemory.getLong(state + D_COUNTER);
+            counters[q] = Math.max(counters[q], age); // later requests must sort after these at the next resume
+            byAge[marked++] = age << 16 | d; // counters count requests: far below 2^47
+        }
+        java.util.Arrays.sort(byAge, 0, marked);
+        int[] heads = new int[marked];
+        for (int i = 0; i < marked; i++) {
+            heads[i] = (int) (byAge[i] & 0xffff);
+        }
+        NativeMemory.putU16(h + H_USED_IDX, ringUsed);
+        return new Resumption(heads, marked > 0 || published != 0);
+    }
+
+    private long desc(long queueHeader, int head) {
+        return queueHeader + QUEUE_HEADER + (long) DESC_STATE * head;
     }
 
     void begin(int q, int head) {
         if (q < queues && head < queueSize) {
             long d = base + q * stride + QUEUE_HEADER + (long) DESC_STATE * head;
-            NativeMemory.putLong(d + D_COUNTER, ++counter);
+            NativeMemory.putLong(d + D_COUNTER, ++counters[q]);
             NativeMemory.putByte(d + D_INFLIGHT, (byte) 1);
+        }
+    }
+
+    /** Clears the mark of a head given back to the avail ring uncompleted (it will be taken from there again). */
+    void forget(int q, int head) {
+        if (q < queues && head < queueSize) {
+            NativeMemory.putByte(desc(base + q * stride, head) + D_INFLIGHT, (byte) 0);
         }
     }
 

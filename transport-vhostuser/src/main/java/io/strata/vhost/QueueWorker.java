@@ -10,8 +10,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One platform thread per started queue: sleeps in poll(2) on the queue's kick eventfd and a private
- * stop eventfd, drains the avail ring, completes requests in order, and interrupts the guest when
- * EVENT_IDX (or the NO_INTERRUPT flag) says it wants one. Stopping writes the stop eventfd: a thread
+ * stop eventfd, serves first what a previous back-end left in flight, drains the avail ring, and
+ * interrupts the guest when EVENT_IDX (or the NO_INTERRUPT flag) says it wants one. Stopping writes the stop eventfd: a thread
  * blocked in native code is woken only by data, never by interrupt() or close().
  *
  * <p>Everything it reads is fixed while it runs (its {@link Virtqueue}, memory table, inflight region,
@@ -50,6 +50,15 @@ final class QueueWorker implements Runnable {
     private long rejected;
     /** Signal the guest once at start: a previous back-end may have completed a request it never announced. */
     private final boolean interruptOnStart;
+
+    /**
+     * Heads a previous back-end left in flight (see {@link InflightRegion#resume}), served before the
+     * ring is read: they are already off the avail ring and still marked in the inflight region.
+     */
+    private final int[] resubmit;
+    private int resubmitted;
+    /** Whether the head {@link #nextRequest} returned last came from {@link #resubmit}. */
+    private boolean servingAgain;
 
     /** Requests of one queue that may wait for loaders at once. */
     static final int MAX_HANDED_OFF = 16;
@@ -108,14 +117,15 @@ final class QueueWorker implements Runnable {
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
                 int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
                 boolean interruptOnStart) throws IOException {
-        this(queue, memory, handler, inflight, kickFd, name, requestCounters, interruptOnStart, null, null);
+        this(queue, memory, handler, inflight, kickFd, name, requestCounters, interruptOnStart, null, null, null);
     }
 
     /** As above, handing reads that wait for a load to {@code loaders}, served by handlers from {@code moreHandlers}. */
     QueueWorker(Virtqueue queue, MemoryTable memory, VirtioDevice.RequestHandler handler, InflightRegion inflight,
                 int kickFd, String name, java.util.concurrent.atomic.AtomicLongArray requestCounters,
                 boolean interruptOnStart, java.util.concurrent.Executor loaders,
-                java.util.function.Supplier<VirtioDevice.RequestHandler> moreHandlers) throws IOException {
+                java.util.function.Supplier<VirtioDevice.RequestHandler> moreHandlers, int[] resubmit) throws IOException {
+        this.resubmit = resubmit == null ? new int[0] : resubmit;
         this.loaders = loaders;
         this.moreHandlers = moreHandlers;
         this.requestCounters = requestCounters;
@@ -252,8 +262,8 @@ final class QueueWorker implements Runnable {
             boolean ok = true;
             int head;
             try {
-                while (!stopping && (head = queue.nextHead()) >= 0) {
-                    if (inflight != null) {
+                while (!stopping && (head = nextRequest()) >= 0) {
+                    if (inflight != null && !servingAgain) {
                         inflight.begin(queue.index, head);
                     }
                     taken++;
@@ -261,8 +271,15 @@ final class QueueWorker implements Runnable {
                     if (len == HANDED_OFF) {
                         continue; // a loader has it; completed by completeServed
                     }
-                    if (len < 0) {
-                        queue.unpop(); // not completed: the head stays available (and marked in flight)
+                    if (len < 0) { // not completed: the head stays where it came from
+                        if (servingAgain) {
+                            resubmitted--; // still marked in flight, for whoever resumes the queue
+                        } else {
+                            queue.unpop();
+                            if (inflight != null) {
+                                inflight.forget(queue.index, head);
+                            }
+                        }
                         ok = false;
                         break;
                     }
@@ -295,6 +312,12 @@ final class QueueWorker implements Runnable {
                 return ok;
             }
         }
+    }
+
+    /** The next head to serve: those left in flight by a previous back-end first, then the avail ring's. */
+    private int nextRequest() throws BadChainException {
+        servingAgain = resubmitted < resubmit.length;
+        return servingAgain ? resubmit[resubmitted++] : queue.nextHead();
     }
 
     /**

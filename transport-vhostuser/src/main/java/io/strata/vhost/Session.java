@@ -154,15 +154,7 @@ final class Session {
                 stop(v);
                 v.base = m.u32(4) & 0xffff;
                 v.broken = false;
-                if (inflight != null) {
-                    int left = inflight.countInflight(v.index);
-                    if (left > 0) {
-                        LOG.info("{}: queue {} resumes at avail {} with {} request(s) the previous back-end left in flight;"
-                                + " they are read from the ring again", name, v.index, v.base, left);
-                        v.interruptOnStart = true;
-                    }
-                    inflight.clearQueue(v.index);
-                }
+                v.resume = true;
                 maybeStart(v, "SET_VRING_BASE");
                 ack();
                 return;
@@ -418,10 +410,23 @@ final class Session {
         }
         boolean eventIdx = (features & (1L << VIRTIO_RING_F_EVENT_IDX)) != 0;
         Virtqueue q = new Virtqueue(v.index, v.size, rings, eventIdx, v.callFd, v.errFd, v.base);
+        int[] resubmit = null;
+        if (v.resume && inflight != null) {
+            InflightRegion.Resumption r = inflight.resume(v.index, q);
+            if (r.heads().length > 0) {
+                resubmit = r.heads();
+                q.lastAvail = (q.usedIdx + resubmit.length) & 0xffff;
+                LOG.info("{}: queue {} resumes with {} request(s) a previous back-end left in flight, served again first;"
+                        + " the ring is read on from avail {} (used {} + those){}", name, v.index, resubmit.length,
+                        q.lastAvail, q.usedIdx, q.lastAvail == v.base ? "" : ", not the front-end's " + v.base);
+            }
+            v.interruptOnStart |= r.signalGuest();
+        }
+        v.resume = false;
         String handlerName = name + " queue " + v.index;
         QueueWorker w = new QueueWorker(q, memory, device.newHandler(handlerName), inflight, v.kickFd,
                 name + "-q" + v.index, requestsPerQueue, v.interruptOnStart && v.callFd >= 0, loaders,
-                () -> device.newHandler(handlerName));
+                () -> device.newHandler(handlerName), resubmit);
         if (v.callFd >= 0) {
             v.interruptOnStart = false;
         }
@@ -452,6 +457,7 @@ final class Session {
         v.worker = null;
         v.base = w.queue().lastAvail;
         v.restarting = true;
+        v.resume = true; // requests it was to serve again and did not are still marked: the next worker serves them
         if (w.broken()) {
             v.broken = true;
         }

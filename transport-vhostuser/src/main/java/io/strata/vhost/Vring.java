@@ -38,6 +38,12 @@ final class Vring {
      * same reason (vu_check_queue_inflights).
      */
     boolean interruptOnStart;
+    /**
+     * The next worker must first settle the inflight region's record of this queue and serve again
+     * what a previous back-end (or worker) left in flight ({@link InflightRegion#resume}): set by
+     * SET_VRING_BASE and whenever a worker stops.
+     */
+    boolean resume;
     /** The running worker, or null. */
     QueueWorker worker;
 

@@ -173,6 +173,95 @@ class MissHandOffTest {
         }
     }
 
+    /**
+     * A back-end that dies with a slow read in flight and a later read already completed: QEMU rewinds
+     * the queue to its used index (1, the completed read) and the next back-end gets the inflight
+     * region, where only the slow read is marked. Reading the ring again from the used index served
+     * the completed read a second time and the slow one never (the guest waited for it for ever). The
+     * crash is reproduced by restoring the used ring and the region as they were at that moment
+     * (after the session served both), then resuming the queue as QEMU does: SET_VRING_BASE with the
+     * used index.
+     */
+    @Test
+    void aQueueResumedAfterOutOfOrderCompletionsServesWhatWasInFlightOnce() throws Exception {
+        byte[] image = randomImage(13);
+        GatedDevice device = gatedDevice(image);
+        Path socket = tmp.resolve("vhost.sock");
+        VhostUserServer server = startArmed(socket, device);
+        long regionSize = InflightRegion.strideOf(TestFrontEnd.QSIZE);
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.setUp(true);
+            int fd = RingStateChangeTest.getInflightFd(fe);
+            long region = io.strata.core.os.Native.libc().mmap(0, regionSize,
+                    io.strata.core.os.LibC.PROT_READ | io.strata.core.os.LibC.PROT_WRITE, io.strata.core.os.LibC.MAP_SHARED, fd, 0);
+            try {
+                long slowData = TestFrontEnd.DATA + 0x1000;
+                long fastData = TestFrontEnd.DATA + 0x3000;
+                long slowStatus = TestFrontEnd.DATA + 0x800;
+                long fastStatus = TestFrontEnd.DATA + 0x900;
+                request(fe, 0, TestFrontEnd.DATA, 0, slowData, slowStatus);
+                request(fe, 3, TestFrontEnd.DATA + 0x100, 1024, fastData, fastStatus);
+                fe.submit(0);
+                fe.submit(3);
+                int[] first = fe.awaitUsed(10_000);
+                assertNotNull(first, "the ready read was not completed while the slow one waited");
+                assertEquals(3, first[0]);
+                // The moment of the crash: the used ring holds head 3; the region marks head 0.
+                long usedRing = fe.host(TestFrontEnd.USED);
+                long usedBytes = 4 + 8L * TestFrontEnd.QSIZE;
+                byte[] usedAtCrash = copy(usedRing, usedBytes);
+                byte[] regionAtCrash = copy(region, regionSize);
+                assertEquals(1, NativeMemory.getByte(region + InflightRegion.QUEUE_HEADER + InflightRegion.D_INFLIGHT),
+                        "the slow read is marked in flight");
+
+                device.release.countDown();
+                assertNotNull(fe.awaitUsed(10_000), "the slow read never completed");
+                fe.stopQueue();
+                restore(usedRing, usedAtCrash);
+                restore(region, regionAtCrash);
+                NativeMemory.putByte(fe.host(slowStatus), (byte) 0x7f);
+                NativeMemory.zero(fe.host(slowData), 4096);
+                fe.expectUsedFrom(1);
+                fe.startQueue(1);
+
+                int[] resumed = fe.awaitUsed(10_000);
+                assertNotNull(resumed, "the read left in flight was never served");
+                assertEquals(0, resumed[0], "the read left in flight is served, not the completed one again");
+                assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(slowStatus)));
+                assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), bytes(fe, slowData, 4096));
+                // The ring is read on after both: the next request is the next used entry.
+                request(fe, 5, TestFrontEnd.DATA + 0x200, 512, fastData, fastStatus);
+                fe.submit(5);
+                int[] next = fe.awaitUsed(10_000);
+                assertNotNull(next, "the next request was not served");
+                assertEquals(5, next[0], "nothing but the new request was served after the resumed one");
+                assertEquals(3, fe.usedIdx());
+                assertArrayEquals(Arrays.copyOfRange(image, 512 * 512, 512 * 512 + 4096), bytes(fe, fastData, 4096));
+            } finally {
+                io.strata.core.os.Native.libc().munmap(region, regionSize);
+                io.strata.core.os.Native.libc().close(fd);
+            }
+        } finally {
+            device.release.countDown();
+            server.close();
+            device.close();
+        }
+    }
+
+    private static byte[] copy(long address, long length) {
+        byte[] out = new byte[(int) length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = NativeMemory.getByte(address + i);
+        }
+        return out;
+    }
+
+    private static void restore(long address, byte[] bytes) {
+        for (int i = 0; i < bytes.length; i++) {
+            NativeMemory.putByte(address + i, bytes[i]);
+        }
+    }
+
     private static byte[] randomImage(long seed) {
         byte[] image = new byte[1 << 20];
         new Random(seed).nextBytes(image);

@@ -122,8 +122,10 @@ class RingStateChangeTest extends BackEndFixture {
                 assertReads(fe, 1, 512);
                 assertTrue(fe.awaitInterrupt(fe.call, 5000), "the completion is signalled");
                 int base = fe.stopQueue();
-                // The state the killed back-end left: completed in the used ring, still marked in flight.
+                // The state a back-end killed between publishing the completion and clearing its mark
+                // leaves: completed in the used ring, still marked in flight, the region's used index behind.
                 NativeMemory.putByte(region + InflightRegion.QUEUE_HEADER + InflightRegion.D_INFLIGHT, (byte) 1);
+                NativeMemory.putU16(region + InflightRegion.H_USED_IDX, base - 1);
                 fe.startQueue(base);
                 assertTrue(fe.awaitInterrupt(fe.call, 5000), "the resumed queue signals the guest");
                 assertEquals(1, fe.usedIdx(), "nothing was served twice");
