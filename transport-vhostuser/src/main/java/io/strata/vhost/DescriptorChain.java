@@ -128,6 +128,10 @@ final class DescriptorChain {
             }
             at += n;
             left -= n;
+            if (at == 0 && left > 0) { // a region ends at 2^64: the next byte is not guest address 0
+                throw new BadChainException("buffer at guest 0x" + Long.toHexString(gpa) + "+" + length
+                        + " wraps past the end of the address space (chain " + head + ")");
+            }
         }
     }
 

@@ -147,6 +147,9 @@ final class MemoryTable implements AutoCloseable {
             if (n >= left) {
                 return true;
             }
+            if (at + n == 0) { // the region ends at 2^64: the range would wrap to guest address 0
+                return false;
+            }
             at += n;
             left -= n;
         }

@@ -176,6 +176,40 @@ class HostileMessageTest extends BackEndFixture {
         }
     }
 
+    /**
+     * A region that ends at 2^64 and another at guest address 0 are not one range: a buffer running
+     * off the top of the address space is refused like any wrapping buffer, though each of its two
+     * pieces lies in guest memory (it was served, half from the top region, half from address 0).
+     */
+    @Test
+    void aBufferWrappingFromTheTopOfTheAddressSpaceToZeroGetsIoError() throws Exception {
+        long mib = 1 << 20;
+        long top = -mib; // [2^64 - 1 MiB, 2^64)
+        ByteBuffer threeRegions = table(3, new long[] {GPA_BASE, HALF, UVA_BASE, 0},
+                new long[] {top, mib, UVA_BASE + HALF, HALF}, new long[] {0, mib, UVA_BASE + HALF + mib, HALF + mib});
+        try (TestFrontEnd fe = new TestFrontEnd(socket)) {
+            fe.negotiate(true);
+            assertEquals(0, fe.acked(SET_MEM_TABLE, threeRegions, fe.memFd, fe.memFd, fe.memFd));
+            fe.startQueue(0);
+            fe.request(VirtioBlk.T_IN, 6, 512);
+            fe.desc(1, -256L, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 2); // 256 bytes at the top, 256 at 0
+            fe.status(0);
+            fe.submit(0);
+            assertEquals(1, fe.awaitUsed(5000)[1], "used length: the status byte only");
+            assertEquals(VirtioBlk.S_IOERR, fe.status());
+            // Each region on its own still serves: the top region's last 512 bytes.
+            fe.request(VirtioBlk.T_IN, 6, 512);
+            fe.desc(1, -512L, 512, Virtqueue.F_NEXT | Virtqueue.F_WRITE, 2);
+            fe.status(0x7f);
+            fe.submit(0);
+            assertEquals(513, fe.awaitUsed(5000)[1]);
+            assertEquals(VirtioBlk.S_OK, fe.status());
+            for (int i = 0; i < 512; i++) {
+                assertEquals(image[6 * 512 + i], NativeMemory.getByte(fe.mem + HALF + mib - 512 + i), "byte " + i);
+            }
+        }
+    }
+
     @Test
     void payloadSizesThatLie() throws Exception {
         // Larger than any message: refused before anything is read.
