@@ -27,7 +27,7 @@ final class ExportCommand implements Callable<Integer> {
     Path output;
 
     @Option(names = "--verity", paramLabel = "LAYOUT", arity = "0..1", fallbackValue = "nydus",
-            parameterConsumer = LayoutOrImage.class,
+            preprocessor = LayoutOrImage.class,
             description = "Append a dm-verity tree: 'nydus' (Nydus's layout, the default) or 'veritysetup' "
                     + "(cryptsetup's, checked by 'veritysetup verify').")
     String verity;
@@ -35,17 +35,23 @@ final class ExportCommand implements Callable<Integer> {
     /**
      * {@code --verity} takes the next argument as its layout only when it can be one: picocli's
      * optional value would otherwise swallow the image in {@code --verity IMAGE}. A word that is no
-     * file and no reference ({@code --verity md5}) is still taken, to be refused by name.
+     * file and no reference ({@code --verity md5}) is still taken, to be refused by name. A value
+     * attached with '=' is always the layout ({@code --verity=x.y} is refused as a layout, not read
+     * as the image).
      */
-    static final class LayoutOrImage implements CommandLine.IParameterConsumer {
+    static final class LayoutOrImage implements CommandLine.IParameterPreprocessor {
         @Override
-        public void consumeParameters(java.util.Stack<String> args, CommandLine.Model.ArgSpec option,
-                CommandLine.Model.CommandSpec command) {
+        public boolean preprocess(java.util.Stack<String> args, CommandLine.Model.CommandSpec command,
+                CommandLine.Model.ArgSpec option, java.util.Map<String, Object> info) {
+            if (!" ".equals(info.get("separator"))) {
+                return false; // attached: picocli takes it as the option's value
+            }
             String next = args.isEmpty() ? null : args.peek();
             boolean named = next != null && (next.equalsIgnoreCase("nydus") || next.equalsIgnoreCase("veritysetup"));
             boolean layout = named || next != null && !next.startsWith("-") && !next.contains("/") && !next.contains(".")
                     && !Files.exists(Path.of(next));
             option.setValue(layout ? args.pop() : "nydus");
+            return true;
         }
     }
 

@@ -395,6 +395,10 @@ class CliIT {
                 + "' export -o x.img --verity veritysetup '" + boot + "'"));
         assertEquals(0, file.exitCode(), file.output());
         assertTrue(file.output().contains("bytes of veritysetup hash tree"), file.output());
+        // A value attached with '=' is the layout, whatever it looks like (it was left as a second image).
+        StrataProcess.Run attached = strata("export", boot, "-o", tmp.resolve("y.img").toString(), "--verity=x.y");
+        assertEquals(2, attached.code(), attached.err());
+        assertTrue(attached.err().contains("--verity must be 'nydus' or 'veritysetup', not 'x.y'"), attached.err());
     }
 
     @Test
