@@ -101,28 +101,15 @@ class MissHandOffTest {
         VhostUserServer server = startArmed(socket, device);
         try (TestFrontEnd fe = new TestFrontEnd(socket)) {
             fe.setUp(true);
-            long slowData = TestFrontEnd.DATA + 0x1000;
-            long fastData = TestFrontEnd.DATA + 0x3000;
-            long slowStatus = TestFrontEnd.DATA + 0x800;
-            long fastStatus = TestFrontEnd.DATA + 0x900;
-            // Head 0: 4 KiB at sector 0 (behind the gate). Head 3: 4 KiB at sector 1024 (ready).
-            request(fe, 0, TestFrontEnd.DATA, 0, slowData, slowStatus);
-            request(fe, 3, TestFrontEnd.DATA + 0x100, 1024, fastData, fastStatus);
-            fe.submit(0);
-            fe.submit(3);
-            int[] first = fe.awaitUsed(10_000);
-            assertNotNull(first, "the ready read was not completed while the slow one waited");
-            assertEquals(3, first[0], "the ready read completes first");
-            assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(fastStatus)));
-            assertArrayEquals(Arrays.copyOfRange(image, 1024 * 512, 1024 * 512 + 4096), bytes(fe, fastData, 4096));
+            slowReadThenReadyRead(fe, image);
 
             device.release.countDown();
             int[] second = fe.awaitUsed(10_000);
             assertNotNull(second, "the slow read never completed");
             assertEquals(0, second[0]);
             assertEquals(4097, second[1]);
-            assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(slowStatus)));
-            assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), bytes(fe, slowData, 4096));
+            assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(SLOW_STATUS)));
+            assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), bytes(fe, SLOW_DATA, 4096));
             // The worker adds a pass's completions to the counter after publishing them (one atomic add
             // per pass, not per request), so the front-end may see a completion a moment before its count.
             long deadline = System.nanoTime() + 10_000_000_000L;
@@ -195,17 +182,7 @@ class MissHandOffTest {
             long region = io.strata.core.os.Native.libc().mmap(0, regionSize,
                     io.strata.core.os.LibC.PROT_READ | io.strata.core.os.LibC.PROT_WRITE, io.strata.core.os.LibC.MAP_SHARED, fd, 0);
             try {
-                long slowData = TestFrontEnd.DATA + 0x1000;
-                long fastData = TestFrontEnd.DATA + 0x3000;
-                long slowStatus = TestFrontEnd.DATA + 0x800;
-                long fastStatus = TestFrontEnd.DATA + 0x900;
-                request(fe, 0, TestFrontEnd.DATA, 0, slowData, slowStatus);
-                request(fe, 3, TestFrontEnd.DATA + 0x100, 1024, fastData, fastStatus);
-                fe.submit(0);
-                fe.submit(3);
-                int[] first = fe.awaitUsed(10_000);
-                assertNotNull(first, "the ready read was not completed while the slow one waited");
-                assertEquals(3, first[0]);
+                slowReadThenReadyRead(fe, image);
                 // The moment of the crash: the used ring holds head 3; the region marks head 0.
                 long usedRing = fe.host(TestFrontEnd.USED);
                 long usedBytes = 4 + 8L * TestFrontEnd.QSIZE;
@@ -219,24 +196,19 @@ class MissHandOffTest {
                 fe.stopQueue();
                 restore(usedRing, usedAtCrash);
                 restore(region, regionAtCrash);
-                NativeMemory.putByte(fe.host(slowStatus), (byte) 0x7f);
-                NativeMemory.zero(fe.host(slowData), 4096);
+                NativeMemory.putByte(fe.host(SLOW_STATUS), (byte) 0x7f);
+                NativeMemory.zero(fe.host(SLOW_DATA), 4096);
                 fe.expectUsedFrom(1);
                 fe.startQueue(1);
 
-                int[] resumed = fe.awaitUsed(10_000);
-                assertNotNull(resumed, "the read left in flight was never served");
-                assertEquals(0, resumed[0], "the read left in flight is served, not the completed one again");
-                assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(slowStatus)));
-                assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), bytes(fe, slowData, 4096));
+                assertNextCompleted(fe, 0, image, 0, SLOW_DATA, SLOW_STATUS,
+                        "the read left in flight is served, not the completed one again");
                 // The ring is read on after both: the next request is the next used entry.
-                request(fe, 5, TestFrontEnd.DATA + 0x200, 512, fastData, fastStatus);
+                request(fe, 5, TestFrontEnd.DATA + 0x200, 512, FAST_DATA, FAST_STATUS);
                 fe.submit(5);
-                int[] next = fe.awaitUsed(10_000);
-                assertNotNull(next, "the next request was not served");
-                assertEquals(5, next[0], "nothing but the new request was served after the resumed one");
+                assertNextCompleted(fe, 5, image, 512, FAST_DATA, FAST_STATUS,
+                        "nothing but the new request was served after the resumed one");
                 assertEquals(3, fe.usedIdx());
-                assertArrayEquals(Arrays.copyOfRange(image, 512 * 512, 512 * 512 + 4096), bytes(fe, fastData, 4096));
             } finally {
                 io.strata.core.os.Native.libc().munmap(region, regionSize);
                 io.strata.core.os.Native.libc().close(fd);
@@ -246,6 +218,33 @@ class MissHandOffTest {
             server.close();
             device.close();
         }
+    }
+
+    private static final long SLOW_DATA = TestFrontEnd.DATA + 0x1000;
+    private static final long FAST_DATA = TestFrontEnd.DATA + 0x3000;
+    private static final long SLOW_STATUS = TestFrontEnd.DATA + 0x800;
+    private static final long FAST_STATUS = TestFrontEnd.DATA + 0x900;
+
+    /**
+     * Head 0: 4 KiB at sector 0 (behind the gate); head 3: 4 KiB at sector 1024 (ready). Submits both
+     * and checks that the ready read completes first, with the image's bytes.
+     */
+    private static void slowReadThenReadyRead(TestFrontEnd fe, byte[] image) {
+        request(fe, 0, TestFrontEnd.DATA, 0, SLOW_DATA, SLOW_STATUS);
+        request(fe, 3, TestFrontEnd.DATA + 0x100, 1024, FAST_DATA, FAST_STATUS);
+        fe.submit(0);
+        fe.submit(3);
+        assertNextCompleted(fe, 3, image, 1024, FAST_DATA, FAST_STATUS, "the ready read completes first");
+    }
+
+    /** The next used entry is {@code head}'s, completed OK with the image's 4 KiB at {@code sector}. */
+    private static void assertNextCompleted(TestFrontEnd fe, int head, byte[] image, int sector, long data, long status,
+            String what) {
+        int[] used = fe.awaitUsed(10_000);
+        assertNotNull(used, "no completion in 10 s: " + what);
+        assertEquals(head, used[0], what);
+        assertEquals(VirtioBlk.S_OK, NativeMemory.getByte(fe.host(status)));
+        assertArrayEquals(Arrays.copyOfRange(image, sector * 512, sector * 512 + 4096), bytes(fe, data, 4096));
     }
 
     private static byte[] copy(long address, long length) {
