@@ -137,12 +137,15 @@ final class ServeCommand implements Callable<Integer> {
             io.strata.core.os.UnixSocketFiles.removeStale(control);
             ServeNbdCommand.Listeners bound = ServeNbdCommand.bindAll(nbd, socket, listen, metrics);
             endpoint = bound.metricsEndpoint();
-            ServeNbdCommand.listen(nbd, bound.nbd(), activated);
             if (initial != null) {
                 try (TimeExtension extending = extendStartWhile(systemd, initial.exports().size())) {
                     CommandLoggers.serve().info("config {}: {}", config, daemon.apply(initial.exports()).summary());
                 }
             }
+            // Answered only now: a client that connects while the config's exports open (the one whose
+            // connection started a socket-activated daemon above all) waits in the backlog and then finds
+            // them, instead of being told they do not exist.
+            ServeNbdCommand.listen(nbd, bound.nbd(), activated);
             controlServer = ControlServer.start(daemon, control, configReload);
         } catch (Exception e) {
             if (controlServer != null) {

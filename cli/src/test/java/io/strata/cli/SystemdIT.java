@@ -91,6 +91,40 @@ class SystemdIT {
         }
     }
 
+    /**
+     * The daemon ({@code serve --config}) started by its socket's first client: that client asks for
+     * an export of the config, which must be there when its handshake is answered (the passed
+     * listener served before the config's exports were added, and the client was told "no export
+     * named 'app'"; `serve nbd` was not affected).
+     */
+    @Test
+    void theDaemonsFirstSocketActivatedClientFindsTheConfigsExport() throws Exception {
+        HostTools.requireTool("systemd-socket-activate", "systemd");
+        HostTools.requireTool("nbdinfo", "libnbd-bin");
+        Path socket = tmp.resolve("nbd.sock");
+        Path config = tmp.resolve("exports.json");
+        // A registry that accepts connections and never answers: its entry keeps the config opening for
+        // the registry's deadline (3 s here), the window in which the first client used to be answered.
+        ServerSocket silent = new ServerSocket(0, 16, InetAddress.getLoopbackAddress());
+        Files.writeString(config, "{\"exports\": [{\"kind\": \"nbd\", \"name\": \"slow\", \"source\": \"127.0.0.1:"
+                + silent.getLocalPort() + "/silent/image:1\"}, {\"kind\": \"nbd\", \"name\": \"app\", \"source\": \""
+                + Fixtures.nydusBootstrap() + "\"}]}");
+        List<String> cmd = List.of("systemd-socket-activate", "-l", socket.toString(),
+                "-E", "JAVA_HOME=" + System.getProperty("java.home"),
+                StrataProcess.home().resolve("bin/strata").toString(), "serve", "--control", tmp.resolve("ctl.sock").toString(),
+                "--config", config.toString(), "--registry-try-timeout", "2", "--registry-deadline", "3");
+        Path log = tmp.resolve("activate.err");
+        Process activate = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
+        try (silent) {
+            StrataProcess.awaitText(log, "Listening on " + socket + " as 3.", activate);
+            HostTools.Outcome first = HostTools.execute(List.of("nbdinfo", "--size", "nbd+unix:///app?socket=" + socket));
+            assertEquals(0, first.exitCode(), first.output() + "\n" + Files.readString(log, StandardCharsets.UTF_8));
+            assertEquals(String.valueOf(Fixtures.NYDUS_BLOCKS * 4096L), first.output().strip());
+        } finally {
+            stop(activate);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"nbd path", "nbd abstract", "vhost-user path"})
     void notifiesReadyOnceServingAndStoppingOnShutdown(String variant) throws Exception {
