@@ -194,6 +194,16 @@ final class Handshake {
         return null;
     }
 
+    /**
+     * The minimum block size advertised for an export of {@code size} bytes: 512, or 1 when the size
+     * is not a whole number of 512-byte blocks. A client must not ask for less than the minimum nor
+     * for a length that is not a multiple of it (proto.md, "Block size constraints"), so with 512 the
+     * tail of such an export could not be read at all (nbdcopy refused it, qemu-img aborted).
+     */
+    static int minimumBlock(long size) {
+        return size % MIN_BLOCK == 0 ? MIN_BLOCK : 1;
+    }
+
     private Negotiated infoOrGo(int option, ByteBuffer data) throws IOException {
         if (data.remaining() < 6) {
             return invalid(option, "too short");
@@ -223,7 +233,8 @@ final class Handshake {
         info.putShort((short) INFO_EXPORT).putLong(e.device().size()).putShort((short) TRANSMISSION_FLAGS).flip();
         reply(option, REP_INFO, info);
         ByteBuffer bs = ByteBuffer.allocate(14);
-        bs.putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK).putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip();
+        bs.putShort((short) INFO_BLOCK_SIZE).putInt(minimumBlock(e.device().size())).putInt(PREFERRED_BLOCK)
+                .putInt(MAX_PAYLOAD).flip();
         reply(option, REP_INFO, bs);
         if (wantName) {
             byte[] n = e.name().getBytes(StandardCharsets.UTF_8);

@@ -44,8 +44,16 @@ class RealClientsTest {
         treeImage = tmp.resolve("tree.erofs");
         HostTools.run(List.of("mkfs.erofs", treeImage.toString(), tree.toString()));
         RawImageDevice raw = RawImageDevice.open(treeImage);
-        server = new ServerFixture(tmp, List.of(new Export("tree", raw, "mkfs.erofs image of " + tree)));
+        oddImage = tmp.resolve("odd.raw");
+        byte[] odd = new byte[1000];
+        new java.util.Random(5).nextBytes(odd);
+        Files.write(oddImage, odd);
+        server = new ServerFixture(tmp, List.of(new Export("tree", raw, "mkfs.erofs image of " + tree),
+                new Export("odd", RawImageDevice.open(oddImage), "1000 bytes")));
     }
+
+    /** A raw image of 1000 bytes: not a whole number of 512-byte blocks. */
+    Path oddImage;
 
     /** A directory of this machine with a few thousand files (STRATA_TREE overrides). */
     static Path realTree() throws Exception {
@@ -82,6 +90,29 @@ class RealClientsTest {
         String info = HostTools.run(List.of("nbdinfo", server.unixUri("tree")));
         assertTrue(info.contains("is_read_only: true") && info.contains("can_multi_conn: true")
                 && info.contains("block_size_preferred: 4096"), info);
+    }
+
+    /**
+     * An export whose size is not a multiple of 512 advertises a minimum block size of 1 (as qemu-nbd
+     * does): with 512, nbdcopy refused the unaligned tail ("request is unaligned") and qemu-img
+     * aborted on its assertion that every request is a multiple of the minimum.
+     */
+    @Test
+    void anExportOfAnOddSizeIsCopiedWhole() throws Exception {
+        HostTools.requireTool("qemu-img", "qemu-utils");
+        String info = HostTools.run(List.of("nbdinfo", server.unixUri("odd")));
+        assertTrue(info.contains("export-size: 1000") && info.contains("block_size_minimum: 1"), info);
+        Path copy = tmp.resolve("odd-copy.raw");
+        HostTools.run(List.of("nbdcopy", server.unixUri("odd"), copy.toString()));
+        assertEquals(-1, Files.mismatch(oddImage, copy), "nbdcopy's copy");
+        Path converted = tmp.resolve("odd-converted.raw");
+        HostTools.run(List.of("qemu-img", "convert", "-f", "raw", "-O", "raw", server.unixUri("odd"), converted.toString()));
+        // qemu's block layer counts whole sectors: its copy is 1024 bytes, the last 24 zeros (so with nbdkit too).
+        byte[] q = Files.readAllBytes(converted);
+        assertArrayEquals(Files.readAllBytes(oddImage), java.util.Arrays.copyOf(q, 1000), "qemu-img's copy");
+        assertArrayEquals(new byte[q.length - 1000], java.util.Arrays.copyOfRange(q, 1000, q.length), "qemu-img's padding");
+        // Whole-block exports keep 512.
+        assertTrue(HostTools.run(List.of("nbdinfo", server.unixUri("tree"))).contains("block_size_minimum: 512"));
     }
 
     @Test
