@@ -32,8 +32,6 @@ record ExportSpec(
 
     static final String NBD = "nbd";
     static final String VHOST_USER = "vhost-user";
-    /** NBD_OPT_GO/INFO carry names of at most 4096 bytes (the NBD protocol's limit on strings). */
-    static final int MAX_NAME_BYTES = 4096;
 
     /**
      * The JSON reader of exports, for the control API's bodies and the --config file alike: unknown
@@ -81,16 +79,9 @@ record ExportSpec(
                 if (name == null || name.isEmpty()) {
                     throw ControlException.badRequest("an nbd export needs a non-empty 'name'");
                 }
-                if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
-                    throw ControlException.badRequest("'name' is longer than NBD allows (" + MAX_NAME_BYTES + " bytes)");
-                }
-                if (name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
-                    throw ControlException.badRequest("'name' holds a control character");
-                }
-                if (!java.nio.charset.StandardCharsets.UTF_8.newEncoder().canEncode(name)) {
-                    // A lone surrogate becomes '?' in UTF-8: two names with different lone surrogates
-                    // would be one name to every NBD client and every metrics series.
-                    throw ControlException.badRequest("'name' holds a lone UTF-16 surrogate (not a character)");
+                String why = io.strata.nbd.Export.nameProblem(name);
+                if (why != null) {
+                    throw ControlException.badRequest("'name' " + why);
                 }
                 if (socket != null || queues != null) {
                     throw ControlException.badRequest("'socket' and 'queues' are for vhost-user exports");

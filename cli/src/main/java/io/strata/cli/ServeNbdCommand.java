@@ -146,6 +146,10 @@ final class ServeNbdCommand implements Callable<Integer> {
                 }
                 String name = spec.substring(0, eq);
                 String target = spec.substring(eq + 1);
+                String why = Export.nameProblem(name);
+                if (why != null) {
+                    throw new CommandLine.ParameterException(cmd, "--export NAME=...: the name " + why);
+                }
                 if (name.equals(DEFAULT_EXPORT_METRICS_NAME) && image.given(bootstrap)) {
                     throw new CommandLine.ParameterException(cmd, "--export " + DEFAULT_EXPORT_METRICS_NAME
                             + "=... : that name is the default export's in the metrics; choose another");
