@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
  * blobs are, the cache bound, and the legacy-kernel layout.
  */
 final class ServedDeviceOptions {
-    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file (any disk or filesystem image) instead of a RAFS image.")
+    @Option(names = "--raw", paramLabel = "IMAGE", description = "Serve a plain image file (any disk or filesystem image) or a block device instead of a RAFS image.")
     Path raw;
 
     @Option(names = {"-D", "--blob-dir"}, paramLabel = "BLOBDIR", description = "Directory of blob files (default: blobs/ beside the bootstrap, else its directory).")

@@ -298,6 +298,9 @@ class CliIT {
                         "--export", "a".repeat(4097) + "=" + Fixtures.nydusBootstrap()},
                 new String[] {"serve", "nbd", "--socket", tmp.resolve("n.sock").toString(),
                         "--export", "a\tb=" + Fixtures.nydusBootstrap()},
+                // --raw takes a regular file or a block device: a directory and a character device are named as such.
+                new String[] {"serve", "nbd", "--raw", tmp.toString(), "--socket", tmp.resolve("n.sock").toString()},
+                new String[] {"serve", "nbd", "--raw", "/dev/null", "--socket", tmp.resolve("n.sock").toString()},
                 new String[] {"frobnicate"})) {
             StrataProcess.Run r = strata(args);
             assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
@@ -382,6 +385,34 @@ class CliIT {
                 tmp.resolve("o5").toString(), src.toString());
         assertEquals(2, epoch.code(), epoch.err());
         assertTrue(epoch.err().contains("SOURCE_DATE_EPOCH: build time must not be after the year 9999"), epoch.err());
+    }
+
+    /**
+     * {@code --raw} serves a block device (a loop device here; a logical volume or a disk alike), as
+     * qemu-nbd does: it was refused as "raw image not found" though it existed.
+     */
+    @Test
+    void aBlockDeviceIsServedAsARawImage() throws Exception {
+        HostTools.requireRootWithErofsAndLoop();
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        Path file = tmp.resolve("disk.raw");
+        byte[] bytes = new byte[4 << 20];
+        new java.util.Random(9).nextBytes(bytes);
+        Files.write(file, bytes);
+        String loop = HostTools.run(List.of("losetup", "-f", "--show", "-r", file.toString())).strip();
+        try (StrataProcess.Server server = StrataProcess.start(tmp, "blk", "serve", "nbd", "--raw", loop,
+                "--socket", tmp.resolve("blk.sock").toString())) {
+            server.awaitLog("nbd: export");
+            Path copy = tmp.resolve("copy.raw");
+            HostTools.run(List.of("nbdcopy", StrataProcess.nbdUri(tmp, "blk"), copy.toString()));
+            assertEquals(-1, Files.mismatch(file, copy), "the copy of " + loop);
+        } finally {
+            HostTools.run(List.of("losetup", "-d", loop));
+        }
+        // In the error's words: what it is, not "not found".
+        StrataProcess.Run dir = strata("serve", "nbd", "--raw", tmp.toString(), "--socket", tmp.resolve("d.sock").toString());
+        assertEquals(2, dir.code(), dir.err());
+        assertTrue(dir.err().contains("raw image " + tmp + " is a directory"), dir.err());
     }
 
     /** {@code --verity} before the image: its optional layout took the image, which was then "missing". */
