@@ -59,6 +59,32 @@ class BuildCliIT {
     }
 
     /** inspect's text shows a name's control characters as \xNN: an escape sequence from an image is not sent to the terminal. */
+    /**
+     * The image's files get 0666 less the umask, as mkfs.erofs and nydus-image give theirs: they were
+     * 0600 whatever the umask, so an image built as root could not be read by strata.service, which
+     * runs as a DynamicUser.
+     */
+    @Test
+    void theImagesFilesHaveTheModeTheUmaskGives() throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("mode-src"));
+        Files.writeString(src.resolve("a"), "some bytes\n");
+        for (String[] umaskAndMode : new String[][] {{"022", "rw-r--r--"}, {"077", "rw-------"}}) {
+            Path out = tmp.resolve("mode-" + umaskAndMode[0]);
+            HostTools.Outcome o = HostTools.execute(List.of("bash", "-c", "umask " + umaskAndMode[0] + " && '"
+                    + StrataProcess.home().resolve("bin/strata") + "' build '" + src + "' -o '" + out + "'"));
+            assertEquals(0, o.exitCode(), o.output());
+            List<Path> files = new java.util.ArrayList<>(List.of(out.resolve("bootstrap")));
+            try (var blobs = Files.list(out.resolve("blobs"))) {
+                blobs.forEach(files::add);
+            }
+            assertEquals(2, files.size(), files.toString());
+            for (Path f : files) {
+                assertEquals(umaskAndMode[1], java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(f)),
+                        f + " under umask " + umaskAndMode[0]);
+            }
+        }
+    }
+
     @Test
     void inspectShowsControlCharactersInNamesEscaped() throws Exception {
         Path src = Files.createDirectories(tmp.resolve("ctl-src"));

@@ -75,17 +75,38 @@ public final class OutputDirectory implements AutoCloseable {
 
     public synchronized Path newTempBlob() throws IOException {
         checkOpen();
-        Path p = Files.createTempFile(blobs, TEMP_PREFIX, "");
+        Path p = newTempFile(blobs);
         temps.add(p);
         return p;
     }
 
     public synchronized Path newTempBootstrap() throws IOException {
         checkOpen();
-        Path p = Files.createTempFile(dir, TEMP_PREFIX, "");
+        Path p = newTempFile(dir);
         temps.add(p);
         return p;
     }
+
+    /**
+     * A new empty file under a name nobody else has, made with the mode every file gets (0666 less
+     * the umask), as mkfs.erofs and nydus-image make their output: Files.createTempFile makes it 0600
+     * whatever the umask, so an image built as root could not be read by the service that serves it
+     * (strata.service runs as a DynamicUser).
+     */
+    private static Path newTempFile(Path in) throws IOException {
+        for (int tries = 0; ; tries++) {
+            Path p = in.resolve(TEMP_PREFIX + Long.toUnsignedString(TEMP_NAMES.nextLong(), 36));
+            try {
+                return Files.createFile(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                if (tries == 100) {
+                    throw e;
+                }
+            }
+        }
+    }
+
+    private static final java.security.SecureRandom TEMP_NAMES = new java.security.SecureRandom();
 
     /**
      * Starts writing the finished blobs to disk (fsync) on a thread of its own, so that it overlaps
