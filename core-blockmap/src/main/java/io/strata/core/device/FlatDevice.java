@@ -230,6 +230,7 @@ public final class FlatDevice implements BlockDevice {
             boolean storedInFile = chunks.isStoredInFile(blob, c);
             if (storedInFile && chunks.isVerifiedStored(blob, c)) {
                 sink.file(chunks.fileOf(blob), chunks.table(blob).compressedOffset(c) + inChunk, n);
+                chunks.countHits(1); // read from its file, not the cache, but a chunk touched and not loaded
                 return true;
             }
             ChunkCache.Entry entry = chunks.acquire(blob, c);
@@ -259,8 +260,10 @@ public final class FlatDevice implements BlockDevice {
         try {
             done = walk(offset, length, mayLoad ? PIN_LOADING : PIN_CACHED, out);
             if (done) {
-                if (!mayLoad) {
-                    chunks.countHits(out.pinnedChunks());
+                // Loads count their hits and misses in the cache; verified stored chunks are hits the cache never saw.
+                int hits = (mayLoad ? 0 : out.pinnedChunks()) + out.storedChunks();
+                if (hits > 0) {
+                    chunks.countHits(hits);
                 }
                 return PinOutcome.PINNED;
             }
@@ -305,7 +308,7 @@ public final class FlatDevice implements BlockDevice {
             ChunkTable t = chunks.table(blob);
             boolean storedInFile = chunks.isStoredInFile(blob, c);
             if (storedInFile && chunks.isVerifiedStored(blob, c)) {
-                out.addFile(chunks.fileOf(blob), t.compressedOffset(c) + inChunk, n);
+                out.addVerifiedStored(chunks.fileOf(blob), t.compressedOffset(c) + inChunk, n);
                 return true;
             }
             if (!out.reserve(chunks.cache(), chunks.cache().pinCost(t.uncompressedSize(c)))) {

@@ -29,6 +29,8 @@ public final class PinnedRange {
     private long[] length = new long[8];
     private int count;
     private int chunks;
+    /** Verified stored chunks the range reads from their files: hits the cache never sees. */
+    private int storedChunks;
     private ChunkStore store;
     /** Pin budget taken from the cache for this range ({@link ChunkCache#reservePins}), given back on release. */
     private long reserved;
@@ -59,6 +61,7 @@ public final class PinnedRange {
         }
         count = 0;
         chunks = 0;
+        storedChunks = 0;
         store = null;
         outOfBudget = false;
         if (reservedFrom != null) {
@@ -71,6 +74,11 @@ public final class PinnedRange {
     /** How many chunks the range holds pinned. */
     public int pinnedChunks() {
         return chunks;
+    }
+
+    /** How many verified stored chunks the range reads straight from their files. */
+    int storedChunks() {
+        return storedChunks;
     }
 
     /** True when nothing is recorded (before a pin, after a release). */
@@ -98,6 +106,12 @@ public final class PinnedRange {
     void addFile(OpenFile file, long position, long len) throws IOException {
         file.checkHolds(position, len);
         add(FILE, file, position, len);
+    }
+
+    /** Records a region of a stored chunk already verified, read from its file (see {@link #addFile}). */
+    void addVerifiedStored(OpenFile file, long position, long len) throws IOException {
+        addFile(file, position, len);
+        storedChunks++;
     }
 
     void addMemory(NativeBuffer buffer, long offset, long len) {
