@@ -35,7 +35,8 @@ final class AttachCommand implements Callable<Integer> {
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "0",
             description = {"Kernel request timeout; 0, the default, for none (as qemu-nbd). A request slower than a",
                 "timeout ends the device for good (the kernel cannot reconnect it), e.g. a read waiting on a slow",
-                "registry; without one, reads still fail at Strata's own --registry-deadline."})
+                "registry; without one, reads still fail at Strata's own --registry-deadline. (With several",
+                "connections the kernel has no 'none': it gets 23 days.)"})
     int timeout;
 
     @CommandLine.Mixin

@@ -56,6 +56,20 @@ public final class KernelAttach implements Closeable {
     }
 
     /**
+     * What NBD_SET_TIMEOUT is given for "no request timeout". With one socket 0 does it: the kernel
+     * then only warns and waits (nbd_xmit_timeout: "Possible stuck request"). With more than one it
+     * does not: the queue keeps its 30 s default, and a request slower than that (a cold chunk from a
+     * slow registry) shuts its socket down for good and is requeued on another; after as many as
+     * there are sockets the device fails every read. So several sockets get a timeout of 23 days
+     * instead (in jiffies it must fit the kernel's 32 bits at HZ=1000).
+     */
+    static final int NO_TIMEOUT_WITH_SEVERAL_SOCKETS = 2_000_000;
+
+    static int kernelTimeout(int timeoutSeconds, int connections) {
+        return timeoutSeconds == 0 && connections > 1 ? NO_TIMEOUT_WITH_SEVERAL_SOCKETS : timeoutSeconds;
+    }
+
+    /**
      * Attaches {@code export} to {@code device} over {@code connections} sockets and returns once the
      * kernel is serving it (the block device has its size; NBD_DO_IT is running). A device another
      * process serves is refused, untouched. {@code timeoutSeconds} 0: no request timeout (the kernel
@@ -66,7 +80,8 @@ public final class KernelAttach implements Closeable {
             throws IOException {
         long size = export.device().size();
         if (size % SECTOR != 0) {
-            throw new IOException("the kernel needs a size in 512-byte sectors; " + export.name() + " has " + size + " bytes");
+            throw new IOException("the kernel needs a size in whole 512-byte sectors; "
+                    + (export.name().isEmpty() ? "the image" : "export '" + export.name() + "'") + " has " + size + " bytes");
         }
         LibC libc = Native.libc();
         int fd = Native.check(libc.open(device.toString(), LibC.O_RDWR | LibC.O_CLOEXEC), "open " + device);
@@ -123,7 +138,7 @@ public final class KernelAttach implements Closeable {
         }
         Native.check(libc.ioctl(fd, KernelNbd.SET_BLKSIZE, SECTOR), "NBD_SET_BLKSIZE");
         Native.check(libc.ioctl(fd, KernelNbd.SET_SIZE, size), "NBD_SET_SIZE");
-        Native.check(libc.ioctl(fd, KernelNbd.SET_TIMEOUT, timeoutSeconds), "NBD_SET_TIMEOUT");
+        Native.check(libc.ioctl(fd, KernelNbd.SET_TIMEOUT, kernelTimeout(timeoutSeconds, connections)), "NBD_SET_TIMEOUT");
         // NBD_DO_IT refuses more than one socket unless the export says CAN_MULTI_CONN.
         int flags = NbdProtocol.TFLAG_HAS_FLAGS | NbdProtocol.TFLAG_READ_ONLY | NbdProtocol.TFLAG_SEND_FLUSH
                 | NbdProtocol.TFLAG_CAN_MULTI_CONN;
