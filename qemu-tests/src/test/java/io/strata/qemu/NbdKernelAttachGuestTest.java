@@ -86,6 +86,7 @@ class NbdKernelAttachGuestTest {
                 "  size=$(cat /sys/block/$dev/size)",
                 "  [ \"$size\" != 0 ] || { echo \"$dev: 'attached' printed while its size was 0\"; return 16; }",
                 "  echo \"$dev: $size sectors when attached, after ${i}s\"",
+                "  echo \"$dev: io_timeout $(cat /sys/block/$dev/queue/io_timeout) ms\"",
                 "  mount -t erofs -o ro /dev/$dev /mnt || { cat /tmp/$dev.log; return 12; }",
                 "  (cd /mnt && md5sum -c $sums > /tmp/$dev.check 2>&1) || { grep -v ': OK' /tmp/$dev.check | head; cat /tmp/$dev.log; return 13; }",
                 "  echo \"$dev: $(grep -c ': OK' /tmp/$dev.check) files OK\"",
@@ -127,6 +128,9 @@ class NbdKernelAttachGuestTest {
         System.out.println("guest output:" + r.output());
         assertEquals(0, r.exitCode(), "guest script failed:\n" + r.output() + "\nconsole:\n" + Guest.tail(r.console()));
         assertTrue(r.output().contains("nbd0: 2 files OK"), r.output());
+        // Several sockets and no --timeout: the kernel's own 30 s would kill a socket per slow read.
+        assertTrue(r.output().contains("nbd0: io_timeout 2000000000 ms") && r.output().contains("nbd1: io_timeout 2000000000 ms"),
+                r.output());
         assertTrue(r.output().contains("nbd1: 600 files OK"), r.output());
         assertTrue(r.output().contains("nbd0: released") && r.output().contains("nbd1: released"), r.output());
         assertTrue(r.output().contains("nbd0: 2 files still OK after a second attach was refused"), r.output());

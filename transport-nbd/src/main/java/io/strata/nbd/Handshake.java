@@ -212,7 +212,10 @@ final class Handshake {
         if (nameLen < 0 || nameLen > data.remaining() - 2) {
             return invalid(option, "name length " + nameLen + " exceeds the option");
         }
-        String name = utf8(data, nameLen);
+        String name = exportName(data, nameLen);
+        if (name == null) {
+            return invalid(option, BAD_NAME);
+        }
         int requests = Short.toUnsignedInt(data.getShort());
         if (data.remaining() != requests * 2) {
             return invalid(option, requests + " info requests do not match the option length");
@@ -226,7 +229,7 @@ final class Handshake {
         }
         Export e = exports.find(name);
         if (e == null) {
-            reply(option, REP_ERR_UNKNOWN, text("no export named '" + name + "'"));
+            reply(option, REP_ERR_UNKNOWN, text("no export named '" + shown(name) + "'"));
             return null;
         }
         ByteBuffer info = ByteBuffer.allocate(12);
@@ -267,7 +270,10 @@ final class Handshake {
         if (nameLen < 0 || nameLen > data.remaining() - 4) {
             return invalid(option, "export name length " + nameLen + " exceeds the option");
         }
-        String name = utf8(data, nameLen);
+        String name = exportName(data, nameLen);
+        if (name == null) {
+            return invalid(option, BAD_NAME);
+        }
         int queries = data.getInt();
         String[] q = new String[Math.max(0, Math.min(queries, 1024))];
         if (queries < 0 || queries > q.length) {
@@ -287,7 +293,7 @@ final class Handshake {
             return invalid(option, "trailing bytes after the queries");
         }
         if (exports.find(name) == null) {
-            reply(option, REP_ERR_UNKNOWN, text("no export named '" + name + "'"));
+            reply(option, REP_ERR_UNKNOWN, text("no export named '" + shown(name) + "'"));
             return null;
         }
         boolean matched = false;
@@ -316,6 +322,31 @@ final class Handshake {
     private Negotiated invalid(int option, String why) throws IOException {
         reply(option, REP_ERR_INVALID, text(optionName(option) + ": " + why));
         return null;
+    }
+
+    private static final String BAD_NAME = "the export name is longer than " + Export.MAX_NAME_BYTES + " bytes or not UTF-8";
+
+    /**
+     * The export name of {@code len} bytes at {@code data}'s position (always consumed), or null when
+     * NBD does not allow it: longer than 4096 bytes or not valid UTF-8 (proto.md: names are UTF-8
+     * strings of at most 4096 bytes), answered with NBD_REP_ERR_INVALID as nbdkit does.
+     */
+    private static String exportName(ByteBuffer data, int len) {
+        ByteBuffer bytes = data.slice().limit(len);
+        data.position(data.position() + len);
+        if (len > Export.MAX_NAME_BYTES) {
+            return null;
+        }
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(bytes).toString(); // reports malformed input
+        } catch (java.nio.charset.CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    /** A client's name as an error text shows it: at most 200 characters of it. */
+    private static String shown(String name) {
+        return name.length() <= 200 ? name : name.substring(0, 200) + "...";
     }
 
     private static String utf8(ByteBuffer data, int len) {

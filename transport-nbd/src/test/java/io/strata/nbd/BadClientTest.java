@@ -110,6 +110,32 @@ class BadClientTest {
         }
     }
 
+    /**
+     * Export names NBD does not allow (over 4096 bytes, not UTF-8) are invalid, as nbdkit answers
+     * them, not unknown (a bad UTF-8 name was decoded with replacement characters and looked up),
+     * and an error text never echoes more than 200 characters of a name (it echoed up to 64 KiB).
+     */
+    @Test
+    void exportNamesNbdDoesNotAllowAreInvalidAndNeverEchoedWhole() throws Exception {
+        try (TestClient c = new TestClient(server.unixAddress())) {
+            c.greet();
+            byte[] tooLong = "a".repeat(4097).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            c.sendOption(NbdProtocol.OPT_GO, ByteBuffer.allocate(6 + tooLong.length).putInt(tooLong.length).put(tooLong).putShort((short) 0).flip());
+            assertEquals(NbdProtocol.REP_ERR_INVALID, (int) (Integer) c.readOptionReply()[0]);
+            byte[] notUtf8 = {'a', (byte) 0xff, 'b'};
+            c.sendOption(NbdProtocol.OPT_INFO, ByteBuffer.allocate(6 + notUtf8.length).putInt(notUtf8.length).put(notUtf8).putShort((short) 0).flip());
+            assertEquals(NbdProtocol.REP_ERR_INVALID, (int) (Integer) c.readOptionReply()[0]);
+            byte[] longUnknown = "b".repeat(4000).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            c.sendOption(NbdProtocol.OPT_GO, ByteBuffer.allocate(6 + longUnknown.length).putInt(longUnknown.length).put(longUnknown).putShort((short) 0).flip());
+            Object[] reply = c.readOptionReply();
+            assertEquals(NbdProtocol.REP_ERR_UNKNOWN, (int) (Integer) reply[0]);
+            int echoed = ((ByteBuffer) reply[1]).remaining();
+            assertTrue(echoed < 300, "the error text is " + echoed + " bytes: the whole name echoed");
+            c.sendOption(NbdProtocol.OPT_ABORT, ByteBuffer.allocate(0));
+            assertEquals(NbdProtocol.REP_ACK, (int) (Integer) c.readOptionReply()[0]);
+        }
+    }
+
     @Test
     void readsPastTheEndZeroLengthReadsAndUnknownCommandsKeepTheConnection() throws Exception {
         try (TestClient c = new TestClient(server.unixAddress())) {
