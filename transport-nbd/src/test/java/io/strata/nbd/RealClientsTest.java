@@ -48,12 +48,21 @@ class RealClientsTest {
         byte[] odd = new byte[1000];
         new java.util.Random(5).nextBytes(odd);
         Files.write(oddImage, odd);
+        sparseImage = tmp.resolve("sparse.raw");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(sparseImage.toFile(), "rw")) {
+            f.setLength(8 << 20);
+            f.seek(4 << 20);
+            f.write(odd); // 1000 bytes of data in the middle of 8 MiB of holes
+        }
         server = new ServerFixture(tmp, List.of(new Export("tree", raw, "mkfs.erofs image of " + tree),
-                new Export("odd", RawImageDevice.open(oddImage), "1000 bytes")));
+                new Export("odd", RawImageDevice.open(oddImage), "1000 bytes"),
+                new Export("sparse", RawImageDevice.open(sparseImage), "a sparse file")));
     }
 
     /** A raw image of 1000 bytes: not a whole number of 512-byte blocks. */
     Path oddImage;
+    /** 8 MiB with 1000 bytes written at 4 MiB, the rest holes. */
+    Path sparseImage;
 
     /** A directory of this machine with a few thousand files (STRATA_TREE overrides). */
     static Path realTree() throws Exception {
@@ -113,6 +122,20 @@ class RealClientsTest {
         assertArrayEquals(new byte[q.length - 1000], java.util.Arrays.copyOfRange(q, 1000, q.length), "qemu-img's padding");
         // Whole-block exports keep 512.
         assertTrue(HostTools.run(List.of("nbdinfo", server.unixUri("tree"))).contains("block_size_minimum: 512"));
+    }
+
+    /**
+     * A sparse raw image's holes are holes in base:allocation, as qemu-nbd and nbdkit report them,
+     * so nbdinfo --map shows them and copies skip them (it was one data extent of 8 MiB).
+     */
+    @Test
+    void aSparseRawImageMapsItsHoles() throws Exception {
+        String map = HostTools.run(List.of("nbdinfo", "--map", server.unixUri("sparse")));
+        assertTrue(map.lines().anyMatch(l -> l.trim().matches("0\\s+4194304\\s+3\\s+hole,zero")), map);
+        assertTrue(map.lines().anyMatch(l -> l.trim().matches("4194304\\s+\\d+\\s+0\\s+data")), map);
+        Path copy = tmp.resolve("sparse-copy.raw");
+        HostTools.run(List.of("nbdcopy", server.unixUri("sparse"), copy.toString()));
+        assertEquals(-1, Files.mismatch(sparseImage, copy));
     }
 
     @Test

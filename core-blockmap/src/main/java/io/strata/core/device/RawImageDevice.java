@@ -1,6 +1,8 @@
 package io.strata.core.device;
 
 import io.strata.core.os.OpenFile;
+import io.strata.core.os.LibC;
+import io.strata.core.os.Native;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -35,6 +37,46 @@ public final class RawImageDevice implements BlockDevice {
         BlockDevice.checkRange(offset, length, size);
         if (length > 0) {
             sink.file(file, offset, length);
+        }
+    }
+
+    /**
+     * A sparse file's holes as holes, found with lseek SEEK_DATA / SEEK_HOLE (as qemu-nbd and
+     * nbdkit's file plugin map them), so that nbdcopy and qemu-img skip them instead of copying
+     * zeros. Where the file system or device cannot tell (EINVAL: a block device, an old file
+     * system), the rest is data. lseek moves the descriptor's offset, which no read here uses (every
+     * read is positional: sendfile, preadv, FileChannel.read at a position).
+     */
+    @Override
+    public void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
+        BlockDevice.checkRange(offset, length, size);
+        long end = offset + length;
+        long at = offset;
+        LibC libc = Native.libc();
+        int fd = file.descriptor();
+        while (at < end) {
+            long data = libc.lseek(fd, at, LibC.SEEK_DATA);
+            if (data < 0) {
+                // ENXIO: no data from here to the file's end; anything else: the file system cannot tell.
+                sink.run(end - at, Native.errno() == LibC.ENXIO);
+                return;
+            }
+            if (data > at) {
+                long holeEnd = Math.min(data, end);
+                if (!sink.run(holeEnd - at, true)) {
+                    return;
+                }
+                at = holeEnd;
+                if (at == end) {
+                    return;
+                }
+            }
+            long hole = libc.lseek(fd, at, LibC.SEEK_HOLE);
+            long dataEnd = hole <= at ? end : Math.min(hole, end); // a failure, or data to the end
+            if (!sink.run(dataEnd - at, false)) {
+                return;
+            }
+            at = dataEnd;
         }
     }
 

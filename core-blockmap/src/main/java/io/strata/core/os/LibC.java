@@ -58,6 +58,9 @@ public interface LibC {
 
     int ftruncate(int fd, long length);
 
+    /** {@code lseek(2)}; with SEEK_DATA / SEEK_HOLE it finds a sparse file's data and holes without reading it. */
+    long lseek(int fd, long offset, int whence);
+
     int PROT_READ = 1;
     int PROT_WRITE = 2;
     int MAP_SHARED = 1;
@@ -96,4 +99,8 @@ public interface LibC {
     /** x86-64 and aarch64 value (asm-generic). */
     int O_NOFOLLOW = 0x20000;
     int ELOOP = 40;
+    int SEEK_DATA = 3;
+    int SEEK_HOLE = 4;
+    /** lseek SEEK_DATA: no data at or after the offset. */
+    int ENXIO = 6;
 }
