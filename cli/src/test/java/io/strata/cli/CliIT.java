@@ -415,6 +415,32 @@ class CliIT {
         assertTrue(dir.err().contains("raw image " + tmp + " is a directory"), dir.err());
     }
 
+    /**
+     * Through the launcher (which runs `serve nbd` without opening the JDK's internals) a sparse raw
+     * image's holes are mapped as holes: the first way looked for the channel's descriptor by
+     * reflection, which failed there and dropped every block-status client's connection.
+     */
+    @Test
+    void aSparseRawImageIsMappedWithItsHolesByTheInstalledLauncher() throws Exception {
+        HostTools.requireTool("nbdinfo", "libnbd-bin");
+        HostTools.requireTool("nbdcopy", "libnbd-bin");
+        Path sparse = tmp.resolve("sparse.raw");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(sparse.toFile(), "rw")) {
+            f.setLength(8 << 20);
+            f.seek(6 << 20);
+            f.write(new byte[] {1, 2, 3});
+        }
+        try (StrataProcess.Server server = StrataProcess.start(tmp, "sparse", "serve", "nbd", "--raw", sparse.toString(),
+                "--socket", tmp.resolve("sparse.sock").toString())) {
+            server.awaitLog("nbd: export");
+            String map = HostTools.run(List.of("nbdinfo", "--map", StrataProcess.nbdUri(tmp, "sparse")));
+            assertTrue(map.lines().anyMatch(l -> l.trim().matches("0\\s+6291456\\s+3\\s+hole,zero")), map);
+            Path copy = tmp.resolve("sparse-copy.raw");
+            HostTools.run(List.of("nbdcopy", StrataProcess.nbdUri(tmp, "sparse"), copy.toString()));
+            assertEquals(-1, Files.mismatch(sparse, copy));
+        }
+    }
+
     /** {@code --verity} before the image: its optional layout took the image, which was then "missing". */
     @Test
     void verityWithoutALayoutBeforeTheImageLeavesTheImageAlone() throws Exception {

@@ -15,16 +15,39 @@ public final class RawImageDevice implements BlockDevice {
     private final OpenFile file;
     private final long size;
 
-    private RawImageDevice(Path path, FileChannel channel, long size) {
+    /**
+     * A descriptor of the same file for lseek (SEEK_DATA / SEEK_HOLE), or -1: the channel's own is
+     * not reachable without opening the JDK's internals, which `serve nbd` runs without (bin/strata).
+     */
+    private final int seekFd;
+
+    private RawImageDevice(Path path, FileChannel channel, long size, int seekFd) {
         this.path = path;
         this.channel = channel;
         this.file = new OpenFile(channel, path);
         this.size = size;
+        this.seekFd = seekFd;
     }
 
     public static RawImageDevice open(Path path) throws IOException {
-        FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
-        return new RawImageDevice(path, ch, ch.size());
+        // The lseek descriptor first, and the channel opened through it: both are the same file even
+        // if the path is renamed or replaced between the two opens.
+        LibC libc = Native.libc();
+        int fd = libc.open(path.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (fd < 0) {
+            return new RawImageDevice(path, FileChannel.open(path, StandardOpenOption.READ), -1);
+        }
+        try {
+            FileChannel ch = FileChannel.open(Path.of("/proc/self/fd/" + fd), StandardOpenOption.READ);
+            return new RawImageDevice(path, ch, ch.size(), fd);
+        } catch (IOException | RuntimeException e) {
+            libc.close(fd);
+            throw e;
+        }
+    }
+
+    private RawImageDevice(Path path, FileChannel channel, int seekFd) throws IOException {
+        this(path, channel, channel.size(), seekFd);
     }
 
     @Override
@@ -44,8 +67,8 @@ public final class RawImageDevice implements BlockDevice {
      * A sparse file's holes as holes, found with lseek SEEK_DATA / SEEK_HOLE (as qemu-nbd and
      * nbdkit's file plugin map them), so that nbdcopy and qemu-img skip them instead of copying
      * zeros. Where the file system or device cannot tell (EINVAL: a block device, an old file
-     * system), the rest is data. lseek moves the descriptor's offset, which no read here uses (every
-     * read is positional: sendfile, preadv, FileChannel.read at a position).
+     * system), the rest is data. lseek moves the offset of {@link #seekFd} alone, a descriptor
+     * no read uses (the channel opened through /proc/self/fd has an offset of its own).
      */
     @Override
     public void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
@@ -53,7 +76,13 @@ public final class RawImageDevice implements BlockDevice {
         long end = offset + length;
         long at = offset;
         LibC libc = Native.libc();
-        int fd = file.descriptor();
+        int fd = seekFd;
+        if (fd < 0) {
+            if (length > 0) {
+                sink.run(length, false);
+            }
+            return;
+        }
         while (at < end) {
             long data = libc.lseek(fd, at, LibC.SEEK_DATA);
             if (data < 0) {
@@ -92,6 +121,12 @@ public final class RawImageDevice implements BlockDevice {
 
     @Override
     public void close() throws IOException {
-        channel.close();
+        try {
+            channel.close();
+        } finally {
+            if (seekFd >= 0) {
+                Native.libc().close(seekFd);
+            }
+        }
     }
 }
