@@ -19,42 +19,11 @@ final class DeviceSpec {
     }
 
     static BlockDevice openRaw(CommandLine cmd, Path path) throws IOException {
-        String why = notARawImage(path);
+        String why = io.strata.core.os.InputFiles.rawImageProblem(path);
         if (why != null) {
-            throw new CommandLine.ParameterException(cmd, why.equals(NOT_FOUND) ? "raw image not found: " + path
-                    : "raw image " + path + " " + why);
+            throw new CommandLine.ParameterException(cmd, why.equals(io.strata.core.os.InputFiles.NOT_FOUND)
+                    ? "raw image not found: " + path : "raw image " + path + " " + why);
         }
         return RawImageDevice.open(path);
-    }
-
-    private static final String NOT_FOUND = "not found";
-
-    /** The file type bits of st_mode (stat(2)). */
-    private static final int S_IFMT = 0170000;
-    private static final int S_IFREG = 0100000;
-    private static final int S_IFBLK = 0060000;
-
-    /**
-     * Why {@code path} cannot be served as a raw image, or null: a regular file or a block device (a
-     * loop device, a logical volume, a disk, as qemu-nbd serves them; the JDK sizes a block device
-     * with BLKGETSIZE64). A FIFO would block the open for ever, a character device has no size.
-     */
-    static String notARawImage(Path path) {
-        int mode;
-        try {
-            mode = (Integer) Files.getAttribute(path, "unix:mode"); // follows links, as the open does
-        } catch (java.nio.file.NoSuchFileException e) {
-            return NOT_FOUND;
-        } catch (IOException | UnsupportedOperationException e) {
-            return "cannot be read: " + e.getMessage();
-        }
-        return switch (mode & S_IFMT) {
-            case S_IFREG, S_IFBLK -> null;
-            case 0040000 -> "is a directory";
-            case 0010000 -> "is a FIFO";
-            case 0140000 -> "is a socket";
-            case 0020000 -> "is a character device, not a block device";
-            default -> "is not a regular file or a block device";
-        };
     }
 }

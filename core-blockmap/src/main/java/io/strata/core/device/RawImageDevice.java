@@ -35,19 +35,16 @@ public final class RawImageDevice implements BlockDevice {
         LibC libc = Native.libc();
         int fd = libc.open(path.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC);
         if (fd < 0) {
-            return new RawImageDevice(path, FileChannel.open(path, StandardOpenOption.READ), -1);
+            FileChannel ch = FileChannel.open(path, StandardOpenOption.READ); // says why in the JDK's words
+            return new RawImageDevice(path, ch, ch.size(), -1);
         }
         try {
-            FileChannel ch = FileChannel.open(Path.of("/proc/self/fd/" + fd), StandardOpenOption.READ);
+            FileChannel ch = Native.reopenForReading(fd);
             return new RawImageDevice(path, ch, ch.size(), fd);
         } catch (IOException | RuntimeException e) {
             libc.close(fd);
             throw e;
         }
-    }
-
-    private RawImageDevice(Path path, FileChannel channel, int seekFd) throws IOException {
-        this(path, channel, channel.size(), seekFd);
     }
 
     @Override
@@ -72,19 +69,16 @@ public final class RawImageDevice implements BlockDevice {
      */
     @Override
     public void mapAllocation(long offset, long length, AllocationSink sink) throws IOException {
+        if (seekFd < 0) {
+            BlockDevice.super.mapAllocation(offset, length, sink); // all data
+            return;
+        }
         BlockDevice.checkRange(offset, length, size);
         long end = offset + length;
         long at = offset;
         LibC libc = Native.libc();
-        int fd = seekFd;
-        if (fd < 0) {
-            if (length > 0) {
-                sink.run(length, false);
-            }
-            return;
-        }
         while (at < end) {
-            long data = libc.lseek(fd, at, LibC.SEEK_DATA);
+            long data = libc.lseek(seekFd, at, LibC.SEEK_DATA);
             if (data < 0) {
                 // ENXIO: no data from here to the file's end; anything else: the file system cannot tell.
                 sink.run(end - at, Native.errno() == LibC.ENXIO);
@@ -100,7 +94,7 @@ public final class RawImageDevice implements BlockDevice {
                     return;
                 }
             }
-            long hole = libc.lseek(fd, at, LibC.SEEK_HOLE);
+            long hole = libc.lseek(seekFd, at, LibC.SEEK_HOLE);
             long dataEnd = hole <= at ? end : Math.min(hole, end); // a failure, or data to the end
             if (!sink.run(dataEnd - at, false)) {
                 return;

@@ -69,6 +69,17 @@ public final class Native {
     }
 
     /**
+     * A read-only channel of the very file {@code fd} refers to, opened anew through
+     * /proc/self/fd: whatever its path names now, and with a file offset of its own. How a descriptor
+     * Strata opened itself (with flags the JDK does not offer, or to keep for lseek) becomes a
+     * channel without the JDK's internals.
+     */
+    public static java.nio.channels.FileChannel reopenForReading(int fd) throws IOException {
+        return java.nio.channels.FileChannel.open(java.nio.file.Path.of("/proc/self/fd/" + fd),
+                java.nio.file.StandardOpenOption.READ);
+    }
+
+    /**
      * The file descriptor number behind a JDK channel (sockets, files), needed to hand a socket to
      * the kernel. Uses the JDK's internal accessor; bin/strata opens {@code sun.nio.ch} for it.
      */

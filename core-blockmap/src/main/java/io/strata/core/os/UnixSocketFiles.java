@@ -85,10 +85,6 @@ public final class UnixSocketFiles {
         return set;
     }
 
-    /** The file-type bits of st_mode, and a socket's (S_IFMT, S_IFSOCK: inode(7)). */
-    private static final int S_IFMT = 0170000;
-    private static final int S_IFSOCK = 0140000;
-
     /**
      * Why no socket can be bound at {@code path} whatever runs: its directory is missing, or something
      * that is not a socket is there (never replaced). Null when it may be bound, a stale or live
@@ -105,7 +101,7 @@ public final class UnixSocketFiles {
         } catch (IOException | UnsupportedOperationException absentOrUntellable) {
             return null; // nothing there (or gone since): binding says what else is wrong
         }
-        return (mode & S_IFMT) != S_IFSOCK ? path + " exists and is not a socket; not replacing it" : null;
+        return (mode & InputFiles.S_IFMT) != InputFiles.S_IFSOCK ? path + " exists and is not a socket; not replacing it" : null;
     }
 
     /**

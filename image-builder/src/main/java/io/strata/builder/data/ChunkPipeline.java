@@ -10,7 +10,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Set;
@@ -179,11 +178,10 @@ public final class ChunkPipeline implements AutoCloseable {
                     + (e == io.strata.core.os.LibC.ELOOP ? " (it became a symlink during the build)" : ""));
         }
         try {
-            Path pinned = Path.of("/proc/self/fd/" + fd);
-            if (!Files.isRegularFile(pinned)) {
+            if (!Files.isRegularFile(Path.of("/proc/self/fd/" + fd))) {
                 throw new IOException(file + ": no longer a regular file (it changed during the build)");
             }
-            return FileChannel.open(pinned, StandardOpenOption.READ);
+            return io.strata.core.os.Native.reopenForReading(fd);
         } finally {
             libc.close(fd);
         }
