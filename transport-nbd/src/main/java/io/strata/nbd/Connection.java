@@ -361,10 +361,10 @@ final class Connection {
      */
     private void count(Batch b) {
         long latency = System.nanoTime() - b.receivedAt;
+        metrics.requests.add(b.size);
         for (int i = 0; i < b.size; i++) {
             NbdRequest r = b.requests[i];
             RequestType type = typeOf(r.type);
-            metrics.requests.increment();
             if (b.errorKinds[i] != null) {
                 counters.failed(type, b.errorKinds[i], latency);
                 metrics.errors.increment();

@@ -162,13 +162,14 @@ final class InflightRegion implements AutoCloseable {
         return new Resumption(heads, marked > 0 || published != 0);
     }
 
-    private long desc(long queueHeader, int head) {
+    /** Where descriptor {@code head}'s state lies in the queue whose header is at {@code queueHeader}. */
+    private static long desc(long queueHeader, int head) {
         return queueHeader + QUEUE_HEADER + (long) DESC_STATE * head;
     }
 
     void begin(int q, int head) {
         if (q < queues && head < queueSize) {
-            long d = base + q * stride + QUEUE_HEADER + (long) DESC_STATE * head;
+            long d = desc(base + q * stride, head);
             NativeMemory.putLong(d + D_COUNTER, ++counters[q]);
             NativeMemory.putByte(d + D_INFLIGHT, (byte) 1);
         }
@@ -185,7 +186,7 @@ final class InflightRegion implements AutoCloseable {
     void end(int q, int head, int usedIdx) {
         if (q < queues && head < queueSize) {
             long h = base + q * stride;
-            NativeMemory.putByte(h + QUEUE_HEADER + (long) DESC_STATE * head + D_INFLIGHT, (byte) 0);
+            NativeMemory.putByte(desc(h, head) + D_INFLIGHT, (byte) 0);
             NativeMemory.putU16(h + H_USED_IDX, usedIdx);
         }
     }

@@ -11,8 +11,9 @@ import org.slf4j.LoggerFactory;
 /**
  * One platform thread per started queue: sleeps in poll(2) on the queue's kick eventfd and a private
  * stop eventfd, serves first what a previous back-end left in flight, drains the avail ring, and
- * interrupts the guest when EVENT_IDX (or the NO_INTERRUPT flag) says it wants one. Stopping writes the stop eventfd: a thread
- * blocked in native code is woken only by data, never by interrupt() or close().
+ * interrupts the guest when EVENT_IDX (or the NO_INTERRUPT flag) says it wants one. Stopping writes
+ * the stop eventfd: a thread blocked in native code is woken only by data, never by interrupt() or
+ * close().
  *
  * <p>Everything it reads is fixed while it runs (its {@link Virtqueue}, memory table, inflight region,
  * kick fd): the session changes ring state only with the worker stopped.

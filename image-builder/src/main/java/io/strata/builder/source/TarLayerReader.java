@@ -95,11 +95,6 @@ final class TarLayerReader {
         }
     }
 
-    /**
-     * What to add to a header the tar library could not read when it is a sparse file's: commons-compress
-     * cannot read GNU sparse headers of files over 8 GiB ("Corrupted TAR archive") nor PAX sparse
-     * records over 2 GiB ("Unable to parse int"), messages that say nothing of the cause.
-     */
     /** Reads what is left of the current entry's data (nothing when the entry was read whole, or before the first). */
     private static void drainEntry(TarArchiveInputStream in) throws IOException {
         if (in.getCurrentEntry() == null) {
@@ -111,6 +106,11 @@ final class TarLayerReader {
         }
     }
 
+    /**
+     * What to add to a header the tar library could not read when it is a sparse file's: commons-compress
+     * cannot read GNU sparse headers of files over 8 GiB ("Corrupted TAR archive") nor PAX sparse
+     * records over 2 GiB ("Unable to parse int"), messages that say nothing of the cause.
+     */
     static String sparseHint(String failure, byte[] headers) {
         if (!failure.contains("Corrupted TAR archive") && !failure.contains("Unable to parse int")) {
             return ""; // another failure (a cut archive, say), whatever the headers hold
