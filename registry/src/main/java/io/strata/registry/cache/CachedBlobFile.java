@@ -404,87 +404,68 @@ public final class CachedBlobFile implements Closeable {
 
     /** Whether chunk {@code i}'s bytes are present and durable. Allocates nothing. */
     public boolean isPresent(int i) {
-        if (mapLost) {
-            return false;
-        }
-        try {
-            long word = (long) LONGS.getVolatile(map, HEADER_SIZE + 8 * (i >>> 6));
-            return (word & (1L << i)) != 0;
-        } catch (InternalError e) {
-            lost(e);
-            return false;
-        }
+        return (mapWord(bitsWord(i), 0) & (1L << i)) != 0;
     }
 
     /** How many chunks are present now. */
     public int presentCount() {
-        if (mapLost) {
-            return 0;
+        int n = 0;
+        for (int w = 0; w < (ranges.count() + 63) / 64; w++) {
+            n += Long.bitCount(mapWord(HEADER_SIZE + 8 * w, 0));
         }
-        try {
-            int n = 0;
-            for (int w = 0; w < (ranges.count() + 63) / 64; w++) {
-                n += Long.bitCount((long) LONGS.getVolatile(map, HEADER_SIZE + 8 * w));
-            }
-            return n;
-        } catch (InternalError e) {
-            lost(e);
-            return 0;
-        }
+        return mapLost ? 0 : n;
     }
 
     /** The cached-bytes field: the sum of the lengths of present chunks. */
     public long cachedBytes() {
-        if (mapLost) {
-            return 0;
-        }
-        try {
-            return (long) LONGS.getVolatile(map, CACHED_BYTES_OFF);
-        } catch (InternalError e) {
-            lost(e);
-            return 0;
-        }
+        return mapWord(CACHED_BYTES_OFF, 0);
     }
 
     /** When a process last opened or closed this blob (milliseconds since the epoch). */
     public long lastUsedMillis() {
-        if (mapLost) {
-            return System.currentTimeMillis();
-        }
-        try {
-            return (long) LONGS.getVolatile(map, LAST_USED_OFF);
-        } catch (InternalError e) {
-            lost(e);
-            return System.currentTimeMillis();
-        }
+        long t = mapWord(LAST_USED_OFF, -1);
+        return mapLost ? System.currentTimeMillis() : t;
     }
 
     /** Marks chunk {@code i} present; its bytes must already be durable. Atomic across processes. */
     void markPresent(int i) {
-        if (mapLost) {
-            return;
-        }
-        try {
-            long bit = 1L << i;
-            long before = (long) LONGS.getAndBitwiseOr(map, HEADER_SIZE + 8 * (i >>> 6), bit);
-            if ((before & bit) == 0) {
-                LONGS.getAndAdd(map, CACHED_BYTES_OFF, (long) ranges.length(i));
-            }
-        } catch (InternalError e) {
-            lost(e);
-        }
+        setPresent(i, true);
     }
 
     /** Marks chunk {@code i} missing: its bytes will be fetched again. Atomic across processes. */
     void markMissing(int i) {
+        setPresent(i, false);
+    }
+
+    /** The offset in the map of the word holding chunk {@code i}'s bit. */
+    private static int bitsWord(int i) {
+        return HEADER_SIZE + 8 * (i >>> 6);
+    }
+
+    /** The map's word at {@code offset}, or {@code whenLost} once the map was cut short (see {@link #lost}). */
+    private long mapWord(int offset, long whenLost) {
+        if (mapLost) {
+            return whenLost;
+        }
+        try {
+            return (long) LONGS.getVolatile(map, offset);
+        } catch (InternalError e) {
+            lost(e);
+            return whenLost;
+        }
+    }
+
+    /** Sets or clears chunk {@code i}'s bit and keeps the cached-bytes field in step; nothing once the map is lost. */
+    private void setPresent(int i, boolean present) {
         if (mapLost) {
             return;
         }
         try {
             long bit = 1L << i;
-            long before = (long) LONGS.getAndBitwiseAnd(map, HEADER_SIZE + 8 * (i >>> 6), ~bit);
-            if ((before & bit) != 0) {
-                LONGS.getAndAdd(map, CACHED_BYTES_OFF, -(long) ranges.length(i));
+            long before = present ? (long) LONGS.getAndBitwiseOr(map, bitsWord(i), bit)
+                    : (long) LONGS.getAndBitwiseAnd(map, bitsWord(i), ~bit);
+            if (((before & bit) != 0) != present) {
+                LONGS.getAndAdd(map, CACHED_BYTES_OFF, present ? (long) ranges.length(i) : -(long) ranges.length(i));
             }
         } catch (InternalError e) {
             lost(e);
