@@ -61,12 +61,9 @@ class SystemdIT {
             port = probe.getLocalPort();
         }
         Path socket = tmp.resolve("nbd.sock");
-        // systemd-socket-activate gives the service only TERM, PATH, USER, HOME and what -E names.
-        List<String> cmd = List.of("systemd-socket-activate", "-l", "127.0.0.1:" + port, "-l", socket.toString(),
-                "-E", "JAVA_HOME=" + System.getProperty("java.home"),
-                StrataProcess.home().resolve("bin/strata").toString(), "serve", "nbd", Fixtures.nydusBootstrap().toString());
         Path log = tmp.resolve("activate.err");
-        Process activate = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
+        Process activate = socketActivated(List.of("127.0.0.1:" + port, socket.toString()), log,
+                "serve", "nbd", Fixtures.nydusBootstrap().toString());
         try {
             // It listens on both, then starts Strata with both when the first client connects.
             StrataProcess.awaitText(log, "Listening on " + socket + " as 4.", activate);
@@ -109,12 +106,9 @@ class SystemdIT {
         Files.writeString(config, "{\"exports\": [{\"kind\": \"nbd\", \"name\": \"slow\", \"source\": \"127.0.0.1:"
                 + silent.getLocalPort() + "/silent/image:1\"}, {\"kind\": \"nbd\", \"name\": \"app\", \"source\": \""
                 + Fixtures.nydusBootstrap() + "\"}]}");
-        List<String> cmd = List.of("systemd-socket-activate", "-l", socket.toString(),
-                "-E", "JAVA_HOME=" + System.getProperty("java.home"),
-                StrataProcess.home().resolve("bin/strata").toString(), "serve", "--control", tmp.resolve("ctl.sock").toString(),
-                "--config", config.toString(), "--registry-try-timeout", "2", "--registry-deadline", "3");
         Path log = tmp.resolve("activate.err");
-        Process activate = new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
+        Process activate = socketActivated(List.of(socket.toString()), log, "serve", "--control", tmp.resolve("ctl.sock").toString(),
+                "--config", config.toString(), "--registry-try-timeout", "2", "--registry-deadline", "3");
         try (silent) {
             StrataProcess.awaitText(log, "Listening on " + socket + " as 3.", activate);
             HostTools.Outcome first = HostTools.execute(List.of("nbdinfo", "--size", "nbd+unix:///app?socket=" + socket));
@@ -289,6 +283,21 @@ class SystemdIT {
         HostTools.Outcome o = HostTools.execute(command);
         assertEquals(0, o.exitCode(), o.output());
         assertEquals("", o.output().strip(), "systemd-analyze verify complains");
+    }
+
+    /**
+     * {@code bin/strata args} under systemd-socket-activate listening on {@code listen} (addresses or
+     * socket paths), its stderr to {@code log}: started when the first client connects.
+     */
+    private Process socketActivated(List<String> listen, Path log, String... args) throws java.io.IOException {
+        List<String> cmd = new ArrayList<>(List.of("systemd-socket-activate"));
+        for (String l : listen) {
+            cmd.addAll(List.of("-l", l));
+        }
+        // systemd-socket-activate gives the service only TERM, PATH, USER, HOME and what -E names.
+        cmd.addAll(List.of("-E", "JAVA_HOME=" + System.getProperty("java.home"), StrataProcess.home().resolve("bin/strata").toString()));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectOutput(tmp.resolve("activate.out").toFile()).redirectError(log.toFile()).start();
     }
 
     /** SIGTERM to the process and whatever it started (Strata runs as its child or in its place). */

@@ -129,10 +129,8 @@ class ExportCountersTest {
                     c.write(batch.flip());
                 } // closed at once, the replies unread
             }
-            long deadline = System.nanoTime() + 30_000_000_000L;
-            while ((counters.connectionsOpen() != 0 || server.server.metrics().pendingRequests() != 0) && System.nanoTime() < deadline) {
-                Thread.sleep(10);
-            }
+            ConnectionFloodTest.await(() -> counters.connectionsOpen() == 0 && server.server.metrics().pendingRequests() == 0,
+                    "every connection ended and its requests were answered or dropped");
             ServerMetrics.Snapshot n = server.server.metrics().snapshot();
             assertEquals(0, counters.connectionsOpen());
             assertEquals(0, server.server.metrics().pendingRequests(), n.toString());
